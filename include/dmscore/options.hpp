@@ -1,0 +1,60 @@
+#pragma once
+// Options: how a Service is opened. A plain struct; every field states its default.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "dmscore/env.hpp"
+#include "dmscore/status.hpp"
+
+namespace dmscore {
+
+struct Options {
+  // Directory that holds the service's durable state (dms.db, identity/, ...). Created with
+  // mode 0700 when absent.
+  // REQUIRES: not empty.
+  std::string data_dir;
+
+  // Non-terminal (PENDING or RUNNING) workflows allowed at once; a submission beyond it is
+  // refused with RESOURCE_EXHAUSTED and nothing is recorded.
+  // Default: 8. REQUIRES: 1..10000.
+  int max_running_workflows = 8;
+
+  // Threads that run workflow steps. Workflows beyond this wait in PENDING.
+  // Default: 4. REQUIRES: 1..256.
+  int workflow_threads = 4;
+
+  // Threads the copy engine keeps busy per copy (requests in flight).
+  // Default: 4. REQUIRES: 1..64.
+  int copy_threads = 4;
+
+  // Size of one copy request. Also the granularity of cancellation and zero detection.
+  // Default: 4 MiB. REQUIRES: a multiple of 4096 in 64 KiB..256 MiB.
+  std::uint64_t copy_chunk_bytes = 4u << 20;
+
+  // Upper bound on the bytes per second one copy reads from its source, to protect a
+  // cluster's QoS. 0 means unlimited.
+  // Default: 0.
+  std::uint64_t copy_rate_limit_bytes_per_sec = 0;
+
+  // Minimum time between two durable progress writes of one workflow. Progress seen through
+  // get() and list() is always current; only its persistence is rate-limited.
+  // Default: 500 ms.
+  std::chrono::milliseconds progress_persist_interval{500};
+
+  // How long a store operation waits for a lock held by another connection.
+  // Default: 5 s.
+  std::chrono::milliseconds store_busy_timeout{5000};
+
+  // Clocks and randomness.
+  // Default: nullptr, meaning Env::Default().
+  std::shared_ptr<Env> env;
+};
+
+// Checks every field against its REQUIRES clause. INVALID_ARGUMENT names the first field that
+// is out of range.
+Status validate(const Options& options);
+
+}  // namespace dmscore

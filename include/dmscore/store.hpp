@@ -1,0 +1,119 @@
+#pragma once
+// Store: the service's durable state, one SQLite database in WAL mode.
+//
+// Every change is a transaction committed with synchronous=FULL before the call returns, so a
+// change the caller saw succeed survives a crash or power loss. Concurrent write transactions
+// are batched into one commit (group commit, as LevelDB's write queue does): each keeps its
+// own all-or-nothing semantics through a savepoint, and all share one fsync.
+//
+// Opening refuses a database written by a newer schema than this library knows, and one that
+// fails `PRAGMA quick_check`; neither is modified.
+//
+// Safe for concurrent use. Reads run on their own connections and never wait for writers.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "dmscore/result.hpp"
+#include "dmscore/status.hpp"
+
+namespace dmscore {
+
+// A value bound to or read from an SQL statement.
+using SqlValue = std::variant<std::monostate, std::int64_t, double, std::string>;
+
+// One row of a query result, columns in SELECT order.
+class Row {
+ public:
+  explicit Row(std::vector<SqlValue> cols) : cols_(std::move(cols)) {}
+  std::size_t size() const { return cols_.size(); }
+  bool is_null(std::size_t i) const { return std::holds_alternative<std::monostate>(cols_[i]); }
+  // 0 for NULL; text is not converted.
+  std::int64_t int64(std::size_t i) const;
+  // "" for NULL; integers and reals are formatted.
+  std::string text(std::size_t i) const;
+  double real(std::size_t i) const;
+
+ private:
+  std::vector<SqlValue> cols_;
+};
+
+// The statements available inside Store::transact and Store::read. Valid only during the
+// callback that received it. Not thread-safe.
+class Txn {
+ public:
+  virtual ~Txn() = default;
+  // Runs one statement. Returns the number of rows it changed.
+  virtual Result<std::int64_t> exec(std::string_view sql, const std::vector<SqlValue>& params = {}) = 0;
+  // Runs a query and returns all its rows.
+  virtual Result<std::vector<Row>> query(std::string_view sql,
+                                         const std::vector<SqlValue>& params = {}) = 0;
+  // Runs a query expected to return at most one row.
+  Result<std::optional<Row>> query_one(std::string_view sql, const std::vector<SqlValue>& params = {});
+};
+
+// One schema migration: the SQL that takes the schema from version-1 to version.
+struct Migration {
+  int version;
+  std::string sql;
+};
+
+struct StoreOptions {
+  // Default: 5000 ms.
+  int busy_timeout_ms = 5000;
+  // Read connections kept open. Default: 4.
+  int read_connections = 4;
+  // Ordered migrations; the library's own set when empty (tests pass their own).
+  // Default: empty.
+  std::vector<Migration> migrations;
+};
+
+class Store {
+ public:
+  // Opens or creates the database at `path` and applies pending migrations, each in its own
+  // transaction. Returns:
+  //   INVALID_ARGUMENT     bad options or migrations out of order;
+  //   FAILED_PRECONDITION  the database has a newer schema than this library, or is not a
+  //                        database / fails quick_check (the message says which and what to do);
+  //   UNAVAILABLE          the file cannot be opened (permissions, missing directory).
+  static Result<std::unique_ptr<Store>> open(const std::string& path, StoreOptions options = {});
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Runs `fn` in a write transaction. When `fn` returns OK the change is committed durably
+  // before transact returns OK; otherwise nothing of it remains and its status is returned.
+  // A statement error inside `fn` that `fn` passes on rolls back likewise. An exception thrown
+  // by `fn` rolls back and is returned as INTERNAL.
+  // `fn` may run on another caller's thread (group commit) and must not call back into the
+  // Store.
+  Status transact(const std::function<Status(Txn&)>& fn);
+
+  // Runs `fn` against a consistent read snapshot. Writes inside `fn` fail.
+  Status read(const std::function<Status(Txn&)>& fn);
+
+  // The schema version after migrations.
+  int schema_version() const;
+  // Total commits and the number of fsync'd batches they were grouped into.
+  std::uint64_t commits() const;
+  std::uint64_t commit_batches() const;
+
+  const std::string& path() const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The library's own schema migrations, in order.
+const std::vector<Migration>& builtin_migrations();
+
+}  // namespace dmscore

@@ -1,0 +1,24 @@
+#include "dmscore/options.hpp"
+
+namespace dmscore {
+
+Status validate(const Options& o) {
+  if (o.data_dir.empty()) return Status::InvalidArgument("data_dir: must not be empty");
+  if (o.max_running_workflows < 1 || o.max_running_workflows > 10000)
+    return Status::InvalidArgument("max_running_workflows: must be 1..10000");
+  if (o.workflow_threads < 1 || o.workflow_threads > 256)
+    return Status::InvalidArgument("workflow_threads: must be 1..256");
+  if (o.copy_threads < 1 || o.copy_threads > 64)
+    return Status::InvalidArgument("copy_threads: must be 1..64");
+  if (o.copy_chunk_bytes % 4096 != 0 || o.copy_chunk_bytes < (64u << 10) ||
+      o.copy_chunk_bytes > (256u << 20))
+    return Status::InvalidArgument(
+        "copy_chunk_bytes: must be a multiple of 4096 in 64 KiB..256 MiB");
+  if (o.progress_persist_interval.count() < 0)
+    return Status::InvalidArgument("progress_persist_interval: must not be negative");
+  if (o.store_busy_timeout.count() < 0)
+    return Status::InvalidArgument("store_busy_timeout: must not be negative");
+  return Status::Ok();
+}
+
+}  // namespace dmscore

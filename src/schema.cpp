@@ -1,0 +1,61 @@
+#include "schema.hpp"
+
+namespace dmscore::detail {
+
+const std::vector<Migration>& schema_migrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, R"sql(
+CREATE TABLE workflows (
+  seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+  id                TEXT NOT NULL UNIQUE,
+  type              TEXT NOT NULL,
+  state             TEXT NOT NULL
+                    CHECK (state IN ('PENDING','RUNNING','COMPLETED','FAILED','CANCELLED')),
+  msg               TEXT NOT NULL DEFAULT '',
+  created_at        INTEGER NOT NULL,
+  started_at        INTEGER,
+  ended_at          INTEGER,
+  request           TEXT NOT NULL,
+  result            TEXT NOT NULL DEFAULT '',
+  vars              TEXT NOT NULL DEFAULT '{}',
+  cancel_requested  INTEGER NOT NULL DEFAULT 0,
+  step_index        INTEGER NOT NULL DEFAULT 0,
+  -- Set when compensation has begun: the terminal state and message it ends in.
+  final_state       TEXT CHECK (final_state IN ('FAILED','CANCELLED')),
+  final_msg         TEXT NOT NULL DEFAULT '',
+  progress_percent  INTEGER NOT NULL DEFAULT 0,
+  progress_stage    TEXT NOT NULL DEFAULT '',
+  bytes_done        INTEGER NOT NULL DEFAULT 0,
+  bytes_total       INTEGER NOT NULL DEFAULT 0,
+  bytes_per_second  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX workflows_by_state ON workflows (state, seq);
+CREATE INDEX workflows_by_type ON workflows (type, seq);
+
+CREATE TABLE workflow_steps (
+  workflow_id  TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+  idx          INTEGER NOT NULL,
+  name         TEXT NOT NULL,
+  state        TEXT NOT NULL CHECK (state IN ('STARTED','DONE','FAILED','UNDOING','UNDONE')),
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  started_at   INTEGER,
+  ended_at     INTEGER,
+  checkpoint   TEXT NOT NULL DEFAULT '',
+  error        TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (workflow_id, idx)
+);
+
+-- What a non-terminal workflow uses ("cluster:<id>", "volume:<id>", ...), so that deleting or
+-- detaching it can be refused while the workflow runs.
+CREATE TABLE workflow_resources (
+  resource     TEXT NOT NULL,
+  workflow_id  TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+  PRIMARY KEY (resource, workflow_id)
+);
+CREATE INDEX workflow_resources_by_workflow ON workflow_resources (workflow_id);
+)sql"},
+  };
+  return kMigrations;
+}
+
+}  // namespace dmscore::detail

@@ -1,0 +1,428 @@
+#include "dmscore/store.hpp"
+
+#include <sqlite3.h>
+
+#include <cassert>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "schema.hpp"
+
+namespace dmscore {
+
+std::int64_t Row::int64(std::size_t i) const {
+  if (auto* v = std::get_if<std::int64_t>(&cols_[i])) return *v;
+  if (auto* d = std::get_if<double>(&cols_[i])) return static_cast<std::int64_t>(*d);
+  return 0;
+}
+
+double Row::real(std::size_t i) const {
+  if (auto* d = std::get_if<double>(&cols_[i])) return *d;
+  if (auto* v = std::get_if<std::int64_t>(&cols_[i])) return static_cast<double>(*v);
+  return 0;
+}
+
+std::string Row::text(std::size_t i) const {
+  if (auto* s = std::get_if<std::string>(&cols_[i])) return *s;
+  if (auto* v = std::get_if<std::int64_t>(&cols_[i])) return std::to_string(*v);
+  if (auto* d = std::get_if<double>(&cols_[i])) return std::to_string(*d);
+  return {};
+}
+
+Result<std::optional<Row>> Txn::query_one(std::string_view sql,
+                                          const std::vector<SqlValue>& params) {
+  auto rows = query(sql, params);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<Row>();
+  return std::optional<Row>(std::move(rows->front()));
+}
+
+namespace {
+
+// Maps an SQLite result code to a canonical status. Messages name the store, never SQL text.
+Status sqlite_status(sqlite3* db, int rc, std::string_view what) {
+  std::string msg = "store: ";
+  msg += what;
+  msg += ": ";
+  msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status::Aborted(std::move(msg));
+    case SQLITE_CONSTRAINT:
+      if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return Status::AlreadyExists(std::move(msg));
+      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return Status::FailedPrecondition(std::move(msg));
+      return Status::InvalidArgument(std::move(msg));
+    case SQLITE_FULL:
+      return Status::ResourceExhausted(std::move(msg));
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+      return Status::Unavailable(std::move(msg));
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Status::DataLoss(std::move(msg));
+    default:
+      return Status::Internal(std::move(msg));
+  }
+}
+
+// One SQLite connection with a cache of prepared statements. Not thread-safe.
+class Conn {
+ public:
+  ~Conn() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    if (db_) sqlite3_close_v2(db_);
+  }
+
+  Status open(const std::string& path, int flags, int busy_timeout_ms) {
+    int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) return sqlite_status(db_, rc, "cannot open " + path);
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, busy_timeout_ms);
+    return Status::Ok();
+  }
+
+  sqlite3* db() const { return db_; }
+
+  Status exec_script(const std::string& sql, std::string_view what) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+    if (err) sqlite3_free(err);
+    if (rc != SQLITE_OK) return sqlite_status(db_, rc, what);
+    return Status::Ok();
+  }
+
+  Result<sqlite3_stmt*> prepare(std::string_view sql) {
+    std::string key(sql);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return sqlite_status(db_, rc, "prepare");
+    cache_.emplace(std::move(key), stmt);
+    return stmt;
+  }
+
+  // Runs `sql` with `params`; appends rows to `out` when given.
+  Status run(std::string_view sql, const std::vector<SqlValue>& params, std::vector<Row>* out) {
+    auto st = prepare(sql);
+    if (!st.ok()) return st.status();
+    sqlite3_stmt* stmt = *st;
+    struct Reset {
+      sqlite3_stmt* s;
+      ~Reset() {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+      }
+    } reset{stmt};
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      int idx = static_cast<int>(i + 1);
+      int rc = std::visit(
+          [&](const auto& v) -> int {
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, std::monostate>) {
+              return sqlite3_bind_null(stmt, idx);
+            } else if constexpr (std::is_same_v<V, std::int64_t>) {
+              return sqlite3_bind_int64(stmt, idx, v);
+            } else if constexpr (std::is_same_v<V, double>) {
+              return sqlite3_bind_double(stmt, idx, v);
+            } else {
+              return sqlite3_bind_text(stmt, idx, v.data(), static_cast<int>(v.size()),
+                                       SQLITE_TRANSIENT);
+            }
+          },
+          params[i]);
+      if (rc != SQLITE_OK) return sqlite_status(db_, rc, "bind");
+    }
+    for (;;) {
+      int rc = sqlite3_step(stmt);
+      if (rc == SQLITE_DONE) return Status::Ok();
+      if (rc != SQLITE_ROW) return sqlite_status(db_, rc, "step");
+      if (!out) continue;
+      int n = sqlite3_column_count(stmt);
+      std::vector<SqlValue> cols;
+      cols.reserve(static_cast<std::size_t>(n));
+      for (int c = 0; c < n; ++c) {
+        switch (sqlite3_column_type(stmt, c)) {
+          case SQLITE_INTEGER:
+            cols.emplace_back(static_cast<std::int64_t>(sqlite3_column_int64(stmt, c)));
+            break;
+          case SQLITE_FLOAT:
+            cols.emplace_back(sqlite3_column_double(stmt, c));
+            break;
+          case SQLITE_NULL:
+            cols.emplace_back(std::monostate{});
+            break;
+          default: {
+            auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
+            cols.emplace_back(std::string(p ? p : "", static_cast<std::size_t>(
+                                                          sqlite3_column_bytes(stmt, c))));
+          }
+        }
+      }
+      out->emplace_back(std::move(cols));
+    }
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+};
+
+class ConnTxn final : public Txn {
+ public:
+  ConnTxn(Conn& conn, bool read_only) : conn_(conn), read_only_(read_only) {}
+
+  Result<std::int64_t> exec(std::string_view sql, const std::vector<SqlValue>& params) override {
+    if (read_only_ && !sqlite3_stmt_readonly_check(sql)) {
+      return Status::Internal("store: write attempted in a read transaction");
+    }
+    auto s = conn_.run(sql, params, nullptr);
+    if (!s.ok()) return s;
+    return static_cast<std::int64_t>(sqlite3_changes64(conn_.db()));
+  }
+
+  Result<std::vector<Row>> query(std::string_view sql,
+                                 const std::vector<SqlValue>& params) override {
+    std::vector<Row> rows;
+    auto s = conn_.run(sql, params, &rows);
+    if (!s.ok()) return s;
+    return rows;
+  }
+
+ private:
+  bool sqlite3_stmt_readonly_check(std::string_view sql) {
+    auto st = conn_.prepare(sql);
+    return st.ok() && sqlite3_stmt_readonly(*st);
+  }
+
+  Conn& conn_;
+  bool read_only_;
+};
+
+Status run_guarded(const std::function<Status(Txn&)>& fn, Txn& txn) {
+  try {
+    return fn(txn);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("store: transaction threw: ") + e.what());
+  } catch (...) {
+    return Status::Internal("store: transaction threw");
+  }
+}
+
+}  // namespace
+
+struct Store::Impl {
+  std::string path;
+  StoreOptions options;
+  int schema_version = 0;
+
+  Conn writer;
+  // Group commit: the front of the queue is the leader; it commits the whole queue prefix.
+  struct Waiter {
+    const std::function<Status(Txn&)>* fn;
+    Status result;
+    bool done = false;
+    std::condition_variable cv;
+  };
+  std::mutex write_mu;
+  std::deque<Waiter*> waiters;
+  std::uint64_t commits = 0;
+  std::uint64_t batches = 0;
+
+  std::mutex read_mu;
+  std::condition_variable read_cv;
+  std::vector<std::unique_ptr<Conn>> idle_readers;
+
+  Status run_batch(const std::vector<Waiter*>& batch) {
+    Status s = writer.exec_script("BEGIN IMMEDIATE", "begin");
+    if (!s.ok()) {
+      for (auto* w : batch) w->result = s;
+      return s;
+    }
+    ConnTxn txn(writer, false);
+    bool any_ok = false;
+    for (auto* w : batch) {
+      Status sp = writer.exec_script("SAVEPOINT w", "savepoint");
+      if (!sp.ok()) {
+        w->result = sp;
+        continue;
+      }
+      w->result = run_guarded(*w->fn, txn);
+      if (w->result.ok()) {
+        any_ok = true;
+        (void)writer.exec_script("RELEASE w", "release");
+      } else {
+        (void)writer.exec_script("ROLLBACK TO w", "rollback to");
+        (void)writer.exec_script("RELEASE w", "release");
+      }
+    }
+    if (!any_ok) return writer.exec_script("ROLLBACK", "rollback");
+    Status c = writer.exec_script("COMMIT", "commit");
+    if (!c.ok()) {
+      (void)writer.exec_script("ROLLBACK", "rollback");
+      for (auto* w : batch) {
+        if (w->result.ok()) w->result = c;
+      }
+    }
+    return c;
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions options) {
+  if (path.empty()) return Status::InvalidArgument("path: must not be empty");
+  if (options.busy_timeout_ms < 0) return Status::InvalidArgument("busy_timeout_ms: must be >= 0");
+  if (options.read_connections < 1 || options.read_connections > 64)
+    return Status::InvalidArgument("read_connections: must be 1..64");
+  if (options.migrations.empty()) options.migrations = builtin_migrations();
+  for (std::size_t i = 0; i < options.migrations.size(); ++i) {
+    if (options.migrations[i].version != static_cast<int>(i + 1))
+      return Status::InvalidArgument("migrations: versions must be 1, 2, 3, ... in order");
+  }
+  const int known = static_cast<int>(options.migrations.size());
+
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->options = options;
+  Conn& w = impl->writer;
+  Status s = w.open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.busy_timeout_ms);
+  if (!s.ok()) return s;
+
+  // Inspect before changing anything: a file we refuse must be left exactly as it was.
+  std::vector<Row> rows;
+  s = w.run("PRAGMA user_version", {}, &rows);
+  if (!s.ok()) {
+    if (s.code() == Code::kDataLoss)
+      return Status::FailedPrecondition(path + " is not a libdmscore database (" +
+                                        s.message() + "); move it away or point data_dir elsewhere");
+    return s;
+  }
+  const int on_disk = static_cast<int>(rows.at(0).int64(0));
+  if (on_disk > known) {
+    return Status::FailedPrecondition(
+        path + " has schema version " + std::to_string(on_disk) +
+        ", newer than this libdmscore knows (" + std::to_string(known) +
+        "); open it with a newer release");
+  }
+  rows.clear();
+  s = w.run("PRAGMA quick_check", {}, &rows);
+  if (!s.ok() || rows.empty() || rows[0].text(0) != "ok") {
+    std::string why = s.ok() ? (rows.empty() ? std::string("no answer") : rows[0].text(0))
+                             : s.message();
+    return Status::FailedPrecondition(path + " fails its integrity check (" + why +
+                                      "); restore it from a backup, nothing was changed");
+  }
+
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                             "PRAGMA foreign_keys=ON", "PRAGMA wal_autocheckpoint=4000"}) {
+    s = w.exec_script(pragma, pragma);
+    if (!s.ok()) return s;
+  }
+  rows.clear();
+  s = w.run("PRAGMA journal_mode", {}, &rows);
+  if (!s.ok()) return s;
+  if (rows.empty() || rows[0].text(0) != "wal")
+    return Status::Unavailable(path + ": the file system does not support WAL mode");
+
+  for (int v = on_disk + 1; v <= known; ++v) {
+    const auto& m = options.migrations[static_cast<std::size_t>(v - 1)];
+    s = w.exec_script("BEGIN IMMEDIATE", "begin migration");
+    if (!s.ok()) return s;
+    s = w.exec_script(m.sql, "migration " + std::to_string(v));
+    if (s.ok()) s = w.exec_script("PRAGMA user_version=" + std::to_string(v), "set version");
+    if (s.ok()) s = w.exec_script("COMMIT", "commit migration");
+    if (!s.ok()) {
+      (void)w.exec_script("ROLLBACK", "rollback migration");
+      return s.with_prefix("schema migration to version " + std::to_string(v));
+    }
+  }
+  impl->schema_version = known;
+
+  for (int i = 0; i < options.read_connections; ++i) {
+    auto c = std::make_unique<Conn>();
+    s = c->open(path, SQLITE_OPEN_READONLY, options.busy_timeout_ms);
+    if (!s.ok()) return s;
+    impl->idle_readers.push_back(std::move(c));
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Status Store::transact(const std::function<Status(Txn&)>& fn) {
+  Impl& im = *impl_;
+  Impl::Waiter me{&fn, Status::Ok(), false, {}};
+  std::unique_lock lock(im.write_mu);
+  im.waiters.push_back(&me);
+  while (!me.done && im.waiters.front() != &me) me.cv.wait(lock);
+  if (me.done) return me.result;
+
+  // Leader: commit everything queued so far as one batch, one fsync.
+  constexpr std::size_t kMaxBatch = 128;
+  std::vector<Impl::Waiter*> batch;
+  for (auto* w : im.waiters) {
+    if (batch.size() == kMaxBatch) break;
+    batch.push_back(w);
+  }
+  lock.unlock();
+  (void)im.run_batch(batch);
+  lock.lock();
+  im.commits += batch.size();
+  im.batches += 1;
+  for (auto* w : batch) {
+    assert(im.waiters.front() == w);
+    im.waiters.pop_front();
+    w->done = true;
+    if (w != &me) w->cv.notify_one();
+  }
+  if (!im.waiters.empty()) im.waiters.front()->cv.notify_one();
+  return me.result;
+}
+
+Status Store::read(const std::function<Status(Txn&)>& fn) {
+  Impl& im = *impl_;
+  std::unique_ptr<Conn> conn;
+  {
+    std::unique_lock lock(im.read_mu);
+    im.read_cv.wait(lock, [&] { return !im.idle_readers.empty(); });
+    conn = std::move(im.idle_readers.back());
+    im.idle_readers.pop_back();
+  }
+  Status s = conn->exec_script("BEGIN", "begin read");
+  if (s.ok()) {
+    ConnTxn txn(*conn, true);
+    s = run_guarded(fn, txn);
+    (void)conn->exec_script("COMMIT", "end read");
+  }
+  {
+    std::lock_guard lock(im.read_mu);
+    im.idle_readers.push_back(std::move(conn));
+  }
+  im.read_cv.notify_one();
+  return s;
+}
+
+int Store::schema_version() const { return impl_->schema_version; }
+
+std::uint64_t Store::commits() const {
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->commits;
+}
+
+std::uint64_t Store::commit_batches() const {
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->batches;
+}
+
+const std::string& Store::path() const { return impl_->path; }
+
+const std::vector<Migration>& builtin_migrations() { return detail::schema_migrations(); }
+
+}  // namespace dmscore

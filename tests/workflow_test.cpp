@@ -1,0 +1,550 @@
+#include "dmscore/workflow.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "test_util.hpp"
+
+using namespace dmscore;
+using namespace std::chrono_literals;
+using dmscore::testing::TempDir;
+
+namespace {
+
+// A latch the test opens to let blocked steps continue.
+class Gate {
+ public:
+  void open() {
+    std::lock_guard l(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // Waits until opened or `ctx` should stop; returns false in the latter case.
+  bool wait(StepContext& ctx) {
+    std::unique_lock l(mu_);
+    ++waiting_;
+    cv_.notify_all();
+    while (!open_) {
+      if (ctx.should_stop()) return false;
+      cv_.wait_for(l, 5ms);
+    }
+    return true;
+  }
+  void await_waiters(int n) {
+    std::unique_lock l(mu_);
+    cv_.wait_for(l, 10s, [&] { return waiting_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int waiting_ = 0;
+};
+
+struct Fixture {
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<WorkflowEngine> engine;
+  Gate gate;
+  std::mutex log_mu;
+  std::vector<std::string> log;
+
+  Fixture() { reopen_store(); }
+
+  void reopen_store() {
+    engine.reset();
+    store.reset();
+    auto s = Store::open(dir / "dms.db");
+    REQUIRE(s.ok());
+    store = std::move(s).value();
+  }
+
+  void record(const std::string& what) {
+    std::lock_guard l(log_mu);
+    log.push_back(what);
+  }
+
+  void make_engine(EngineOptions o = {}) {
+    engine = std::make_unique<WorkflowEngine>(*store, o);
+    REQUIRE(engine->register_type({"TWO_STEPS",
+                                   {{"first",
+                                     [this](StepContext& c) {
+                                       record("first");
+                                       c.set_var("made", "thing-1");
+                                       return Status::Ok();
+                                     },
+                                     [this](StepContext&) {
+                                       record("undo first");
+                                       return Status::Ok();
+                                     }},
+                                    {"second",
+                                     [this](StepContext& c) {
+                                       record("second:" + c.var("made"));
+                                       c.set_result(R"({"thing":")" + c.var("made") + R"("})");
+                                       return Status::Ok();
+                                     }}}})
+                .ok());
+    REQUIRE(engine->register_type({"BLOCKS",
+                                   {{"prepare",
+                                     [this](StepContext&) {
+                                       record("prepare");
+                                       return Status::Ok();
+                                     },
+                                     [this](StepContext&) {
+                                       record("undo prepare");
+                                       return Status::Ok();
+                                     }},
+                                    {"wait",
+                                     [this](StepContext& c) {
+                                       if (!gate.wait(c)) return Status::Cancelled("stopped");
+                                       return Status::Ok();
+                                     },
+                                     [this](StepContext&) {
+                                       record("undo wait");
+                                       return Status::Ok();
+                                     }}}})
+                .ok());
+    REQUIRE(engine->register_type({"FAILS",
+                                   {{"ok",
+                                     [](StepContext&) { return Status::Ok(); },
+                                     [this](StepContext&) {
+                                       record("undo ok");
+                                       return Status::Ok();
+                                     }},
+                                    {"bad",
+                                     [](StepContext&) {
+                                       return Status::Unavailable("cluster went away");
+                                     },
+                                     [this](StepContext&) {
+                                       record("undo bad");
+                                       return Status::Ok();
+                                     }},
+                                    {"never", [this](StepContext&) {
+                                       record("never");
+                                       return Status::Ok();
+                                     }}}})
+                .ok());
+    REQUIRE(engine->register_type(
+                    {"RESUMES",
+                     {{"count",
+                       [this](StepContext& c) {
+                         int from = c.checkpoint().empty() ? 0 : std::stoi(c.checkpoint());
+                         record("count from " + std::to_string(from) +
+                                (c.resumed() ? " resumed" : ""));
+                         for (int i = from; i < 10; ++i) {
+                           if (i == 5 && !c.resumed()) {
+                             Status s = c.save_checkpoint("5");
+                             if (!s.ok()) return s;
+                             if (!gate.wait(c)) return Status::Cancelled("stopped");
+                           }
+                         }
+                         return Status::Ok();
+                       }}}})
+                .ok());
+    REQUIRE(engine->register_type({"FRAGILE",
+                                   {{"fragile",
+                                     [this](StepContext& c) {
+                                       if (!gate.wait(c)) return Status::Cancelled("stopped");
+                                       return Status::Ok();
+                                     },
+                                     [this](StepContext&) {
+                                       record("undo fragile");
+                                       return Status::Ok();
+                                     },
+                                     OnCrash::kFail, "the device mapping is gone"}}})
+                .ok());
+    REQUIRE(engine->start().ok());
+  }
+
+  Workflow wait(const std::string& id) {
+    auto w = engine->wait(id, 10s);
+    REQUIRE(w.ok());
+    return *w;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("WorkflowEngine: a workflow runs its steps in order and completes with a result") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("TWO_STEPS", R"({"x":1})");
+  REQUIRE(id.ok());
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kCompleted);
+  CHECK(w.type == "TWO_STEPS");
+  CHECK(w.request == R"({"x":1})");
+  CHECK(w.result == R"({"thing":"thing-1"})");
+  CHECK(w.progress.percent == 100);
+  CHECK(w.started_at.has_value());
+  CHECK(w.ended_at.has_value());
+  CHECK(w.msg.empty());
+  CHECK(f.log == std::vector<std::string>{"first", "second:thing-1"});
+}
+
+TEST_CASE("WorkflowEngine: submit refuses unknown types and works only once started") {
+  Fixture f;
+  WorkflowEngine engine(*f.store, {});
+  CHECK(engine.submit("X", "{}").status().code() == Code::kUnavailable);
+  REQUIRE(engine.register_type({"X", {{"s", [](StepContext&) { return Status::Ok(); }}}}).ok());
+  REQUIRE(engine.start().ok());
+  CHECK(engine.submit("Y", "{}").status().code() == Code::kInvalidArgument);
+  CHECK(engine.register_type({"Z", {{"s", [](StepContext&) { return Status::Ok(); }}}}).code() ==
+        Code::kFailedPrecondition);
+  CHECK(engine.start().code() == Code::kFailedPrecondition);
+}
+
+TEST_CASE("WorkflowEngine: register_type rejects malformed definitions") {
+  Fixture f;
+  WorkflowEngine engine(*f.store, {});
+  CHECK(engine.register_type({"", {{"s", [](StepContext&) { return Status::Ok(); }}}}).code() ==
+        Code::kInvalidArgument);
+  CHECK(engine.register_type({"A", {}}).code() == Code::kInvalidArgument);
+  CHECK(engine.register_type({"A", {{"s", nullptr}}}).code() == Code::kInvalidArgument);
+  REQUIRE(engine.register_type({"A", {{"s", [](StepContext&) { return Status::Ok(); }}}}).ok());
+  CHECK(engine.register_type({"A", {{"s", [](StepContext&) { return Status::Ok(); }}}}).code() ==
+        Code::kAlreadyExists);
+}
+
+TEST_CASE("WorkflowEngine: bad options are refused at start") {
+  Fixture f;
+  EngineOptions o;
+  o.max_running_workflows = 0;
+  WorkflowEngine engine(*f.store, o);
+  CHECK(engine.start().code() == Code::kInvalidArgument);
+  o.max_running_workflows = 1;
+  o.threads = 0;
+  CHECK(validate(o).message() == "threads: must be 1..256");
+}
+
+TEST_CASE("WorkflowEngine: a failing step ends FAILED and undoes earlier steps newest first") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("FAILS", "{}");
+  REQUIRE(id.ok());
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kFailed);
+  CHECK(w.msg == "bad: cluster went away");
+  CHECK(f.log == std::vector<std::string>{"undo bad", "undo ok"});
+}
+
+TEST_CASE("WorkflowEngine: admission refuses beyond maxRunningWorkflows and records nothing") {
+  Fixture f;
+  EngineOptions o;
+  o.max_running_workflows = 2;
+  o.threads = 1;
+  f.make_engine(o);
+  auto a = f.engine->submit("BLOCKS", "{}");
+  auto b = f.engine->submit("BLOCKS", "{}");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  auto c = f.engine->submit("BLOCKS", "{}");
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().code() == Code::kResourceExhausted);
+  auto page = f.engine->list({});
+  REQUIRE(page.ok());
+  CHECK(page->workflows.size() == 2);
+  f.gate.open();
+  f.wait(*a);
+  f.wait(*b);
+  CHECK(f.engine->submit("BLOCKS", "{}").ok());
+}
+
+TEST_CASE("WorkflowEngine: cancelling a PENDING workflow ends it CANCELLED at once") {
+  Fixture f;
+  EngineOptions o;
+  o.threads = 1;
+  f.make_engine(o);
+  auto a = f.engine->submit("BLOCKS", "{}");
+  REQUIRE(a.ok());
+  f.gate.await_waiters(1);
+  auto b = f.engine->submit("TWO_STEPS", "{}");
+  REQUIRE(b.ok());
+  REQUIRE(f.engine->cancel(*b).ok());
+  auto w = f.engine->get(*b);
+  REQUIRE(w.ok());
+  CHECK(w->state == WorkflowState::kCancelled);
+  CHECK(w->msg == "cancelled by request");
+  f.gate.open();
+  f.wait(*a);
+  CHECK(f.engine->get(*b)->state == WorkflowState::kCancelled);
+  CHECK(std::find(f.log.begin(), f.log.end(), "first") == f.log.end());
+}
+
+TEST_CASE("WorkflowEngine: cancelling a RUNNING workflow stops its step and compensates") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("BLOCKS", "{}");
+  REQUIRE(id.ok());
+  f.gate.await_waiters(1);
+  REQUIRE(f.engine->cancel(*id).ok());
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kCancelled);
+  CHECK(w.cancel_requested);
+  CHECK(f.log == std::vector<std::string>{"prepare", "undo wait", "undo prepare"});
+}
+
+TEST_CASE("WorkflowEngine: cancel of a finished or unknown workflow is refused") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("TWO_STEPS", "{}");
+  REQUIRE(id.ok());
+  f.wait(*id);
+  CHECK(f.engine->cancel(*id).code() == Code::kFailedPrecondition);
+  CHECK(f.engine->cancel("00000000-0000-4000-8000-000000000000").code() == Code::kNotFound);
+  CHECK(f.engine->get("nope").status().code() == Code::kNotFound);
+}
+
+TEST_CASE("WorkflowEngine: list pages newest first and filters by state and type") {
+  Fixture f;
+  f.make_engine();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto id = f.engine->submit(i % 2 ? "FAILS" : "TWO_STEPS", "{}");
+    REQUIRE(id.ok());
+    ids.push_back(*id);
+    f.wait(*id);
+  }
+  ListWorkflowsRequest req;
+  req.page_size = 2;
+  std::vector<std::string> seen;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = f.engine->list(req);
+    REQUIRE(page.ok());
+    for (auto& w : page->workflows) seen.push_back(w.id);
+    if (page->next_page_token.empty()) break;
+    req.page_token = page->next_page_token;
+  }
+  CHECK(seen == std::vector<std::string>(ids.rbegin(), ids.rend()));
+
+  ListWorkflowsRequest failed;
+  failed.state = WorkflowState::kFailed;
+  auto fp = f.engine->list(failed);
+  REQUIRE(fp.ok());
+  CHECK(fp->workflows.size() == 2);
+  ListWorkflowsRequest typed;
+  typed.type = "TWO_STEPS";
+  CHECK(f.engine->list(typed)->workflows.size() == 3);
+}
+
+TEST_CASE("WorkflowEngine: list rejects a bad page size or page token naming the field") {
+  Fixture f;
+  f.make_engine();
+  ListWorkflowsRequest r;
+  r.page_size = 1001;
+  CHECK(f.engine->list(r).status().message().rfind("pageSize", 0) == 0);
+  r.page_size = -1;
+  CHECK(f.engine->list(r).status().code() == Code::kInvalidArgument);
+  r.page_size = 10;
+  for (std::string bad : {"x", "wf1.", "wf1.12a", "wf1.99999999999999999999", "' OR 1=1 --"}) {
+    r.page_token = bad;
+    auto p = f.engine->list(r);
+    CHECK(p.status().code() == Code::kInvalidArgument);
+    CHECK(p.status().message().rfind("nextPageToken", 0) == 0);
+  }
+}
+
+TEST_CASE("WorkflowEngine: parse_workflow_state accepts exactly the contract's names") {
+  CHECK(*parse_workflow_state("RUNNING") == WorkflowState::kRunning);
+  CHECK(parse_workflow_state("running").status().code() == Code::kInvalidArgument);
+  CHECK(is_terminal(WorkflowState::kCancelled));
+  CHECK_FALSE(is_terminal(WorkflowState::kPending));
+}
+
+TEST_CASE("WorkflowEngine: a step interrupted by shutdown resumes from its checkpoint") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("RESUMES", "{}");
+  REQUIRE(id.ok());
+  f.gate.await_waiters(1);
+  f.engine->stop();
+  auto mid = f.engine->get(*id);
+  REQUIRE(mid.ok());
+  CHECK(mid->state == WorkflowState::kRunning);
+  f.reopen_store();
+  f.make_engine();
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kCompleted);
+  CHECK(f.log == std::vector<std::string>{"count from 0", "count from 5 resumed"});
+}
+
+TEST_CASE("WorkflowEngine: a step that cannot resume ends FAILED after a restart, compensated") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("FRAGILE", "{}");
+  REQUIRE(id.ok());
+  f.gate.await_waiters(1);
+  f.engine->stop();
+  f.reopen_store();
+  f.make_engine();
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kFailed);
+  CHECK(w.msg == "interrupted by a restart during step fragile: the device mapping is gone");
+  CHECK(f.log == std::vector<std::string>{"undo fragile"});
+}
+
+TEST_CASE("WorkflowEngine: an interrupted compensation is finished on restart") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("BLOCKS", "{}");
+  REQUIRE(id.ok());
+  f.gate.await_waiters(1);
+  f.engine->stop();
+  // As if the process died right after recording that compensation had begun.
+  REQUIRE(f.store->transact([&](Txn& t) {
+                   return t.exec("UPDATE workflows SET final_state = 'FAILED', final_msg = 'disk gone' "
+                                 "WHERE id = ?",
+                                 {*id})
+                       .status();
+                 })
+              .ok());
+  f.log.clear();
+  f.reopen_store();
+  f.make_engine();
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kFailed);
+  CHECK(w.msg == "disk gone");
+  CHECK(f.log == std::vector<std::string>{"undo wait", "undo prepare"});
+}
+
+TEST_CASE("WorkflowEngine: a stored workflow of an unknown type ends FAILED saying so") {
+  Fixture f;
+  f.make_engine();
+  f.engine->stop();
+  REQUIRE(f.store->transact([](Txn& t) {
+                   return t.exec("INSERT INTO workflows (id, type, state, created_at, request) "
+                                 "VALUES ('w-1', 'FROM_THE_FUTURE', 'PENDING', 0, '{}')")
+                       .status();
+                 })
+              .ok());
+  f.reopen_store();
+  f.make_engine();
+  Workflow w = f.wait("w-1");
+  CHECK(w.state == WorkflowState::kFailed);
+  CHECK_THAT(w.msg, Catch::Contains("FROM_THE_FUTURE"));
+}
+
+TEST_CASE("WorkflowEngine: resources are in use exactly while the workflow is not terminal") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("BLOCKS", "{}", {"cluster:c1", "volume:v1"});
+  REQUIRE(id.ok());
+  f.gate.await_waiters(1);
+  CHECK(*f.engine->resource_in_use("cluster:c1"));
+  CHECK(*f.engine->resource_in_use("volume:v1"));
+  CHECK_FALSE(*f.engine->resource_in_use("cluster:c2"));
+  f.gate.open();
+  f.wait(*id);
+  CHECK_FALSE(*f.engine->resource_in_use("cluster:c1"));
+}
+
+TEST_CASE("WorkflowEngine: progress is visible at once but persisted at a limited rate") {
+  Fixture f;
+  auto env = std::make_shared<ManualEnv>();
+  f.engine = std::make_unique<WorkflowEngine>(*f.store, EngineOptions{8, 2, 500ms, env});
+  Gate reported;
+  REQUIRE(f.engine->register_type(
+                  {"PROGRESS",
+                   {{"copy",
+                     [&](StepContext& c) {
+                       for (int i = 1; i <= 100; ++i)
+                         c.report_progress({i, "copy", std::uint64_t(i), 100, 1});
+                       env->advance(600ms);
+                       c.report_progress({100, "copy", 100, 100, 1});
+                       if (!f.gate.wait(c)) return Status::Cancelled("stopped");
+                       return Status::Ok();
+                     }}}})
+              .ok());
+  REQUIRE(f.engine->start().ok());
+  auto id = f.engine->submit("PROGRESS", "{}");
+  REQUIRE(id.ok());
+  f.gate.await_waiters(1);
+  auto w = f.engine->get(*id);
+  REQUIRE(w.ok());
+  CHECK(w->progress.percent == 100);
+  CHECK(w->progress.bytes_done == 100);
+  // The first report persisted (the interval had elapsed since start), then none for the next
+  // 99, then one after the clock moved: 2 progress writes, not 101.
+  std::int64_t persisted = -1;
+  REQUIRE(f.store->read([&](Txn& t) -> Status {
+                   auto r = t.query_one("SELECT bytes_done FROM workflows WHERE id = ?", {*id});
+                   persisted = (*r)->int64(0);
+                   return Status::Ok();
+                 })
+              .ok());
+  CHECK(persisted == 100);
+  f.gate.open();
+  f.wait(*id);
+}
+
+TEST_CASE("WorkflowEngine: 64 submitters never push more than 4 workflows past admission") {
+  Fixture f;
+  EngineOptions o;
+  o.max_running_workflows = 4;
+  o.threads = 4;
+  std::atomic<int> max_seen{0};
+  std::atomic<bool> violated{false};
+  f.engine = std::make_unique<WorkflowEngine>(*f.store, o);
+  REQUIRE(f.engine->register_type({"SHORT",
+                                   {{"work",
+                                     [&](StepContext&) {
+                                       // Checked from inside: what the store holds right now.
+                                       auto n = f.engine->active_count();
+                                       if (n.ok()) {
+                                         int v = *n;
+                                         int m = max_seen.load();
+                                         while (v > m && !max_seen.compare_exchange_weak(m, v)) {
+                                         }
+                                         if (v > 4) violated = true;
+                                       }
+                                       std::this_thread::sleep_for(1ms);
+                                       return Status::Ok();
+                                     }}}})
+              .ok());
+  REQUIRE(f.engine->start().ok());
+  std::atomic<bool> done{false};
+  std::thread monitor([&] {
+    while (!done) {
+      auto n = f.engine->active_count();
+      if (n.ok() && *n > 4) violated = true;
+    }
+  });
+  std::atomic<int> accepted{0}, refused{0}, other{0};
+  std::vector<std::thread> threads;
+  std::mutex ids_mu;
+  std::vector<std::string> ids;
+  for (int t = 0; t < 64; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) {
+        auto r = f.engine->submit("SHORT", "{}");
+        if (r.ok()) {
+          ++accepted;
+          std::lock_guard l(ids_mu);
+          ids.push_back(*r);
+        } else if (r.status().code() == Code::kResourceExhausted) {
+          ++refused;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& id : ids) CHECK(f.wait(id).state == WorkflowState::kCompleted);
+  done = true;
+  monitor.join();
+  CHECK_FALSE(violated);
+  CHECK(other == 0);
+  CHECK(accepted + refused == 64 * 20);
+  CHECK(accepted > 0);
+  CHECK(refused > 0);
+  CHECK(max_seen <= 4);
+  auto page = f.engine->list({1000, "", std::nullopt, ""});
+  REQUIRE(page.ok());
+  CHECK(static_cast<int>(page->workflows.size()) == std::min(accepted.load(), 1000));
+}
