@@ -32,6 +32,25 @@ CREATE TABLE workflows (
 CREATE INDEX workflows_by_state ON workflows (state, seq);
 CREATE INDEX workflows_by_type ON workflows (type, seq);
 
+-- The number of non-terminal workflows, kept exact by triggers in the same transactions that
+-- change states, so admission reads one row instead of counting.
+CREATE TABLE workflow_counters (
+  name   TEXT PRIMARY KEY,
+  value  INTEGER NOT NULL
+);
+INSERT INTO workflow_counters (name, value) VALUES ('active', 0);
+CREATE TRIGGER workflows_active_insert AFTER INSERT ON workflows
+  WHEN NEW.state IN ('PENDING', 'RUNNING')
+  BEGIN UPDATE workflow_counters SET value = value + 1 WHERE name = 'active'; END;
+CREATE TRIGGER workflows_active_update AFTER UPDATE OF state ON workflows
+  WHEN (OLD.state IN ('PENDING', 'RUNNING')) <> (NEW.state IN ('PENDING', 'RUNNING'))
+  BEGIN UPDATE workflow_counters
+        SET value = value + CASE WHEN NEW.state IN ('PENDING', 'RUNNING') THEN 1 ELSE -1 END
+        WHERE name = 'active'; END;
+CREATE TRIGGER workflows_active_delete AFTER DELETE ON workflows
+  WHEN OLD.state IN ('PENDING', 'RUNNING')
+  BEGIN UPDATE workflow_counters SET value = value - 1 WHERE name = 'active'; END;
+
 CREATE TABLE workflow_steps (
   workflow_id  TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
   idx          INTEGER NOT NULL,

@@ -561,9 +561,9 @@ Result<std::string> WorkflowEngine::submit(const std::string& type, std::string 
   std::string id = im.env->new_uuid();
   const std::int64_t limit = im.options.max_running_workflows;
   Status s = im.store.transact([&](Txn& t) -> Status {
-    auto row =
-        t.query_one("SELECT COUNT(*) FROM workflows WHERE state IN ('PENDING', 'RUNNING')");
+    auto row = t.query_one("SELECT value FROM workflow_counters WHERE name = 'active'");
     if (!row.ok()) return row.status();
+    if (!*row) return Status::Internal("store: workflow counters missing");
     if ((*row)->int64(0) >= limit) {
       return Status::ResourceExhausted("maxRunningWorkflows (" + std::to_string(limit) +
                                        ") workflows are already running; retry later");

@@ -544,6 +544,13 @@ TEST_CASE("WorkflowEngine: 64 submitters never push more than 4 workflows past a
   CHECK(accepted > 0);
   CHECK(refused > 0);
   CHECK(max_seen <= 4);
+  std::int64_t counter = -1;
+  REQUIRE(f.store->read([&](Txn& t) -> Status {
+                   counter = (*t.query_one("SELECT value FROM workflow_counters"))->int64(0);
+                   return Status::Ok();
+                 })
+              .ok());
+  CHECK(counter == 0);  // the admission counter agrees with the states
   auto page = f.engine->list({1000, "", std::nullopt, ""});
   REQUIRE(page.ok());
   CHECK(static_cast<int>(page->workflows.size()) == std::min(accepted.load(), 1000));
