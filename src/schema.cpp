@@ -73,6 +73,23 @@ CREATE TABLE workflow_resources (
 );
 CREATE INDEX workflow_resources_by_workflow ON workflow_resources (workflow_id);
 )sql"},
+      {2, R"sql(
+CREATE TABLE clusters (
+  id                   TEXT PRIMARY KEY,
+  name                 TEXT NOT NULL,
+  kind                 TEXT NOT NULL CHECK (kind IN ('local', 'lightbits')),
+  api_endpoint         TEXT NOT NULL UNIQUE,
+  version              TEXT NOT NULL DEFAULT '',
+  subsystem_nqn        TEXT NOT NULL DEFAULT '',
+  api_endpoints        TEXT NOT NULL DEFAULT '[]',
+  discovery_endpoints  TEXT NOT NULL DEFAULT '[]',
+  servers              TEXT NOT NULL DEFAULT '[]',
+  access_status        TEXT NOT NULL DEFAULT 'Connected',
+  data_status          TEXT NOT NULL DEFAULT 'Connected',
+  attached_at          INTEGER NOT NULL,
+  refreshed_at         INTEGER
+);
+)sql"},
   };
   return kMigrations;
 }

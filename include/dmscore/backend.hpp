@@ -1,0 +1,169 @@
+#pragma once
+// Backend: the driver for one storage cluster.
+//
+// A backend holds projects, and in them volumes and snapshots, with the fields and states of
+// the REST contract (and of LightOS, which it follows). It offers thin clones (a volume made
+// from a snapshot in the same cluster, sharing space where it can) and data access: reading a
+// snapshot or a volume and writing a volume, as the copy engine's BlockSource and BlockSink.
+// Nothing about how the cluster stores data shows through this interface.
+//
+// LocalBackend (local_backend.hpp) keeps a cluster in a directory and is the embedded default;
+// a Lightbits driver speaks LightOS REST v2 behind the same interface.
+//
+// Implementations are safe for concurrent use.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dmscore/copy.hpp"
+#include "dmscore/env.hpp"
+#include "dmscore/result.hpp"
+#include "dmscore/status.hpp"
+
+namespace dmscore {
+
+enum class VolumeState { kCreating, kAvailable, kUpdating, kDeleting, kFailed };
+enum class SnapshotState { kCreating, kAvailable, kDeleting, kFailed };
+
+// "Creating", "Available", ... as in the contract.
+std::string_view to_string(VolumeState state);
+std::string_view to_string(SnapshotState state);
+
+struct Volume {
+  std::string id;
+  std::string name;
+  std::string project_name;
+  std::string cluster_id;
+  std::uint64_t size = 0;
+  int replica_count = 1;
+  int sector_size = 4096;
+  bool compression = false;
+  VolumeState state = VolumeState::kCreating;
+  // Set for a thin clone: the snapshot it was made from.
+  std::string source_snapshot_id;
+  Env::SystemTime created_at;
+  // Where hosts reach the data: a file for a local cluster, empty when not attached here.
+  std::string device_path;
+};
+
+struct Snapshot {
+  std::string id;
+  std::string name;
+  std::string project_name;
+  std::string cluster_id;
+  std::string source_volume_id;
+  std::uint64_t size = 0;
+  SnapshotState state = SnapshotState::kCreating;
+  std::string description;
+  Env::SystemTime created_at;
+  // Inherited from the source volume; thick clones default to them.
+  int replica_count = 1;
+  int sector_size = 4096;
+  bool compression = false;
+};
+
+struct ClusterServer {
+  std::string name;
+  std::string endpoint;
+  std::string state;
+};
+
+struct ClusterInfo {
+  std::string id;
+  std::string name;
+  std::string version;
+  std::string subsystem_nqn;
+  std::vector<std::string> api_endpoints;
+  std::vector<std::string> discovery_endpoints;
+  std::vector<ClusterServer> servers;
+};
+
+struct CreateVolumeRequest {
+  std::string project_name;
+  std::string name;
+  // Bytes. REQUIRES: > 0, a multiple of 4096.
+  std::uint64_t size = 0;
+  // Default: 1. REQUIRES: 1..3.
+  int replica_count = 1;
+  // Default: 4096. REQUIRES: 512 or 4096.
+  int sector_size = 4096;
+  bool compression = false;
+  // When set: a thin clone of this snapshot (size defaults to the snapshot's, may be larger).
+  std::string source_snapshot_id;
+  // When true the volume stays Creating until mark_volume_available(); a thick clone writes
+  // into it meanwhile. Default: false.
+  bool hold_in_creating = false;
+};
+
+struct CreateSnapshotRequest {
+  std::string project_name;
+  std::string name;
+  std::string source_volume_id;
+  // At most 256 bytes.
+  std::string description;
+};
+
+struct PageRequest {
+  // 0 means 100. REQUIRES: 0..1000.
+  int page_size = 0;
+  std::string page_token;
+};
+
+struct VolumePage {
+  std::vector<Volume> volumes;
+  std::string next_page_token;
+};
+
+struct SnapshotPage {
+  std::vector<Snapshot> snapshots;
+  std::string next_page_token;
+};
+
+// Errors common to every method: INVALID_ARGUMENT naming the field; NOT_FOUND for an unknown
+// id (or project); UNAVAILABLE when the cluster cannot be reached.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Result<ClusterInfo> info() = 0;
+
+  virtual Result<VolumePage> list_volumes(const std::string& project, const PageRequest& page) = 0;
+  virtual Result<Volume> get_volume(const std::string& project, const std::string& id) = 0;
+  // NOT_FOUND when no volume of that name exists in the project.
+  virtual Result<Volume> find_volume(const std::string& project, const std::string& name) = 0;
+  // ALREADY_EXISTS when the name is taken in the project; NOT_FOUND for an unknown source
+  // snapshot; INVALID_ARGUMENT for a size smaller than the source snapshot's.
+  virtual Result<Volume> create_volume(const CreateVolumeRequest& request) = 0;
+  // Moves a held volume from Creating to Available. OK when already Available.
+  virtual Status mark_volume_available(const std::string& project, const std::string& id) = 0;
+  // Deletes the volume and its data. NOT_FOUND when it does not exist.
+  virtual Status delete_volume(const std::string& project, const std::string& id) = 0;
+
+  virtual Result<SnapshotPage> list_snapshots(const std::string& project,
+                                              const PageRequest& page) = 0;
+  virtual Result<Snapshot> get_snapshot(const std::string& project, const std::string& id) = 0;
+  virtual Result<Snapshot> find_snapshot(const std::string& project, const std::string& name) = 0;
+  // A point-in-time, immutable image of the source volume. ALREADY_EXISTS for a taken name;
+  // NOT_FOUND for an unknown volume; FAILED_PRECONDITION when the volume is not Available.
+  virtual Result<Snapshot> create_snapshot(const CreateSnapshotRequest& request) = 0;
+  virtual Status delete_snapshot(const std::string& project, const std::string& id) = 0;
+
+  // Data access. FAILED_PRECONDITION when the object is not in a readable/writable state.
+  virtual Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
+                                                                  const std::string& id) = 0;
+  virtual Result<std::unique_ptr<BlockSource>> open_volume_data(const std::string& project,
+                                                                const std::string& id) = 0;
+  // Write access to a volume being filled (Creating). `fresh` tells the sink that no byte has
+  // been written yet (every byte reads as zero), which lets the copy skip zero ranges.
+  virtual Result<std::unique_ptr<BlockSink>> open_volume_sink(const std::string& project,
+                                                              const std::string& id,
+                                                              bool fresh) = 0;
+};
+
+// Lightbits naming rules: 1-256 characters of [A-Za-z0-9._-]. INVALID_ARGUMENT naming `field`.
+Status validate_object_name(const std::string& name, const std::string& field);
+
+}  // namespace dmscore

@@ -1,0 +1,96 @@
+#pragma once
+// Service: what an embedder opens. It owns the durable store, the workflow engine, the cluster
+// registry and the cluster drivers, and offers every operation of the REST contract as a
+// function. The HTTP façade and dmsctl are thin layers over it.
+//
+// Opening recovers: non-terminal workflows resume from their checkpoints (see workflow.hpp).
+// Only one process may open a data directory at a time.
+//
+// Safe for concurrent use. Long operations return a workflow id at once; they run on the
+// engine's threads.
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dmscore/backend.hpp"
+#include "dmscore/clone.hpp"
+#include "dmscore/cluster.hpp"
+#include "dmscore/options.hpp"
+#include "dmscore/result.hpp"
+#include "dmscore/workflow.hpp"
+
+namespace dmscore {
+
+// Workflow type names, as the contract spells them.
+inline constexpr const char* kAttachCluster = "ATTACH_CLUSTER";
+inline constexpr const char* kRefreshClusters = "REFRESH_CLUSTERS";
+inline constexpr const char* kThickCloneVolume = "THICK_CLONE_VOLUME";
+inline constexpr const char* kThickCloneSnapshot = "THICK_CLONE_SNAPSHOT";
+
+class Service {
+ public:
+  // Creates `options.data_dir` (mode 0700) when absent, opens its store and starts recovery.
+  // INVALID_ARGUMENT for bad options; UNAVAILABLE when another process has the directory open;
+  // FAILED_PRECONDITION for a store this release cannot open (see Store::open).
+  static Result<std::unique_ptr<Service>> open(Options options);
+
+  // Stops the workflows (they resume at the next open) and closes everything.
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  const Options& options() const;
+  // True once the store is open and recovery is done.
+  bool ready() const;
+
+  // Clusters. attach/refresh answer a workflow id; the attach workflow's result is
+  // {"clusterId": "<uuid>"}. detach: NOT_FOUND; FAILED_PRECONDITION while a non-terminal
+  // workflow uses the cluster. Data on the cluster is never touched.
+  Result<std::string> attach_cluster(const AttachClusterRequest& request);
+  Result<std::vector<Cluster>> list_clusters() const;
+  Result<Cluster> get_cluster(const std::string& cluster_id) const;
+  Result<std::string> refresh_clusters(const std::optional<std::string>& cluster_id = {});
+  Status detach_cluster(const std::string& cluster_id);
+
+  // Storage objects on an attached cluster (NOT_FOUND for an unknown cluster).
+  Result<VolumePage> list_volumes(const std::string& cluster_id, const std::string& project,
+                                  const PageRequest& page) const;
+  Result<Volume> get_volume(const std::string& cluster_id, const std::string& project,
+                            const std::string& volume_id) const;
+  Result<Volume> create_volume(const std::string& cluster_id, const CreateVolumeRequest& request);
+  // FAILED_PRECONDITION while a workflow uses the volume (as source or destination).
+  Status delete_volume(const std::string& cluster_id, const std::string& project,
+                       const std::string& volume_id);
+  Result<SnapshotPage> list_snapshots(const std::string& cluster_id, const std::string& project,
+                                      const PageRequest& page) const;
+  Result<Snapshot> get_snapshot(const std::string& cluster_id, const std::string& project,
+                                const std::string& snapshot_id) const;
+  Result<Snapshot> create_snapshot(const std::string& cluster_id,
+                                   const CreateSnapshotRequest& request);
+  // FAILED_PRECONDITION while a workflow reads the snapshot.
+  Status delete_snapshot(const std::string& cluster_id, const std::string& project,
+                         const std::string& snapshot_id);
+
+  // Thick clones. Validated up front (INVALID_ARGUMENT naming the field, NOT_FOUND for an
+  // unknown cluster or snapshot, ALREADY_EXISTS for a taken name), then admitted
+  // (RESOURCE_EXHAUSTED at maxRunningWorkflows, nothing recorded) and durably recorded before
+  // the id is returned.
+  Result<std::string> thick_clone_volume(const ThickCloneRequest& request);
+  Result<std::string> thick_clone_snapshot(const ThickCloneRequest& request);
+
+  // Workflows (see WorkflowEngine).
+  Result<Workflow> get_workflow(const std::string& id) const;
+  Result<WorkflowPage> list_workflows(const ListWorkflowsRequest& request) const;
+  Status cancel_workflow(const std::string& id);
+  Result<Workflow> wait_workflow(const std::string& id, std::chrono::milliseconds timeout) const;
+
+ private:
+  struct Impl;
+  explicit Service(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dmscore

@@ -1,0 +1,836 @@
+#include "dmscore/service.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+
+#include "codec.hpp"
+#include "dmscore/local_backend.hpp"
+#include "dmscore/store.hpp"
+#include "file_io.hpp"
+#include "util.hpp"
+
+namespace dmscore {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using detail::Fd;
+
+std::string_view to_string(ConnectionStatus s) {
+  switch (s) {
+    case ConnectionStatus::kConnected: return "Connected";
+    case ConnectionStatus::kDisconnected: return "Disconnected";
+    case ConnectionStatus::kUnauthorized: return "Unauthorized";
+  }
+  return "Disconnected";
+}
+
+std::string_view to_string(ClusterKind k) {
+  return k == ClusterKind::kLocal ? "local" : "lightbits";
+}
+
+Result<std::optional<std::string>> local_cluster_dir(const std::string& endpoint) {
+  constexpr std::string_view kScheme = "file://";
+  if (endpoint.empty()) return Status::InvalidArgument("apiEndpoint: is required");
+  if (endpoint.size() > 4096) return Status::InvalidArgument("apiEndpoint: longer than 4096 bytes");
+  for (char c : endpoint) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return Status::InvalidArgument("apiEndpoint: contains control characters");
+  }
+  if (endpoint.compare(0, kScheme.size(), kScheme) != 0) return std::optional<std::string>();
+  std::string path = endpoint.substr(kScheme.size());
+  if (path.empty() || path[0] != '/')
+    return Status::InvalidArgument("apiEndpoint: a file:// endpoint needs an absolute path "
+                                   "(file:///dir)");
+  for (const auto& part : fs::path(path)) {
+    if (part == "..") return Status::InvalidArgument("apiEndpoint: must not contain '..'");
+  }
+  std::string norm = fs::path(path).lexically_normal().string();
+  if (norm.size() > 1 && norm.back() == '/') norm.pop_back();
+  return std::optional<std::string>(norm);
+}
+
+namespace {
+
+constexpr const char* kClusterCols =
+    "id, name, kind, api_endpoint, version, subsystem_nqn, api_endpoints, discovery_endpoints, "
+    "servers, access_status, data_status, attached_at, refreshed_at";
+
+json::array to_json_array(const std::vector<std::string>& v) {
+  json::array a;
+  for (auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+std::vector<std::string> strings_from(const std::string& text) {
+  std::vector<std::string> out;
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_array()) return out;
+  for (auto& e : v.as_array())
+    if (e.is_string()) out.emplace_back(e.as_string());
+  return out;
+}
+
+std::string servers_json(const std::vector<ClusterServer>& servers) {
+  json::array a;
+  for (auto& s : servers)
+    a.push_back(json::object{{"name", s.name}, {"endpoint", s.endpoint}, {"state", s.state}});
+  return json::serialize(a);
+}
+
+std::vector<ClusterServer> servers_from(const std::string& text) {
+  std::vector<ClusterServer> out;
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_array()) return out;
+  for (auto& e : v.as_array()) {
+    if (!e.is_object()) continue;
+    auto get = [&](const char* k) {
+      auto* f = e.as_object().if_contains(k);
+      return f && f->is_string() ? std::string(f->as_string()) : std::string();
+    };
+    out.push_back({get("name"), get("endpoint"), get("state")});
+  }
+  return out;
+}
+
+ConnectionStatus connection_status(const std::string& s) {
+  if (s == "Connected") return ConnectionStatus::kConnected;
+  if (s == "Unauthorized") return ConnectionStatus::kUnauthorized;
+  return ConnectionStatus::kDisconnected;
+}
+
+Cluster cluster_from(const Row& r) {
+  Cluster c;
+  c.id = r.text(0);
+  c.name = r.text(1);
+  c.kind = r.text(2) == "local" ? ClusterKind::kLocal : ClusterKind::kLightbits;
+  c.version = r.text(4);
+  c.subsystem_nqn = r.text(5);
+  c.api_endpoints = strings_from(r.text(6));
+  c.discovery_endpoints = strings_from(r.text(7));
+  c.servers = servers_from(r.text(8));
+  c.access_status = connection_status(r.text(9));
+  c.data_status = connection_status(r.text(10));
+  c.attached_at = detail::from_millis(r.int64(11));
+  if (!r.is_null(12)) c.refreshed_at = detail::from_millis(r.int64(12));
+  return c;
+}
+
+std::string json_string(const json::value& v, const char* key) {
+  if (auto* o = v.if_object())
+    if (auto* f = o->if_contains(key); f && f->is_string()) return std::string(f->as_string());
+  return {};
+}
+
+}  // namespace
+
+struct Service::Impl {
+  Options options;
+  std::shared_ptr<Env> env;
+  Fd lock;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<WorkflowEngine> engine;
+
+  // Held shared by operations that need an attached cluster to stay attached (submissions,
+  // object deletes), exclusively by attach and detach.
+  mutable std::shared_mutex registry_mu;
+  std::map<std::string, std::shared_ptr<Backend>> backends;  // by cluster id
+
+  std::int64_t now_ms() const { return detail::to_millis(env->now()); }
+
+  Result<std::shared_ptr<Backend>> backend(const std::string& cluster_id,
+                                           const std::string& field = "clusterId") const {
+    auto it = backends.find(cluster_id);
+    if (it != backends.end()) return it->second;
+    bool known = false;
+    (void)store->read([&](Txn& t) -> Status {
+      auto r = t.query_one("SELECT 1 FROM clusters WHERE id = ?", {cluster_id});
+      known = r.ok() && r->has_value();
+      return Status::Ok();
+    });
+    if (known) return Status::Unavailable("cluster " + cluster_id + " is attached but not reachable");
+    return Status::NotFound(field + ": cluster " + cluster_id + " is not attached");
+  }
+
+  Result<std::shared_ptr<Backend>> backend_locked(const std::string& cluster_id) const {
+    std::shared_lock lock(registry_mu);
+    return backend(cluster_id);
+  }
+
+  Status open_local(const std::string& id, const std::string& dir) {
+    LocalBackendOptions lo;
+    lo.copy.threads = options.copy_threads;
+    lo.copy.chunk_bytes = options.copy_chunk_bytes;
+    lo.env = env;
+    auto b = LocalBackend::open(dir, "", lo);
+    if (!b.ok()) return b.status();
+    if ((*b)->cluster_id() != id)
+      return Status::FailedPrecondition("the directory " + dir + " now holds another cluster (" +
+                                        (*b)->cluster_id() + ")");
+    backends[id] = std::shared_ptr<Backend>(std::move(b).value());
+    return Status::Ok();
+  }
+
+  Status set_status(const std::string& id, ConnectionStatus s) {
+    return store->transact([&](Txn& t) {
+      return t.exec("UPDATE clusters SET access_status = ?, data_status = ? WHERE id = ?",
+                    {std::string(to_string(s)), std::string(to_string(s)), id})
+          .status();
+    });
+  }
+
+  Status load_clusters() {
+    std::vector<std::pair<std::string, std::string>> rows;
+    Status s = store->read([&](Txn& t) -> Status {
+      auto r = t.query("SELECT id, kind, api_endpoint FROM clusters");
+      if (!r.ok()) return r.status();
+      for (auto& row : *r)
+        if (row.text(1) == "local") rows.emplace_back(row.text(0), row.text(2));
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    for (auto& [id, endpoint] : rows) {
+      auto dir = local_cluster_dir(endpoint);
+      Status os = dir.ok() && *dir ? open_local(id, **dir) : Status::Internal("bad endpoint");
+      (void)set_status(id, os.ok() ? ConnectionStatus::kConnected : ConnectionStatus::kDisconnected);
+    }
+    return Status::Ok();
+  }
+
+  Status record_cluster(const ClusterInfo& info, ClusterKind kind, const std::string& endpoint,
+                        bool adopt) {
+    return store->transact([&](Txn& t) -> Status {
+      auto existing = t.query_one("SELECT api_endpoint FROM clusters WHERE id = ?", {info.id});
+      if (!existing.ok()) return existing.status();
+      if (*existing) {
+        if (adopt && (*existing)->text(0) == endpoint) return Status::Ok();
+        return Status::AlreadyExists("cluster " + info.id + " is already attached");
+      }
+      return t.exec(
+                  "INSERT INTO clusters (id, name, kind, api_endpoint, version, subsystem_nqn, "
+                  "api_endpoints, discovery_endpoints, servers, access_status, data_status, "
+                  "attached_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Connected', 'Connected', ?)",
+                  {info.id, info.name, std::string(to_string(kind)), endpoint, info.version,
+                   info.subsystem_nqn, json::serialize(to_json_array(info.api_endpoints)),
+                   json::serialize(to_json_array(info.discovery_endpoints)),
+                   servers_json(info.servers), now_ms()})
+          .status();
+    });
+  }
+
+  Status update_cluster_info(const std::string& id, const ClusterInfo& info) {
+    return store->transact([&](Txn& t) {
+      return t.exec(
+                  "UPDATE clusters SET name = ?, version = ?, subsystem_nqn = ?, api_endpoints = ?, "
+                  "discovery_endpoints = ?, servers = ?, access_status = 'Connected', "
+                  "data_status = 'Connected', refreshed_at = ? WHERE id = ?",
+                  {info.name, info.version, info.subsystem_nqn,
+                   json::serialize(to_json_array(info.api_endpoints)),
+                   json::serialize(to_json_array(info.discovery_endpoints)),
+                   servers_json(info.servers), now_ms(), id})
+          .status();
+    });
+  }
+
+  // ---- workflow steps ----
+
+  Status attach_step(StepContext& ctx) {
+    auto v = detail::parse_json(ctx.request());
+    if (!v.ok()) return v.status();
+    auto req = detail::attach_cluster_request_from_json(*v);
+    if (!req.ok()) return req.status();
+    auto dir = local_cluster_dir(req->api_endpoint);
+    if (!dir.ok()) return dir.status();
+    if (!*dir) return Status::Unimplemented("Lightbits clusters are not supported by this build");
+    const std::string endpoint = "file://" + **dir;
+    std::unique_lock lock(registry_mu);
+    // Already attached (possibly by this very workflow before a crash)?
+    std::optional<std::string> attached_id;
+    Status s = store->read([&](Txn& t) -> Status {
+      auto r = t.query_one("SELECT id FROM clusters WHERE api_endpoint = ?", {endpoint});
+      if (!r.ok()) return r.status();
+      if (*r) attached_id = (*r)->text(0);
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    if (attached_id) {
+      if (ctx.resumed() && ctx.var("clusterId") == *attached_id) {
+        ctx.set_result(json::serialize(json::object{{"clusterId", *attached_id}}));
+        return Status::Ok();
+      }
+      return Status::AlreadyExists("the cluster at " + endpoint + " is already attached as " +
+                                   *attached_id);
+    }
+    LocalBackendOptions lo;
+    lo.copy.threads = options.copy_threads;
+    lo.copy.chunk_bytes = options.copy_chunk_bytes;
+    lo.env = env;
+    auto b = LocalBackend::open(**dir, req->name, lo);
+    if (!b.ok()) return b.status();
+    auto info = (*b)->info();
+    if (!info.ok()) return info.status();
+    if (backends.count(info->id))
+      return Status::AlreadyExists("cluster " + info->id + " is already attached");
+    ctx.set_var("clusterId", info->id);
+    s = record_cluster(*info, ClusterKind::kLocal, endpoint, ctx.resumed());
+    if (!s.ok()) return s;
+    backends[info->id] = std::shared_ptr<Backend>(std::move(b).value());
+    ctx.set_result(json::serialize(json::object{{"clusterId", info->id}}));
+    return Status::Ok();
+  }
+
+  Status refresh_step(StepContext& ctx) {
+    auto v = detail::parse_json(ctx.request());
+    if (!v.ok()) return v.status();
+    std::string only = json_string(*v, "clusterId");
+    std::vector<std::pair<std::string, std::string>> targets;
+    Status s = store->read([&](Txn& t) -> Status {
+      auto r = only.empty() ? t.query("SELECT id, api_endpoint FROM clusters ORDER BY attached_at")
+                            : t.query("SELECT id, api_endpoint FROM clusters WHERE id = ?", {only});
+      if (!r.ok()) return r.status();
+      for (auto& row : *r) targets.emplace_back(row.text(0), row.text(1));
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    if (!only.empty() && targets.empty())
+      return Status::NotFound("cluster " + only + " is not attached");
+    int connected = 0;
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      if (ctx.should_stop()) return Status::Cancelled("refresh stopped");
+      const auto& [id, endpoint] = targets[i];
+      std::shared_ptr<Backend> b;
+      {
+        std::unique_lock lock(registry_mu);
+        if (!backends.count(id)) {
+          auto dir = local_cluster_dir(endpoint);
+          if (dir.ok() && *dir) (void)open_local(id, **dir);
+        }
+        if (auto it = backends.find(id); it != backends.end()) b = it->second;
+      }
+      Result<ClusterInfo> info = b ? b->info() : Result<ClusterInfo>(Status::Unavailable("no driver"));
+      if (info.ok() && info->id == id) {
+        s = update_cluster_info(id, *info);
+        ++connected;
+      } else {
+        s = set_status(id, ConnectionStatus::kDisconnected);
+      }
+      if (!s.ok()) return s;
+      ctx.report_progress({static_cast<int>((i + 1) * 100 / targets.size()), "refresh", 0, 0, 0});
+    }
+    ctx.set_result(json::serialize(json::object{
+        {"clusters", static_cast<std::int64_t>(targets.size())}, {"connected", connected}}));
+    return Status::Ok();
+  }
+
+  void register_cluster_workflows() {
+    (void)engine->register_type(
+        {kAttachCluster, {{"attach", [this](StepContext& c) { return attach_step(c); }}}});
+    (void)engine->register_type(
+        {kRefreshClusters, {{"refresh", [this](StepContext& c) { return refresh_step(c); }}}});
+  }
+
+  void register_clone_workflows();
+  Result<std::string> submit_clone(const ThickCloneRequest& req, bool snapshot);
+};
+
+// ---- thick clones ----
+
+namespace {
+
+// Progress about every 1% of the image, between one chunk and 64 MiB.
+std::uint64_t progress_step(std::uint64_t size) {
+  return std::clamp<std::uint64_t>(size / 100, 1 << 20, 64 << 20);
+}
+
+}  // namespace
+
+void Service::Impl::register_clone_workflows() {
+  auto load = [](StepContext& c) -> Result<ThickCloneRequest> {
+    auto v = detail::parse_json(c.request());
+    if (!v.ok()) return v.status();
+    return detail::thick_clone_request_from_json(*v);
+  };
+
+  for (bool snapshot_clone : {false, true}) {
+    WorkflowType type{snapshot_clone ? kThickCloneSnapshot : kThickCloneVolume, {}};
+
+    type.steps.push_back(
+        {"resolve-source", [this, load](StepContext& c) -> Status {
+           auto req = load(c);
+           if (!req.ok()) return req.status();
+           auto src = backend_locked(req->src.cluster_id);
+           if (!src.ok()) return src.status();
+           auto snap = (*src)->get_snapshot(req->src.project_name, req->src.snap_id);
+           if (!snap.ok()) return snap.status();
+           if (snap->state != SnapshotState::kAvailable)
+             return Status::FailedPrecondition("source snapshot " + snap->id + " is " +
+                                               std::string(to_string(snap->state)));
+           std::uint64_t size = req->dst.size.value_or(snap->size);
+           if (size < snap->size)
+             return Status::InvalidArgument("dst.size: must be at least the source size (" +
+                                            std::to_string(snap->size) + ")");
+           c.set_var("srcSize", std::to_string(snap->size));
+           c.set_var("dstSize", std::to_string(size));
+           c.set_var("dstProject",
+                     req->dst.project_name.empty() ? req->src.project_name : req->dst.project_name);
+           c.set_var("replica", std::to_string(req->dst.replica.value_or(snap->replica_count)));
+           c.set_var("sectorSize", std::to_string(req->dst.sector_size.value_or(snap->sector_size)));
+           c.set_var("compression", req->dst.compression.value_or(snap->compression) ? "1" : "0");
+           return Status::Ok();
+         }});
+
+    // The volume the data is copied into: the destination itself, or a hidden one for a
+    // snapshot clone.
+    auto dst_volume_name = [snapshot_clone](StepContext& c, const ThickCloneRequest& r) {
+      return snapshot_clone ? "dms-tmp-" + c.workflow_id() : r.dst.name;
+    };
+
+    auto delete_dst_volume = [this, load, dst_volume_name](StepContext& c) -> Status {
+      auto req = load(c);
+      if (!req.ok()) return req.status();
+      auto dst = backend_locked(req->dst.cluster_id);
+      if (!dst.ok()) return dst.status().code() == Code::kNotFound ? Status::Ok() : dst.status();
+      std::string project = c.var("dstProject");
+      if (project.empty()) return Status::Ok();
+      std::string id = c.var("dstVolumeId");
+      if (id.empty()) {
+        // Interrupted between creating it and recording its id: find it by name, but only a
+        // volume still held in Creating can be ours.
+        auto v = (*dst)->find_volume(project, dst_volume_name(c, *req));
+        if (!v.ok() || v->state != VolumeState::kCreating || c.var("creating") != "1")
+          return Status::Ok();
+        id = v->id;
+      }
+      Status s = (*dst)->delete_volume(project, id);
+      return s.is_not_found() ? Status::Ok() : s;
+    };
+
+    type.steps.push_back(
+        {"create-destination",
+         [this, load, dst_volume_name](StepContext& c) -> Status {
+           auto req = load(c);
+           if (!req.ok()) return req.status();
+           auto dst = backend_locked(req->dst.cluster_id);
+           if (!dst.ok()) return dst.status();
+           const std::string project = c.var("dstProject");
+           const std::string name = dst_volume_name(c, *req);
+           if (c.var("creating") == "1") {  // resumed: adopt the volume we were creating
+             auto v = (*dst)->find_volume(project, name);
+             if (v.ok() && v->state == VolumeState::kCreating) {
+               c.set_var("dstVolumeId", v->id);
+               return c.add_resource("volume:" + v->id);
+             }
+           }
+           c.set_var("creating", "1");
+           if (Status s = c.save_checkpoint("creating"); !s.ok()) return s;
+           CreateVolumeRequest cv;
+           cv.project_name = project;
+           cv.name = name;
+           cv.size = std::stoull(c.var("dstSize"));
+           cv.replica_count = std::stoi(c.var("replica"));
+           cv.sector_size = std::stoi(c.var("sectorSize"));
+           cv.compression = c.var("compression") == "1";
+           cv.hold_in_creating = true;
+           auto v = (*dst)->create_volume(cv);
+           if (!v.ok()) {
+             if (v.status().code() == Code::kAlreadyExists)
+               return v.status().with_prefix("dst.name");
+             return v.status();
+           }
+           c.set_var("dstVolumeId", v->id);
+           return c.add_resource("volume:" + v->id);
+         },
+         delete_dst_volume});
+
+    type.steps.push_back(
+        {"copy", [this, load](StepContext& c) -> Status {
+           auto req = load(c);
+           if (!req.ok()) return req.status();
+           auto src = backend_locked(req->src.cluster_id);
+           if (!src.ok()) return src.status();
+           auto dst = backend_locked(req->dst.cluster_id);
+           if (!dst.ok()) return dst.status();
+           auto source = (*src)->open_snapshot_data(req->src.project_name, req->src.snap_id);
+           if (!source.ok()) return source.status();
+           std::uint64_t start = 0;
+           if (!c.checkpoint().empty()) start = std::stoull(c.checkpoint());
+           // Only a copy that has never run may assume the destination still reads as zero.
+           const bool fresh = start == 0 && !c.resumed();
+           auto sink = (*dst)->open_volume_sink(c.var("dstProject"), c.var("dstVolumeId"), fresh);
+           if (!sink.ok()) return sink.status();
+           CopyOptions co;
+           co.threads = options.copy_threads;
+           co.chunk_bytes = options.copy_chunk_bytes;
+           co.rate_limit_bytes_per_sec = options.copy_rate_limit_bytes_per_sec;
+           co.progress_every_bytes = progress_step((*source)->size());
+           co.env = env;
+           const int span = req->verify_clone ? 90 : 99;
+           auto last_checkpoint = env->steady_now();
+           BlockSink& out = **sink;
+           auto stats = CopyEngine(co).copy(
+               **source, out, start, [&c] { return c.should_stop(); },
+               [&](const CopyProgress& p) -> Status {
+                 int pct = p.bytes_total ? static_cast<int>(p.bytes_done * span / p.bytes_total) : span;
+                 c.report_progress({pct, "copy", p.bytes_done, p.bytes_total, p.bytes_per_second});
+                 auto now = env->steady_now();
+                 if (p.watermark < p.bytes_total &&
+                     now - last_checkpoint >= options.progress_persist_interval) {
+                   last_checkpoint = now;
+                   // The data below the watermark must be durable before it is recorded.
+                   if (Status s = out.sync(); !s.ok()) return s;
+                   return c.save_checkpoint(std::to_string(p.watermark));
+                 }
+                 return Status::Ok();
+               });
+           if (!stats.ok()) return stats.status();
+           return Status::Ok();
+         }});
+
+    type.steps.push_back(
+        {"verify", [this, load](StepContext& c) -> Status {
+           auto req = load(c);
+           if (!req.ok()) return req.status();
+           if (!req->verify_clone) return Status::Ok();
+           auto src = backend_locked(req->src.cluster_id);
+           if (!src.ok()) return src.status();
+           auto dst = backend_locked(req->dst.cluster_id);
+           if (!dst.ok()) return dst.status();
+           auto a = (*src)->open_snapshot_data(req->src.project_name, req->src.snap_id);
+           if (!a.ok()) return a.status();
+           auto b = (*dst)->open_volume_data(c.var("dstProject"), c.var("dstVolumeId"));
+           if (!b.ok()) return b.status();
+           CopyOptions co;
+           co.threads = options.copy_threads;
+           co.chunk_bytes = options.copy_chunk_bytes;
+           co.progress_every_bytes = progress_step((*a)->size());
+           co.env = env;
+           Status s = CopyEngine(co).verify(
+               **a, **b, [&c] { return c.should_stop(); },
+               [&](const CopyProgress& p) -> Status {
+                 int pct = 90 + (p.bytes_total ? static_cast<int>(p.bytes_done * 9 / p.bytes_total) : 9);
+                 c.report_progress({pct, "verify", p.bytes_done, p.bytes_total, p.bytes_per_second});
+                 return Status::Ok();
+               });
+           if (s.code() == Code::kDataLoss) return Status::DataLoss("verifyClone: " + s.message());
+           return s;
+         }});
+
+    if (!snapshot_clone) {
+      type.steps.push_back(
+          {"finalize", [this, load](StepContext& c) -> Status {
+             auto req = load(c);
+             if (!req.ok()) return req.status();
+             auto dst = backend_locked(req->dst.cluster_id);
+             if (!dst.ok()) return dst.status();
+             Status s = (*dst)->mark_volume_available(c.var("dstProject"), c.var("dstVolumeId"));
+             if (!s.ok()) return s;
+             c.set_result(json::serialize(json::object{{"volumeId", c.var("dstVolumeId")},
+                                                       {"clusterId", req->dst.cluster_id},
+                                                       {"projectName", c.var("dstProject")}}));
+             return Status::Ok();
+           }});
+    } else {
+      type.steps.push_back(
+          {"finalize",
+           [this, load](StepContext& c) -> Status {
+             auto req = load(c);
+             if (!req.ok()) return req.status();
+             auto dst = backend_locked(req->dst.cluster_id);
+             if (!dst.ok()) return dst.status();
+             const std::string project = c.var("dstProject");
+             const std::string hidden = c.var("dstVolumeId");
+             std::string snap_id = c.var("dstSnapshotId");
+             if (snap_id.empty()) {
+               auto existing = (*dst)->find_snapshot(project, req->dst.name);
+               if (existing.ok() && existing->source_volume_id == hidden) {
+                 snap_id = existing->id;  // made before a crash
+               } else {
+                 // Snapshot a held (Creating) volume: make it Available first; it stays hidden
+                 // by name and is deleted right after.
+                 Status s = (*dst)->mark_volume_available(project, hidden);
+                 if (!s.ok()) return s;
+                 auto sn = (*dst)->create_snapshot({project, req->dst.name, hidden, req->dst.description});
+                 if (!sn.ok()) {
+                   if (sn.status().code() == Code::kAlreadyExists)
+                     return sn.status().with_prefix("dst.name");
+                   return sn.status();
+                 }
+                 snap_id = sn->id;
+               }
+               c.set_var("dstSnapshotId", snap_id);
+             }
+             Status s = (*dst)->delete_volume(project, hidden);
+             if (!s.ok() && !s.is_not_found()) return s;
+             c.set_result(json::serialize(json::object{{"snapshotId", snap_id},
+                                                       {"clusterId", req->dst.cluster_id},
+                                                       {"projectName", project}}));
+             return Status::Ok();
+           },
+           [this, load](StepContext& c) -> Status {
+             auto req = load(c);
+             if (!req.ok()) return req.status();
+             std::string snap_id = c.var("dstSnapshotId");
+             if (snap_id.empty()) return Status::Ok();
+             auto dst = backend_locked(req->dst.cluster_id);
+             if (!dst.ok()) return Status::Ok();
+             Status s = (*dst)->delete_snapshot(c.var("dstProject"), snap_id);
+             return s.is_not_found() ? Status::Ok() : s;
+           }});
+    }
+    (void)engine->register_type(std::move(type));
+  }
+}
+
+// ---- Service ----
+
+Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Service::~Service() {
+  if (impl_->engine) impl_->engine->stop();
+  impl_->engine.reset();
+  impl_->backends.clear();
+}
+
+Result<std::unique_ptr<Service>> Service::open(Options options) {
+  if (Status s = validate(options); !s.ok()) return s;
+  auto impl = std::make_unique<Impl>();
+  impl->env = options.env ? options.env : Env::Default();
+  std::error_code ec;
+  if (!fs::exists(options.data_dir, ec)) {
+    fs::create_directories(options.data_dir, ec);
+    if (ec) return Status::Unavailable("cannot create data_dir " + options.data_dir + ": " + ec.message());
+    ::chmod(options.data_dir.c_str(), 0700);
+  } else if (!fs::is_directory(options.data_dir, ec)) {
+    return Status::InvalidArgument("data_dir: " + options.data_dir + " is not a directory");
+  }
+  impl->lock = Fd(::open((options.data_dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!impl->lock.valid()) return detail::errno_status("open " + options.data_dir + "/.lock");
+  if (::flock(impl->lock.get(), LOCK_EX | LOCK_NB) != 0)
+    return Status::Unavailable("data_dir " + options.data_dir +
+                               " is in use by another process; stop it first");
+  StoreOptions so;
+  so.busy_timeout_ms = static_cast<int>(options.store_busy_timeout.count());
+  auto store = Store::open(options.data_dir + "/dms.db", so);
+  if (!store.ok()) return store.status();
+  impl->store = std::move(store).value();
+  impl->options = options;
+  if (Status s = impl->load_clusters(); !s.ok()) return s;
+
+  EngineOptions eo;
+  eo.max_running_workflows = options.max_running_workflows;
+  eo.threads = options.workflow_threads;
+  eo.progress_persist_interval = options.progress_persist_interval;
+  eo.env = impl->env;
+  impl->engine = std::make_unique<WorkflowEngine>(*impl->store, eo);
+  impl->register_cluster_workflows();
+  impl->register_clone_workflows();
+  if (Status s = impl->engine->start(); !s.ok()) return s;
+  return std::unique_ptr<Service>(new Service(std::move(impl)));
+}
+
+const Options& Service::options() const { return impl_->options; }
+bool Service::ready() const { return impl_->engine && impl_->engine->ready(); }
+
+Result<std::string> Service::attach_cluster(const AttachClusterRequest& request) {
+  auto dir = local_cluster_dir(request.api_endpoint);
+  if (!dir.ok()) return dir.status();
+  if (!*dir) return Status::Unimplemented("apiEndpoint: Lightbits clusters are not supported by this build");
+  if (!request.name.empty()) {
+    if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
+  }
+  AttachClusterRequest normal{"file://" + **dir, request.name};
+  return impl_->engine->submit(kAttachCluster, json::serialize(detail::to_json(normal)));
+}
+
+Result<std::vector<Cluster>> Service::list_clusters() const {
+  std::vector<Cluster> out;
+  Status s = impl_->store->read([&](Txn& t) -> Status {
+    auto r = t.query(std::string("SELECT ") + kClusterCols + " FROM clusters ORDER BY attached_at, id");
+    if (!r.ok()) return r.status();
+    for (auto& row : *r) out.push_back(cluster_from(row));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<Cluster> Service::get_cluster(const std::string& cluster_id) const {
+  std::optional<Cluster> out;
+  Status s = impl_->store->read([&](Txn& t) -> Status {
+    auto r = t.query_one(std::string("SELECT ") + kClusterCols + " FROM clusters WHERE id = ?",
+                         {cluster_id});
+    if (!r.ok()) return r.status();
+    if (*r) out = cluster_from(**r);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (!out) return Status::NotFound("cluster " + cluster_id + " not found");
+  return *out;
+}
+
+Result<std::string> Service::refresh_clusters(const std::optional<std::string>& cluster_id) {
+  json::object req;
+  if (cluster_id) {
+    auto c = get_cluster(*cluster_id);
+    if (!c.ok()) return c.status().code() == Code::kNotFound
+                             ? Status::NotFound("clusterId: cluster " + *cluster_id + " not found")
+                             : c.status();
+    req["clusterId"] = *cluster_id;
+  }
+  std::vector<std::string> resources;
+  if (cluster_id) resources.push_back("cluster:" + *cluster_id);
+  return impl_->engine->submit(kRefreshClusters, json::serialize(req), resources);
+}
+
+Status Service::detach_cluster(const std::string& cluster_id) {
+  std::unique_lock lock(impl_->registry_mu);
+  auto c = get_cluster(cluster_id);
+  if (!c.ok()) return c.status();
+  auto busy = impl_->engine->resource_in_use("cluster:" + cluster_id);
+  if (!busy.ok()) return busy.status();
+  if (*busy)
+    return Status::FailedPrecondition("cluster " + cluster_id +
+                                      " is used by a running workflow; wait for it or cancel it");
+  Status s = impl_->store->transact(
+      [&](Txn& t) { return t.exec("DELETE FROM clusters WHERE id = ?", {cluster_id}).status(); });
+  if (!s.ok()) return s;
+  impl_->backends.erase(cluster_id);
+  return Status::Ok();
+}
+
+Result<VolumePage> Service::list_volumes(const std::string& cid, const std::string& project,
+                                         const PageRequest& page) const {
+  auto b = impl_->backend_locked(cid);
+  if (!b.ok()) return b.status();
+  return (*b)->list_volumes(project, page);
+}
+
+Result<Volume> Service::get_volume(const std::string& cid, const std::string& project,
+                                   const std::string& id) const {
+  auto b = impl_->backend_locked(cid);
+  if (!b.ok()) return b.status();
+  return (*b)->get_volume(project, id);
+}
+
+Result<Volume> Service::create_volume(const std::string& cid, const CreateVolumeRequest& request) {
+  auto b = impl_->backend_locked(cid);
+  if (!b.ok()) return b.status();
+  CreateVolumeRequest r = request;
+  r.hold_in_creating = false;
+  return (*b)->create_volume(r);
+}
+
+Status Service::delete_volume(const std::string& cid, const std::string& project,
+                              const std::string& id) {
+  std::unique_lock lock(impl_->registry_mu);
+  auto b = impl_->backend(cid);
+  if (!b.ok()) return b.status();
+  auto v = (*b)->get_volume(project, id);
+  if (!v.ok()) return v.status();
+  auto busy = impl_->engine->resource_in_use("volume:" + id);
+  if (!busy.ok()) return busy.status();
+  if (*busy)
+    return Status::FailedPrecondition("volume " + id + " is used by a running workflow");
+  return (*b)->delete_volume(project, id);
+}
+
+Result<SnapshotPage> Service::list_snapshots(const std::string& cid, const std::string& project,
+                                             const PageRequest& page) const {
+  auto b = impl_->backend_locked(cid);
+  if (!b.ok()) return b.status();
+  return (*b)->list_snapshots(project, page);
+}
+
+Result<Snapshot> Service::get_snapshot(const std::string& cid, const std::string& project,
+                                       const std::string& id) const {
+  auto b = impl_->backend_locked(cid);
+  if (!b.ok()) return b.status();
+  return (*b)->get_snapshot(project, id);
+}
+
+Result<Snapshot> Service::create_snapshot(const std::string& cid,
+                                          const CreateSnapshotRequest& request) {
+  auto b = impl_->backend_locked(cid);
+  if (!b.ok()) return b.status();
+  return (*b)->create_snapshot(request);
+}
+
+Status Service::delete_snapshot(const std::string& cid, const std::string& project,
+                                const std::string& id) {
+  std::unique_lock lock(impl_->registry_mu);
+  auto b = impl_->backend(cid);
+  if (!b.ok()) return b.status();
+  auto sn = (*b)->get_snapshot(project, id);
+  if (!sn.ok()) return sn.status();
+  auto busy = impl_->engine->resource_in_use("snapshot:" + id);
+  if (!busy.ok()) return busy.status();
+  if (*busy)
+    return Status::FailedPrecondition("snapshot " + id + " is the source of a running workflow");
+  return (*b)->delete_snapshot(project, id);
+}
+
+Result<std::string> Service::Impl::submit_clone(const ThickCloneRequest& req, bool snapshot) {
+  Impl& im = *this;
+  if (Status s = validate(req, snapshot); !s.ok()) return s;
+  std::shared_lock lock(im.registry_mu);
+  auto src = im.backend(req.src.cluster_id, "src.clusterId");
+  if (!src.ok()) return src.status();
+  auto dst = im.backend(req.dst.cluster_id, "dst.clusterId");
+  if (!dst.ok()) return dst.status();
+  auto snap = (*src)->get_snapshot(req.src.project_name, req.src.snap_id);
+  if (!snap.ok()) {
+    if (snap.status().is_not_found())
+      return Status::NotFound("src.snapId: snapshot " + req.src.snap_id + " not found in project " +
+                              req.src.project_name);
+    return snap.status();
+  }
+  if (snap->state != SnapshotState::kAvailable)
+    return Status::FailedPrecondition("src.snapId: snapshot is " + std::string(to_string(snap->state)));
+  if (req.dst.size && *req.dst.size < snap->size)
+    return Status::InvalidArgument("dst.size: must be at least the source size (" +
+                                   std::to_string(snap->size) + ")");
+  if (!req.dst.qos_policy_name.empty())
+    return Status::NotFound("dst.qosPolicyName: cluster " + req.dst.cluster_id +
+                            " has no QoS policy named " + req.dst.qos_policy_name);
+  const std::string project = req.dst.project_name.empty() ? req.src.project_name : req.dst.project_name;
+  bool taken = snapshot ? (*dst)->find_snapshot(project, req.dst.name).ok()
+                        : (*dst)->find_volume(project, req.dst.name).ok();
+  if (taken)
+    return Status::AlreadyExists("dst.name: " + std::string(snapshot ? "a snapshot" : "a volume") +
+                                 " named " + req.dst.name + " already exists in project " + project);
+  return im.engine->submit(snapshot ? kThickCloneSnapshot : kThickCloneVolume,
+                           json::serialize(detail::to_json(req)),
+                           {"cluster:" + req.src.cluster_id, "cluster:" + req.dst.cluster_id,
+                            "snapshot:" + req.src.snap_id});
+}
+
+Result<std::string> Service::thick_clone_volume(const ThickCloneRequest& request) {
+  return impl_->submit_clone(request, false);
+}
+
+Result<std::string> Service::thick_clone_snapshot(const ThickCloneRequest& request) {
+  return impl_->submit_clone(request, true);
+}
+
+Result<Workflow> Service::get_workflow(const std::string& id) const {
+  return impl_->engine->get(id);
+}
+Result<WorkflowPage> Service::list_workflows(const ListWorkflowsRequest& r) const {
+  return impl_->engine->list(r);
+}
+Status Service::cancel_workflow(const std::string& id) { return impl_->engine->cancel(id); }
+Result<Workflow> Service::wait_workflow(const std::string& id,
+                                        std::chrono::milliseconds timeout) const {
+  return impl_->engine->wait(id, timeout);
+}
+
+}  // namespace dmscore

@@ -1,0 +1,376 @@
+#include "dmscore/service.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <thread>
+
+#include "test_files.hpp"
+#include "test_util.hpp"
+
+using namespace dmscore;
+using namespace std::chrono_literals;
+using dmscore::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::uint64_t kMiB = 1 << 20;
+
+struct Fixture {
+  TempDir tmp;
+  std::unique_ptr<Service> svc;
+  std::string c1, c2;
+
+  explicit Fixture(Options o = {}) { open(o); }
+
+  void open(Options o = {}) {
+    svc.reset();
+    o.data_dir = tmp / "data";
+    o.progress_persist_interval = 20ms;
+    auto s = Service::open(o);
+    INFO(s.status().to_string());
+    REQUIRE(s.ok());
+    svc = std::move(s).value();
+  }
+
+  Workflow wait(const std::string& id) {
+    auto w = svc->wait_workflow(id, 60s);
+    INFO(w.status().to_string());
+    REQUIRE(w.ok());
+    return *w;
+  }
+
+  std::string attach(const std::string& name) {
+    auto id = svc->attach_cluster({"file://" + (tmp / name), name});
+    REQUIRE(id.ok());
+    Workflow w = wait(*id);
+    INFO(w.msg);
+    REQUIRE(w.state == WorkflowState::kCompleted);
+    auto v = boost_free_cluster_id(w.result);
+    return v;
+  }
+
+  static std::string boost_free_cluster_id(const std::string& result) {
+    auto p = result.find("\"clusterId\":\"");
+    REQUIRE(p != std::string::npos);
+    return result.substr(p + 13, 36);
+  }
+
+  void attach_two() {
+    c1 = attach("c1");
+    c2 = attach("c2");
+  }
+
+  // A volume on c1/p1 filled with `extents` random 1 MiB extents, and its snapshot.
+  std::pair<Volume, Snapshot> source(std::uint64_t size, int extents, const std::string& name = "src") {
+    auto v = svc->create_volume(c1, {"p1", name, size});
+    REQUIRE(v.ok());
+    dmscore::testing::make_sparse_image(v->device_path, size, extents, 7);
+    auto sn = svc->create_snapshot(c1, {"p1", name + "-snap", v->id, ""});
+    REQUIRE(sn.ok());
+    return {*v, *sn};
+  }
+
+  ThickCloneRequest clone_req(const Snapshot& sn, const std::string& name) {
+    ThickCloneRequest r;
+    r.src = {sn.id, "p1", c1};
+    r.dst.name = name;
+    r.dst.cluster_id = c2;
+    r.dst.project_name = "p2";
+    return r;
+  }
+
+  std::string snapshot_path(const std::string& cluster_dir, const Snapshot& sn) {
+    return tmp / (cluster_dir + "/data/" + sn.id + ".snap");
+  }
+
+  std::string result_field(const std::string& result, const std::string& key) {
+    auto p = result.find("\"" + key + "\":\"");
+    REQUIRE(p != std::string::npos);
+    return result.substr(p + key.size() + 4, 36);
+  }
+};
+
+std::size_t data_files(const std::string& dir) {
+  std::size_t n = 0;
+  for (auto& e : fs::directory_iterator(dir + "/data")) n += e.is_regular_file();
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("Service: attach two local clusters, list them and read them back") {
+  Fixture f;
+  f.attach_two();
+  auto list = f.svc->list_clusters();
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 2);
+  auto c = f.svc->get_cluster(f.c1);
+  REQUIRE(c.ok());
+  CHECK(c->name == "c1");
+  CHECK(c->kind == ClusterKind::kLocal);
+  CHECK(c->access_status == ConnectionStatus::kConnected);
+  CHECK(c->api_endpoints == std::vector<std::string>{"file://" + (f.tmp / "c1")});
+  CHECK(f.svc->get_cluster("00000000-0000-4000-8000-000000000000").status().code() == Code::kNotFound);
+}
+
+TEST_CASE("Service: attaching the same cluster twice fails the second workflow with ALREADY_EXISTS") {
+  Fixture f;
+  f.attach("c1");
+  auto id = f.svc->attach_cluster({"file://" + (f.tmp / "c1"), ""});
+  REQUIRE(id.ok());
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kFailed);
+  CHECK_THAT(w.msg, Catch::Contains("already attached"));
+}
+
+TEST_CASE("Service: attach refuses malformed endpoints up front and foreign directories in the workflow") {
+  Fixture f;
+  for (std::string bad : std::vector<std::string>{"", "file://relative", "file:///a/../b", "file:///a\nb",
+                          "file:///" + std::string(5000, 'x')}) {
+    auto r = f.svc->attach_cluster({bad, ""});
+    CHECK(r.status().code() == Code::kInvalidArgument);
+    CHECK(r.status().message().rfind("apiEndpoint:", 0) == 0);
+  }
+  CHECK(f.svc->attach_cluster({"file:///tmp/x", "bad name"}).status().code() == Code::kInvalidArgument);
+  fs::create_directories(f.tmp / "foreign");
+  dmscore::testing::write_file(f.tmp / "foreign/file", "x");
+  auto id = f.svc->attach_cluster({"file://" + (f.tmp / "foreign"), ""});
+  REQUIRE(id.ok());
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kFailed);
+  CHECK_THAT(w.msg, Catch::Contains("not empty"));
+  CHECK(f.svc->list_clusters()->empty());
+}
+
+TEST_CASE("Service: a thick clone volume is byte-identical, as sparse as its source, and independent") {
+  Fixture f;
+  f.attach_two();
+  auto [vol, snap] = f.source(24 * kMiB + 64 * 1024, 7);
+  auto req = f.clone_req(snap, "copy-1");
+  req.verify_clone = true;
+  auto id = f.svc->thick_clone_volume(req);
+  REQUIRE(id.ok());
+  Workflow w = f.wait(*id);
+  INFO(w.msg);
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  CHECK(w.progress.percent == 100);
+  std::string vid = f.result_field(w.result, "volumeId");
+  auto dst = f.svc->get_volume(f.c2, "p2", vid);
+  REQUIRE(dst.ok());
+  CHECK(dst->state == VolumeState::kAvailable);
+  CHECK(dst->name == "copy-1");
+  CHECK(dst->size == vol.size);
+  std::string snap_file = f.snapshot_path("c1", snap);
+  CHECK(dmscore::testing::file_bytes(dst->device_path) == dmscore::testing::file_bytes(snap_file));
+  CHECK(dmscore::testing::allocated_bytes(dst->device_path) <=
+        dmscore::testing::allocated_bytes(snap_file));
+  // Independent: writing the clone does not change the source snapshot.
+  dmscore::testing::write_file_at(dst->device_path, 0, "zz", 2);
+  CHECK(dmscore::testing::file_bytes(snap_file) != dmscore::testing::file_bytes(dst->device_path));
+}
+
+TEST_CASE("Service: a source with no data clones to a destination with no allocated blocks") {
+  Fixture f;
+  f.attach_two();
+  auto [vol, snap] = f.source(8 * kMiB, 0);
+  auto id = f.svc->thick_clone_volume(f.clone_req(snap, "empty"));
+  REQUIRE(id.ok());
+  Workflow w = f.wait(*id);
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  auto dst = f.svc->get_volume(f.c2, "p2", f.result_field(w.result, "volumeId"));
+  REQUIRE(dst.ok());
+  CHECK(dmscore::testing::allocated_bytes(dst->device_path) == 0);
+  CHECK(fs::file_size(dst->device_path) == 8 * kMiB);
+}
+
+TEST_CASE("Service: a larger destination keeps the data and reads zero past it; smaller is refused") {
+  Fixture f;
+  f.attach_two();
+  auto [vol, snap] = f.source(4 * kMiB, 4);
+  auto req = f.clone_req(snap, "bigger");
+  req.dst.size = 16 * kMiB;
+  req.verify_clone = true;
+  auto id = f.svc->thick_clone_volume(req);
+  REQUIRE(id.ok());
+  Workflow w = f.wait(*id);
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  auto dst = f.svc->get_volume(f.c2, "p2", f.result_field(w.result, "volumeId"));
+  REQUIRE(dst.ok());
+  CHECK(dst->size == 16 * kMiB);
+  auto bytes = dmscore::testing::file_bytes(dst->device_path);
+  auto src = dmscore::testing::file_bytes(f.snapshot_path("c1", snap));
+  CHECK(std::equal(src.begin(), src.end(), bytes.begin()));
+  CHECK(std::all_of(bytes.begin() + static_cast<long>(src.size()), bytes.end(),
+                    [](unsigned char c) { return c == 0; }));
+  req.dst.name = "smaller";
+  req.dst.size = 2 * kMiB;
+  auto r = f.svc->thick_clone_volume(req);
+  CHECK(r.status().code() == Code::kInvalidArgument);
+  CHECK(r.status().message().rfind("dst.size:", 0) == 0);
+}
+
+TEST_CASE("Service: a thick clone snapshot ends as a snapshot and leaves no hidden volume") {
+  Fixture f;
+  f.attach_two();
+  auto [vol, snap] = f.source(6 * kMiB, 3);
+  auto req = f.clone_req(snap, "snap-copy");
+  req.dst.description = "nightly";
+  req.verify_clone = true;
+  auto id = f.svc->thick_clone_snapshot(req);
+  REQUIRE(id.ok());
+  Workflow w = f.wait(*id);
+  INFO(w.msg);
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  auto sn = f.svc->get_snapshot(f.c2, "p2", f.result_field(w.result, "snapshotId"));
+  REQUIRE(sn.ok());
+  CHECK(sn->name == "snap-copy");
+  CHECK(sn->description == "nightly");
+  CHECK(f.svc->list_volumes(f.c2, "p2", {})->volumes.empty());
+  CHECK(dmscore::testing::file_bytes(f.snapshot_path("c2", *sn)) ==
+        dmscore::testing::file_bytes(f.snapshot_path("c1", snap)));
+  CHECK(data_files(f.tmp / "c2") == 1);
+}
+
+TEST_CASE("Service: thick clone requests are checked field by field before anything is recorded") {
+  Fixture f;
+  f.attach_two();
+  auto [vol, snap] = f.source(4 * kMiB, 1);
+  auto expect = [&](ThickCloneRequest r, Code code, const std::string& field, bool snapshot = false) {
+    auto id = snapshot ? f.svc->thick_clone_snapshot(r) : f.svc->thick_clone_volume(r);
+    INFO(id.status().to_string());
+    CHECK(id.status().code() == code);
+    CHECK(id.status().message().rfind(field + ":", 0) == 0);
+  };
+  auto base = f.clone_req(snap, "ok-name");
+  auto r = base; r.src.snap_id = "not-a-uuid"; expect(r, Code::kInvalidArgument, "src.snapId");
+  r = base; r.src.project_name = ""; expect(r, Code::kInvalidArgument, "src.projectName");
+  r = base; r.dst.name = "has space"; expect(r, Code::kInvalidArgument, "dst.name");
+  r = base; r.dst.name = std::string(300, 'n'); expect(r, Code::kInvalidArgument, "dst.name");
+  r = base; r.dst.replica = 4; expect(r, Code::kInvalidArgument, "dst.replica");
+  r = base; r.dst.sector_size = 1000; expect(r, Code::kInvalidArgument, "dst.sectorSize");
+  r = base; r.dst.size = 12345; expect(r, Code::kInvalidArgument, "dst.size");
+  r = base; r.dst.description = "x"; expect(r, Code::kInvalidArgument, "dst.description");
+  r = base; r.dst.cluster_id = "00000000-0000-4000-8000-000000000000";
+  expect(r, Code::kNotFound, "dst.clusterId");
+  r = base; r.src.snap_id = "00000000-0000-4000-8000-000000000000"; expect(r, Code::kNotFound, "src.snapId");
+  r = base; r.dst.qos_policy_name = "gold"; expect(r, Code::kNotFound, "dst.qosPolicyName");
+  (void)f.svc->create_volume(f.c2, {"p2", "taken", 4096});
+  r = base; r.dst.name = "taken"; expect(r, Code::kAlreadyExists, "dst.name");
+  CHECK(f.svc->list_workflows({})->workflows.size() == 2);  // only the two attaches
+}
+
+TEST_CASE("Service: cancelling a running clone removes the partial destination") {
+  Options o;
+  o.copy_rate_limit_bytes_per_sec = 8 * kMiB;
+  o.copy_chunk_bytes = 256 * 1024;
+  Fixture f(o);
+  f.attach_two();
+  auto [vol, snap] = f.source(32 * kMiB, 16);
+  auto id = f.svc->thick_clone_volume(f.clone_req(snap, "doomed"));
+  REQUIRE(id.ok());
+  for (int i = 0; i < 500; ++i) {
+    auto w = f.svc->get_workflow(*id);
+    if (w->progress.stage == "copy" && w->progress.bytes_done > 0) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  // Deleting what a workflow uses is refused, and so is detaching its clusters.
+  auto dst_vol = f.svc->list_volumes(f.c2, "p2", {});
+  REQUIRE(dst_vol->volumes.size() == 1);
+  CHECK(dst_vol->volumes[0].state == VolumeState::kCreating);
+  CHECK(f.svc->delete_volume(f.c2, "p2", dst_vol->volumes[0].id).code() == Code::kFailedPrecondition);
+  CHECK(f.svc->delete_snapshot(f.c1, "p1", snap.id).code() == Code::kFailedPrecondition);
+  CHECK(f.svc->detach_cluster(f.c2).code() == Code::kFailedPrecondition);
+  REQUIRE(f.svc->cancel_workflow(*id).ok());
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kCancelled);
+  CHECK(f.svc->list_volumes(f.c2, "p2", {})->volumes.empty());
+  CHECK(data_files(f.tmp / "c2") == 0);
+  CHECK(f.svc->detach_cluster(f.c2).ok());
+  CHECK(f.svc->get_snapshot(f.c1, "p1", snap.id).ok());  // the source is untouched
+}
+
+TEST_CASE("Service: verifyClone fails the workflow when the data differ, leaving nothing behind") {
+  Options o;
+  o.copy_rate_limit_bytes_per_sec = 16 * kMiB;
+  o.copy_chunk_bytes = 256 * 1024;
+  Fixture f(o);
+  f.attach_two();
+  auto [vol, snap] = f.source(16 * kMiB, 16);
+  auto req = f.clone_req(snap, "checked");
+  req.verify_clone = true;
+  auto id = f.svc->thick_clone_volume(req);
+  REQUIRE(id.ok());
+  for (int i = 0; i < 500; ++i) {
+    auto w = f.svc->get_workflow(*id);
+    if (w->progress.bytes_done >= 4 * kMiB) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  // Flip one byte of the source behind the copy: only a read-back can notice.
+  auto path = f.snapshot_path("c1", snap);
+  auto bytes = dmscore::testing::file_bytes(path);
+  unsigned char b = bytes[100] ^ 0xff;
+  dmscore::testing::write_file_at(path, 100, &b, 1);
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kFailed);
+  CHECK_THAT(w.msg, Catch::Contains("verifyClone"));
+  CHECK(f.svc->list_volumes(f.c2, "p2", {})->volumes.empty());
+}
+
+TEST_CASE("Service: maxRunningWorkflows answers RESOURCE_EXHAUSTED and records nothing") {
+  Options o;
+  o.max_running_workflows = 1;
+  o.copy_rate_limit_bytes_per_sec = 4 * kMiB;
+  o.copy_chunk_bytes = 256 * 1024;
+  Fixture f(o);
+  f.attach_two();
+  auto [vol, snap] = f.source(8 * kMiB, 8);
+  auto first = f.svc->thick_clone_volume(f.clone_req(snap, "one"));
+  REQUIRE(first.ok());
+  auto second = f.svc->thick_clone_volume(f.clone_req(snap, "two"));
+  CHECK(second.status().code() == Code::kResourceExhausted);
+  REQUIRE(f.svc->cancel_workflow(*first).ok());
+  f.wait(*first);
+  CHECK(f.svc->list_workflows({})->workflows.size() == 3);
+}
+
+TEST_CASE("Service: clusters survive a restart and refresh notices one that vanished") {
+  Fixture f;
+  f.attach_two();
+  f.open();
+  REQUIRE(f.svc->list_clusters()->size() == 2);
+  CHECK(f.svc->get_cluster(f.c1)->access_status == ConnectionStatus::kConnected);
+  auto r = f.svc->refresh_clusters();
+  REQUIRE(r.ok());
+  CHECK(f.wait(*r).state == WorkflowState::kCompleted);
+  CHECK(f.svc->get_cluster(f.c1)->refreshed_at.has_value());
+  fs::remove(f.tmp / "c2/cluster.json");
+  r = f.svc->refresh_clusters(f.c2);
+  REQUIRE(r.ok());
+  f.wait(*r);
+  CHECK(f.svc->get_cluster(f.c2)->access_status == ConnectionStatus::kDisconnected);
+  CHECK(f.svc->get_cluster(f.c1)->access_status == ConnectionStatus::kConnected);
+  CHECK(f.svc->refresh_clusters(std::string("00000000-0000-4000-8000-000000000000")).status().code() ==
+        Code::kNotFound);
+}
+
+TEST_CASE("Service: a second process cannot open the same data directory") {
+  Fixture f;
+  Options o;
+  o.data_dir = f.tmp / "data";
+  CHECK(Service::open(o).status().code() == Code::kUnavailable);
+  o.max_running_workflows = 0;
+  CHECK(Service::open(o).status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("Service: detach removes the cluster from the registry but never its data") {
+  Fixture f;
+  f.attach_two();
+  auto [vol, snap] = f.source(1 * kMiB, 1);
+  REQUIRE(f.svc->detach_cluster(f.c1).ok());
+  CHECK(f.svc->get_cluster(f.c1).status().code() == Code::kNotFound);
+  CHECK(f.svc->detach_cluster(f.c1).code() == Code::kNotFound);
+  CHECK(fs::exists(vol.device_path));
+  CHECK(f.svc->list_volumes(f.c1, "p1", {}).status().code() == Code::kNotFound);
+}
