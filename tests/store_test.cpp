@@ -187,10 +187,11 @@ TEST_CASE("Store: a corrupted database fails quick_check and is refused untouche
                  })
                 .ok());
   }
-  // Checkpointed on close; scribble over an interior b-tree page (not the header).
+  // Checkpointed on close; scribble over the table's root b-tree page (page 2), leaving the
+  // file header and schema page intact.
   std::string data = dmscore::testing::read_file(dir / "a.db");
   REQUIRE(data.size() > 4 * 4096);
-  for (std::size_t i = 2 * 4096 + 100; i < 2 * 4096 + 400; ++i) data[i] = '\x5a';
+  for (std::size_t i = 4096; i < 2 * 4096; ++i) data[i] = '\x5a';
   dmscore::testing::write_file(dir / "a.db", data);
   auto s = Store::open(dir / "a.db");
   REQUIRE_FALSE(s.ok());
