@@ -463,6 +463,7 @@ void Service::Impl::register_clone_workflows() {
            if (!source.ok()) return source.status();
            std::uint64_t start = 0;
            if (!c.checkpoint().empty()) start = std::stoull(c.checkpoint());
+           if (start > 0) c.set_var("copyResumedFrom", std::to_string(start));
            // Only a copy that has never run may assume the destination still reads as zero.
            const bool fresh = start == 0 && !c.resumed();
            auto sink = (*dst)->open_volume_sink(c.var("dstProject"), c.var("dstVolumeId"), fresh);

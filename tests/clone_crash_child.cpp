@@ -1,0 +1,110 @@
+// A service process the clone crash test kills with SIGKILL mid-copy.
+//
+//   clone_crash_child setup DATA DIR1 DIR2   attach two local clusters, make a source snapshot;
+//                                            prints "IDS <c1> <c2> <snapshot id>"
+//   clone_crash_child clone DATA C1 C2 SNAP N   resume whatever was running, then clone the
+//                                            snapshot again and again ("ACK <id>" each)
+//   clone_crash_child drain DATA             resume and run until nothing is left, exit 0
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "dmscore/service.hpp"
+
+using namespace dmscore;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<Service> open_service(const std::string& data) {
+  Options o;
+  o.data_dir = data;
+  o.copy_chunk_bytes = 1 << 20;
+  o.copy_threads = 3;
+  o.copy_rate_limit_bytes_per_sec = 48 << 20;
+  o.progress_persist_interval = 15ms;
+  auto s = Service::open(o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "open: %s\n", s.status().to_string().c_str());
+    std::exit(1);
+  }
+  return std::move(s).value();
+}
+
+std::string wait_ok(Service& svc, const std::string& id) {
+  auto w = svc.wait_workflow(id, 60s);
+  if (!w.ok() || w->state != WorkflowState::kCompleted) {
+    std::fprintf(stderr, "workflow %s: %s\n", id.c_str(), w.ok() ? w->msg.c_str() : "wait failed");
+    std::exit(1);
+  }
+  return w->result.substr(w->result.find("\"clusterId\":\"") + 13, 36);
+}
+
+int wait_idle(Service& svc) {
+  for (int i = 0; i < 12000; ++i) {
+    ListWorkflowsRequest r;
+    r.state = WorkflowState::kRunning;
+    auto running = svc.list_workflows(r);
+    r.state = WorkflowState::kPending;
+    auto pending = svc.list_workflows(r);
+    if (running.ok() && pending.ok() && running->workflows.empty() && pending->workflows.empty())
+      return 0;
+    std::this_thread::sleep_for(10ms);
+  }
+  return 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  std::string mode = argv[1];
+  auto svc = open_service(argv[2]);
+  if (mode == "setup" && argc == 5) {
+    auto a = svc->attach_cluster({std::string("file://") + argv[3], "src"});
+    auto b = svc->attach_cluster({std::string("file://") + argv[4], "dst"});
+    if (!a.ok() || !b.ok()) return 1;
+    std::string c1 = wait_ok(*svc, *a), c2 = wait_ok(*svc, *b);
+    const std::uint64_t size = 40ull << 20;
+    auto v = svc->create_volume(c1, {"p1", "source", size});
+    if (!v.ok()) return 1;
+    int fd = ::open(v->device_path.c_str(), O_WRONLY);
+    std::mt19937_64 rng(11);
+    std::string block(1 << 20, '\0');
+    for (int i = 0; i < 40; ++i) {
+      if (rng() % 2) continue;  // about half the slots stay holes
+      for (auto& ch : block) ch = static_cast<char>(rng());
+      if (i % 7 == 0) std::fill(block.begin() + 4096, block.begin() + 65536, '\0');
+      ::pwrite(fd, block.data(), block.size(), static_cast<off_t>(i) << 20);
+    }
+    ::fsync(fd);
+    ::close(fd);
+    auto sn = svc->create_snapshot(c1, {"p1", "source-snap", v->id, ""});
+    if (!sn.ok()) return 1;
+    std::printf("IDS %s %s %s\n", c1.c_str(), c2.c_str(), sn->id.c_str());
+    return 0;
+  }
+  if (mode == "clone" && argc == 7) {
+    if (wait_idle(*svc) != 0) return 3;  // first finish what a kill interrupted
+    for (int n = 0;; ++n) {
+      ThickCloneRequest r;
+      r.src = {argv[5], "p1", argv[3]};
+      r.dst.name = std::string("copy-") + argv[6] + "-" + std::to_string(n);
+      r.dst.cluster_id = argv[4];
+      auto id = svc->thick_clone_volume(r);
+      if (!id.ok()) {
+        std::fprintf(stderr, "submit: %s\n", id.status().to_string().c_str());
+        return 1;
+      }
+      std::printf("ACK %s\n", id->c_str());
+      std::fflush(stdout);
+      (void)svc->wait_workflow(*id, 60s);
+    }
+  }
+  if (mode == "drain") return wait_idle(*svc);
+  return 2;
+}
