@@ -6,9 +6,11 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -16,6 +18,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace dmscore {
 namespace {
@@ -435,8 +438,10 @@ class Throttle {
     if (rate_ == 0) return;
     std::lock_guard lock(mu_);
     // Charged before the read, so a copy of N bytes takes at least N / rate.
-    auto cost = std::chrono::nanoseconds(static_cast<std::int64_t>(
-        static_cast<unsigned __int128>(bytes) * 1000000000u / rate_));
+    // Whole seconds and the remainder apart, so nothing overflows 64 bits.
+    auto cost = std::chrono::seconds(bytes / rate_) +
+                std::chrono::nanoseconds(static_cast<std::int64_t>(
+                    static_cast<double>(bytes % rate_) * 1e9 / static_cast<double>(rate_)));
     next_ = std::max(next_, env_.steady_now()) +
             std::chrono::duration_cast<Env::SteadyTime::duration>(cost);
     while (!runner.stop_requested(offset)) {
@@ -599,7 +604,8 @@ class VerifyJob {
   Status operator()(const Job& job, WorkerBuffers& buffers) {
     // The destination is at least as large as the source (checked up front), so only the
     // source side can end inside a chunk.
-    uint64_t src_len = job.offset >= source_size_ ? 0 : std::min(job.length, source_size_ - job.offset);
+    uint64_t src_len =
+        job.offset >= source_size_ ? 0 : std::min(job.length, source_size_ - job.offset);
     bool src = (job.kind & kSourceData) != 0 && src_len > 0;
     bool dst = (job.kind & kDestData) != 0;
     if (src) throttle_.acquire(src_len, runner_, job.offset);
@@ -740,8 +746,8 @@ Status CopyEngine::verify(const BlockSource& source, const BlockSource& destinat
     auto dst_extents = extents_of(destination, 0, dst_size);
     if (!dst_extents.ok()) return dst_extents.status().with_prefix("destination");
 
-    VerifyPlanner planner(std::move(src_extents).value(), std::move(dst_extents).value(),
-                          dst_size, options_.chunk_bytes);
+    VerifyPlanner planner(std::move(src_extents).value(), std::move(dst_extents).value(), dst_size,
+                          options_.chunk_bytes);
     Runner::Config config;
     config.threads = options_.threads;
     config.start = 0;

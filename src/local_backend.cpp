@@ -258,6 +258,26 @@ struct LocalBackend::Impl {
           [&](Txn& t) { return t.exec("DELETE FROM snapshots WHERE id = ?", {sid}).status(); });
       if (!s.ok()) return s;
     }
+    // A held volume belongs to a workflow that will fill it; if the crash came between its row
+    // and its file, give it back its (empty) file so the workflow can go on.
+    std::vector<std::pair<std::string, std::int64_t>> held;
+    s = store->read([&](Txn& t) -> Status {
+      auto v = t.query(
+          "SELECT id, size FROM volumes WHERE state = 'Creating' AND held = 1 AND "
+          "source_snapshot_id = ''");
+      if (!v.ok()) return v.status();
+      for (auto& r : *v) held.emplace_back(r.text(0), r.int64(1));
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    for (auto& [vid, size] : held) {
+      if (::access(volume_path(vid).c_str(), F_OK) == 0) continue;
+      Fd fd(::open(volume_path(vid).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+      if (!fd.valid() || ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 ||
+          ::fsync(fd.get()) != 0)
+        return detail::errno_status("recreate " + volume_path(vid));
+      if (s = detail::fsync_dir(data_dir()); !s.ok()) return s;
+    }
     std::set<std::string> known;
     s = store->read([&](Txn& t) -> Status {
       auto v = t.query("SELECT id FROM volumes");

@@ -356,15 +356,13 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
   });
   if (!s.ok() || gone) return;
 
+  // Ends the workflow FAILED or CANCELLED.
   auto finish = [&](const std::string& state, const std::string& msg) {
-    std::int64_t pct_done = state == "COMPLETED" ? 100 : -1;
     Status fs = store.transact([&](Txn& t) -> Status {
       auto r = t.exec(
-          "UPDATE workflows SET state = ?, msg = ?, ended_at = ?, result = ?, vars = ?, "
-          "progress_percent = CASE WHEN ? >= 0 THEN ? ELSE progress_percent END, "
-          "progress_stage = CASE WHEN ? >= 0 THEN 'done' ELSE progress_stage END "
+          "UPDATE workflows SET state = ?, msg = ?, ended_at = ?, result = ?, vars = ? "
           "WHERE id = ? AND state = 'RUNNING'",
-          {state, msg, now_ms(), result, vars_to_json(vars), pct_done, pct_done, pct_done, id});
+          {state, msg, now_ms(), result, vars_to_json(vars), id});
       if (!r.ok()) return r.status();
       return t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id}).status();
     });
@@ -403,6 +401,7 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
         cleanup_errors += step.name + ": " + us.message();
       }
     }
+    result.clear();  // whatever it made has been undone
     std::string m = msg;
     if (!cleanup_errors.empty()) m += " (cleanup incomplete: " + cleanup_errors + ")";
     finish(state, m);
@@ -488,7 +487,25 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
     });
     if (!s.ok()) return;
   }
-  finish("COMPLETED", "");
+  // Complete unless a cancel was accepted meanwhile: an accepted cancel always ends CANCELLED.
+  bool completed = false;
+  s = store.transact([&](Txn& t) -> Status {
+    auto r = t.exec(
+        "UPDATE workflows SET state = 'COMPLETED', msg = '', ended_at = ?, result = ?, vars = ?, "
+        "progress_percent = 100, progress_stage = 'done' "
+        "WHERE id = ? AND state = 'RUNNING' AND cancel_requested = 0",
+        {now_ms(), result, vars_to_json(vars), id});
+    if (!r.ok()) return r.status();
+    completed = *r > 0;
+    if (!completed) return Status::Ok();
+    return t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id}).status();
+  });
+  if (!s.ok()) return;
+  if (completed) {
+    notify_terminal();
+    return;
+  }
+  compensate(static_cast<int>(steps.size()) - 1, "CANCELLED", "cancelled by request");
 }
 
 WorkflowEngine::WorkflowEngine(Store& store, EngineOptions options)

@@ -694,7 +694,8 @@ TEST_CASE("CopyEngine: the watermark never passes a chunk that is still being wr
   CHECK(marks.back() == src.size());
 }
 
-TEST_CASE("CopyEngine: verify names the lowest differing chunk even when a later one is found first") {
+TEST_CASE(
+    "CopyEngine: verify names the lowest differing chunk even when a later one is found first") {
   const std::uint64_t chunk = 64 * kKiB;
   std::vector<unsigned char> bytes = random_bytes(16 * chunk, 16);
   MemorySource src(bytes);
@@ -705,9 +706,8 @@ TEST_CASE("CopyEngine: verify names the lowest differing chunk even when a later
     if (offset == 3 * chunk) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   };
   Status s = CopyEngine(small_options(4, chunk)).verify(src, dst);
-  CHECK(s.to_string() ==
-        "DATA_LOSS: destination differs from source in chunk at offset " +
-            std::to_string(3 * chunk));
+  CHECK(s.to_string() == "DATA_LOSS: destination differs from source in chunk at offset " +
+                             std::to_string(3 * chunk));
 }
 
 TEST_CASE("CopyEngine: a failing progress callback stops the copy with its status") {

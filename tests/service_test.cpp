@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "test_files.hpp"
@@ -373,4 +374,40 @@ TEST_CASE("Service: detach removes the cluster from the registry but never its d
   CHECK(f.svc->detach_cluster(f.c1).code() == Code::kNotFound);
   CHECK(fs::exists(vol.device_path));
   CHECK(f.svc->list_volumes(f.c1, "p1", {}).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("Service: clones cancelled at random moments leave only the completed copies") {
+  Options o;
+  o.copy_rate_limit_bytes_per_sec = 32 * kMiB;
+  o.copy_chunk_bytes = 256 * 1024;
+  Fixture f(o);
+  f.attach_two();
+  auto [vol, snap] = f.source(8 * kMiB, 6);
+  std::mt19937 rng(Catch::rngSeed());
+  std::size_t completed = 0, cancelled = 0;
+  for (int i = 0; i < 12; ++i) {
+    auto id = f.svc->thick_clone_volume(f.clone_req(snap, "c" + std::to_string(i)));
+    REQUIRE(id.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 250));
+    Status s = f.svc->cancel_workflow(*id);
+    Workflow w = f.wait(*id);
+    if (s.ok()) {
+      CHECK(w.state == WorkflowState::kCancelled);
+      ++cancelled;
+    } else {
+      CHECK(s.code() == Code::kFailedPrecondition);  // it had already finished
+      CHECK(w.state == WorkflowState::kCompleted);
+      ++completed;
+    }
+  }
+  auto vols = f.svc->list_volumes(f.c2, "p2", {});
+  REQUIRE(vols.ok());
+  CHECK(vols->volumes.size() == completed);
+  for (auto& v : vols->volumes) {
+    CHECK(v.state == VolumeState::kAvailable);
+    CHECK(dmscore::testing::file_bytes(v.device_path) ==
+          dmscore::testing::file_bytes(f.snapshot_path("c1", snap)));
+  }
+  CHECK(data_files(f.tmp / "c2") == completed);
+  CHECK(cancelled > 0);
 }

@@ -187,7 +187,7 @@ inline void make_hole_image(const std::string& path, std::uint64_t size) {
 
 // Writes `data` at `offset` of an existing file and makes it durable, so st_blocks is final.
 inline void write_file_at(const std::string& path, std::uint64_t offset, const void* data,
-                     std::size_t len) {
+                          std::size_t len) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) std::abort();
   if (::pwrite(fd, data, len, static_cast<off_t>(offset)) != static_cast<ssize_t>(len)) {
@@ -199,8 +199,8 @@ inline void write_file_at(const std::string& path, std::uint64_t offset, const v
 
 // A `size`-byte image holding `count` random 1 MiB data extents at distinct 1 MiB-aligned
 // offsets chosen by `seed`, holes elsewhere. Returns the extents in offset order.
-inline std::vector<Extent> make_sparse_image(const std::string& path, std::uint64_t size,
-                                             int count, std::uint64_t seed) {
+inline std::vector<Extent> make_sparse_image(const std::string& path, std::uint64_t size, int count,
+                                             std::uint64_t seed) {
   constexpr std::uint64_t kMiB = 1u << 20;
   make_hole_image(path, size);
   std::mt19937_64 rng(seed);

@@ -289,6 +289,47 @@ TEST_CASE("WorkflowEngine: cancelling a RUNNING workflow stops its step and comp
   CHECK(f.log == std::vector<std::string>{"prepare", "undo wait", "undo prepare"});
 }
 
+TEST_CASE("WorkflowEngine: a cancel accepted during the last step still ends CANCELLED") {
+  Fixture f;
+  f.engine = std::make_unique<WorkflowEngine>(*f.store, EngineOptions{});
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, release = false;
+  REQUIRE(f.engine->register_type(
+                  {"STUBBORN",
+                   {{"work",
+                     [&](StepContext& c) {
+                       c.set_result(R"({"made":"x"})");
+                       std::unique_lock l(mu);
+                       entered = true;
+                       cv.notify_all();
+                       cv.wait(l, [&] { return release; });  // never looks at should_stop()
+                       return Status::Ok();
+                     },
+                     [&](StepContext&) {
+                       f.record("undo work");
+                       return Status::Ok();
+                     }}}})
+              .ok());
+  REQUIRE(f.engine->start().ok());
+  auto id = f.engine->submit("STUBBORN", "{}");
+  REQUIRE(id.ok());
+  {
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return entered; });
+  }
+  REQUIRE(f.engine->cancel(*id).ok());
+  {
+    std::lock_guard l(mu);
+    release = true;
+    cv.notify_all();
+  }
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kCancelled);
+  CHECK(w.result.empty());
+  CHECK(f.log == std::vector<std::string>{"undo work"});
+}
+
 TEST_CASE("WorkflowEngine: cancel of a finished or unknown workflow is refused") {
   Fixture f;
   f.make_engine();
