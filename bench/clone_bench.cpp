@@ -3,10 +3,11 @@
 //   cp --sparse=always --reflink=never  (+ sync of the destination)
 //   qemu-img convert -O raw             (+ sync)
 //   qemu-img convert -O raw -m 8 -W     (+ sync)
-// Each is run --runs times (median reported) with the source in the page cache; every result is
-// checked for byte identity (cmp) and its allocated size compared with the source's.
+// The tools take turns, --runs rounds (median and best reported); as root the page cache is
+// dropped before every run so each reads its source from disk. Every result is checked for byte identity (cmp) and its allocated size compared with the source's.
 //
 //   clone_bench [--dir DIR] [--runs N] [--sparse-mib 4096] [--dense-mib 2048] [--threads T]
+//               [--chunk-mib C]
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,7 +30,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string g_dir = "/var/tmp/dmscore-clone-bench";
-int g_runs = 3;
+int g_runs = 5;
 
 int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
 
@@ -39,7 +42,9 @@ std::uint64_t allocated(const std::string& path) {
 
 struct Measurement {
   std::string tool;
-  double seconds = 0;
+  std::vector<double> times;
+  double seconds = 0;  // median
+  double best = 0;
   bool identical = false;
   std::uint64_t alloc = 0;
 };
@@ -49,27 +54,17 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-Measurement run_peer(const std::string& tool, const std::string& cmd_fmt, const std::string& src) {
-  Measurement r{tool};
-  std::vector<double> times;
-  std::string dst = g_dir + "/peer.img";
-  for (int i = 0; i < g_runs; ++i) {
-    fs::remove(dst);
-    sh("sync");
-    char cmd[1024];
-    std::snprintf(cmd, sizeof cmd, cmd_fmt.c_str(), src.c_str(), dst.c_str());
-    auto t0 = Clock::now();
-    if (sh(std::string(cmd) + " && sync " + dst) != 0) {
-      std::fprintf(stderr, "%s failed\n", tool.c_str());
-      return r;
-    }
-    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  r.seconds = median(times);
-  r.identical = sh("cmp -s " + src + " " + dst) == 0;
-  r.alloc = allocated(dst);
-  fs::remove(dst);
-  return r;
+// Flushes dirty pages and, when allowed (root), empties the page cache so that every timed run
+// reads its source from the disk.
+bool g_cold = false;
+void settle() {
+  sh("sync");
+  if (g_cold) sh("echo 3 > /proc/sys/vm/drop_caches");
+}
+
+std::string result_id(const std::string& result, const std::string& key) {
+  auto p = result.find("\"" + key + "\":\"");
+  return p == std::string::npos ? std::string() : result.substr(p + key.size() + 4, 36);
 }
 
 struct Dms {
@@ -77,14 +72,25 @@ struct Dms {
   std::string a, b;
 };
 
-std::string result_id(const std::string& result, const std::string& key) {
-  auto p = result.find("\"" + key + "\":\"");
-  return p == std::string::npos ? std::string() : result.substr(p + key.size() + 4, 36);
+// One tool: prepare() sets up, run() is timed (it must include the fsync), check() returns the
+// destination path to compare, cleanup() removes it.
+struct Tool {
+  std::string name;
+  std::function<bool()> run;
+  std::function<std::string()> output;
+  std::function<void()> cleanup;
+};
+
+Tool peer(const std::string& name, const std::string& cmd_fmt, const std::string& src) {
+  std::string dst = g_dir + "/peer.img";
+  char cmd[1024];
+  std::snprintf(cmd, sizeof cmd, cmd_fmt.c_str(), src.c_str(), dst.c_str());
+  std::string full = std::string(cmd) + " && sync " + dst;
+  return {name, [full] { return sh(full) == 0; }, [dst] { return dst; },
+          [dst] { fs::remove(dst); }};
 }
 
-Measurement run_dms(Dms& d, const std::string& image, const std::string& label, int threads) {
-  Measurement r{"libdmscore thick clone"};
-  // Import the image as a volume and snapshot it (not timed).
+Tool dms_tool(Dms& d, const std::string& image, const std::string& label, std::string& snap_file) {
   std::uint64_t size = fs::file_size(image);
   auto v = d.svc->create_volume(d.a, {"bench", "src-" + label, size});
   if (!v.ok()) std::abort();
@@ -92,34 +98,53 @@ Measurement run_dms(Dms& d, const std::string& image, const std::string& label, 
   auto sn = d.svc->create_snapshot(d.a, {"bench", "snap-" + label, v->id, ""});
   if (!sn.ok()) std::abort();
   (void)d.svc->delete_volume(d.a, "bench", v->id);
-  std::string snap_file = g_dir + "/site-a/data/" + sn->id + ".snap";
-  std::vector<double> times;
-  std::string last;
-  for (int i = 0; i < g_runs; ++i) {
-    if (!last.empty()) (void)d.svc->delete_volume(d.b, "bench", last);
-    sh("sync");
-    ThickCloneRequest req;
-    req.src = {sn->id, "bench", d.a};
-    req.dst.name = "copy-" + label + "-" + std::to_string(i);
-    req.dst.cluster_id = d.b;
-    auto t0 = Clock::now();
-    auto id = d.svc->thick_clone_volume(req);
-    if (!id.ok()) std::abort();
-    auto w = d.svc->wait_workflow(*id, 3600s);
-    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    if (!w.ok() || w->state != WorkflowState::kCompleted) {
-      std::fprintf(stderr, "clone failed: %s\n", w.ok() ? w->msg.c_str() : "");
-      std::abort();
+  snap_file = g_dir + "/site-a/data/" + sn->id + ".snap";
+  auto last = std::make_shared<std::string>();
+  auto n = std::make_shared<int>(0);
+  std::string sid = sn->id;
+  return {"libdmscore thick clone",
+          [&d, sid, label, last, n] {
+            ThickCloneRequest req;
+            req.src = {sid, "bench", d.a};
+            req.dst.name = "copy-" + label + "-" + std::to_string((*n)++);
+            req.dst.cluster_id = d.b;
+            auto id = d.svc->thick_clone_volume(req);
+            if (!id.ok()) return false;
+            auto w = d.svc->wait_workflow(*id, 3600s);
+            if (!w.ok() || w->state != WorkflowState::kCompleted) return false;
+            *last = result_id(w->result, "volumeId");
+            return true;
+          },
+          [&d, last] { return d.svc->get_volume(d.b, "bench", *last)->device_path; },
+          [&d, last] { (void)d.svc->delete_volume(d.b, "bench", *last); }};
+}
+
+std::vector<Measurement> measure(std::vector<Tool>& tools, const std::string& src) {
+  std::vector<Measurement> out(tools.size());
+  for (std::size_t t = 0; t < tools.size(); ++t) out[t].tool = tools[t].name;
+  // Round-robin, so that drift in the machine's speed spreads over every tool alike.
+  for (int r = 0; r < g_runs; ++r) {
+    for (std::size_t t = 0; t < tools.size(); ++t) {
+      settle();
+      auto t0 = Clock::now();
+      if (!tools[t].run()) {
+        std::fprintf(stderr, "%s failed\n", tools[t].name.c_str());
+        std::exit(1);
+      }
+      out[t].times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      if (r == g_runs - 1) {
+        std::string dst = tools[t].output();
+        out[t].identical = sh("cmp -s " + src + " " + dst) == 0;
+        out[t].alloc = allocated(dst);
+      }
+      tools[t].cleanup();
     }
-    last = result_id(w->result, "volumeId");
   }
-  auto dst = d.svc->get_volume(d.b, "bench", last);
-  r.seconds = median(times);
-  r.identical = sh("cmp -s " + snap_file + " " + dst->device_path) == 0;
-  r.alloc = allocated(dst->device_path);
-  (void)d.svc->delete_volume(d.b, "bench", last);
-  (void)threads;
-  return r;
+  for (auto& m : out) {
+    m.seconds = median(m.times);
+    m.best = *std::min_element(m.times.begin(), m.times.end());
+  }
+  return out;
 }
 
 void report(const std::string& title, std::uint64_t size, std::uint64_t src_alloc,
@@ -131,12 +156,12 @@ void report(const std::string& title, std::uint64_t size, std::uint64_t src_allo
   }
   std::printf("\n%s: %.0f MiB logical, %.0f MiB allocated\n\n", title.c_str(), size / 1048576.0,
               src_alloc / 1048576.0);
-  std::printf("| tool | seconds (median of %d) | logical GiB/s | vs cp | vs best qemu-img | identical | allocated MiB |\n", g_runs);
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("| tool | median s (of %d) | best s | logical GiB/s (median) | vs cp | vs best qemu-img | identical | allocated MiB |\n", g_runs);
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   for (auto& r : rows) {
-    std::printf("| %s | %.2f | %.2f | %.2fx | %.2fx | %s | %.0f |\n", r.tool.c_str(), r.seconds,
-                size / 1073741824.0 / r.seconds, cp / r.seconds, best_qemu / r.seconds,
-                r.identical ? "yes" : "NO", r.alloc / 1048576.0);
+    std::printf("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx | %s | %.0f |\n", r.tool.c_str(),
+                r.seconds, r.best, size / 1073741824.0 / r.seconds, cp / r.seconds,
+                best_qemu / r.seconds, r.identical ? "yes" : "NO", r.alloc / 1048576.0);
   }
   std::fflush(stdout);
 }
@@ -144,7 +169,7 @@ void report(const std::string& title, std::uint64_t size, std::uint64_t src_allo
 }  // namespace
 
 int main(int argc, char** argv) {
-  int sparse_mib = 4096, dense_mib = 2048, threads = 4;
+  int sparse_mib = 4096, dense_mib = 2048, threads = 4, chunk_mib = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--dir") g_dir = argv[i + 1];
@@ -152,6 +177,7 @@ int main(int argc, char** argv) {
     else if (a == "--sparse-mib") sparse_mib = std::stoi(argv[i + 1]);
     else if (a == "--dense-mib") dense_mib = std::stoi(argv[i + 1]);
     else if (a == "--threads") threads = std::stoi(argv[i + 1]);
+    else if (a == "--chunk-mib") chunk_mib = std::stoi(argv[i + 1]);
   }
   fs::remove_all(g_dir);
   fs::create_directories(g_dir);
@@ -164,6 +190,7 @@ int main(int argc, char** argv) {
   Options o;
   o.data_dir = g_dir + "/service";
   o.copy_threads = threads;
+  o.copy_chunk_bytes = static_cast<std::uint64_t>(chunk_mib) << 20;
   auto svc = Service::open(o);
   if (!svc.ok()) return 1;
   Dms d{std::move(svc).value(), "", ""};
@@ -172,14 +199,19 @@ int main(int argc, char** argv) {
     auto w = d.svc->wait_workflow(*id, 60s);
     (name == std::string("site-a") ? d.a : d.b) = result_id(w->result, "clusterId");
   }
-  std::printf("clone_bench: %d runs each, copy threads %d, %s\n", g_runs, threads, g_dir.c_str());
+  g_cold = ::geteuid() == 0 && sh("sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null") == 0;
+  std::printf("clone_bench: %d interleaved runs per tool, copy threads %d, chunk %d MiB, %s, %s\n",
+              g_runs, threads, chunk_mib, g_cold ? "page cache dropped before every run" : "warm page cache",
+              g_dir.c_str());
   for (auto& [label, image] : std::vector<std::pair<std::string, std::string>>{{"sparse", sparse}, {"dense", dense}}) {
-    std::vector<Measurement> rows;
-    rows.push_back(run_dms(d, image, label, threads));
-    rows.push_back(run_peer("cp --sparse=always --reflink=never", "cp --sparse=always --reflink=never %s %s", image));
-    rows.push_back(run_peer("qemu-img convert -O raw", "qemu-img convert -O raw %s %s", image));
-    rows.push_back(run_peer("qemu-img convert -O raw -m 8 -W", "qemu-img convert -O raw -m 8 -W %s %s", image));
-    report(label + " source (" + image + ")", fs::file_size(image), allocated(image), rows);
+    std::string snap_file;
+    std::vector<Tool> tools;
+    tools.push_back(dms_tool(d, image, label, snap_file));
+    tools.push_back(peer("cp --sparse=always --reflink=never", "cp --sparse=always --reflink=never %s %s", image));
+    tools.push_back(peer("qemu-img convert -O raw", "qemu-img convert -O raw %s %s", image));
+    tools.push_back(peer("qemu-img convert -O raw -m 8 -W", "qemu-img convert -O raw -m 8 -W %s %s", image));
+    auto rows = measure(tools, image);
+    report(label + " source", fs::file_size(image), allocated(image), rows);
   }
   d.svc.reset();
   fs::remove_all(g_dir);

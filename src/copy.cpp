@@ -1,5 +1,6 @@
 #include "dmscore/copy.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -489,6 +490,9 @@ Status copy_range(int in_fd, int out_fd, uint64_t offset, uint64_t len, uint64_t
   return Status::Ok();
 }
 
+// Bytes read to decide whether a chunk can be handed to the kernel without a full read.
+constexpr uint64_t kProbeBytes = 4096;
+
 class CopyJob {
  public:
   CopyJob(const CopyOptions& options, const BlockSource& source, BlockSink& sink, Runner& runner,
@@ -531,6 +535,27 @@ class CopyJob {
 
     if (Status s = buffers.a.ensure(options_.chunk_bytes); !s.ok()) return s;
     unsigned char* buf = buffers.a.data();
+    // A chunk whose first page holds data cannot be all zero: with a kernel copy available it
+    // goes straight there, and only chunks that start with a zero page are read in full to
+    // look for the rest. Random or real data thus crosses user space once per page, not chunk.
+    if (options_.skip_zero_chunks && kernel_copy_.load(std::memory_order_relaxed) &&
+        len > kProbeBytes) {
+      if (Status s = source_.read_at(offset, buf, kProbeBytes); !s.ok()) {
+        return s.with_prefix(at("read", offset));
+      }
+      if (!all_zero(buf, kProbeBytes)) {
+        // Start reading the whole chunk at once: copy_file_range alone reads a cold source
+        // page by page behind a small readahead window.
+        (void)::posix_fadvise(in_fd_, static_cast<off_t>(offset), static_cast<off_t>(len),
+                              POSIX_FADV_WILLNEED);
+        uint64_t moved = 0;
+        Status s = kernel_copy(offset, len, &moved);
+        if (!s.ok()) return s;
+        offset += moved;
+        len -= moved;
+        if (len == 0) return Status::Ok();
+      }
+    }
     if (Status s = source_.read_at(offset, buf, len); !s.ok()) {
       return s.with_prefix(at("read", offset));
     }

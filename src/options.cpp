@@ -18,6 +18,12 @@ Status validate(const Options& o) {
     return Status::InvalidArgument("progress_persist_interval: must not be negative");
   if (o.store_busy_timeout.count() < 0)
     return Status::InvalidArgument("store_busy_timeout: must not be negative");
+  if (o.rsa_bits < 2048 || o.rsa_bits > 8192)
+    return Status::InvalidArgument("rsa_bits: must be 2048..8192");
+  if (o.scrypt_log2_n < 10 || o.scrypt_log2_n > 20)
+    return Status::InvalidArgument("scrypt_log2_n: must be 10..20");
+  if (o.token_ttl < std::chrono::minutes(1) || o.token_ttl > std::chrono::hours(24 * 30))
+    return Status::InvalidArgument("token_ttl: must be 1 min..30 days");
   return Status::Ok();
 }
 

@@ -90,6 +90,17 @@ CREATE TABLE clusters (
   refreshed_at         INTEGER
 );
 )sql"},
+      {3, R"sql(
+CREATE TABLE users (
+  name                 TEXT PRIMARY KEY,
+  role                 TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+  password_hash        TEXT NOT NULL,
+  -- Bumped by logout and password changes; tokens carry the version they were issued at.
+  token_version        INTEGER NOT NULL DEFAULT 1,
+  created_at           INTEGER NOT NULL,
+  password_changed_at  INTEGER NOT NULL
+);
+)sql"},
   };
   return kMigrations;
 }

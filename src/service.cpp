@@ -1,6 +1,8 @@
 #include "dmscore/service.hpp"
 
 #include <fcntl.h>
+#include <cstdio>
+#include <cstdlib>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -138,6 +140,9 @@ struct Service::Impl {
   std::shared_ptr<Env> env;
   Fd lock;
   std::unique_ptr<Store> store;
+  std::unique_ptr<Identity> identity;
+  std::unique_ptr<Auth> auth;
+  std::unique_ptr<ClusterTokenSigner> cluster_tokens;
   std::unique_ptr<WorkflowEngine> engine;
 
   // Held shared by operations that need an attached cluster to stay attached (submissions,
@@ -623,7 +628,33 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   auto store = Store::open(options.data_dir + "/dms.db", so);
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
+  if (!options.log) {
+    options.log = [](std::string_view line) {
+      std::fprintf(stderr, "dmscore: %.*s\n", static_cast<int>(line.size()), line.data());
+    };
+  }
   impl->options = options;
+
+  IdentityOptions io;
+  io.rsa_bits = options.rsa_bits;
+  io.env = impl->env;
+  auto identity = Identity::open(options.data_dir + "/identity", io);
+  if (!identity.ok()) return identity.status();
+  impl->identity = std::move(identity).value();
+  impl->cluster_tokens = std::make_unique<ClusterTokenSigner>(*impl->identity, ClusterTokenOptions{}, impl->env);
+  AuthOptions ao;
+  ao.token_ttl = options.token_ttl;
+  ao.scrypt_log2_n = options.scrypt_log2_n;
+  ao.audit_log_path = options.data_dir + "/audit.log";
+  ao.log = options.log;
+  ao.env = impl->env;
+  impl->auth = std::make_unique<Auth>(*impl->store, *impl->identity, ao);
+  std::string admin_password = options.admin_password;
+  if (admin_password.empty()) {
+    if (const char* env_pw = std::getenv("DMS_ADMIN_PASSWORD")) admin_password = env_pw;
+  }
+  auto boot = impl->auth->bootstrap_admin(admin_password, options.data_dir + "/admin-password");
+  if (!boot.ok()) return boot.status().with_prefix("bootstrap admin");
   if (Status s = impl->load_clusters(); !s.ok()) return s;
 
   EngineOptions eo;
@@ -639,6 +670,9 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
 }
 
 const Options& Service::options() const { return impl_->options; }
+Identity& Service::identity() { return *impl_->identity; }
+Auth& Service::auth() { return *impl_->auth; }
+ClusterTokenSigner& Service::cluster_tokens() { return *impl_->cluster_tokens; }
 bool Service::ready() const { return impl_->engine && impl_->engine->ready(); }
 
 Result<std::string> Service::attach_cluster(const AttachClusterRequest& request) {

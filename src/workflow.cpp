@@ -415,7 +415,16 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
   for (int i = step_index; i < static_cast<int>(steps.size()); ++i) {
     const Step& step = steps[static_cast<std::size_t>(i)];
     if (lv->cancel) {
-      compensate(i - 1, "CANCELLED", "cancelled by request");
+      // A step interrupted by a crash before the cancel may have done part of its work: its
+      // undo runs too.
+      bool started = false;
+      (void)store.read([&](Txn& t) -> Status {
+        auto r = t.query_one("SELECT 1 FROM workflow_steps WHERE workflow_id = ? AND idx = ?",
+                             {id, std::int64_t{i}});
+        started = r.ok() && r->has_value();
+        return Status::Ok();
+      });
+      compensate(started ? i : i - 1, "CANCELLED", "cancelled by request");
       return;
     }
     if (stopping) return;

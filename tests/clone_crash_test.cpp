@@ -59,6 +59,8 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
 
   Options o;
   o.data_dir = data;
+  o.rsa_bits = 2048;
+  o.log = [](std::string_view) {};
   auto svc = Service::open(o);
   REQUIRE(svc.ok());
   const std::string src_file = dir / ("c1/data/" + snap + ".snap");

@@ -29,6 +29,9 @@ struct Fixture {
     svc.reset();
     o.data_dir = tmp / "data";
     o.progress_persist_interval = 20ms;
+    o.rsa_bits = 2048;  // key generation speed; the default size is tested in identity_test
+    o.scrypt_log2_n = 10;
+    o.log = [](std::string_view) {};
     auto s = Service::open(o);
     INFO(s.status().to_string());
     REQUIRE(s.ok());
@@ -356,10 +359,26 @@ TEST_CASE("Service: clusters survive a restart and refresh notices one that vani
         Code::kNotFound);
 }
 
+TEST_CASE("Service: the first open bootstraps admin with a generated password file (0600)") {
+  Fixture f;
+  auto pw_file = f.tmp / "data/admin-password";
+  CHECK(dmscore::testing::file_mode(pw_file) == 0600);
+  std::string pw = dmscore::testing::read_file(pw_file);
+  pw.pop_back();
+  auto login = f.svc->auth().login("admin", pw, "127.0.0.1");
+  REQUIRE(login.ok());
+  CHECK(f.svc->auth().verify(login->id_token)->role == Role::kAdmin);
+  CHECK(f.svc->identity().credentials().pub_key_id.rfind("dms-", 0) == 0);
+  CHECK(f.svc->cluster_tokens().token().ok());
+  f.open();  // a restart keeps the same identity and users
+  CHECK(f.svc->auth().verify(login->id_token).ok());
+}
+
 TEST_CASE("Service: a second process cannot open the same data directory") {
   Fixture f;
   Options o;
   o.data_dir = f.tmp / "data";
+  o.rsa_bits = 2048;
   CHECK(Service::open(o).status().code() == Code::kUnavailable);
   o.max_running_workflows = 0;
   CHECK(Service::open(o).status().code() == Code::kInvalidArgument);

@@ -453,6 +453,22 @@ TEST_CASE("WorkflowEngine: an interrupted compensation is finished on restart") 
   CHECK(f.log == std::vector<std::string>{"undo wait", "undo prepare"});
 }
 
+TEST_CASE("WorkflowEngine: a cancel that finds a step interrupted by a crash undoes that step too") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("BLOCKS", "{}");
+  REQUIRE(id.ok());
+  f.gate.await_waiters(1);
+  f.engine->stop();  // "wait" stays STARTED, as after a crash
+  REQUIRE(f.engine->cancel(*id).ok());
+  f.log.clear();
+  f.reopen_store();
+  f.make_engine();
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kCancelled);
+  CHECK(f.log == std::vector<std::string>{"undo wait", "undo prepare"});
+}
+
 TEST_CASE("WorkflowEngine: a stored workflow of an unknown type ends FAILED saying so") {
   Fixture f;
   f.make_engine();

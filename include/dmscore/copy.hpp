@@ -4,8 +4,8 @@
 // The engine copies the data extents of a BlockSource into a BlockSink. Holes in the source
 // stay holes in the destination, and so do all-zero blocks inside data extents (the sink is
 // told to punch them when it is not known to be zero already). Several chunks are in flight on
-// a small thread pool; between two file descriptors on one host copy_file_range(2) moves the
-// data without a round trip through user space when that is faster.
+// a small thread pool. Between two file descriptors copy_file_range(2) can move the data
+// without a round trip through user space (CopyOptions::use_copy_file_range).
 //
 // Progress is the logical offset reached: a hole counts as copied once passed. The engine
 // reports a "watermark" below which every byte is in the sink, so a copy interrupted at any
@@ -82,8 +82,11 @@ struct CopyOptions {
   std::uint64_t rate_limit_bytes_per_sec = 0;
   // Leave all-zero chunks inside data extents unwritten (or zero_range them). Default: true.
   bool skip_zero_chunks = true;
-  // Use copy_file_range(2) when both sides have an os_fd and it works. Default: true.
-  bool use_copy_file_range = true;
+  // Use copy_file_range(2) when both sides have an os_fd and it works. Off by default: on
+  // ext4 over virtio it measured slower than pread/pwrite both with a cold and a warm source
+  // (docs/benchmarks.md), and on XFS or Btrfs the kernel may satisfy it with a reflink, which
+  // would make a thick clone share blocks with its source. Default: false.
+  bool use_copy_file_range = false;
   // Minimum logical bytes between two on_progress calls (the final one always comes).
   // Default: 64 MiB.
   std::uint64_t progress_every_bytes = 64u << 20;

@@ -3,8 +3,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "dmscore/env.hpp"
 #include "dmscore/status.hpp"
@@ -47,6 +49,26 @@ struct Options {
   // How long a store operation waits for a lock held by another connection.
   // Default: 5 s.
   std::chrono::milliseconds store_busy_timeout{5000};
+
+  // Password of the `admin` user made when the store holds no user yet.
+  // Default: empty, meaning $DMS_ADMIN_PASSWORD when set, otherwise a random password written to
+  // <data_dir>/admin-password (mode 0600) and its path logged once.
+  std::string admin_password;
+
+  // Size of the service's RSA keys (cluster credentials and login tokens).
+  // Default: 3072. REQUIRES: 2048..8192; below 3072 only for tests.
+  int rsa_bits = 3072;
+
+  // scrypt cost (log2 N, r = 8, p = 1) of new password hashes.
+  // Default: 17. REQUIRES: 10..20; below 17 only for tests.
+  int scrypt_log2_n = 17;
+
+  // Lifetime of login tokens. Default: 1 hour. REQUIRES: 1 min..30 days.
+  std::chrono::seconds token_ttl{3600};
+
+  // Receives the service's log lines, which never hold a password or a token.
+  // Default: nullptr, meaning standard error.
+  std::function<void(std::string_view)> log;
 
   // Clocks and randomness.
   // Default: nullptr, meaning Env::Default().

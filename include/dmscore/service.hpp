@@ -15,9 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "dmscore/auth.hpp"
 #include "dmscore/backend.hpp"
 #include "dmscore/clone.hpp"
 #include "dmscore/cluster.hpp"
+#include "dmscore/identity.hpp"
 #include "dmscore/options.hpp"
 #include "dmscore/result.hpp"
 #include "dmscore/workflow.hpp"
@@ -45,6 +47,13 @@ class Service {
   const Options& options() const;
   // True once the store is open and recovery is done.
   bool ready() const;
+
+  // The service's keys (GET /api/v1/service-credentials answers identity().credentials()).
+  Identity& identity();
+  // Users, login and token verification.
+  Auth& auth();
+  // Signs the service's calls to storage clusters.
+  ClusterTokenSigner& cluster_tokens();
 
   // Clusters. attach/refresh answer a workflow id; the attach workflow's result is
   // {"clusterId": "<uuid>"}. detach: NOT_FOUND; FAILED_PRECONDITION while a non-terminal

@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
   if (argc != 2) return 2;
   dmscore::Options o;
   o.data_dir = argv[1];
+  o.rsa_bits = 2048;
+  o.admin_password = "consumer-admin-pw";
   auto svc = dmscore::Service::open(o);
   if (!svc.ok()) {
     std::fprintf(stderr, "%s\n", svc.status().to_string().c_str());

@@ -1,0 +1,115 @@
+#pragma once
+// Identity: the service's RSA key pairs and the RS256 JWTs it signs with them.
+//
+// On first open the service makes an RSA key pair (3072 bits) with OpenSSL's EVP API and keeps
+// it under <data-dir>/identity/: `cluster-key.pem` (private, mode 0600) and
+// `cluster-key.json` ({"pubKeyId": "dms-<uuid>", "createdAt": ...}). The public half goes to
+// storage clusters: an operator imports it with
+//   lbcli create credential --project-name=system --type=rsa256pubkey --id=<pubKeyId> <pem>
+// and the service then calls the cluster with RS256 JWTs whose `kid` is `system:<pubKeyId>`.
+//
+// Rotation makes a new pair and keeps the old one as "previous" (both ids visible) until the
+// operator confirms that every cluster has the new public key.
+//
+// A second, separate pair (`login-key.pem`) signs the tokens of the service's own API, so that
+// a leaked cluster token can never pass as a login and the other way round.
+//
+// A private key file readable by anyone but its owner is refused, with a message saying how to
+// fix it. Key material never appears in a Status message.
+//
+// Safe for concurrent use.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dmscore/env.hpp"
+#include "dmscore/result.hpp"
+
+namespace dmscore {
+
+// What GET /api/v1/service-credentials answers.
+struct ServiceCredentials {
+  std::string pub_key_id;  // "dms-<uuid>"
+  std::string pub_key;     // base64 of the PEM public key
+};
+
+struct ServiceKey {
+  std::string pub_key_id;
+  bool current = false;  // false: the previous key, kept until rotation is confirmed
+  Env::SystemTime created_at;
+  std::string public_pem;
+};
+
+struct IdentityOptions {
+  // Default: 3072. REQUIRES: 2048..8192 (tests may use 2048 for speed; 3072 or more in use).
+  int rsa_bits = 3072;
+  // Default: Env::Default().
+  std::shared_ptr<Env> env;
+};
+
+class Identity {
+ public:
+  // Opens <dir> (created 0700 when absent), making the key pairs on first use. Returns
+  // FAILED_PRECONDITION when a private key file is readable or writable by group or others (the
+  // message names the file and the chmod that fixes it) or cannot be parsed; UNAVAILABLE when
+  // files cannot be written.
+  static Result<std::unique_ptr<Identity>> open(const std::string& dir, IdentityOptions options = {});
+  ~Identity();
+
+  // The current cluster key, in the shape the REST contract answers.
+  ServiceCredentials credentials() const;
+  // The current key, then the previous one when a rotation awaits confirmation.
+  std::vector<ServiceKey> keys() const;
+
+  // Makes a new current key; the old one becomes previous. FAILED_PRECONDITION while an earlier
+  // rotation is not yet confirmed.
+  Status rotate();
+  // Forgets the previous key. FAILED_PRECONDITION when no rotation is pending.
+  Status confirm_rotation();
+
+  // RS256 signatures (RSASSA-PKCS1-v1_5 with SHA-256) of `data`.
+  Result<std::string> sign_with_cluster_key(std::string_view data) const;
+  Result<std::string> sign_with_login_key(std::string_view data) const;
+  // Checks an RS256 signature against the login key's public half. Never throws, whatever the
+  // input.
+  bool verify_login_signature(std::string_view data, std::string_view signature) const;
+  // "login-<uuid>": the `kid` of login tokens.
+  const std::string& login_key_id() const;
+
+ private:
+  struct Impl;
+  explicit Identity(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ClusterTokenOptions {
+  // `iss` claim. Default: "libdmscore".
+  std::string issuer = "libdmscore";
+  // `sub` claim. Default: "dms".
+  std::string subject = "dms";
+  // Lifetime of a token. Default: 10 minutes. REQUIRES: 1 s..24 h.
+  std::chrono::seconds ttl{600};
+  // A cached token is replaced this long before it expires. Default: 60 s.
+  std::chrono::seconds refresh_before{60};
+};
+
+// Mints the RS256 JWTs the service presents to storage clusters: header
+// {"alg":"RS256","typ":"JWT","kid":"system:<pubKeyId>"}, claims iss, sub, iat, exp and
+// roles ["system:cluster-admin"]. Tokens are cached until shortly before expiry.
+// Safe for concurrent use.
+class ClusterTokenSigner {
+ public:
+  ClusterTokenSigner(const Identity& identity, ClusterTokenOptions options = {},
+                     std::shared_ptr<Env> env = nullptr);
+  ~ClusterTokenSigner();
+  Result<std::string> token();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dmscore

@@ -1,0 +1,331 @@
+#include "dmscore/identity.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "file_io.hpp"
+#include "jwt.hpp"
+#include "util.hpp"
+
+namespace dmscore {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using Bio = std::unique_ptr<BIO, BioDeleter>;
+
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
+std::string bio_string(BIO* b) {
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b, &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+Result<Pkey> generate_rsa(int bits) {
+  Pkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(bits)));
+  if (!key) return Status::Internal("identity: RSA key generation failed");
+  return key;
+}
+
+Result<std::string> private_pem(EVP_PKEY* key) {
+  Bio b(BIO_new(BIO_s_mem()));
+  if (!b || PEM_write_bio_PrivateKey(b.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1)
+    return Status::Internal("identity: cannot encode a private key");
+  return bio_string(b.get());
+}
+
+std::string public_pem(EVP_PKEY* key) {
+  Bio b(BIO_new(BIO_s_mem()));
+  if (!b || PEM_write_bio_PUBKEY(b.get(), key) != 1) return {};
+  return bio_string(b.get());
+}
+
+// Refuses a private key file that anyone but its owner may read or write.
+Status check_private_mode(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return detail::errno_status("stat " + path);
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    return Status::FailedPrecondition("private key " + path + " has mode " + mode +
+                                      " and may be read by others; fix it with: chmod 600 " + path);
+  }
+  return Status::Ok();
+}
+
+Result<Pkey> load_private(const std::string& path) {
+  if (Status s = check_private_mode(path); !s.ok()) return s;
+  auto text = detail::read_small_file(path, 64 << 10);
+  if (!text.ok()) return text.status();
+  Bio b(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+  Pkey key(b ? PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA)
+    return Status::FailedPrecondition(path + " does not hold an RSA private key");
+  return key;
+}
+
+Result<std::string> rs256_sign(EVP_PKEY* key, std::string_view data) {
+  MdCtx ctx(EVP_MD_CTX_new());
+  std::size_t len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1)
+    return Status::Internal("identity: signing failed");
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1)
+    return Status::Internal("identity: signing failed");
+  sig.resize(len);
+  return sig;
+}
+
+bool rs256_verify(EVP_PKEY* key, std::string_view data, std::string_view sig) {
+  MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1) return false;
+  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                          reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
+}
+
+struct KeySlot {
+  std::string id;
+  std::int64_t created_ms = 0;
+  Pkey key;
+  std::string pub_pem;
+};
+
+json::object slot_json(const KeySlot& k) {
+  return {{"id", k.id}, {"createdAt", k.created_ms}};
+}
+
+}  // namespace
+
+struct Identity::Impl {
+  std::string dir;
+  IdentityOptions options;
+  std::shared_ptr<Env> env;
+  mutable std::mutex mu;
+  KeySlot current, previous, login;  // previous.id empty when no rotation is pending
+
+  std::string key_path(const std::string& id) const { return dir + "/" + id + ".pem"; }
+  std::string manifest_path() const { return dir + "/keys.json"; }
+
+  Result<KeySlot> make_key(const std::string& id) {
+    auto key = generate_rsa(options.rsa_bits);
+    if (!key.ok()) return key.status();
+    auto pem = private_pem(key->get());
+    if (!pem.ok()) return pem.status();
+    if (Status s = detail::write_file_atomic(key_path(id), *pem, 0600); !s.ok()) return s;
+    KeySlot k;
+    k.id = id;
+    k.created_ms = detail::to_millis(env->now());
+    k.pub_pem = public_pem(key->get());
+    k.key = std::move(key).value();
+    return k;
+  }
+
+  Status load_slot(const json::value& v, KeySlot& out) {
+    if (!v.is_object() || !v.as_object().contains("id") || !v.as_object().at("id").is_string())
+      return Status::FailedPrecondition(manifest_path() + " is malformed");
+    out.id = std::string(v.as_object().at("id").as_string());
+    if (out.id.find('/') != std::string::npos || out.id.find("..") != std::string::npos)
+      return Status::FailedPrecondition(manifest_path() + " names an invalid key id");
+    if (auto* c = v.as_object().if_contains("createdAt"); c && c->is_int64())
+      out.created_ms = c->as_int64();
+    auto key = load_private(key_path(out.id));
+    if (!key.ok()) return key.status();
+    out.pub_pem = public_pem(key->get());
+    out.key = std::move(key).value();
+    return Status::Ok();
+  }
+
+  // The manifest is the commit point of every key change.
+  Status write_manifest() {
+    json::object m{{"current", slot_json(current)}, {"login", slot_json(login)}};
+    if (!previous.id.empty()) m["previous"] = slot_json(previous);
+    return detail::write_file_atomic(manifest_path(), json::serialize(m), 0600);
+  }
+
+  // Deletes key files the manifest does not name (left by a crash mid-rotation).
+  void remove_strays() {
+    std::set<std::string> keep = {current.id + ".pem", login.id + ".pem", "keys.json"};
+    if (!previous.id.empty()) keep.insert(previous.id + ".pem");
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(dir, ec)) {
+      if (!keep.count(e.path().filename().string())) fs::remove(e.path(), ec);
+    }
+  }
+};
+
+Identity::Identity(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Identity::~Identity() = default;
+
+Result<std::unique_ptr<Identity>> Identity::open(const std::string& dir, IdentityOptions options) {
+  if (options.rsa_bits < 2048 || options.rsa_bits > 8192)
+    return Status::InvalidArgument("rsa_bits: must be 2048..8192");
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  impl->options = options;
+  impl->env = options.env ? options.env : Env::Default();
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    fs::create_directories(dir, ec);
+    if (ec) return Status::Unavailable("cannot create " + dir + ": " + ec.message());
+  }
+  ::chmod(dir.c_str(), 0700);
+  if (fs::exists(impl->manifest_path(), ec)) {
+    if (Status s = check_private_mode(impl->manifest_path()); !s.ok()) return s;
+    auto text = detail::read_small_file(impl->manifest_path());
+    if (!text.ok()) return text.status();
+    boost::system::error_code jec;
+    auto m = json::parse(*text, jec);
+    if (jec || !m.is_object() || !m.as_object().contains("current") ||
+        !m.as_object().contains("login"))
+      return Status::FailedPrecondition(impl->manifest_path() + " is malformed");
+    if (Status s = impl->load_slot(m.as_object().at("current"), impl->current); !s.ok()) return s;
+    if (Status s = impl->load_slot(m.as_object().at("login"), impl->login); !s.ok()) return s;
+    if (auto* p = m.as_object().if_contains("previous")) {
+      if (Status s = impl->load_slot(*p, impl->previous); !s.ok()) return s;
+    }
+  } else {
+    auto cur = impl->make_key("dms-" + impl->env->new_uuid());
+    if (!cur.ok()) return cur.status();
+    impl->current = std::move(cur).value();
+    auto login = impl->make_key("login-" + impl->env->new_uuid());
+    if (!login.ok()) return login.status();
+    impl->login = std::move(login).value();
+    if (Status s = impl->write_manifest(); !s.ok()) return s;
+  }
+  impl->remove_strays();
+  return std::unique_ptr<Identity>(new Identity(std::move(impl)));
+}
+
+ServiceCredentials Identity::credentials() const {
+  std::lock_guard lock(impl_->mu);
+  return {impl_->current.id, detail::base64_encode(impl_->current.pub_pem)};
+}
+
+std::vector<ServiceKey> Identity::keys() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<ServiceKey> out;
+  out.push_back({impl_->current.id, true, detail::from_millis(impl_->current.created_ms),
+                 impl_->current.pub_pem});
+  if (!impl_->previous.id.empty())
+    out.push_back({impl_->previous.id, false, detail::from_millis(impl_->previous.created_ms),
+                   impl_->previous.pub_pem});
+  return out;
+}
+
+Status Identity::rotate() {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->previous.id.empty())
+    return Status::FailedPrecondition("a key rotation to " + impl_->current.id +
+                                      " awaits confirmation; confirm it first");
+  auto next = impl_->make_key("dms-" + impl_->env->new_uuid());
+  if (!next.ok()) return next.status();
+  KeySlot old = std::move(impl_->current);
+  impl_->current = std::move(next).value();
+  impl_->previous = std::move(old);
+  Status s = impl_->write_manifest();
+  if (!s.ok()) {  // not committed: back to how it was
+    ::unlink(impl_->key_path(impl_->current.id).c_str());
+    impl_->current = std::move(impl_->previous);
+    impl_->previous = KeySlot{};
+  }
+  return s;
+}
+
+Status Identity::confirm_rotation() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->previous.id.empty())
+    return Status::FailedPrecondition("no key rotation awaits confirmation");
+  KeySlot old = std::move(impl_->previous);
+  impl_->previous = KeySlot{};
+  Status s = impl_->write_manifest();
+  if (!s.ok()) {
+    impl_->previous = std::move(old);
+    return s;
+  }
+  ::unlink(impl_->key_path(old.id).c_str());
+  return detail::fsync_dir(impl_->dir);
+}
+
+Result<std::string> Identity::sign_with_cluster_key(std::string_view data) const {
+  std::lock_guard lock(impl_->mu);
+  return rs256_sign(impl_->current.key.get(), data);
+}
+
+Result<std::string> Identity::sign_with_login_key(std::string_view data) const {
+  return rs256_sign(impl_->login.key.get(), data);  // the login key never changes while open
+}
+
+bool Identity::verify_login_signature(std::string_view data, std::string_view signature) const {
+  return rs256_verify(impl_->login.key.get(), data, signature);
+}
+
+const std::string& Identity::login_key_id() const { return impl_->login.id; }
+
+struct ClusterTokenSigner::Impl {
+  const Identity& identity;
+  ClusterTokenOptions options;
+  std::shared_ptr<Env> env;
+  std::mutex mu;
+  std::string cached;
+  std::string cached_kid;
+  Env::SystemTime expires{};
+};
+
+ClusterTokenSigner::ClusterTokenSigner(const Identity& identity, ClusterTokenOptions options,
+                                       std::shared_ptr<Env> env)
+    : impl_(new Impl{identity, std::move(options), env ? env : Env::Default(), {}, {}, {}, {}}) {}
+ClusterTokenSigner::~ClusterTokenSigner() = default;
+
+Result<std::string> ClusterTokenSigner::token() {
+  Impl& im = *impl_;
+  if (im.options.ttl < std::chrono::seconds(1) || im.options.ttl > std::chrono::hours(24))
+    return Status::InvalidArgument("ttl: must be 1 s..24 h");
+  auto creds = im.identity.credentials();
+  std::lock_guard lock(im.mu);
+  auto now = im.env->now();
+  if (!im.cached.empty() && im.cached_kid == creds.pub_key_id &&
+      now + im.options.refresh_before < im.expires)
+    return im.cached;
+  auto iat = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  auto exp = iat + im.options.ttl.count();
+  json::object header{{"alg", "RS256"}, {"typ", "JWT"}, {"kid", "system:" + creds.pub_key_id}};
+  json::object claims{{"iss", im.options.issuer},
+                      {"sub", im.options.subject},
+                      {"iat", iat},
+                      {"exp", exp},
+                      {"roles", json::array{"system:cluster-admin"}}};
+  std::string input = detail::jws_signing_input(json::serialize(header), json::serialize(claims));
+  auto sig = im.identity.sign_with_cluster_key(input);
+  if (!sig.ok()) return sig.status();
+  im.cached = input + "." + detail::base64url_encode(*sig);
+  im.cached_kid = creds.pub_key_id;
+  im.expires = Env::SystemTime(std::chrono::seconds(exp));
+  return im.cached;
+}
+
+}  // namespace dmscore
