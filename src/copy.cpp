@@ -525,12 +525,7 @@ class CopyJob {
     uint64_t len = job.length;
     // Without zero detection the bytes need not come to user space at all.
     if (!options_.skip_zero_chunks && kernel_copy_.load(std::memory_order_relaxed)) {
-      uint64_t moved = 0;
-      Status s = kernel_copy(offset, len, &moved);
-      if (!s.ok()) return s;
-      offset += moved;
-      len -= moved;
-      if (len == 0) return Status::Ok();
+      if (Status s = kernel_copy(offset, len); !s.ok() || len == 0) return s;
     }
 
     if (Status s = buffers.a.ensure(options_.chunk_bytes); !s.ok()) return s;
@@ -548,12 +543,7 @@ class CopyJob {
         // page by page behind a small readahead window.
         (void)::posix_fadvise(in_fd_, static_cast<off_t>(offset), static_cast<off_t>(len),
                               POSIX_FADV_WILLNEED);
-        uint64_t moved = 0;
-        Status s = kernel_copy(offset, len, &moved);
-        if (!s.ok()) return s;
-        offset += moved;
-        len -= moved;
-        if (len == 0) return Status::Ok();
+        if (Status s = kernel_copy(offset, len); !s.ok() || len == 0) return s;
       }
     }
     if (Status s = source_.read_at(offset, buf, len); !s.ok()) {
@@ -567,17 +557,10 @@ class CopyJob {
       return sink_.zero_range(offset, len).with_prefix(at("zero_range", offset));
     }
 
-    // Measured on ext4 with 4 MiB chunks: pread + copy_file_range beats pread + pwrite even
-    // though the source is read twice (the second time from the page cache), so the bytes read
-    // for zero detection are only used for the check.
     if (kernel_copy_.load(std::memory_order_relaxed)) {
-      uint64_t moved = 0;
-      Status s = kernel_copy(offset, len, &moved);
-      if (!s.ok()) return s;
-      offset += moved;
-      buf += moved;
-      len -= moved;
-      if (len == 0) return Status::Ok();
+      const uint64_t before = offset;
+      if (Status s = kernel_copy(offset, len); !s.ok() || len == 0) return s;
+      buf += offset - before;
     }
     if (Status s = sink_.write_at(offset, buf, len); !s.ok()) {
       return s.with_prefix(at("write", offset));
@@ -590,15 +573,21 @@ class CopyJob {
   bool used_kernel_copy() const { return used_kernel_copy_.load(); }
 
  private:
-  Status kernel_copy(uint64_t offset, uint64_t len, uint64_t* moved) {
+  // Moves what the kernel will of [offset, offset + len) and advances both past it. A kernel
+  // that cannot do it turns the fast path off for the rest of the copy; the caller carries on
+  // with read and write.
+  Status kernel_copy(uint64_t& offset, uint64_t& len) {
     bool unsupported = false;
-    Status s = copy_range(in_fd_, out_fd_, offset, len, moved, &unsupported);
-    if (*moved > 0) {
+    uint64_t moved = 0;
+    Status s = copy_range(in_fd_, out_fd_, offset, len, &moved, &unsupported);
+    if (moved > 0) {
       used_kernel_copy_.store(true, std::memory_order_relaxed);
-      runner_.add_data_bytes(*moved);
+      runner_.add_data_bytes(moved);
     }
     if (unsupported) kernel_copy_.store(false, std::memory_order_relaxed);
-    return s.with_prefix(at("copy_file_range", offset + *moved));
+    offset += moved;
+    len -= moved;
+    return s.with_prefix(at("copy_file_range", offset));
   }
 
   const CopyOptions& options_;
