@@ -670,6 +670,7 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
 }
 
 const Options& Service::options() const { return impl_->options; }
+ServiceCredentials Service::service_credentials() const { return impl_->identity->credentials(); }
 Identity& Service::identity() { return *impl_->identity; }
 Auth& Service::auth() { return *impl_->auth; }
 ClusterTokenSigner& Service::cluster_tokens() { return *impl_->cluster_tokens; }

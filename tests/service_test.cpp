@@ -368,7 +368,8 @@ TEST_CASE("Service: the first open bootstraps admin with a generated password fi
   auto login = f.svc->auth().login("admin", pw, "127.0.0.1");
   REQUIRE(login.ok());
   CHECK(f.svc->auth().verify(login->id_token)->role == Role::kAdmin);
-  CHECK(f.svc->identity().credentials().pub_key_id.rfind("dms-", 0) == 0);
+  CHECK(f.svc->service_credentials().pub_key_id.rfind("dms-", 0) == 0);
+  CHECK(f.svc->service_credentials().pub_key_id == f.svc->identity().credentials().pub_key_id);
   CHECK(f.svc->cluster_tokens().token().ok());
   f.open();  // a restart keeps the same identity and users
   CHECK(f.svc->auth().verify(login->id_token).ok());

@@ -82,10 +82,10 @@ struct CopyOptions {
   std::uint64_t rate_limit_bytes_per_sec = 0;
   // Leave all-zero chunks inside data extents unwritten (or zero_range them). Default: true.
   bool skip_zero_chunks = true;
-  // Use copy_file_range(2) when both sides have an os_fd and it works. Off by default: on
-  // ext4 over virtio it measured slower than pread/pwrite both with a cold and a warm source
-  // (docs/benchmarks.md), and on XFS or Btrfs the kernel may satisfy it with a reflink, which
-  // would make a thick clone share blocks with its source. Default: false.
+  // Use copy_file_range(2) when both sides have an os_fd and it works. Off by default: on XFS
+  // or Btrfs the kernel may satisfy it with a reflink, which would make a thick clone share
+  // blocks with its source, and on ext4 here it showed no consistent gain over pread/pwrite
+  // (docs/benchmarks.md). Default: false.
   bool use_copy_file_range = false;
   // Minimum logical bytes between two on_progress calls (the final one always comes).
   // Default: 64 MiB.

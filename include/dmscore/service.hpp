@@ -48,7 +48,9 @@ class Service {
   // True once the store is open and recovery is done.
   bool ready() const;
 
-  // The service's keys (GET /api/v1/service-credentials answers identity().credentials()).
+  // What GET /api/v1/service-credentials answers: {pubKeyId, pubKey}.
+  ServiceCredentials service_credentials() const;
+  // The service's keys, including rotation.
   Identity& identity();
   // Users, login and token verification.
   Auth& auth();
