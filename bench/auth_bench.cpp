@@ -23,7 +23,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Runs `fn` on `threads` threads for about `seconds`; returns calls per second.
 template <typename Fn>

@@ -4,7 +4,8 @@
 //   qemu-img convert -O raw             (+ sync)
 //   qemu-img convert -O raw -m 8 -W     (+ sync)
 // The tools take turns, --runs rounds (median and best reported); as root the page cache is
-// dropped before every run so each reads its source from disk. Every result is checked for byte identity (cmp) and its allocated size compared with the source's.
+// dropped before every run so each reads its source from disk. Every result is checked for byte
+// identity (cmp) and its allocated size compared with the source's.
 //
 //   clone_bench [--dir DIR] [--runs N] [--sparse-mib 4096] [--dense-mib 2048] [--threads T]
 //               [--chunk-mib C]
@@ -156,7 +157,10 @@ void report(const std::string& title, std::uint64_t size, std::uint64_t src_allo
   }
   std::printf("\n%s: %.0f MiB logical, %.0f MiB allocated\n\n", title.c_str(), size / 1048576.0,
               src_alloc / 1048576.0);
-  std::printf("| tool | median s (of %d) | best s | logical GiB/s (median) | vs cp | vs best qemu-img | identical | allocated MiB |\n", g_runs);
+  std::printf(
+      "| tool | median s (of %d) | best s | logical GiB/s (median) | vs cp | vs best qemu-img | "
+      "identical | allocated MiB |\n",
+      g_runs);
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (auto& r : rows) {
     std::printf("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx | %s | %.0f |\n", r.tool.c_str(),
@@ -172,12 +176,18 @@ int main(int argc, char** argv) {
   int sparse_mib = 4096, dense_mib = 2048, threads = 4, chunk_mib = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--dir") g_dir = argv[i + 1];
-    else if (a == "--runs") g_runs = std::stoi(argv[i + 1]);
-    else if (a == "--sparse-mib") sparse_mib = std::stoi(argv[i + 1]);
-    else if (a == "--dense-mib") dense_mib = std::stoi(argv[i + 1]);
-    else if (a == "--threads") threads = std::stoi(argv[i + 1]);
-    else if (a == "--chunk-mib") chunk_mib = std::stoi(argv[i + 1]);
+    if (a == "--dir")
+      g_dir = argv[i + 1];
+    else if (a == "--runs")
+      g_runs = std::stoi(argv[i + 1]);
+    else if (a == "--sparse-mib")
+      sparse_mib = std::stoi(argv[i + 1]);
+    else if (a == "--dense-mib")
+      dense_mib = std::stoi(argv[i + 1]);
+    else if (a == "--threads")
+      threads = std::stoi(argv[i + 1]);
+    else if (a == "--chunk-mib")
+      chunk_mib = std::stoi(argv[i + 1]);
   }
   fs::remove_all(g_dir);
   fs::create_directories(g_dir);
@@ -201,15 +211,18 @@ int main(int argc, char** argv) {
   }
   g_cold = ::geteuid() == 0 && sh("sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null") == 0;
   std::printf("clone_bench: %d interleaved runs per tool, copy threads %d, chunk %d MiB, %s, %s\n",
-              g_runs, threads, chunk_mib, g_cold ? "page cache dropped before every run" : "warm page cache",
-              g_dir.c_str());
-  for (auto& [label, image] : std::vector<std::pair<std::string, std::string>>{{"sparse", sparse}, {"dense", dense}}) {
+              g_runs, threads, chunk_mib,
+              g_cold ? "page cache dropped before every run" : "warm page cache", g_dir.c_str());
+  for (auto& [label, image] :
+       std::vector<std::pair<std::string, std::string>>{{"sparse", sparse}, {"dense", dense}}) {
     std::string snap_file;
     std::vector<Tool> tools;
     tools.push_back(dms_tool(d, image, label, snap_file));
-    tools.push_back(peer("cp --sparse=always --reflink=never", "cp --sparse=always --reflink=never %s %s", image));
+    tools.push_back(peer("cp --sparse=always --reflink=never",
+                         "cp --sparse=always --reflink=never %s %s", image));
     tools.push_back(peer("qemu-img convert -O raw", "qemu-img convert -O raw %s %s", image));
-    tools.push_back(peer("qemu-img convert -O raw -m 8 -W", "qemu-img convert -O raw -m 8 -W %s %s", image));
+    tools.push_back(
+        peer("qemu-img convert -O raw -m 8 -W", "qemu-img convert -O raw -m 8 -W %s %s", image));
     auto rows = measure(tools, image);
     report(label + " source", fs::file_size(image), allocated(image), rows);
   }

@@ -47,8 +47,10 @@ int main(int argc, char** argv) {
       if (v.cold && !can_drop) continue;
       ::unlink(dst_path.c_str());
       std::system("sync");
-      if (v.cold) std::system("echo 3 > /proc/sys/vm/drop_caches");
-      else std::system(("cat " + src_path + " > /dev/null").c_str());
+      if (v.cold)
+        std::system("echo 3 > /proc/sys/vm/drop_caches");
+      else
+        std::system(("cat " + src_path + " > /dev/null").c_str());
       auto src = detail::FileSource::open(src_path);
       if (!src.ok()) return 1;
       int fd = ::open(dst_path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);

@@ -44,17 +44,21 @@ void submissions(const std::string& dir, int submitters, int total) {
     threads.emplace_back([&] {
       for (int i = 0; i < total / submitters; ++i) {
         auto r = engine.submit("NOOP", R"({"src":{"snapId":"x"}})");
-        if (r.ok()) ++acked;
-        else ++refused;
+        if (r.ok())
+          ++acked;
+        else
+          ++refused;
       }
     });
   }
   for (auto& t : threads) t.join();
   double secs = seconds_since(t0);
-  std::printf("submit  submitters=%-3d acknowledged=%-6d refused=%-4d %8.0f/s  (commits %llu in %llu fsync'd batches)\n",
-              submitters, acked.load(), refused.load(), acked / secs,
-              static_cast<unsigned long long>((*store)->commits()),
-              static_cast<unsigned long long>((*store)->commit_batches()));
+  std::printf(
+      "submit  submitters=%-3d acknowledged=%-6d refused=%-4d %8.0f/s  (commits %llu in %llu "
+      "fsync'd batches)\n",
+      submitters, acked.load(), refused.load(), acked / secs,
+      static_cast<unsigned long long>((*store)->commits()),
+      static_cast<unsigned long long>((*store)->commit_batches()));
   engine.stop();
 }
 
@@ -75,7 +79,8 @@ void list_latency(const std::string& dir, int stored) {
             {std::string(id), std::string(i % 3 ? "THICK_CLONE_VOLUME" : "ATTACH_CLUSTER"),
              std::string(states[i % 4]), std::int64_t{1700000000000 + i},
              std::int64_t{1700000000000 + i}, std::int64_t{1700000000500 + i},
-             std::string(R"({"src":{"snapId":"8d3f...","projectName":"p1","clusterId":"c"},"dst":{"name":"copy"}})"),
+             std::string(
+                 R"({"src":{"snapId":"8d3f...","projectName":"p1","clusterId":"c"},"dst":{"name":"copy"}})"),
              std::string(R"({"volumeId":"v"})")});
         if (!r.ok()) return r.status();
       }
@@ -93,7 +98,8 @@ void list_latency(const std::string& dir, int stored) {
       auto t0 = Clock::now();
       auto page = engine.list(req);
       us.push_back(seconds_since(t0) * 1e6);
-      if (!page.ok() || page->workflows.size() != static_cast<std::size_t>(req.page_size)) std::abort();
+      if (!page.ok() || page->workflows.size() != static_cast<std::size_t>(req.page_size))
+        std::abort();
     }
     std::sort(us.begin(), us.end());
     std::printf("list    %-34s stored=%d page=%d  p50 %7.0f us  p99 %7.0f us\n", what, stored,

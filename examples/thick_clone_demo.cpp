@@ -8,14 +8,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <random>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dmscore/service.hpp"
@@ -52,17 +52,21 @@ Result<Workflow> follow(Service& svc, const std::string& id, const char* label) 
     if (!w.ok()) return w;
     const Progress& p = w->progress;
     if (is_terminal(w->state)) {
-      std::fprintf(stderr, tty ? "\r\033[K%s: %s\n" : "%s: %s\n", label,
-                   w->state == WorkflowState::kCompleted ? "...done." : ("...failed: " + w->msg).c_str());
+      std::fprintf(
+          stderr, tty ? "\r\033[K%s: %s\n" : "%s: %s\n", label,
+          w->state == WorkflowState::kCompleted ? "...done." : ("...failed: " + w->msg).c_str());
       return w;
     }
     if (tty || p.percent / 10 != last_pct / 10) {
       double eta = p.bytes_per_second && p.bytes_total > p.bytes_done
                        ? double(p.bytes_total - p.bytes_done) / double(p.bytes_per_second)
                        : 0;
-      std::fprintf(stderr, tty ? "\r\033[K%s: %3d%% %-6s %s / %s  %s/s  ETA %.0fs" : "%s: %3d%% %s %s / %s  %s/s  ETA %.0fs\n",
+      std::fprintf(stderr,
+                   tty ? "\r\033[K%s: %3d%% %-6s %s / %s  %s/s  ETA %.0fs"
+                       : "%s: %3d%% %s %s / %s  %s/s  ETA %.0fs\n",
                    label, p.percent, p.stage.c_str(), human(double(p.bytes_done)).c_str(),
-                   human(double(p.bytes_total)).c_str(), human(double(p.bytes_per_second)).c_str(), eta);
+                   human(double(p.bytes_total)).c_str(), human(double(p.bytes_per_second)).c_str(),
+                   eta);
       last_pct = p.percent;
     }
     std::this_thread::sleep_for(100ms);
@@ -90,12 +94,17 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--dir") dir = next();
-    else if (a == "--size-mib") size_mib = std::stoull(next());
-    else if (a == "--data-percent") data_percent = std::stoi(next());
-    else if (a == "--seed") seed = static_cast<unsigned>(std::stoul(next()));
+    if (a == "--dir")
+      dir = next();
+    else if (a == "--size-mib")
+      size_mib = std::stoull(next());
+    else if (a == "--data-percent")
+      data_percent = std::stoi(next());
+    else if (a == "--seed")
+      seed = static_cast<unsigned>(std::stoul(next()));
     else {
-      std::fprintf(stderr, "usage: %s [--dir DIR] [--size-mib N] [--data-percent P] [--seed S]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--dir DIR] [--size-mib N] [--data-percent P] [--seed S]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -146,7 +155,8 @@ int main(int argc, char** argv) {
     ::fsync(fd);
     ::close(fd);
   }
-  auto snap = (*svc)->create_snapshot(clusters[0], {"demo", "db-data-snap", vol->id, "demo source"});
+  auto snap =
+      (*svc)->create_snapshot(clusters[0], {"demo", "db-data-snap", vol->id, "demo source"});
   if (!snap.ok()) return fail("create snapshot", snap.status());
   std::fprintf(stderr, "snapshot db-data-snap taken on site-a\n");
 
@@ -167,7 +177,8 @@ int main(int argc, char** argv) {
 
   std::printf("thick clone complete\n");
   std::printf("  workflow     %s\n", w->id.c_str());
-  std::printf("  source       site-a/demo/db-data-snap  (%s, %d%% data)\n", human(double(size)).c_str(), data_percent);
+  std::printf("  source       site-a/demo/db-data-snap  (%s, %d%% data)\n",
+              human(double(size)).c_str(), data_percent);
   std::printf("  destination  site-b/demo/db-data-copy  %s\n", copy->device_path.c_str());
   std::printf("  time         %.2f s (copy, fsync and verify)\n", secs);
   std::printf("  throughput   %s/s of logical size\n", human(double(size) / secs).c_str());

@@ -1,11 +1,12 @@
 // Embedding the workflow engine: a durable two-step workflow that survives restarts.
 //
 //   example_workflow DIR
+#include "dmscore/workflow.hpp"
+
 #include <cstdio>
 #include <string>
 
 #include "dmscore/store.hpp"
-#include "dmscore/workflow.hpp"
 
 int main(int argc, char** argv) {
   using namespace dmscore;
@@ -19,16 +20,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   WorkflowEngine engine(**store, EngineOptions{});
-  Status s = engine.register_type(
-      {"GREET",
-       {{"compose", [](StepContext& c) {
-           c.set_var("greeting", "hello from " + c.workflow_id());
-           return Status::Ok();
-         }},
-        {"publish", [](StepContext& c) {
-           c.set_result("{\"greeting\":\"" + c.var("greeting") + "\"}");
-           return Status::Ok();
-         }}}});
+  Status s = engine.register_type({"GREET",
+                                   {{"compose",
+                                     [](StepContext& c) {
+                                       c.set_var("greeting", "hello from " + c.workflow_id());
+                                       return Status::Ok();
+                                     }},
+                                    {"publish", [](StepContext& c) {
+                                       c.set_result("{\"greeting\":\"" + c.var("greeting") + "\"}");
+                                       return Status::Ok();
+                                     }}}});
   if (s.ok()) s = engine.start();
   if (!s.ok()) {
     std::fprintf(stderr, "%s\n", s.to_string().c_str());

@@ -98,7 +98,8 @@ Status check_password(const std::string& password) {
 }
 
 Status check_user_name(const std::string& name) {
-  if (name.size() > 64) return Status::InvalidArgument("name: must be 1-64 characters of [A-Za-z0-9._-]");
+  if (name.size() > 64)
+    return Status::InvalidArgument("name: must be 1-64 characters of [A-Za-z0-9._-]");
   Status s = validate_object_name(name, "name");
   if (!s.ok()) return Status::InvalidArgument("name: must be 1-64 characters of [A-Za-z0-9._-]");
   return s;
@@ -171,7 +172,8 @@ struct Auth::Impl {
     event["time"] = seconds_of(env->now());
     std::string line = json::serialize(event) + "\n";
     std::lock_guard lock(audit_mu);
-    int fd = ::open(options.audit_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int fd =
+        ::open(options.audit_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return;
     (void)!::write(fd, line.data(), line.size());
     ::close(fd);
@@ -229,9 +231,12 @@ struct Auth::Impl {
   Result<LoginResult> issue(const std::string& name, std::int64_t token_version) {
     auto now = seconds_of(env->now());
     json::object header{{"alg", "RS256"}, {"typ", "JWT"}, {"kid", identity.login_key_id()}};
-    json::object claims{{"iss", options.issuer}, {"aud", options.audience},
-                        {"sub", name},           {"iat", now},
-                        {"nbf", now},            {"exp", now + options.token_ttl.count()},
+    json::object claims{{"iss", options.issuer},
+                        {"aud", options.audience},
+                        {"sub", name},
+                        {"iat", now},
+                        {"nbf", now},
+                        {"exp", now + options.token_ttl.count()},
                         {"tv", token_version}};
     std::string input = detail::jws_signing_input(json::serialize(header), json::serialize(claims));
     auto sig = identity.sign_with_login_key(input);
@@ -257,7 +262,9 @@ struct Auth::Impl {
 
   // Verifies a token and returns its user and token version.
   Result<std::pair<Principal, std::int64_t>> check(const std::string& token) const {
-    auto bad = [](const char* why) { return Status::Unauthenticated(std::string("invalid token: ") + why); };
+    auto bad = [](const char* why) {
+      return Status::Unauthenticated(std::string("invalid token: ") + why);
+    };
     if (token.empty()) return bad("empty");
     if (token.size() > options.max_token_bytes) return bad("too large");
     auto parts = detail::split_jws(token);
@@ -268,7 +275,8 @@ struct Auth::Impl {
     const auto& h = header.as_object();
     // The algorithm is pinned: the header's own claim is only checked, never obeyed.
     auto* alg = claim(h, "alg");
-    if (!alg || !alg->is_string() || alg->as_string() != "RS256") return bad("algorithm not accepted");
+    if (!alg || !alg->is_string() || alg->as_string() != "RS256")
+      return bad("algorithm not accepted");
     auto* kid = claim(h, "kid");
     if (!kid || !kid->is_string() || kid->as_string() != identity.login_key_id())
       return bad("unknown key");
@@ -333,7 +341,8 @@ Result<bool> Auth::bootstrap_admin(const std::string& password, const std::strin
     impl_->env->random_bytes(raw.data(), raw.size());
     pw = detail::base64url_encode(raw);
     if (s = detail::write_file_atomic(password_file, pw + "\n", 0600); !s.ok()) return s;
-    impl_->log("created user admin; its generated password is in " + password_file + " (mode 0600)");
+    impl_->log("created user admin; its generated password is in " + password_file +
+               " (mode 0600)");
   } else {
     impl_->log("created user admin with the password given in DMS_ADMIN_PASSWORD");
   }
@@ -349,14 +358,16 @@ Result<User> Auth::create_user(const std::string& name, const std::string& passw
   if (!hash.ok()) return hash.status();
   User u{name, role, impl_->env->now(), impl_->env->now()};
   Status s = impl_->store.transact([&](Txn& t) {
-    return t.exec(
-                "INSERT INTO users (name, role, password_hash, token_version, created_at, "
-                "password_changed_at) VALUES (?, ?, ?, 1, ?, ?)",
-                {name, std::string(to_string(role)), *hash, detail::to_millis(u.created_at),
-                 detail::to_millis(u.created_at)})
+    return t
+        .exec(
+            "INSERT INTO users (name, role, password_hash, token_version, created_at, "
+            "password_changed_at) VALUES (?, ?, ?, 1, ?, ?)",
+            {name, std::string(to_string(role)), *hash, detail::to_millis(u.created_at),
+             detail::to_millis(u.created_at)})
         .status();
   });
-  if (s.code() == Code::kAlreadyExists) return Status::AlreadyExists("name: user " + name + " already exists");
+  if (s.code() == Code::kAlreadyExists)
+    return Status::AlreadyExists("name: user " + name + " already exists");
   if (!s.ok()) return s;
   impl_->audit({{"event", "user_created"}, {"user", name}, {"role", to_string(role)}});
   return u;
@@ -421,7 +432,8 @@ Result<LoginResult> Auth::login(const std::string& name, const std::string& pass
   const std::string key = Impl::limiter_key(name, source);
   if (auto wait = im.blocked_for(key); wait > 0) {
     im.audit({{"event", "login_throttled"}, {"user", name.substr(0, 64)}, {"source", source}});
-    return Status::ResourceExhausted("too many failed logins; retry in " + std::to_string(wait) + " s");
+    return Status::ResourceExhausted("too many failed logins; retry in " + std::to_string(wait) +
+                                     " s");
   }
   const auto invalid = Status::Unauthenticated("invalid username or password");
   auto row = name.size() <= 64 ? im.find(name) : Result<std::optional<Impl::Row>>(std::nullopt);
@@ -448,8 +460,9 @@ Result<LoginResult> Auth::login(const std::string& name, const std::string& pass
     auto h = hash_password(password, im.options.scrypt_log2_n, *im.env);
     if (h.ok()) {
       (void)im.store.transact([&](Txn& t) {
-        return t.exec("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
-                      {*h, name, (*row)->hash})
+        return t
+            .exec("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
+                  {*h, name, (*row)->hash})
             .status();
       });
     }

@@ -6,7 +6,8 @@ namespace dmscore::detail {
 
 ObjectReader::ObjectReader(const json::value& v, std::string path) : path_(std::move(path)) {
   obj_ = v.if_object();
-  if (!obj_) status_ = Status::InvalidArgument((path_.empty() ? "body" : path_) + ": must be an object");
+  if (!obj_)
+    status_ = Status::InvalidArgument((path_.empty() ? "body" : path_) + ": must be an object");
 }
 
 const json::value* ObjectReader::field(const char* key) {

@@ -64,7 +64,7 @@ Result<std::vector<Extent>> FileSource::data_extents(std::uint64_t from, std::ui
   while (pos < to) {
     off_t data = ::lseek(fd_.get(), static_cast<off_t>(pos), SEEK_DATA);
     if (data < 0) {
-      if (errno == ENXIO) break;  // only a hole after pos
+      if (errno == ENXIO) break;                     // only a hole after pos
       if (errno == EINVAL || errno == EOPNOTSUPP) {  // cannot tell: all may be data
         out.push_back({pos, to - pos});
         break;

@@ -56,7 +56,8 @@ class FileSink final : public BlockSink {
  public:
   // `fresh`: no byte written yet, so unwritten ranges already read as zero.
   static Result<std::unique_ptr<FileSink>> open(const std::string& path, bool fresh);
-  FileSink(Fd fd, std::uint64_t size, bool fresh) : fd_(std::move(fd)), size_(size), fresh_(fresh) {}
+  FileSink(Fd fd, std::uint64_t size, bool fresh)
+      : fd_(std::move(fd)), size_(size), fresh_(fresh) {}
 
   std::uint64_t size() const override { return size_; }
   Status write_at(std::uint64_t offset, const void* buf, std::size_t len) override;

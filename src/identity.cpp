@@ -103,7 +103,8 @@ Result<std::string> rs256_sign(EVP_PKEY* key, std::string_view data) {
 
 bool rs256_verify(EVP_PKEY* key, std::string_view data, std::string_view sig) {
   MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1) return false;
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1)
+    return false;
   return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
 }
@@ -115,9 +116,7 @@ struct KeySlot {
   std::string pub_pem;
 };
 
-json::object slot_json(const KeySlot& k) {
-  return {{"id", k.id}, {"createdAt", k.created_ms}};
-}
+json::object slot_json(const KeySlot& k) { return {{"id", k.id}, {"createdAt", k.created_ms}}; }
 
 }  // namespace
 

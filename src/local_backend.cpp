@@ -22,21 +22,30 @@ using detail::Fd;
 
 std::string_view to_string(VolumeState state) {
   switch (state) {
-    case VolumeState::kCreating: return "Creating";
-    case VolumeState::kAvailable: return "Available";
-    case VolumeState::kUpdating: return "Updating";
-    case VolumeState::kDeleting: return "Deleting";
-    case VolumeState::kFailed: return "Failed";
+    case VolumeState::kCreating:
+      return "Creating";
+    case VolumeState::kAvailable:
+      return "Available";
+    case VolumeState::kUpdating:
+      return "Updating";
+    case VolumeState::kDeleting:
+      return "Deleting";
+    case VolumeState::kFailed:
+      return "Failed";
   }
   return "Failed";
 }
 
 std::string_view to_string(SnapshotState state) {
   switch (state) {
-    case SnapshotState::kCreating: return "Creating";
-    case SnapshotState::kAvailable: return "Available";
-    case SnapshotState::kDeleting: return "Deleting";
-    case SnapshotState::kFailed: return "Failed";
+    case SnapshotState::kCreating:
+      return "Creating";
+    case SnapshotState::kAvailable:
+      return "Available";
+    case SnapshotState::kDeleting:
+      return "Deleting";
+    case SnapshotState::kFailed:
+      return "Failed";
   }
   return "Failed";
 }
@@ -136,9 +145,8 @@ Status check_page(const PageRequest& p) {
 // True when `dir` holds nothing, or only what an interrupted initialisation leaves behind
 // (cluster.json is written last, so without it nothing else there can hold user data).
 bool dir_is_initialisable(const std::string& dir) {
-  static const std::set<std::string> kOurs = {".lock",          "data",
-                                              "cluster.db",     "cluster.db-wal",
-                                              "cluster.db-shm", "cluster.json.tmp"};
+  static const std::set<std::string> kOurs = {
+      ".lock", "data", "cluster.db", "cluster.db-wal", "cluster.db-shm", "cluster.json.tmp"};
   std::error_code ec;
   for (auto& e : fs::directory_iterator(dir, ec)) {
     std::string name = e.path().filename().string();
@@ -303,7 +311,8 @@ struct LocalBackend::Impl {
   }
 
   Status unlink_durably(const std::string& path) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return detail::errno_status("unlink " + path);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return detail::errno_status("unlink " + path);
     return detail::fsync_dir(data_dir());
   }
 };
@@ -375,8 +384,9 @@ Result<std::unique_ptr<LocalBackend>> LocalBackend::open(const std::string& dir,
     if (jec || !v.is_object() || !v.as_object().contains("id") ||
         !v.as_object().at("id").is_string() || !v.as_object().contains("format") ||
         v.as_object().at("format") != kFormat)
-      return Status::FailedPrecondition(impl->dir + "/cluster.json is not a local cluster "
-                                                    "description this release understands");
+      return Status::FailedPrecondition(impl->dir +
+                                        "/cluster.json is not a local cluster "
+                                        "description this release understands");
     impl->id = std::string(v.as_object().at("id").as_string());
     if (auto* n = v.as_object().if_contains("name"); n && n->is_string())
       impl->name = std::string(n->as_string());
@@ -421,7 +431,8 @@ Result<VolumePage> LocalBackend::list_volumes(const std::string& project, const 
     if (!rows.ok()) return rows.status();
     for (auto& r : *rows) {
       if (static_cast<int>(out.volumes.size()) == n) {
-        out.next_page_token = "v1." + std::to_string(rows->at(static_cast<std::size_t>(n - 1)).int64(10));
+        out.next_page_token =
+            "v1." + std::to_string(rows->at(static_cast<std::size_t>(n - 1)).int64(10));
         break;
       }
       out.volumes.push_back(impl_->volume_from(r));
@@ -481,19 +492,20 @@ Result<Volume> LocalBackend::create_volume(const CreateVolumeRequest& req) {
   // The row first (it claims the name); the file second; Available last. A crash in between
   // leaves a Creating row that recover() rolls back (unless held by a workflow).
   Status s = impl_->store->transact([&](Txn& t) -> Status {
-    return t.exec(
-                "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, "
-                "compression, state, held, source_snapshot_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'Creating', ?, ?, ?)",
-                {v.id, v.project_name, v.name, static_cast<std::int64_t>(v.size),
-                 std::int64_t{v.replica_count}, std::int64_t{v.sector_size},
-                 std::int64_t{v.compression}, std::int64_t{req.hold_in_creating},
-                 v.source_snapshot_id, detail::to_millis(v.created_at)})
+    return t
+        .exec(
+            "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, "
+            "compression, state, held, source_snapshot_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'Creating', ?, ?, ?)",
+            {v.id, v.project_name, v.name, static_cast<std::int64_t>(v.size),
+             std::int64_t{v.replica_count}, std::int64_t{v.sector_size},
+             std::int64_t{v.compression}, std::int64_t{req.hold_in_creating}, v.source_snapshot_id,
+             detail::to_millis(v.created_at)})
         .status();
   });
   if (s.code() == Code::kAlreadyExists)
-    return Status::AlreadyExists("name: a volume named " + req.name + " already exists in project " +
-                                 req.project_name);
+    return Status::AlreadyExists("name: a volume named " + req.name +
+                                 " already exists in project " + req.project_name);
   if (!s.ok()) return s;
 
   auto undo = [&](Status why) -> Status {
@@ -540,8 +552,8 @@ Status LocalBackend::mark_volume_available(const std::string& project, const std
 Status LocalBackend::delete_volume(const std::string& project, const std::string& id) {
   bool found = false;
   Status s = impl_->store->transact([&](Txn& t) -> Status {
-    auto r = t.exec("UPDATE volumes SET state = 'Deleting' WHERE project = ? AND id = ?",
-                    {project, id});
+    auto r =
+        t.exec("UPDATE volumes SET state = 'Deleting' WHERE project = ? AND id = ?", {project, id});
     if (!r.ok()) return r.status();
     found = *r > 0;
     return Status::Ok();
@@ -568,7 +580,8 @@ Result<SnapshotPage> LocalBackend::list_snapshots(const std::string& project,
     if (!rows.ok()) return rows.status();
     for (auto& r : *rows) {
       if (static_cast<int>(out.snapshots.size()) == n) {
-        out.next_page_token = "s1." + std::to_string(rows->at(static_cast<std::size_t>(n - 1)).int64(11));
+        out.next_page_token =
+            "s1." + std::to_string(rows->at(static_cast<std::size_t>(n - 1)).int64(11));
         break;
       }
       out.snapshots.push_back(impl_->snapshot_from(r));
@@ -614,14 +627,15 @@ Result<Snapshot> LocalBackend::create_snapshot(const CreateSnapshotRequest& req)
   sn.compression = vol->compression;
   sn.cluster_id = impl_->id;
   Status s = impl_->store->transact([&](Txn& t) -> Status {
-    return t.exec(
-                "INSERT INTO snapshots (id, project, name, source_volume_id, size, state, "
-                "description, created_at, replica_count, sector_size, compression) "
-                "VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?, ?)",
-                {sn.id, sn.project_name, sn.name, sn.source_volume_id,
-                 static_cast<std::int64_t>(sn.size), sn.description,
-                 detail::to_millis(sn.created_at), std::int64_t{sn.replica_count},
-                 std::int64_t{sn.sector_size}, std::int64_t{sn.compression}})
+    return t
+        .exec(
+            "INSERT INTO snapshots (id, project, name, source_volume_id, size, state, "
+            "description, created_at, replica_count, sector_size, compression) "
+            "VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?, ?)",
+            {sn.id, sn.project_name, sn.name, sn.source_volume_id,
+             static_cast<std::int64_t>(sn.size), sn.description, detail::to_millis(sn.created_at),
+             std::int64_t{sn.replica_count}, std::int64_t{sn.sector_size},
+             std::int64_t{sn.compression}})
         .status();
   });
   if (s.code() == Code::kAlreadyExists)
@@ -634,8 +648,8 @@ Result<Snapshot> LocalBackend::create_snapshot(const CreateSnapshotRequest& req)
         [&](Txn& t) { return t.exec("DELETE FROM snapshots WHERE id = ?", {sn.id}).status(); });
     return why;
   };
-  auto r = detail::clone_file(vol->device_path, impl_->snapshot_path(sn.id), sn.size, impl_->copy,
-                              0444);
+  auto r =
+      detail::clone_file(vol->device_path, impl_->snapshot_path(sn.id), sn.size, impl_->copy, 0444);
   if (!r.ok()) return undo(r.status());
   s = impl_->store->transact([&](Txn& t) {
     return t.exec("UPDATE snapshots SET state = 'Available' WHERE id = ?", {sn.id}).status();

@@ -1,13 +1,13 @@
 #include "dmscore/service.hpp"
 
 #include <fcntl.h>
-#include <cstdio>
-#include <cstdlib>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -27,9 +27,12 @@ using detail::Fd;
 
 std::string_view to_string(ConnectionStatus s) {
   switch (s) {
-    case ConnectionStatus::kConnected: return "Connected";
-    case ConnectionStatus::kDisconnected: return "Disconnected";
-    case ConnectionStatus::kUnauthorized: return "Unauthorized";
+    case ConnectionStatus::kConnected:
+      return "Connected";
+    case ConnectionStatus::kDisconnected:
+      return "Disconnected";
+    case ConnectionStatus::kUnauthorized:
+      return "Unauthorized";
   }
   return "Disconnected";
 }
@@ -49,8 +52,9 @@ Result<std::optional<std::string>> local_cluster_dir(const std::string& endpoint
   if (endpoint.compare(0, kScheme.size(), kScheme) != 0) return std::optional<std::string>();
   std::string path = endpoint.substr(kScheme.size());
   if (path.empty() || path[0] != '/')
-    return Status::InvalidArgument("apiEndpoint: a file:// endpoint needs an absolute path "
-                                   "(file:///dir)");
+    return Status::InvalidArgument(
+        "apiEndpoint: a file:// endpoint needs an absolute path "
+        "(file:///dir)");
   for (const auto& part : fs::path(path)) {
     if (part == "..") return Status::InvalidArgument("apiEndpoint: must not contain '..'");
   }
@@ -138,7 +142,7 @@ std::string json_string(const json::value& v, const char* key) {
 struct Service::Impl {
   Options options;
   std::shared_ptr<Env> env;
-  Fd lock;
+  Fd dir_lock;  // <data_dir>/.lock, held while open
   std::unique_ptr<Store> store;
   std::unique_ptr<Identity> identity;
   std::unique_ptr<Auth> auth;
@@ -162,7 +166,8 @@ struct Service::Impl {
       known = r.ok() && r->has_value();
       return Status::Ok();
     });
-    if (known) return Status::Unavailable("cluster " + cluster_id + " is attached but not reachable");
+    if (known)
+      return Status::Unavailable("cluster " + cluster_id + " is attached but not reachable");
     return Status::NotFound(field + ": cluster " + cluster_id + " is not attached");
   }
 
@@ -187,8 +192,9 @@ struct Service::Impl {
 
   Status set_status(const std::string& id, ConnectionStatus s) {
     return store->transact([&](Txn& t) {
-      return t.exec("UPDATE clusters SET access_status = ?, data_status = ? WHERE id = ?",
-                    {std::string(to_string(s)), std::string(to_string(s)), id})
+      return t
+          .exec("UPDATE clusters SET access_status = ?, data_status = ? WHERE id = ?",
+                {std::string(to_string(s)), std::string(to_string(s)), id})
           .status();
     });
   }
@@ -206,7 +212,8 @@ struct Service::Impl {
     for (auto& [id, endpoint] : rows) {
       auto dir = local_cluster_dir(endpoint);
       Status os = dir.ok() && *dir ? open_local(id, **dir) : Status::Internal("bad endpoint");
-      (void)set_status(id, os.ok() ? ConnectionStatus::kConnected : ConnectionStatus::kDisconnected);
+      (void)set_status(id,
+                       os.ok() ? ConnectionStatus::kConnected : ConnectionStatus::kDisconnected);
     }
     return Status::Ok();
   }
@@ -220,28 +227,30 @@ struct Service::Impl {
         if (adopt && (*existing)->text(0) == endpoint) return Status::Ok();
         return Status::AlreadyExists("cluster " + info.id + " is already attached");
       }
-      return t.exec(
-                  "INSERT INTO clusters (id, name, kind, api_endpoint, version, subsystem_nqn, "
-                  "api_endpoints, discovery_endpoints, servers, access_status, data_status, "
-                  "attached_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Connected', 'Connected', ?)",
-                  {info.id, info.name, std::string(to_string(kind)), endpoint, info.version,
-                   info.subsystem_nqn, json::serialize(to_json_array(info.api_endpoints)),
-                   json::serialize(to_json_array(info.discovery_endpoints)),
-                   servers_json(info.servers), now_ms()})
+      return t
+          .exec(
+              "INSERT INTO clusters (id, name, kind, api_endpoint, version, subsystem_nqn, "
+              "api_endpoints, discovery_endpoints, servers, access_status, data_status, "
+              "attached_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Connected', 'Connected', ?)",
+              {info.id, info.name, std::string(to_string(kind)), endpoint, info.version,
+               info.subsystem_nqn, json::serialize(to_json_array(info.api_endpoints)),
+               json::serialize(to_json_array(info.discovery_endpoints)), servers_json(info.servers),
+               now_ms()})
           .status();
     });
   }
 
   Status update_cluster_info(const std::string& id, const ClusterInfo& info) {
     return store->transact([&](Txn& t) {
-      return t.exec(
-                  "UPDATE clusters SET name = ?, version = ?, subsystem_nqn = ?, api_endpoints = ?, "
-                  "discovery_endpoints = ?, servers = ?, access_status = 'Connected', "
-                  "data_status = 'Connected', refreshed_at = ? WHERE id = ?",
-                  {info.name, info.version, info.subsystem_nqn,
-                   json::serialize(to_json_array(info.api_endpoints)),
-                   json::serialize(to_json_array(info.discovery_endpoints)),
-                   servers_json(info.servers), now_ms(), id})
+      return t
+          .exec(
+              "UPDATE clusters SET name = ?, version = ?, subsystem_nqn = ?, api_endpoints = ?, "
+              "discovery_endpoints = ?, servers = ?, access_status = 'Connected', "
+              "data_status = 'Connected', refreshed_at = ? WHERE id = ?",
+              {info.name, info.version, info.subsystem_nqn,
+               json::serialize(to_json_array(info.api_endpoints)),
+               json::serialize(to_json_array(info.discovery_endpoints)), servers_json(info.servers),
+               now_ms(), id})
           .status();
     });
   }
@@ -321,7 +330,8 @@ struct Service::Impl {
         }
         if (auto it = backends.find(id); it != backends.end()) b = it->second;
       }
-      Result<ClusterInfo> info = b ? b->info() : Result<ClusterInfo>(Status::Unavailable("no driver"));
+      Result<ClusterInfo> info =
+          b ? b->info() : Result<ClusterInfo>(Status::Unavailable("no driver"));
       if (info.ok() && info->id == id) {
         s = update_cluster_info(id, *info);
         ++connected;
@@ -388,7 +398,8 @@ void Service::Impl::register_clone_workflows() {
            c.set_var("dstProject",
                      req->dst.project_name.empty() ? req->src.project_name : req->dst.project_name);
            c.set_var("replica", std::to_string(req->dst.replica.value_or(snap->replica_count)));
-           c.set_var("sectorSize", std::to_string(req->dst.sector_size.value_or(snap->sector_size)));
+           c.set_var("sectorSize",
+                     std::to_string(req->dst.sector_size.value_or(snap->sector_size)));
            c.set_var("compression", req->dst.compression.value_or(snap->compression) ? "1" : "0");
            return Status::Ok();
          }});
@@ -419,42 +430,42 @@ void Service::Impl::register_clone_workflows() {
       return s.is_not_found() ? Status::Ok() : s;
     };
 
-    type.steps.push_back(
-        {"create-destination",
-         [this, load, dst_volume_name](StepContext& c) -> Status {
-           auto req = load(c);
-           if (!req.ok()) return req.status();
-           auto dst = backend_locked(req->dst.cluster_id);
-           if (!dst.ok()) return dst.status();
-           const std::string project = c.var("dstProject");
-           const std::string name = dst_volume_name(c, *req);
-           if (c.var("creating") == "1") {  // resumed: adopt the volume we were creating
-             auto v = (*dst)->find_volume(project, name);
-             if (v.ok() && v->state == VolumeState::kCreating) {
-               c.set_var("dstVolumeId", v->id);
-               return c.add_resource("volume:" + v->id);
-             }
-           }
-           c.set_var("creating", "1");
-           if (Status s = c.save_checkpoint("creating"); !s.ok()) return s;
-           CreateVolumeRequest cv;
-           cv.project_name = project;
-           cv.name = name;
-           cv.size = std::stoull(c.var("dstSize"));
-           cv.replica_count = std::stoi(c.var("replica"));
-           cv.sector_size = std::stoi(c.var("sectorSize"));
-           cv.compression = c.var("compression") == "1";
-           cv.hold_in_creating = true;
-           auto v = (*dst)->create_volume(cv);
-           if (!v.ok()) {
-             if (v.status().code() == Code::kAlreadyExists)
-               return v.status().with_prefix("dst.name");
-             return v.status();
-           }
-           c.set_var("dstVolumeId", v->id);
-           return c.add_resource("volume:" + v->id);
-         },
-         delete_dst_volume});
+    type.steps.push_back({"create-destination",
+                          [this, load, dst_volume_name](StepContext& c) -> Status {
+                            auto req = load(c);
+                            if (!req.ok()) return req.status();
+                            auto dst = backend_locked(req->dst.cluster_id);
+                            if (!dst.ok()) return dst.status();
+                            const std::string project = c.var("dstProject");
+                            const std::string name = dst_volume_name(c, *req);
+                            if (c.var("creating") ==
+                                "1") {  // resumed: adopt the volume we were creating
+                              auto v = (*dst)->find_volume(project, name);
+                              if (v.ok() && v->state == VolumeState::kCreating) {
+                                c.set_var("dstVolumeId", v->id);
+                                return c.add_resource("volume:" + v->id);
+                              }
+                            }
+                            c.set_var("creating", "1");
+                            if (Status s = c.save_checkpoint("creating"); !s.ok()) return s;
+                            CreateVolumeRequest cv;
+                            cv.project_name = project;
+                            cv.name = name;
+                            cv.size = std::stoull(c.var("dstSize"));
+                            cv.replica_count = std::stoi(c.var("replica"));
+                            cv.sector_size = std::stoi(c.var("sectorSize"));
+                            cv.compression = c.var("compression") == "1";
+                            cv.hold_in_creating = true;
+                            auto v = (*dst)->create_volume(cv);
+                            if (!v.ok()) {
+                              if (v.status().code() == Code::kAlreadyExists)
+                                return v.status().with_prefix("dst.name");
+                              return v.status();
+                            }
+                            c.set_var("dstVolumeId", v->id);
+                            return c.add_resource("volume:" + v->id);
+                          },
+                          delete_dst_volume});
 
     type.steps.push_back(
         {"copy", [this, load](StepContext& c) -> Status {
@@ -485,7 +496,8 @@ void Service::Impl::register_clone_workflows() {
            auto stats = CopyEngine(co).copy(
                **source, out, start, [&c] { return c.should_stop(); },
                [&](const CopyProgress& p) -> Status {
-                 int pct = p.bytes_total ? static_cast<int>(p.bytes_done * span / p.bytes_total) : span;
+                 int pct =
+                     p.bytes_total ? static_cast<int>(p.bytes_done * span / p.bytes_total) : span;
                  c.report_progress({pct, "copy", p.bytes_done, p.bytes_total, p.bytes_per_second});
                  auto now = env->steady_now();
                  if (p.watermark < p.bytes_total &&
@@ -522,8 +534,10 @@ void Service::Impl::register_clone_workflows() {
            Status s = CopyEngine(co).verify(
                **a, **b, [&c] { return c.should_stop(); },
                [&](const CopyProgress& p) -> Status {
-                 int pct = 90 + (p.bytes_total ? static_cast<int>(p.bytes_done * 9 / p.bytes_total) : 9);
-                 c.report_progress({pct, "verify", p.bytes_done, p.bytes_total, p.bytes_per_second});
+                 int pct =
+                     90 + (p.bytes_total ? static_cast<int>(p.bytes_done * 9 / p.bytes_total) : 9);
+                 c.report_progress(
+                     {pct, "verify", p.bytes_done, p.bytes_total, p.bytes_per_second});
                  return Status::Ok();
                });
            if (s.code() == Code::kDataLoss) return Status::DataLoss("verifyClone: " + s.message());
@@ -545,52 +559,53 @@ void Service::Impl::register_clone_workflows() {
              return Status::Ok();
            }});
     } else {
-      type.steps.push_back(
-          {"finalize",
-           [this, load](StepContext& c) -> Status {
-             auto req = load(c);
-             if (!req.ok()) return req.status();
-             auto dst = backend_locked(req->dst.cluster_id);
-             if (!dst.ok()) return dst.status();
-             const std::string project = c.var("dstProject");
-             const std::string hidden = c.var("dstVolumeId");
-             std::string snap_id = c.var("dstSnapshotId");
-             if (snap_id.empty()) {
-               auto existing = (*dst)->find_snapshot(project, req->dst.name);
-               if (existing.ok() && existing->source_volume_id == hidden) {
-                 snap_id = existing->id;  // made before a crash
-               } else {
-                 // Snapshot a held (Creating) volume: make it Available first; it stays hidden
-                 // by name and is deleted right after.
-                 Status s = (*dst)->mark_volume_available(project, hidden);
-                 if (!s.ok()) return s;
-                 auto sn = (*dst)->create_snapshot({project, req->dst.name, hidden, req->dst.description});
-                 if (!sn.ok()) {
-                   if (sn.status().code() == Code::kAlreadyExists)
-                     return sn.status().with_prefix("dst.name");
-                   return sn.status();
-                 }
-                 snap_id = sn->id;
-               }
-               c.set_var("dstSnapshotId", snap_id);
-             }
-             Status s = (*dst)->delete_volume(project, hidden);
-             if (!s.ok() && !s.is_not_found()) return s;
-             c.set_result(json::serialize(json::object{{"snapshotId", snap_id},
-                                                       {"clusterId", req->dst.cluster_id},
-                                                       {"projectName", project}}));
-             return Status::Ok();
-           },
-           [this, load](StepContext& c) -> Status {
-             auto req = load(c);
-             if (!req.ok()) return req.status();
-             std::string snap_id = c.var("dstSnapshotId");
-             if (snap_id.empty()) return Status::Ok();
-             auto dst = backend_locked(req->dst.cluster_id);
-             if (!dst.ok()) return Status::Ok();
-             Status s = (*dst)->delete_snapshot(c.var("dstProject"), snap_id);
-             return s.is_not_found() ? Status::Ok() : s;
-           }});
+      type.steps.push_back({"finalize",
+                            [this, load](StepContext& c) -> Status {
+                              auto req = load(c);
+                              if (!req.ok()) return req.status();
+                              auto dst = backend_locked(req->dst.cluster_id);
+                              if (!dst.ok()) return dst.status();
+                              const std::string project = c.var("dstProject");
+                              const std::string hidden = c.var("dstVolumeId");
+                              std::string snap_id = c.var("dstSnapshotId");
+                              if (snap_id.empty()) {
+                                auto existing = (*dst)->find_snapshot(project, req->dst.name);
+                                if (existing.ok() && existing->source_volume_id == hidden) {
+                                  snap_id = existing->id;  // made before a crash
+                                } else {
+                                  // Snapshot a held (Creating) volume: make it Available first; it
+                                  // stays hidden by name and is deleted right after.
+                                  Status s = (*dst)->mark_volume_available(project, hidden);
+                                  if (!s.ok()) return s;
+                                  auto sn = (*dst)->create_snapshot(
+                                      {project, req->dst.name, hidden, req->dst.description});
+                                  if (!sn.ok()) {
+                                    if (sn.status().code() == Code::kAlreadyExists)
+                                      return sn.status().with_prefix("dst.name");
+                                    return sn.status();
+                                  }
+                                  snap_id = sn->id;
+                                }
+                                c.set_var("dstSnapshotId", snap_id);
+                              }
+                              Status s = (*dst)->delete_volume(project, hidden);
+                              if (!s.ok() && !s.is_not_found()) return s;
+                              c.set_result(
+                                  json::serialize(json::object{{"snapshotId", snap_id},
+                                                               {"clusterId", req->dst.cluster_id},
+                                                               {"projectName", project}}));
+                              return Status::Ok();
+                            },
+                            [this, load](StepContext& c) -> Status {
+                              auto req = load(c);
+                              if (!req.ok()) return req.status();
+                              std::string snap_id = c.var("dstSnapshotId");
+                              if (snap_id.empty()) return Status::Ok();
+                              auto dst = backend_locked(req->dst.cluster_id);
+                              if (!dst.ok()) return Status::Ok();
+                              Status s = (*dst)->delete_snapshot(c.var("dstProject"), snap_id);
+                              return s.is_not_found() ? Status::Ok() : s;
+                            }});
     }
     (void)engine->register_type(std::move(type));
   }
@@ -613,14 +628,17 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   std::error_code ec;
   if (!fs::exists(options.data_dir, ec)) {
     fs::create_directories(options.data_dir, ec);
-    if (ec) return Status::Unavailable("cannot create data_dir " + options.data_dir + ": " + ec.message());
+    if (ec)
+      return Status::Unavailable("cannot create data_dir " + options.data_dir + ": " +
+                                 ec.message());
     ::chmod(options.data_dir.c_str(), 0700);
   } else if (!fs::is_directory(options.data_dir, ec)) {
     return Status::InvalidArgument("data_dir: " + options.data_dir + " is not a directory");
   }
-  impl->lock = Fd(::open((options.data_dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!impl->lock.valid()) return detail::errno_status("open " + options.data_dir + "/.lock");
-  if (::flock(impl->lock.get(), LOCK_EX | LOCK_NB) != 0)
+  impl->dir_lock =
+      Fd(::open((options.data_dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!impl->dir_lock.valid()) return detail::errno_status("open " + options.data_dir + "/.lock");
+  if (::flock(impl->dir_lock.get(), LOCK_EX | LOCK_NB) != 0)
     return Status::Unavailable("data_dir " + options.data_dir +
                                " is in use by another process; stop it first");
   StoreOptions so;
@@ -641,7 +659,8 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   auto identity = Identity::open(options.data_dir + "/identity", io);
   if (!identity.ok()) return identity.status();
   impl->identity = std::move(identity).value();
-  impl->cluster_tokens = std::make_unique<ClusterTokenSigner>(*impl->identity, ClusterTokenOptions{}, impl->env);
+  impl->cluster_tokens =
+      std::make_unique<ClusterTokenSigner>(*impl->identity, ClusterTokenOptions{}, impl->env);
   AuthOptions ao;
   ao.token_ttl = options.token_ttl;
   ao.scrypt_log2_n = options.scrypt_log2_n;
@@ -679,7 +698,8 @@ bool Service::ready() const { return impl_->engine && impl_->engine->ready(); }
 Result<std::string> Service::attach_cluster(const AttachClusterRequest& request) {
   auto dir = local_cluster_dir(request.api_endpoint);
   if (!dir.ok()) return dir.status();
-  if (!*dir) return Status::Unimplemented("apiEndpoint: Lightbits clusters are not supported by this build");
+  if (!*dir)
+    return Status::Unimplemented("apiEndpoint: Lightbits clusters are not supported by this build");
   if (!request.name.empty()) {
     if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
   }
@@ -690,7 +710,8 @@ Result<std::string> Service::attach_cluster(const AttachClusterRequest& request)
 Result<std::vector<Cluster>> Service::list_clusters() const {
   std::vector<Cluster> out;
   Status s = impl_->store->read([&](Txn& t) -> Status {
-    auto r = t.query(std::string("SELECT ") + kClusterCols + " FROM clusters ORDER BY attached_at, id");
+    auto r =
+        t.query(std::string("SELECT ") + kClusterCols + " FROM clusters ORDER BY attached_at, id");
     if (!r.ok()) return r.status();
     for (auto& row : *r) out.push_back(cluster_from(row));
     return Status::Ok();
@@ -717,9 +738,10 @@ Result<std::string> Service::refresh_clusters(const std::optional<std::string>& 
   json::object req;
   if (cluster_id) {
     auto c = get_cluster(*cluster_id);
-    if (!c.ok()) return c.status().code() == Code::kNotFound
-                             ? Status::NotFound("clusterId: cluster " + *cluster_id + " not found")
-                             : c.status();
+    if (!c.ok())
+      return c.status().code() == Code::kNotFound
+                 ? Status::NotFound("clusterId: cluster " + *cluster_id + " not found")
+                 : c.status();
     req["clusterId"] = *cluster_id;
   }
   std::vector<std::string> resources;
@@ -774,8 +796,7 @@ Status Service::delete_volume(const std::string& cid, const std::string& project
   if (!v.ok()) return v.status();
   auto busy = impl_->engine->resource_in_use("volume:" + id);
   if (!busy.ok()) return busy.status();
-  if (*busy)
-    return Status::FailedPrecondition("volume " + id + " is used by a running workflow");
+  if (*busy) return Status::FailedPrecondition("volume " + id + " is used by a running workflow");
   return (*b)->delete_volume(project, id);
 }
 
@@ -830,19 +851,22 @@ Result<std::string> Service::Impl::submit_clone(const ThickCloneRequest& req, bo
     return snap.status();
   }
   if (snap->state != SnapshotState::kAvailable)
-    return Status::FailedPrecondition("src.snapId: snapshot is " + std::string(to_string(snap->state)));
+    return Status::FailedPrecondition("src.snapId: snapshot is " +
+                                      std::string(to_string(snap->state)));
   if (req.dst.size && *req.dst.size < snap->size)
     return Status::InvalidArgument("dst.size: must be at least the source size (" +
                                    std::to_string(snap->size) + ")");
   if (!req.dst.qos_policy_name.empty())
     return Status::NotFound("dst.qosPolicyName: cluster " + req.dst.cluster_id +
                             " has no QoS policy named " + req.dst.qos_policy_name);
-  const std::string project = req.dst.project_name.empty() ? req.src.project_name : req.dst.project_name;
+  const std::string project =
+      req.dst.project_name.empty() ? req.src.project_name : req.dst.project_name;
   bool taken = snapshot ? (*dst)->find_snapshot(project, req.dst.name).ok()
                         : (*dst)->find_volume(project, req.dst.name).ok();
   if (taken)
     return Status::AlreadyExists("dst.name: " + std::string(snapshot ? "a snapshot" : "a volume") +
-                                 " named " + req.dst.name + " already exists in project " + project);
+                                 " named " + req.dst.name + " already exists in project " +
+                                 project);
   return im.engine->submit(snapshot ? kThickCloneSnapshot : kThickCloneVolume,
                            json::serialize(detail::to_json(req)),
                            {"cluster:" + req.src.cluster_id, "cluster:" + req.dst.cluster_id,

@@ -6,11 +6,10 @@ namespace dmscore {
 namespace {
 
 constexpr std::array<std::string_view, 17> kNames = {
-    "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
 }  // namespace
 
@@ -23,30 +22,47 @@ std::string code_name(Code code) {
 int http_status(Code code) {
   // grpc-gateway v2 runtime.HTTPStatusFromCode.
   switch (code) {
-    case Code::kOk: return 200;
-    case Code::kCancelled: return 499;
-    case Code::kUnknown: return 500;
-    case Code::kInvalidArgument: return 400;
-    case Code::kDeadlineExceeded: return 504;
-    case Code::kNotFound: return 404;
-    case Code::kAlreadyExists: return 409;
-    case Code::kPermissionDenied: return 403;
-    case Code::kUnauthenticated: return 401;
-    case Code::kResourceExhausted: return 429;
-    case Code::kFailedPrecondition: return 400;
-    case Code::kAborted: return 409;
-    case Code::kOutOfRange: return 400;
-    case Code::kUnimplemented: return 501;
-    case Code::kInternal: return 500;
-    case Code::kUnavailable: return 503;
-    case Code::kDataLoss: return 500;
+    case Code::kOk:
+      return 200;
+    case Code::kCancelled:
+      return 499;
+    case Code::kUnknown:
+      return 500;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kDeadlineExceeded:
+      return 504;
+    case Code::kNotFound:
+      return 404;
+    case Code::kAlreadyExists:
+      return 409;
+    case Code::kPermissionDenied:
+      return 403;
+    case Code::kUnauthenticated:
+      return 401;
+    case Code::kResourceExhausted:
+      return 429;
+    case Code::kFailedPrecondition:
+      return 400;
+    case Code::kAborted:
+      return 409;
+    case Code::kOutOfRange:
+      return 400;
+    case Code::kUnimplemented:
+      return 501;
+    case Code::kInternal:
+      return 500;
+    case Code::kUnavailable:
+      return 503;
+    case Code::kDataLoss:
+      return 500;
   }
   return 500;
 }
 
 bool is_retryable(Code code) {
-  return code == Code::kUnavailable || code == Code::kResourceExhausted ||
-         code == Code::kAborted || code == Code::kDeadlineExceeded;
+  return code == Code::kUnavailable || code == Code::kResourceExhausted || code == Code::kAborted ||
+         code == Code::kDeadlineExceeded;
 }
 
 Status::Status(Code code, std::string message) : code_(code), message_(std::move(message)) {

@@ -161,8 +161,8 @@ class Conn {
             break;
           default: {
             auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
-            cols.emplace_back(std::string(p ? p : "", static_cast<std::size_t>(
-                                                          sqlite3_column_bytes(stmt, c))));
+            cols.emplace_back(
+                std::string(p ? p : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt, c))));
           }
         }
       }
@@ -302,22 +302,21 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
   s = w.run("PRAGMA user_version", {}, &rows);
   if (!s.ok()) {
     if (s.code() == Code::kDataLoss)
-      return Status::FailedPrecondition(path + " is not a libdmscore database (" +
-                                        s.message() + "); move it away or point data_dir elsewhere");
+      return Status::FailedPrecondition(path + " is not a libdmscore database (" + s.message() +
+                                        "); move it away or point data_dir elsewhere");
     return s;
   }
   const int on_disk = static_cast<int>(rows.at(0).int64(0));
   if (on_disk > known) {
-    return Status::FailedPrecondition(
-        path + " has schema version " + std::to_string(on_disk) +
-        ", newer than this libdmscore knows (" + std::to_string(known) +
-        "); open it with a newer release");
+    return Status::FailedPrecondition(path + " has schema version " + std::to_string(on_disk) +
+                                      ", newer than this libdmscore knows (" +
+                                      std::to_string(known) + "); open it with a newer release");
   }
   rows.clear();
   s = w.run("PRAGMA quick_check", {}, &rows);
   if (!s.ok() || rows.empty() || rows[0].text(0) != "ok") {
-    std::string why = s.ok() ? (rows.empty() ? std::string("no answer") : rows[0].text(0))
-                             : s.message();
+    std::string why =
+        s.ok() ? (rows.empty() ? std::string("no answer") : rows[0].text(0)) : s.message();
     return Status::FailedPrecondition(path + " fails its integrity check (" + why +
                                       "); restore it from a backup, nothing was changed");
   }

@@ -18,11 +18,16 @@ namespace json = boost::json;
 
 std::string_view to_string(WorkflowState state) {
   switch (state) {
-    case WorkflowState::kPending: return "PENDING";
-    case WorkflowState::kRunning: return "RUNNING";
-    case WorkflowState::kCompleted: return "COMPLETED";
-    case WorkflowState::kFailed: return "FAILED";
-    case WorkflowState::kCancelled: return "CANCELLED";
+    case WorkflowState::kPending:
+      return "PENDING";
+    case WorkflowState::kRunning:
+      return "RUNNING";
+    case WorkflowState::kCompleted:
+      return "COMPLETED";
+    case WorkflowState::kFailed:
+      return "FAILED";
+    case WorkflowState::kCancelled:
+      return "CANCELLED";
   }
   return "PENDING";
 }
@@ -188,8 +193,9 @@ struct WorkflowEngine::Impl {
 class WorkflowEngine::Impl::Context final : public StepContext {
  public:
   Context(WorkflowEngine::Impl& engine, std::string id, const std::string& request,
-          std::map<std::string, std::string>& vars, std::shared_ptr<WorkflowEngine::Impl::Live> live,
-          int step_index, std::string checkpoint, bool resumed, std::string& result)
+          std::map<std::string, std::string>& vars,
+          std::shared_ptr<WorkflowEngine::Impl::Live> live, int step_index, std::string checkpoint,
+          bool resumed, std::string& result)
       : engine_(engine),
         id_(std::move(id)),
         request_(request),
@@ -247,8 +253,9 @@ class WorkflowEngine::Impl::Context final : public StepContext {
 
   Status add_resource(const std::string& resource) override {
     return engine_.store.transact([&](Txn& t) -> Status {
-      return t.exec("INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
-                    {resource, id_})
+      return t
+          .exec("INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
+                {resource, id_})
           .status();
     });
   }
@@ -265,10 +272,9 @@ class WorkflowEngine::Impl::Context final : public StepContext {
     std::string sql =
         "UPDATE workflows SET progress_percent = ?, progress_stage = ?, bytes_done = ?, "
         "bytes_total = ?, bytes_per_second = ?";
-    std::vector<SqlValue> params = {std::int64_t{p.percent}, p.stage,
-                                    static_cast<std::int64_t>(p.bytes_done),
-                                    static_cast<std::int64_t>(p.bytes_total),
-                                    static_cast<std::int64_t>(p.bytes_per_second)};
+    std::vector<SqlValue> params = {
+        std::int64_t{p.percent}, p.stage, static_cast<std::int64_t>(p.bytes_done),
+        static_cast<std::int64_t>(p.bytes_total), static_cast<std::int64_t>(p.bytes_per_second)};
     if (vars) {
       sql += ", vars = ?";
       params.emplace_back(*vars);
@@ -321,7 +327,8 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
   Status s = store.transact([&](Txn& t) -> Status {
     auto row = t.query_one(
         "SELECT state, type, request, vars, step_index, cancel_requested, final_state, final_msg, "
-        "result, progress_percent, progress_stage, bytes_done, bytes_total FROM workflows WHERE id = ?",
+        "result, progress_percent, progress_stage, bytes_done, bytes_total FROM workflows WHERE id "
+        "= ?",
         {id});
     if (!row.ok()) return row.status();
     if (!*row) {
@@ -348,8 +355,9 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
     lv->progress.bytes_total = static_cast<std::uint64_t>(r.int64(12));
     was_running = state == "RUNNING";
     if (!was_running) {
-      return t.exec("UPDATE workflows SET state = 'RUNNING', started_at = ? WHERE id = ?",
-                    {now_ms(), id})
+      return t
+          .exec("UPDATE workflows SET state = 'RUNNING', started_at = ? WHERE id = ?",
+                {now_ms(), id})
           .status();
     }
     return Status::Ok();
@@ -380,8 +388,9 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
   // Compensation: persist the outcome first, then undo from `from` down to step 0.
   auto compensate = [&](int from, const std::string& state, const std::string& msg) {
     Status ps = store.transact([&](Txn& t) -> Status {
-      return t.exec("UPDATE workflows SET final_state = ?, final_msg = ?, vars = ? WHERE id = ?",
-                    {state, msg, vars_to_json(vars), id})
+      return t
+          .exec("UPDATE workflows SET final_state = ?, final_msg = ?, vars = ? WHERE id = ?",
+                {state, msg, vars_to_json(vars), id})
           .status();
     });
     if (!ps.ok()) return;  // Left RUNNING with the step outcome unknown: recovery decides.
@@ -392,8 +401,11 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
       Context ctx(*this, id, request, vars, lv, i, "", true, result);
       Status us = call_step(step.undo, ctx);
       (void)store.transact([&](Txn& t) -> Status {
-        return t.exec("UPDATE workflow_steps SET state = 'UNDONE', error = ? WHERE workflow_id = ? AND idx = ?",
-                      {us.ok() ? std::string() : us.to_string(), id, std::int64_t{i}})
+        return t
+            .exec(
+                "UPDATE workflow_steps SET state = 'UNDONE', error = ? WHERE workflow_id = ? AND "
+                "idx = ?",
+                {us.ok() ? std::string() : us.to_string(), id, std::int64_t{i}})
             .status();
       });
       if (!us.ok()) {
@@ -417,14 +429,14 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
     if (lv->cancel) {
       // A step interrupted by a crash before the cancel may have done part of its work: its
       // undo runs too.
-      bool started = false;
+      bool step_began = false;
       (void)store.read([&](Txn& t) -> Status {
         auto r = t.query_one("SELECT 1 FROM workflow_steps WHERE workflow_id = ? AND idx = ?",
                              {id, std::int64_t{i}});
-        started = r.ok() && r->has_value();
+        step_began = r.ok() && r->has_value();
         return Status::Ok();
       });
-      compensate(started ? i : i - 1, "CANCELLED", "cancelled by request");
+      compensate(step_began ? i : i - 1, "CANCELLED", "cancelled by request");
       return;
     }
     if (stopping) return;
@@ -440,16 +452,18 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
       if (*row) {
         interrupted = (*row)->text(0) == "STARTED";
         checkpoint = (*row)->text(1);
-        return t.exec(
-                    "UPDATE workflow_steps SET state = 'STARTED', attempts = attempts + 1, "
-                    "started_at = ? WHERE workflow_id = ? AND idx = ?",
-                    {now_ms(), id, std::int64_t{i}})
+        return t
+            .exec(
+                "UPDATE workflow_steps SET state = 'STARTED', attempts = attempts + 1, "
+                "started_at = ? WHERE workflow_id = ? AND idx = ?",
+                {now_ms(), id, std::int64_t{i}})
             .status();
       }
-      return t.exec(
-                  "INSERT INTO workflow_steps (workflow_id, idx, name, state, attempts, started_at) "
-                  "VALUES (?, ?, ?, 'STARTED', 1, ?)",
-                  {id, std::int64_t{i}, step.name, now_ms()})
+      return t
+          .exec(
+              "INSERT INTO workflow_steps (workflow_id, idx, name, state, attempts, started_at) "
+              "VALUES (?, ?, ?, 'STARTED', 1, ?)",
+              {id, std::int64_t{i}, step.name, now_ms()})
           .status();
     });
     if (!s.ok()) return;  // Store trouble: leave it for recovery rather than guess.
@@ -468,10 +482,11 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
     if (!rs.ok()) {
       const bool cancelled = lv->cancel && rs.code() == Code::kCancelled;
       (void)store.transact([&](Txn& t) -> Status {
-        return t.exec(
-                    "UPDATE workflow_steps SET state = 'FAILED', ended_at = ?, error = ? "
-                    "WHERE workflow_id = ? AND idx = ?",
-                    {now_ms(), rs.to_string(), id, std::int64_t{i}})
+        return t
+            .exec(
+                "UPDATE workflow_steps SET state = 'FAILED', ended_at = ?, error = ? "
+                "WHERE workflow_id = ? AND idx = ?",
+                {now_ms(), rs.to_string(), id, std::int64_t{i}})
             .status();
       });
       if (cancelled) {
@@ -490,8 +505,9 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
           "WHERE workflow_id = ? AND idx = ?",
           {now_ms(), id, std::int64_t{i}});
       if (!r.ok()) return r.status();
-      return t.exec("UPDATE workflows SET step_index = ?, vars = ?, result = ? WHERE id = ?",
-                    {std::int64_t{i + 1}, vars_json, result, id})
+      return t
+          .exec("UPDATE workflows SET step_index = ?, vars = ?, result = ? WHERE id = ?",
+                {std::int64_t{i + 1}, vars_json, result, id})
           .status();
     });
     if (!s.ok()) return;
@@ -549,8 +565,8 @@ Status WorkflowEngine::start() {
   }
   std::vector<std::string> pending;
   Status s = im.store.read([&](Txn& t) -> Status {
-    auto rows = t.query(
-        "SELECT id FROM workflows WHERE state IN ('PENDING', 'RUNNING') ORDER BY seq ASC");
+    auto rows =
+        t.query("SELECT id FROM workflows WHERE state IN ('PENDING', 'RUNNING') ORDER BY seq ASC");
     if (!rows.ok()) return rows.status();
     for (const auto& r : *rows) pending.push_back(r.text(0));
     return Status::Ok();
@@ -581,8 +597,7 @@ bool WorkflowEngine::ready() const { return impl_->is_ready; }
 Result<std::string> WorkflowEngine::submit(const std::string& type, std::string request_json,
                                            std::vector<std::string> resources) {
   Impl& im = *impl_;
-  if (!im.is_ready || im.stopping)
-    return Status::Unavailable("the workflow engine is not running");
+  if (!im.is_ready || im.stopping) return Status::Unavailable("the workflow engine is not running");
   if (!im.types.count(type)) return Status::InvalidArgument("type: unknown workflow type " + type);
   std::string id = im.env->new_uuid();
   const std::int64_t limit = im.options.max_running_workflows;
@@ -595,13 +610,14 @@ Result<std::string> WorkflowEngine::submit(const std::string& type, std::string 
                                        ") workflows are already running; retry later");
     }
     auto r = t.exec(
-        "INSERT INTO workflows (id, type, state, created_at, request) VALUES (?, ?, 'PENDING', ?, ?)",
+        "INSERT INTO workflows (id, type, state, created_at, request) VALUES (?, ?, 'PENDING', ?, "
+        "?)",
         {id, type, im.now_ms(), request_json});
     if (!r.ok()) return r.status();
     for (const auto& res : resources) {
-      auto rr = t.exec(
-          "INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
-          {res, id});
+      auto rr =
+          t.exec("INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
+                 {res, id});
       if (!rr.ok()) return rr.status();
     }
     return Status::Ok();
@@ -615,8 +631,8 @@ Result<Workflow> WorkflowEngine::get(const std::string& id) const {
   Impl& im = *impl_;
   std::optional<Workflow> wf;
   Status s = im.store.read([&](Txn& t) -> Status {
-    auto row = t.query_one(std::string("SELECT ") + kWorkflowColumns + " FROM workflows WHERE id = ?",
-                           {id});
+    auto row = t.query_one(
+        std::string("SELECT ") + kWorkflowColumns + " FROM workflows WHERE id = ?", {id});
     if (!row.ok()) return row.status();
     if (*row) wf = workflow_from_row(**row);
     return Status::Ok();
@@ -734,7 +750,8 @@ Result<Workflow> WorkflowEngine::wait(const std::string& id,
 Result<bool> WorkflowEngine::resource_in_use(const std::string& resource) const {
   bool used = false;
   Status s = impl_->store.read([&](Txn& t) -> Status {
-    auto row = t.query_one("SELECT 1 FROM workflow_resources WHERE resource = ? LIMIT 1", {resource});
+    auto row =
+        t.query_one("SELECT 1 FROM workflow_resources WHERE resource = ? LIMIT 1", {resource});
     if (!row.ok()) return row.status();
     used = row->has_value();
     return Status::Ok();
@@ -746,8 +763,7 @@ Result<bool> WorkflowEngine::resource_in_use(const std::string& resource) const 
 Result<int> WorkflowEngine::active_count() const {
   int n = 0;
   Status s = impl_->store.read([&](Txn& t) -> Status {
-    auto row =
-        t.query_one("SELECT COUNT(*) FROM workflows WHERE state IN ('PENDING', 'RUNNING')");
+    auto row = t.query_one("SELECT COUNT(*) FROM workflows WHERE state IN ('PENDING', 'RUNNING')");
     if (!row.ok()) return row.status();
     n = static_cast<int>((*row)->int64(0));
     return Status::Ok();

@@ -1,9 +1,9 @@
 #include "dmscore/auth.hpp"
 
-#include <catch2/catch.hpp>
 #include <openssl/hmac.h>
 
 #include <boost/json.hpp>
+#include <catch2/catch.hpp>
 #include <mutex>
 
 #include "jwt.hpp"
@@ -20,8 +20,8 @@ constexpr const char* kPassword = "correct horse battery";
 
 struct Fixture {
   TempDir tmp;
-  std::shared_ptr<ManualEnv> env = std::make_shared<ManualEnv>(
-      Env::SystemTime(std::chrono::seconds(1800000000)));
+  std::shared_ptr<ManualEnv> env =
+      std::make_shared<ManualEnv>(Env::SystemTime(std::chrono::seconds(1800000000)));
   std::unique_ptr<Store> store;
   std::unique_ptr<Identity> identity;
   std::unique_ptr<Auth> auth;
@@ -68,9 +68,10 @@ struct Fixture {
   }
 
   json::object claims() {
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(env->now().time_since_epoch()).count();
+    auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(env->now().time_since_epoch()).count();
     return {{"iss", "libdmscore"}, {"aud", "dms-api"}, {"sub", "alice"}, {"iat", now},
-            {"nbf", now},          {"exp", now + 600},  {"tv", 1}};
+            {"nbf", now},          {"exp", now + 600}, {"tv", 1}};
   }
 
   void expect_rejected(const std::string& token) {
@@ -93,17 +94,16 @@ TEST_CASE("Auth: password hashes are salted, self-describing scrypt and checked 
   CHECK_FALSE(verify_password("secret-pasS", *a));
   CHECK_FALSE(verify_password("", *a));
   CHECK(password_hash_cost(*a) == 10);
-  for (std::string bad : std::vector<std::string>{"", "$scrypt$", "$scrypt$ln=99,r=8,p=1$AAAA$AAAA", "plain",
-                          a->substr(0, a->size() - 2), "$scrypt$ln=10,r=1,p=1$" + a->substr(22)}) {
+  for (std::string bad : std::vector<std::string>{"", "$scrypt$", "$scrypt$ln=99,r=8,p=1$AAAA$AAAA",
+                                                  "plain", a->substr(0, a->size() - 2),
+                                                  "$scrypt$ln=10,r=1,p=1$" + a->substr(22)}) {
     CHECK_FALSE(verify_password("secret-pass", bad));
     CHECK(password_hash_cost(bad) == 0);
   }
   CHECK(hash_password("x", 9, env).status().code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("Auth: the default cost is scrypt N=2^17") {
-  CHECK(AuthOptions{}.scrypt_log2_n == 17);
-}
+TEST_CASE("Auth: the default cost is scrypt N=2^17") { CHECK(AuthOptions{}.scrypt_log2_n == 17); }
 
 TEST_CASE("Auth: login issues a Bearer RS256 token that verifies into the user and role") {
   Fixture f;
@@ -143,8 +143,10 @@ TEST_CASE("Auth: tokens are refused for every kind of forgery and staleness") {
   SECTION("alg none") {
     auto h = f.header();
     h["alg"] = "none";
-    f.expect_rejected(detail::jws_signing_input(json::serialize(h), json::serialize(f.claims())) + ".");
-    f.expect_rejected(detail::jws_signing_input(json::serialize(h), json::serialize(f.claims())) + ".AAAA");
+    f.expect_rejected(detail::jws_signing_input(json::serialize(h), json::serialize(f.claims())) +
+                      ".");
+    f.expect_rejected(detail::jws_signing_input(json::serialize(h), json::serialize(f.claims())) +
+                      ".AAAA");
   }
   SECTION("HS256 signed with the RSA public key") {
     auto h = f.header();
@@ -155,7 +157,8 @@ TEST_CASE("Auth: tokens are refused for every kind of forgery and staleness") {
     unsigned int len = 0;
     HMAC(EVP_sha256(), pem.data(), static_cast<int>(pem.size()),
          reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
-    f.expect_rejected(input + "." + detail::base64url_encode(std::string(reinterpret_cast<char*>(mac), len)));
+    f.expect_rejected(input + "." +
+                      detail::base64url_encode(std::string(reinterpret_cast<char*>(mac), len)));
   }
   SECTION("unknown kid") {
     auto h = f.header();
@@ -167,10 +170,13 @@ TEST_CASE("Auth: tokens are refused for every kind of forgery and staleness") {
   SECTION("signed by a different key") {
     auto other = Identity::open(f.tmp / "other", IdentityOptions{2048, f.env});
     REQUIRE(other.ok());
-    std::string input = detail::jws_signing_input(json::serialize(f.header()), json::serialize(f.claims()));
-    f.expect_rejected(input + "." + detail::base64url_encode(*(*other)->sign_with_login_key(input)));
+    std::string input =
+        detail::jws_signing_input(json::serialize(f.header()), json::serialize(f.claims()));
+    f.expect_rejected(input + "." +
+                      detail::base64url_encode(*(*other)->sign_with_login_key(input)));
     // The cluster key of the same service is a different key too.
-    f.expect_rejected(input + "." + detail::base64url_encode(*f.identity->sign_with_cluster_key(input)));
+    f.expect_rejected(input + "." +
+                      detail::base64url_encode(*f.identity->sign_with_cluster_key(input)));
   }
   SECTION("expired, beyond the clock skew") {
     f.env->advance(600s + 59s);
@@ -253,7 +259,8 @@ TEST_CASE("Auth: failed logins are limited per user and source, with a retry tim
   Fixture f;
   REQUIRE(f.auth->create_user("alice", kPassword, Role::kAdmin).ok());
   for (int i = 0; i < 5; ++i)
-    CHECK(f.auth->login("alice", "bad password", "10.0.0.9").status().code() == Code::kUnauthenticated);
+    CHECK(f.auth->login("alice", "bad password", "10.0.0.9").status().code() ==
+          Code::kUnauthenticated);
   auto blocked = f.auth->login("alice", kPassword, "10.0.0.9");  // even the right password waits
   CHECK(blocked.status().code() == Code::kResourceExhausted);
   CHECK(Auth::retry_after_seconds(blocked.status()) == 300);
@@ -275,9 +282,9 @@ TEST_CASE("Auth: the audit log and the log record failures but never a password 
   CHECK_THAT(audit, Catch::Contains(R"("event":"login_failed")"));
   CHECK_THAT(audit, Catch::Contains(R"("source":"10.0.0.7")"));
   CHECK_THAT(audit, Catch::Contains(R"("event":"logout")"));
-  for (const std::string& secret : {std::string(kPassword), std::string("hunter2-wrong"),
-                                    std::string("hunter3-wrong"), std::string("new-secret-pw"),
-                                    token, token.substr(token.rfind('.') + 1)}) {
+  for (const std::string& secret :
+       {std::string(kPassword), std::string("hunter2-wrong"), std::string("hunter3-wrong"),
+        std::string("new-secret-pw"), token, token.substr(token.rfind('.') + 1)}) {
     CHECK_THAT(audit, !Catch::Contains(secret));
     for (auto& line : f.log) CHECK_THAT(line, !Catch::Contains(secret));
   }
@@ -297,12 +304,16 @@ TEST_CASE("Auth: user management checks names, passwords and the last admin") {
   CHECK(f.auth->create_user("", kPassword, Role::kAdmin).status().message().rfind("name:", 0) == 0);
   CHECK(f.auth->create_user(std::string(65, 'a'), kPassword, Role::kAdmin).status().code() ==
         Code::kInvalidArgument);
-  CHECK(f.auth->create_user("a b", kPassword, Role::kAdmin).status().code() == Code::kInvalidArgument);
-  CHECK(f.auth->create_user("bob", "short", Role::kAdmin).status().message().rfind("password:", 0) == 0);
+  CHECK(f.auth->create_user("a b", kPassword, Role::kAdmin).status().code() ==
+        Code::kInvalidArgument);
+  CHECK(
+      f.auth->create_user("bob", "short", Role::kAdmin).status().message().rfind("password:", 0) ==
+      0);
   CHECK(f.auth->create_user("bob", std::string(1025, 'p'), Role::kAdmin).status().code() ==
         Code::kInvalidArgument);
   REQUIRE(f.auth->create_user("bob", kPassword, Role::kAdmin).ok());
-  CHECK(f.auth->create_user("bob", kPassword, Role::kViewer).status().code() == Code::kAlreadyExists);
+  CHECK(f.auth->create_user("bob", kPassword, Role::kViewer).status().code() ==
+        Code::kAlreadyExists);
   REQUIRE(f.auth->create_user("vera", kPassword, Role::kViewer).ok());
   auto users = f.auth->list_users();
   REQUIRE(users.ok());
@@ -341,10 +352,12 @@ TEST_CASE("Auth: a hash made at a lower cost is upgraded at the next login") {
   f.make_auth(11);
   f.login();
   std::string stored;
-  REQUIRE(f.store->read([&](Txn& t) -> Status {
-                   stored = (*t.query_one("SELECT password_hash FROM users WHERE name = 'alice'"))->text(0);
-                   return Status::Ok();
-                 })
+  REQUIRE(f.store
+              ->read([&](Txn& t) -> Status {
+                stored =
+                    (*t.query_one("SELECT password_hash FROM users WHERE name = 'alice'"))->text(0);
+                return Status::Ok();
+              })
               .ok());
   CHECK(password_hash_cost(stored) == 11);
   f.login();  // still the same password

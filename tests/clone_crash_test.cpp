@@ -1,7 +1,6 @@
 // Kills a service with SIGKILL in the middle of thick clones, again and again, and checks that
 // every clone resumes from its checkpoint and ends byte-identical, with no orphan files.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <random>
 #include <set>
@@ -29,7 +28,8 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   std::string c1, c2, snap;
   in >> c1 >> c2 >> snap;
 
-  const int kills = std::getenv("DMSCORE_CLONE_KILLS") ? std::atoi(std::getenv("DMSCORE_CLONE_KILLS")) : 25;
+  const int kills =
+      std::getenv("DMSCORE_CLONE_KILLS") ? std::atoi(std::getenv("DMSCORE_CLONE_KILLS")) : 25;
   std::mt19937 rng(Catch::rngSeed());
   std::set<std::string> acked;
   int real_kills = 0;
@@ -48,12 +48,15 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   {
     auto store = Store::open(data + "/dms.db");
     REQUIRE(store.ok());
-    REQUIRE((*store)->read([&](Txn& t) -> Status {
-      auto r = t.query("SELECT vars FROM workflows WHERE vars LIKE '%copyResumedFrom%'");
-      REQUIRE(r.ok());
-      resumed = static_cast<int>(r->size());
-      return Status::Ok();
-    }).ok());
+    REQUIRE((*store)
+                ->read([&](Txn& t) -> Status {
+                  auto r =
+                      t.query("SELECT vars FROM workflows WHERE vars LIKE '%copyResumedFrom%'");
+                  REQUIRE(r.ok());
+                  resumed = static_cast<int>(r->size());
+                  return Status::Ok();
+                })
+                .ok());
   }
   CHECK(resumed > 0);
 
@@ -88,8 +91,10 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   for (const auto& id : acked) CHECK((*svc)->get_workflow(id).ok());
   // No orphans: the destination holds exactly the completed clones' files.
   std::set<std::string> files;
-  for (auto& e : fs::directory_iterator(dir / "c2/data")) files.insert(e.path().filename().string());
+  for (auto& e : fs::directory_iterator(dir / "c2/data"))
+    files.insert(e.path().filename().string());
   CHECK(files == made);
   CHECK((*svc)->list_volumes(c2, "p1", {1000, ""})->volumes.size() == made.size());
-  WARN("kills=" << real_kills << " clones=" << made.size() << " resumed from a checkpoint=" << resumed);
+  WARN("kills=" << real_kills << " clones=" << made.size()
+                << " resumed from a checkpoint=" << resumed);
 }

@@ -16,14 +16,15 @@
 namespace dmscore::testing {
 
 struct ChildRun {
-  std::string out;    // everything the child wrote to stdout
+  std::string out;  // everything the child wrote to stdout
   bool killed = false;
   int exit_code = -1;  // when it exited by itself
 };
 
 // Starts `argv`, waits `kill_after` (or until it exits), SIGKILLs it if still alive.
 // A zero `kill_after` means: let it run to its end (up to `limit`).
-inline ChildRun run_child(const std::vector<std::string>& argv, std::chrono::milliseconds kill_after,
+inline ChildRun run_child(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds kill_after,
                           std::chrono::milliseconds limit = std::chrono::minutes(5)) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) std::abort();
@@ -46,14 +47,18 @@ inline ChildRun run_child(const std::vector<std::string>& argv, std::chrono::mil
   while (!eof) {
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
-    int wait_ms = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1;
+    int wait_ms =
+        static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) +
+        1;
     pollfd p{fds[0], POLLIN, 0};
     int r = poll(&p, 1, wait_ms);
     if (r > 0) {
       ssize_t n = read(fds[0], buf, sizeof buf);
-      if (n <= 0) eof = true;
-      else run.out.append(buf, static_cast<std::size_t>(n));
+      if (n <= 0)
+        eof = true;
+      else
+        run.out.append(buf, static_cast<std::size_t>(n));
     }
   }
   if (!eof) {

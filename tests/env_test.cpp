@@ -1,7 +1,6 @@
 #include "dmscore/env.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <set>
 
 using namespace dmscore;

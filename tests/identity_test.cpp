@@ -1,9 +1,9 @@
 #include "dmscore/identity.hpp"
 
-#include <catch2/catch.hpp>
 #include <sys/stat.h>
 
 #include <boost/json.hpp>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 
@@ -28,7 +28,9 @@ std::unique_ptr<Identity> open_identity(const std::string& dir, std::shared_ptr<
   return std::move(id).value();
 }
 
-std::string private_key_file(const std::string& dir, const std::string& id) { return dir + "/" + id + ".pem"; }
+std::string private_key_file(const std::string& dir, const std::string& id) {
+  return dir + "/" + id + ".pem";
+}
 
 int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
 
@@ -48,7 +50,8 @@ TEST_CASE("Identity: the first open makes a 3072-bit key pair kept 0600 with a s
   std::string key = private_key_file(tmp / "identity", pub_id);
   CHECK(dmscore::testing::file_mode(key) == 0600);
   CHECK(dmscore::testing::file_mode(tmp / "identity") == 0700);
-  CHECK(sh("openssl pkey -in " + key + " -noout -text 2>/dev/null | grep -q 'Private-Key: (3072 bit'") == 0);
+  CHECK(sh("openssl pkey -in " + key +
+           " -noout -text 2>/dev/null | grep -q 'Private-Key: (3072 bit'") == 0);
   auto again = open_identity(tmp / "identity");
   CHECK(again->credentials().pub_key_id == pub_id);
 }
@@ -58,7 +61,8 @@ TEST_CASE("Identity: credentials carry the PEM public key in base64, ready for l
   auto id = open_identity(tmp / "identity");
   auto c = id->credentials();
   REQUIRE(c.pub_key.find_first_not_of(
-              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") == std::string::npos);
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") ==
+          std::string::npos);
   dmscore::testing::write_file(tmp / "pub.b64", c.pub_key);
   REQUIRE(sh("base64 -d " + (tmp / "pub.b64") + " > " + (tmp / "pub.pem")) == 0);
   CHECK(dmscore::testing::read_file(tmp / "pub.pem").rfind("-----BEGIN PUBLIC KEY-----", 0) == 0);
@@ -132,7 +136,8 @@ TEST_CASE("Identity: rotation keeps the previous key until confirmed, across res
 
 TEST_CASE("Identity: bad options are refused") {
   TempDir tmp;
-  CHECK(Identity::open(tmp / "i", IdentityOptions{1024, nullptr}).status().code() == Code::kInvalidArgument);
+  CHECK(Identity::open(tmp / "i", IdentityOptions{1024, nullptr}).status().code() ==
+        Code::kInvalidArgument);
 }
 
 TEST_CASE("ClusterTokenSigner: RS256 tokens with kid system:<pubKeyId>, cached until near expiry") {

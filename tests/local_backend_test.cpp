@@ -1,11 +1,10 @@
 #include "dmscore/local_backend.hpp"
 
-#include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
+#include <catch2/catch.hpp>
 #include <filesystem>
 
 #include "crash_harness.hpp"
@@ -112,7 +111,8 @@ TEST_CASE("LocalBackend: volumes are created sparse, listed, found and deleted")
   CHECK(b->delete_volume("p1", v.id).code() == Code::kNotFound);
 }
 
-TEST_CASE("LocalBackend: a name taken within a project is ALREADY_EXISTS, other projects are free") {
+TEST_CASE(
+    "LocalBackend: a name taken within a project is ALREADY_EXISTS, other projects are free") {
   TempDir tmp;
   auto b = open_cluster(tmp / "c");
   make_volume(*b, "same");
@@ -226,8 +226,10 @@ TEST_CASE("LocalBackend: reopening removes orphan files and half-deleted objects
   dmscore::testing::write_file(tmp / "c/data/0000-orphan.vol", "junk");
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open((tmp / "c/cluster.db").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, ("UPDATE volumes SET state = 'Deleting' WHERE id = '" + deleting_id + "'").c_str(),
-                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(
+              db,
+              ("UPDATE volumes SET state = 'Deleting' WHERE id = '" + deleting_id + "'").c_str(),
+              nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto b = open_cluster(tmp / "c");
   CHECK_FALSE(fs::exists(tmp / "c/data/0000-orphan.vol"));

@@ -1,7 +1,6 @@
 #include "dmscore/service.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -67,7 +66,8 @@ struct Fixture {
   }
 
   // A volume on c1/p1 filled with `extents` random 1 MiB extents, and its snapshot.
-  std::pair<Volume, Snapshot> source(std::uint64_t size, int extents, const std::string& name = "src") {
+  std::pair<Volume, Snapshot> source(std::uint64_t size, int extents,
+                                     const std::string& name = "src") {
     auto v = svc->create_volume(c1, {"p1", name, size});
     REQUIRE(v.ok());
     dmscore::testing::make_sparse_image(v->device_path, size, extents, 7);
@@ -116,10 +116,12 @@ TEST_CASE("Service: attach two local clusters, list them and read them back") {
   CHECK(c->kind == ClusterKind::kLocal);
   CHECK(c->access_status == ConnectionStatus::kConnected);
   CHECK(c->api_endpoints == std::vector<std::string>{"file://" + (f.tmp / "c1")});
-  CHECK(f.svc->get_cluster("00000000-0000-4000-8000-000000000000").status().code() == Code::kNotFound);
+  CHECK(f.svc->get_cluster("00000000-0000-4000-8000-000000000000").status().code() ==
+        Code::kNotFound);
 }
 
-TEST_CASE("Service: attaching the same cluster twice fails the second workflow with ALREADY_EXISTS") {
+TEST_CASE(
+    "Service: attaching the same cluster twice fails the second workflow with ALREADY_EXISTS") {
   Fixture f;
   f.attach("c1");
   auto id = f.svc->attach_cluster({"file://" + (f.tmp / "c1"), ""});
@@ -129,15 +131,19 @@ TEST_CASE("Service: attaching the same cluster twice fails the second workflow w
   CHECK_THAT(w.msg, Catch::Contains("already attached"));
 }
 
-TEST_CASE("Service: attach refuses malformed endpoints up front and foreign directories in the workflow") {
+TEST_CASE(
+    "Service: attach refuses malformed endpoints up front and foreign directories in the "
+    "workflow") {
   Fixture f;
-  for (std::string bad : std::vector<std::string>{"", "file://relative", "file:///a/../b", "file:///a\nb",
-                          "file:///" + std::string(5000, 'x')}) {
+  for (std::string bad :
+       std::vector<std::string>{"", "file://relative", "file:///a/../b", "file:///a\nb",
+                                "file:///" + std::string(5000, 'x')}) {
     auto r = f.svc->attach_cluster({bad, ""});
     CHECK(r.status().code() == Code::kInvalidArgument);
     CHECK(r.status().message().rfind("apiEndpoint:", 0) == 0);
   }
-  CHECK(f.svc->attach_cluster({"file:///tmp/x", "bad name"}).status().code() == Code::kInvalidArgument);
+  CHECK(f.svc->attach_cluster({"file:///tmp/x", "bad name"}).status().code() ==
+        Code::kInvalidArgument);
   fs::create_directories(f.tmp / "foreign");
   dmscore::testing::write_file(f.tmp / "foreign/file", "x");
   auto id = f.svc->attach_cluster({"file://" + (f.tmp / "foreign"), ""});
@@ -148,7 +154,8 @@ TEST_CASE("Service: attach refuses malformed endpoints up front and foreign dire
   CHECK(f.svc->list_clusters()->empty());
 }
 
-TEST_CASE("Service: a thick clone volume is byte-identical, as sparse as its source, and independent") {
+TEST_CASE(
+    "Service: a thick clone volume is byte-identical, as sparse as its source, and independent") {
   Fixture f;
   f.attach_two();
   auto [vol, snap] = f.source(24 * kMiB + 64 * 1024, 7);
@@ -189,7 +196,8 @@ TEST_CASE("Service: a source with no data clones to a destination with no alloca
   CHECK(fs::file_size(dst->device_path) == 8 * kMiB);
 }
 
-TEST_CASE("Service: a larger destination keeps the data and reads zero past it; smaller is refused") {
+TEST_CASE(
+    "Service: a larger destination keeps the data and reads zero past it; smaller is refused") {
   Fixture f;
   f.attach_two();
   auto [vol, snap] = f.source(4 * kMiB, 4);
@@ -241,27 +249,51 @@ TEST_CASE("Service: thick clone requests are checked field by field before anyth
   Fixture f;
   f.attach_two();
   auto [vol, snap] = f.source(4 * kMiB, 1);
-  auto expect = [&](ThickCloneRequest r, Code code, const std::string& field, bool snapshot = false) {
+  auto expect = [&](ThickCloneRequest r, Code code, const std::string& field,
+                    bool snapshot = false) {
     auto id = snapshot ? f.svc->thick_clone_snapshot(r) : f.svc->thick_clone_volume(r);
     INFO(id.status().to_string());
     CHECK(id.status().code() == code);
     CHECK(id.status().message().rfind(field + ":", 0) == 0);
   };
   auto base = f.clone_req(snap, "ok-name");
-  auto r = base; r.src.snap_id = "not-a-uuid"; expect(r, Code::kInvalidArgument, "src.snapId");
-  r = base; r.src.project_name = ""; expect(r, Code::kInvalidArgument, "src.projectName");
-  r = base; r.dst.name = "has space"; expect(r, Code::kInvalidArgument, "dst.name");
-  r = base; r.dst.name = std::string(300, 'n'); expect(r, Code::kInvalidArgument, "dst.name");
-  r = base; r.dst.replica = 4; expect(r, Code::kInvalidArgument, "dst.replica");
-  r = base; r.dst.sector_size = 1000; expect(r, Code::kInvalidArgument, "dst.sectorSize");
-  r = base; r.dst.size = 12345; expect(r, Code::kInvalidArgument, "dst.size");
-  r = base; r.dst.description = "x"; expect(r, Code::kInvalidArgument, "dst.description");
-  r = base; r.dst.cluster_id = "00000000-0000-4000-8000-000000000000";
+  auto r = base;
+  r.src.snap_id = "not-a-uuid";
+  expect(r, Code::kInvalidArgument, "src.snapId");
+  r = base;
+  r.src.project_name = "";
+  expect(r, Code::kInvalidArgument, "src.projectName");
+  r = base;
+  r.dst.name = "has space";
+  expect(r, Code::kInvalidArgument, "dst.name");
+  r = base;
+  r.dst.name = std::string(300, 'n');
+  expect(r, Code::kInvalidArgument, "dst.name");
+  r = base;
+  r.dst.replica = 4;
+  expect(r, Code::kInvalidArgument, "dst.replica");
+  r = base;
+  r.dst.sector_size = 1000;
+  expect(r, Code::kInvalidArgument, "dst.sectorSize");
+  r = base;
+  r.dst.size = 12345;
+  expect(r, Code::kInvalidArgument, "dst.size");
+  r = base;
+  r.dst.description = "x";
+  expect(r, Code::kInvalidArgument, "dst.description");
+  r = base;
+  r.dst.cluster_id = "00000000-0000-4000-8000-000000000000";
   expect(r, Code::kNotFound, "dst.clusterId");
-  r = base; r.src.snap_id = "00000000-0000-4000-8000-000000000000"; expect(r, Code::kNotFound, "src.snapId");
-  r = base; r.dst.qos_policy_name = "gold"; expect(r, Code::kNotFound, "dst.qosPolicyName");
+  r = base;
+  r.src.snap_id = "00000000-0000-4000-8000-000000000000";
+  expect(r, Code::kNotFound, "src.snapId");
+  r = base;
+  r.dst.qos_policy_name = "gold";
+  expect(r, Code::kNotFound, "dst.qosPolicyName");
   (void)f.svc->create_volume(f.c2, {"p2", "taken", 4096});
-  r = base; r.dst.name = "taken"; expect(r, Code::kAlreadyExists, "dst.name");
+  r = base;
+  r.dst.name = "taken";
+  expect(r, Code::kAlreadyExists, "dst.name");
   CHECK(f.svc->list_workflows({})->workflows.size() == 2);  // only the two attaches
 }
 
@@ -283,7 +315,8 @@ TEST_CASE("Service: cancelling a running clone removes the partial destination")
   auto dst_vol = f.svc->list_volumes(f.c2, "p2", {});
   REQUIRE(dst_vol->volumes.size() == 1);
   CHECK(dst_vol->volumes[0].state == VolumeState::kCreating);
-  CHECK(f.svc->delete_volume(f.c2, "p2", dst_vol->volumes[0].id).code() == Code::kFailedPrecondition);
+  CHECK(f.svc->delete_volume(f.c2, "p2", dst_vol->volumes[0].id).code() ==
+        Code::kFailedPrecondition);
   CHECK(f.svc->delete_snapshot(f.c1, "p1", snap.id).code() == Code::kFailedPrecondition);
   CHECK(f.svc->detach_cluster(f.c2).code() == Code::kFailedPrecondition);
   REQUIRE(f.svc->cancel_workflow(*id).ok());
@@ -355,8 +388,9 @@ TEST_CASE("Service: clusters survive a restart and refresh notices one that vani
   f.wait(*r);
   CHECK(f.svc->get_cluster(f.c2)->access_status == ConnectionStatus::kDisconnected);
   CHECK(f.svc->get_cluster(f.c1)->access_status == ConnectionStatus::kConnected);
-  CHECK(f.svc->refresh_clusters(std::string("00000000-0000-4000-8000-000000000000")).status().code() ==
-        Code::kNotFound);
+  CHECK(f.svc->refresh_clusters(std::string("00000000-0000-4000-8000-000000000000"))
+            .status()
+            .code() == Code::kNotFound);
 }
 
 TEST_CASE("Service: the first open bootstraps admin with a generated password file (0600)") {

@@ -1,9 +1,9 @@
 #include "dmscore/store.hpp"
 
-#include <catch2/catch.hpp>
 #include <sqlite3.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 
@@ -19,7 +19,8 @@ std::vector<Migration> kv_migrations() {
           {2, "ALTER TABLE kv ADD COLUMN note TEXT NOT NULL DEFAULT '';"}};
 }
 
-std::unique_ptr<Store> open_kv(const std::string& path, std::vector<Migration> m = kv_migrations()) {
+std::unique_ptr<Store> open_kv(const std::string& path,
+                               std::vector<Migration> m = kv_migrations()) {
   StoreOptions o;
   o.migrations = std::move(m);
   auto s = Store::open(path, o);
@@ -29,12 +30,13 @@ std::unique_ptr<Store> open_kv(const std::string& path, std::vector<Migration> m
 
 std::int64_t count_rows(Store& store) {
   std::int64_t n = -1;
-  REQUIRE(store.read([&](Txn& t) -> Status {
-                 auto r = t.query_one("SELECT COUNT(*) FROM kv");
-                 if (!r.ok()) return r.status();
-                 n = (*r)->int64(0);
-                 return Status::Ok();
-               })
+  REQUIRE(store
+              .read([&](Txn& t) -> Status {
+                auto r = t.query_one("SELECT COUNT(*) FROM kv");
+                if (!r.ok()) return r.status();
+                n = (*r)->int64(0);
+                return Status::Ok();
+              })
               .ok());
   return n;
 }
@@ -72,7 +74,10 @@ TEST_CASE("Store: the library's own migrations apply to a fresh database") {
 TEST_CASE("Store: transact commits everything or nothing") {
   TempDir dir;
   auto store = open_kv(dir / "a.db");
-  REQUIRE(store->transact([](Txn& t) { return t.exec("INSERT INTO kv (k, v) VALUES ('a', 1)").status(); }).ok());
+  REQUIRE(store
+              ->transact(
+                  [](Txn& t) { return t.exec("INSERT INTO kv (k, v) VALUES ('a', 1)").status(); })
+              .ok());
   Status s = store->transact([](Txn& t) -> Status {
     auto r = t.exec("INSERT INTO kv (k, v) VALUES ('b', 2)");
     if (!r.ok()) return r.status();
@@ -108,7 +113,8 @@ TEST_CASE("Store: an exception inside a transaction rolls it back as INTERNAL") 
 TEST_CASE("Store: reads cannot write") {
   TempDir dir;
   auto store = open_kv(dir / "a.db");
-  Status s = store->read([](Txn& t) { return t.exec("INSERT INTO kv (k, v) VALUES ('a', 1)").status(); });
+  Status s =
+      store->read([](Txn& t) { return t.exec("INSERT INTO kv (k, v) VALUES ('a', 1)").status(); });
   CHECK_FALSE(s.ok());
   CHECK(count_rows(*store) == 0);
 }
@@ -117,24 +123,27 @@ TEST_CASE("Store: committed data survives reopening") {
   TempDir dir;
   {
     auto store = open_kv(dir / "a.db");
-    REQUIRE(store->transact([](Txn& t) {
-                   return t.exec("INSERT INTO kv (k, v, note) VALUES (?, ?, ?)",
-                                 {std::string("x"), std::int64_t{42}, std::string("hi")})
-                       .status();
-                 })
+    REQUIRE(store
+                ->transact([](Txn& t) {
+                  return t
+                      .exec("INSERT INTO kv (k, v, note) VALUES (?, ?, ?)",
+                            {std::string("x"), std::int64_t{42}, std::string("hi")})
+                      .status();
+                })
                 .ok());
   }
   auto store = open_kv(dir / "a.db");
   std::string note;
   std::int64_t v = 0;
-  REQUIRE(store->read([&](Txn& t) -> Status {
-                 auto r = t.query_one("SELECT v, note FROM kv WHERE k = ?", {std::string("x")});
-                 if (!r.ok()) return r.status();
-                 REQUIRE(r->has_value());
-                 v = (*r)->int64(0);
-                 note = (*r)->text(1);
-                 return Status::Ok();
-               })
+  REQUIRE(store
+              ->read([&](Txn& t) -> Status {
+                auto r = t.query_one("SELECT v, note FROM kv WHERE k = ?", {std::string("x")});
+                if (!r.ok()) return r.status();
+                REQUIRE(r->has_value());
+                v = (*r)->int64(0);
+                note = (*r)->text(1);
+                return Status::Ok();
+              })
               .ok());
   CHECK(v == 42);
   CHECK(note == "hi");
@@ -142,12 +151,17 @@ TEST_CASE("Store: committed data survives reopening") {
 
 TEST_CASE("Store: migrations run in order and only once") {
   TempDir dir;
-  { auto store = open_kv(dir / "a.db", {kv_migrations()[0]}); CHECK(store->schema_version() == 1); }
+  {
+    auto store = open_kv(dir / "a.db", {kv_migrations()[0]});
+    CHECK(store->schema_version() == 1);
+  }
   auto store = open_kv(dir / "a.db");
   CHECK(store->schema_version() == 2);
-  CHECK(store->transact([](Txn& t) {
-                  return t.exec("INSERT INTO kv (k, v, note) VALUES ('a', 1, 'n')").status();
-                }).ok());
+  CHECK(store
+            ->transact([](Txn& t) {
+              return t.exec("INSERT INTO kv (k, v, note) VALUES ('a', 1, 'n')").status();
+            })
+            .ok());
 }
 
 TEST_CASE("Store: a database with a newer schema is refused and left untouched") {
@@ -177,14 +191,15 @@ TEST_CASE("Store: a corrupted database fails quick_check and is refused untouche
   TempDir dir;
   {
     auto store = open_kv(dir / "a.db");
-    REQUIRE(store->transact([](Txn& t) -> Status {
-                   for (int i = 0; i < 2000; ++i) {
-                     auto r = t.exec("INSERT INTO kv (k, v) VALUES (?, ?)",
-                                     {std::string(40, 'a') + std::to_string(i), std::int64_t{i}});
-                     if (!r.ok()) return r.status();
-                   }
-                   return Status::Ok();
-                 })
+    REQUIRE(store
+                ->transact([](Txn& t) -> Status {
+                  for (int i = 0; i < 2000; ++i) {
+                    auto r = t.exec("INSERT INTO kv (k, v) VALUES (?, ?)",
+                                    {std::string(40, 'a') + std::to_string(i), std::int64_t{i}});
+                    if (!r.ok()) return r.status();
+                  }
+                  return Status::Ok();
+                })
                 .ok());
   }
   // Checkpointed on close; scribble over the table's root b-tree page (page 2), leaving the
@@ -225,8 +240,9 @@ TEST_CASE("Store: concurrent transactions are grouped into fewer commits and non
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
         Status s = store->transact([&](Txn& txn) {
-          return txn.exec("INSERT INTO kv (k, v) VALUES (?, ?)",
-                          {std::to_string(t) + ":" + std::to_string(i), std::int64_t{i}})
+          return txn
+              .exec("INSERT INTO kv (k, v) VALUES (?, ?)",
+                    {std::to_string(t) + ":" + std::to_string(i), std::int64_t{i}})
               .status();
         });
         if (!s.ok()) ++failures;
@@ -253,8 +269,10 @@ TEST_CASE("Store: one failing transaction in a group does not undo its neighbour
         Status s = store->transact([&](Txn& txn) {
           return txn.exec("INSERT INTO kv (k, v) VALUES (?, 1)", {key}).status();
         });
-        if (s.ok()) ++ok;
-        else if (s.code() == Code::kAlreadyExists) ++dup;
+        if (s.ok())
+          ++ok;
+        else if (s.code() == Code::kAlreadyExists)
+          ++dup;
       }
     });
   }

@@ -59,39 +59,38 @@ WorkflowType ledger_type() {
                        return sync_dir();
                      }});
   // Writes blocks, checkpointing every 8 after an fsync; resumes from the checkpoint.
-  t.steps.push_back({"fill", [](StepContext& c) -> Status {
-                       int from = c.checkpoint().empty() ? 0 : std::stoi(c.checkpoint());
-                       int fd = ::open(path_of(c.workflow_id(), ".data").c_str(),
-                                       O_WRONLY | O_CLOEXEC);
-                       if (fd < 0) return Status::Internal("open data");
-                       char buf[kBlock];
-                       for (int i = from; i < kBlocks; ++i) {
-                         if (c.should_stop()) {
-                           ::close(fd);
-                           return Status::Cancelled("stopped");
-                         }
-                         fill_block(buf, c.workflow_id(), i);
-                         if (::pwrite(fd, buf, kBlock, off_t{i} * kBlock) != kBlock) {
-                           ::close(fd);
-                           return Status::Internal("write");
-                         }
-                         if ((i + 1) % 8 == 0) {
-                           ::fdatasync(fd);
-                           Status s = c.save_checkpoint(std::to_string(i + 1));
-                           if (!s.ok()) {
-                             ::close(fd);
-                             return s;
-                           }
-                           std::this_thread::sleep_for(std::chrono::microseconds(300));
-                         }
-                         c.report_progress({(i + 1) * 100 / kBlocks, "fill",
-                                            std::uint64_t(i + 1) * kBlock,
-                                            std::uint64_t(kBlocks) * kBlock, 0});
-                       }
-                       ::fsync(fd);
-                       ::close(fd);
-                       return Status::Ok();
-                     }});
+  t.steps.push_back(
+      {"fill", [](StepContext& c) -> Status {
+         int from = c.checkpoint().empty() ? 0 : std::stoi(c.checkpoint());
+         int fd = ::open(path_of(c.workflow_id(), ".data").c_str(), O_WRONLY | O_CLOEXEC);
+         if (fd < 0) return Status::Internal("open data");
+         char buf[kBlock];
+         for (int i = from; i < kBlocks; ++i) {
+           if (c.should_stop()) {
+             ::close(fd);
+             return Status::Cancelled("stopped");
+           }
+           fill_block(buf, c.workflow_id(), i);
+           if (::pwrite(fd, buf, kBlock, off_t{i} * kBlock) != kBlock) {
+             ::close(fd);
+             return Status::Internal("write");
+           }
+           if ((i + 1) % 8 == 0) {
+             ::fdatasync(fd);
+             Status s = c.save_checkpoint(std::to_string(i + 1));
+             if (!s.ok()) {
+               ::close(fd);
+               return s;
+             }
+             std::this_thread::sleep_for(std::chrono::microseconds(300));
+           }
+           c.report_progress({(i + 1) * 100 / kBlocks, "fill", std::uint64_t(i + 1) * kBlock,
+                              std::uint64_t(kBlocks) * kBlock, 0});
+         }
+         ::fsync(fd);
+         ::close(fd);
+         return Status::Ok();
+       }});
   // Deliberately not idempotent: appends a line. It must run exactly once or the workflow
   // must fail (OnCrash::kFail), so a second line proves a step ran twice.
   t.steps.push_back({"count",

@@ -3,7 +3,6 @@
 // twice, nothing is stuck, every terminal state is legal and failed or cancelled workflows
 // leave no files behind.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <map>
 #include <random>
@@ -22,7 +21,8 @@ TEST_CASE("WorkflowEngine: SIGKILL at random points loses and duplicates nothing
   const std::string db = dir / "dms.db";
   const std::string work = dir / "work";
   fs::create_directories(work);
-  const int kills = std::getenv("DMSCORE_CRASH_KILLS") ? std::atoi(std::getenv("DMSCORE_CRASH_KILLS")) : 60;
+  const int kills =
+      std::getenv("DMSCORE_CRASH_KILLS") ? std::atoi(std::getenv("DMSCORE_CRASH_KILLS")) : 60;
   std::mt19937 rng(Catch::rngSeed());
   std::set<std::string> acked;
   int real_kills = 0;
@@ -41,18 +41,21 @@ TEST_CASE("WorkflowEngine: SIGKILL at random points loses and duplicates nothing
   REQUIRE(store.ok());
   std::map<std::string, std::pair<std::string, std::string>> rows;  // id -> (state, msg)
   std::map<std::string, std::int64_t> count_attempts;
-  REQUIRE((*store)->read([&](Txn& t) -> Status {
-    auto r = t.query("SELECT id, state, msg FROM workflows");
-    REQUIRE(r.ok());
-    for (auto& row : *r) rows[row.text(0)] = {row.text(1), row.text(2)};
-    auto s = t.query("SELECT workflow_id, attempts FROM workflow_steps WHERE name = 'count'");
-    REQUIRE(s.ok());
-    for (auto& row : *s) count_attempts[row.text(0)] = row.int64(1);
-    auto c = t.query_one("SELECT value FROM workflow_counters WHERE name = 'active'");
-    REQUIRE(c.ok());
-    CHECK((*c)->int64(0) == 0);  // admission counter exact after every crash
-    return Status::Ok();
-  }).ok());
+  REQUIRE((*store)
+              ->read([&](Txn& t) -> Status {
+                auto r = t.query("SELECT id, state, msg FROM workflows");
+                REQUIRE(r.ok());
+                for (auto& row : *r) rows[row.text(0)] = {row.text(1), row.text(2)};
+                auto s = t.query(
+                    "SELECT workflow_id, attempts FROM workflow_steps WHERE name = 'count'");
+                REQUIRE(s.ok());
+                for (auto& row : *s) count_attempts[row.text(0)] = row.int64(1);
+                auto c = t.query_one("SELECT value FROM workflow_counters WHERE name = 'active'");
+                REQUIRE(c.ok());
+                CHECK((*c)->int64(0) == 0);  // admission counter exact after every crash
+                return Status::Ok();
+              })
+              .ok());
 
   // Acknowledged means durable; unacknowledged but committed rows are at most one per kill.
   for (const auto& id : acked) CHECK(rows.count(id) == 1);
@@ -81,8 +84,9 @@ TEST_CASE("WorkflowEngine: SIGKILL at random points loses and duplicates nothing
     } else if (state == "FAILED") {
       ++failed;
       // The only legal failure here: a crash inside the non-resumable step.
-      CHECK(msg == "interrupted by a restart during step count: the count may or may not have "
-                   "been taken");
+      CHECK(msg ==
+            "interrupted by a restart during step count: the count may or may not have "
+            "been taken");
       CHECK_FALSE(has_count);
       CHECK_FALSE(has_done);
       CHECK_FALSE(has_data);

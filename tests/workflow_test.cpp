@@ -1,8 +1,7 @@
 #include "dmscore/workflow.hpp"
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -71,92 +70,95 @@ struct Fixture {
 
   void make_engine(EngineOptions o = {}) {
     engine = std::make_unique<WorkflowEngine>(*store, o);
-    REQUIRE(engine->register_type({"TWO_STEPS",
-                                   {{"first",
-                                     [this](StepContext& c) {
-                                       record("first");
-                                       c.set_var("made", "thing-1");
-                                       return Status::Ok();
-                                     },
-                                     [this](StepContext&) {
-                                       record("undo first");
-                                       return Status::Ok();
-                                     }},
-                                    {"second",
-                                     [this](StepContext& c) {
-                                       record("second:" + c.var("made"));
-                                       c.set_result(R"({"thing":")" + c.var("made") + R"("})");
-                                       return Status::Ok();
-                                     }}}})
+    REQUIRE(engine
+                ->register_type({"TWO_STEPS",
+                                 {{"first",
+                                   [this](StepContext& c) {
+                                     record("first");
+                                     c.set_var("made", "thing-1");
+                                     return Status::Ok();
+                                   },
+                                   [this](StepContext&) {
+                                     record("undo first");
+                                     return Status::Ok();
+                                   }},
+                                  {"second",
+                                   [this](StepContext& c) {
+                                     record("second:" + c.var("made"));
+                                     c.set_result(R"({"thing":")" + c.var("made") + R"("})");
+                                     return Status::Ok();
+                                   }}}})
                 .ok());
-    REQUIRE(engine->register_type({"BLOCKS",
-                                   {{"prepare",
-                                     [this](StepContext&) {
-                                       record("prepare");
-                                       return Status::Ok();
-                                     },
-                                     [this](StepContext&) {
-                                       record("undo prepare");
-                                       return Status::Ok();
-                                     }},
-                                    {"wait",
-                                     [this](StepContext& c) {
-                                       if (!gate.wait(c)) return Status::Cancelled("stopped");
-                                       return Status::Ok();
-                                     },
-                                     [this](StepContext&) {
-                                       record("undo wait");
-                                       return Status::Ok();
-                                     }}}})
+    REQUIRE(engine
+                ->register_type({"BLOCKS",
+                                 {{"prepare",
+                                   [this](StepContext&) {
+                                     record("prepare");
+                                     return Status::Ok();
+                                   },
+                                   [this](StepContext&) {
+                                     record("undo prepare");
+                                     return Status::Ok();
+                                   }},
+                                  {"wait",
+                                   [this](StepContext& c) {
+                                     if (!gate.wait(c)) return Status::Cancelled("stopped");
+                                     return Status::Ok();
+                                   },
+                                   [this](StepContext&) {
+                                     record("undo wait");
+                                     return Status::Ok();
+                                   }}}})
                 .ok());
-    REQUIRE(engine->register_type({"FAILS",
-                                   {{"ok",
-                                     [](StepContext&) { return Status::Ok(); },
-                                     [this](StepContext&) {
-                                       record("undo ok");
-                                       return Status::Ok();
-                                     }},
-                                    {"bad",
-                                     [](StepContext&) {
-                                       return Status::Unavailable("cluster went away");
-                                     },
-                                     [this](StepContext&) {
-                                       record("undo bad");
-                                       return Status::Ok();
-                                     }},
-                                    {"never", [this](StepContext&) {
-                                       record("never");
-                                       return Status::Ok();
-                                     }}}})
-                .ok());
-    REQUIRE(engine->register_type(
-                    {"RESUMES",
-                     {{"count",
-                       [this](StepContext& c) {
-                         int from = c.checkpoint().empty() ? 0 : std::stoi(c.checkpoint());
-                         record("count from " + std::to_string(from) +
-                                (c.resumed() ? " resumed" : ""));
-                         for (int i = from; i < 10; ++i) {
-                           if (i == 5 && !c.resumed()) {
-                             Status s = c.save_checkpoint("5");
-                             if (!s.ok()) return s;
-                             if (!gate.wait(c)) return Status::Cancelled("stopped");
-                           }
-                         }
+    REQUIRE(engine
+                ->register_type(
+                    {"FAILS",
+                     {{"ok", [](StepContext&) { return Status::Ok(); },
+                       [this](StepContext&) {
+                         record("undo ok");
+                         return Status::Ok();
+                       }},
+                      {"bad", [](StepContext&) { return Status::Unavailable("cluster went away"); },
+                       [this](StepContext&) {
+                         record("undo bad");
+                         return Status::Ok();
+                       }},
+                      {"never",
+                       [this](StepContext&) {
+                         record("never");
                          return Status::Ok();
                        }}}})
                 .ok());
-    REQUIRE(engine->register_type({"FRAGILE",
-                                   {{"fragile",
-                                     [this](StepContext& c) {
-                                       if (!gate.wait(c)) return Status::Cancelled("stopped");
-                                       return Status::Ok();
-                                     },
-                                     [this](StepContext&) {
-                                       record("undo fragile");
-                                       return Status::Ok();
-                                     },
-                                     OnCrash::kFail, "the device mapping is gone"}}})
+    REQUIRE(engine
+                ->register_type({"RESUMES",
+                                 {{"count",
+                                   [this](StepContext& c) {
+                                     int from =
+                                         c.checkpoint().empty() ? 0 : std::stoi(c.checkpoint());
+                                     record("count from " + std::to_string(from) +
+                                            (c.resumed() ? " resumed" : ""));
+                                     for (int i = from; i < 10; ++i) {
+                                       if (i == 5 && !c.resumed()) {
+                                         Status s = c.save_checkpoint("5");
+                                         if (!s.ok()) return s;
+                                         if (!gate.wait(c)) return Status::Cancelled("stopped");
+                                       }
+                                     }
+                                     return Status::Ok();
+                                   }}}})
+                .ok());
+    REQUIRE(engine
+                ->register_type({"FRAGILE",
+                                 {{"fragile",
+                                   [this](StepContext& c) {
+                                     if (!gate.wait(c)) return Status::Cancelled("stopped");
+                                     return Status::Ok();
+                                   },
+                                   [this](StepContext&) {
+                                     record("undo fragile");
+                                     return Status::Ok();
+                                   },
+                                   OnCrash::kFail, "the device mapping is gone"}}})
                 .ok());
     REQUIRE(engine->start().ok());
   }
@@ -295,21 +297,22 @@ TEST_CASE("WorkflowEngine: a cancel accepted during the last step still ends CAN
   std::mutex mu;
   std::condition_variable cv;
   bool entered = false, release = false;
-  REQUIRE(f.engine->register_type(
-                  {"STUBBORN",
-                   {{"work",
-                     [&](StepContext& c) {
-                       c.set_result(R"({"made":"x"})");
-                       std::unique_lock l(mu);
-                       entered = true;
-                       cv.notify_all();
-                       cv.wait(l, [&] { return release; });  // never looks at should_stop()
-                       return Status::Ok();
-                     },
-                     [&](StepContext&) {
-                       f.record("undo work");
-                       return Status::Ok();
-                     }}}})
+  REQUIRE(f.engine
+              ->register_type({"STUBBORN",
+                               {{"work",
+                                 [&](StepContext& c) {
+                                   c.set_result(R"({"made":"x"})");
+                                   std::unique_lock l(mu);
+                                   entered = true;
+                                   cv.notify_all();
+                                   cv.wait(
+                                       l, [&] { return release; });  // never looks at should_stop()
+                                   return Status::Ok();
+                                 },
+                                 [&](StepContext&) {
+                                   f.record("undo work");
+                                   return Status::Ok();
+                                 }}}})
               .ok());
   REQUIRE(f.engine->start().ok());
   auto id = f.engine->submit("STUBBORN", "{}");
@@ -437,12 +440,15 @@ TEST_CASE("WorkflowEngine: an interrupted compensation is finished on restart") 
   f.gate.await_waiters(1);
   f.engine->stop();
   // As if the process died right after recording that compensation had begun.
-  REQUIRE(f.store->transact([&](Txn& t) {
-                   return t.exec("UPDATE workflows SET final_state = 'FAILED', final_msg = 'disk gone' "
-                                 "WHERE id = ?",
-                                 {*id})
-                       .status();
-                 })
+  REQUIRE(f.store
+              ->transact([&](Txn& t) {
+                return t
+                    .exec(
+                        "UPDATE workflows SET final_state = 'FAILED', final_msg = 'disk gone' "
+                        "WHERE id = ?",
+                        {*id})
+                    .status();
+              })
               .ok());
   f.log.clear();
   f.reopen_store();
@@ -453,7 +459,8 @@ TEST_CASE("WorkflowEngine: an interrupted compensation is finished on restart") 
   CHECK(f.log == std::vector<std::string>{"undo wait", "undo prepare"});
 }
 
-TEST_CASE("WorkflowEngine: a cancel that finds a step interrupted by a crash undoes that step too") {
+TEST_CASE(
+    "WorkflowEngine: a cancel that finds a step interrupted by a crash undoes that step too") {
   Fixture f;
   f.make_engine();
   auto id = f.engine->submit("BLOCKS", "{}");
@@ -473,11 +480,14 @@ TEST_CASE("WorkflowEngine: a stored workflow of an unknown type ends FAILED sayi
   Fixture f;
   f.make_engine();
   f.engine->stop();
-  REQUIRE(f.store->transact([](Txn& t) {
-                   return t.exec("INSERT INTO workflows (id, type, state, created_at, request) "
-                                 "VALUES ('w-1', 'FROM_THE_FUTURE', 'PENDING', 0, '{}')")
-                       .status();
-                 })
+  REQUIRE(f.store
+              ->transact([](Txn& t) {
+                return t
+                    .exec(
+                        "INSERT INTO workflows (id, type, state, created_at, request) "
+                        "VALUES ('w-1', 'FROM_THE_FUTURE', 'PENDING', 0, '{}')")
+                    .status();
+              })
               .ok());
   f.reopen_store();
   f.make_engine();
@@ -505,17 +515,17 @@ TEST_CASE("WorkflowEngine: progress is visible at once but persisted at a limite
   auto env = std::make_shared<ManualEnv>();
   f.engine = std::make_unique<WorkflowEngine>(*f.store, EngineOptions{8, 2, 500ms, env});
   Gate reported;
-  REQUIRE(f.engine->register_type(
-                  {"PROGRESS",
-                   {{"copy",
-                     [&](StepContext& c) {
-                       for (int i = 1; i <= 100; ++i)
-                         c.report_progress({i, "copy", std::uint64_t(i), 100, 1});
-                       env->advance(600ms);
-                       c.report_progress({100, "copy", 100, 100, 1});
-                       if (!f.gate.wait(c)) return Status::Cancelled("stopped");
-                       return Status::Ok();
-                     }}}})
+  REQUIRE(f.engine
+              ->register_type({"PROGRESS",
+                               {{"copy",
+                                 [&](StepContext& c) {
+                                   for (int i = 1; i <= 100; ++i)
+                                     c.report_progress({i, "copy", std::uint64_t(i), 100, 1});
+                                   env->advance(600ms);
+                                   c.report_progress({100, "copy", 100, 100, 1});
+                                   if (!f.gate.wait(c)) return Status::Cancelled("stopped");
+                                   return Status::Ok();
+                                 }}}})
               .ok());
   REQUIRE(f.engine->start().ok());
   auto id = f.engine->submit("PROGRESS", "{}");
@@ -528,11 +538,12 @@ TEST_CASE("WorkflowEngine: progress is visible at once but persisted at a limite
   // The first report persisted (the interval had elapsed since start), then none for the next
   // 99, then one after the clock moved: 2 progress writes, not 101.
   std::int64_t persisted = -1;
-  REQUIRE(f.store->read([&](Txn& t) -> Status {
-                   auto r = t.query_one("SELECT bytes_done FROM workflows WHERE id = ?", {*id});
-                   persisted = (*r)->int64(0);
-                   return Status::Ok();
-                 })
+  REQUIRE(f.store
+              ->read([&](Txn& t) -> Status {
+                auto r = t.query_one("SELECT bytes_done FROM workflows WHERE id = ?", {*id});
+                persisted = (*r)->int64(0);
+                return Status::Ok();
+              })
               .ok());
   CHECK(persisted == 100);
   f.gate.open();
@@ -547,21 +558,22 @@ TEST_CASE("WorkflowEngine: 64 submitters never push more than 4 workflows past a
   std::atomic<int> max_seen{0};
   std::atomic<bool> violated{false};
   f.engine = std::make_unique<WorkflowEngine>(*f.store, o);
-  REQUIRE(f.engine->register_type({"SHORT",
-                                   {{"work",
-                                     [&](StepContext&) {
-                                       // Checked from inside: what the store holds right now.
-                                       auto n = f.engine->active_count();
-                                       if (n.ok()) {
-                                         int v = *n;
-                                         int m = max_seen.load();
-                                         while (v > m && !max_seen.compare_exchange_weak(m, v)) {
-                                         }
-                                         if (v > 4) violated = true;
-                                       }
-                                       std::this_thread::sleep_for(1ms);
-                                       return Status::Ok();
-                                     }}}})
+  REQUIRE(f.engine
+              ->register_type({"SHORT",
+                               {{"work",
+                                 [&](StepContext&) {
+                                   // Checked from inside: what the store holds right now.
+                                   auto n = f.engine->active_count();
+                                   if (n.ok()) {
+                                     int v = *n;
+                                     int m = max_seen.load();
+                                     while (v > m && !max_seen.compare_exchange_weak(m, v)) {
+                                     }
+                                     if (v > 4) violated = true;
+                                   }
+                                   std::this_thread::sleep_for(1ms);
+                                   return Status::Ok();
+                                 }}}})
               .ok());
   REQUIRE(f.engine->start().ok());
   std::atomic<bool> done{false};
@@ -602,10 +614,11 @@ TEST_CASE("WorkflowEngine: 64 submitters never push more than 4 workflows past a
   CHECK(refused > 0);
   CHECK(max_seen <= 4);
   std::int64_t counter = -1;
-  REQUIRE(f.store->read([&](Txn& t) -> Status {
-                   counter = (*t.query_one("SELECT value FROM workflow_counters"))->int64(0);
-                   return Status::Ok();
-                 })
+  REQUIRE(f.store
+              ->read([&](Txn& t) -> Status {
+                counter = (*t.query_one("SELECT value FROM workflow_counters"))->int64(0);
+                return Status::Ok();
+              })
               .ok());
   CHECK(counter == 0);  // the admission counter agrees with the states
   auto page = f.engine->list({1000, "", std::nullopt, ""});

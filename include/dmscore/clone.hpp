@@ -30,9 +30,9 @@ struct ThickCloneSource {
 };
 
 struct ThickCloneDestination {
-  std::string name;        // REQUIRES: a valid name, free in the destination project
+  std::string name;          // REQUIRES: a valid name, free in the destination project
   std::string project_name;  // Default: the source's
-  std::string cluster_id;  // REQUIRES: an attached cluster's id
+  std::string cluster_id;    // REQUIRES: an attached cluster's id
   // Bytes; at least the source's size. Default: the source's size.
   std::optional<std::uint64_t> size;
   // Default: inherited from the source. REQUIRES: 1..3.

@@ -56,7 +56,8 @@ class Identity {
   // FAILED_PRECONDITION when a private key file is readable or writable by group or others (the
   // message names the file and the chmod that fixes it) or cannot be parsed; UNAVAILABLE when
   // files cannot be written.
-  static Result<std::unique_ptr<Identity>> open(const std::string& dir, IdentityOptions options = {});
+  static Result<std::unique_ptr<Identity>> open(const std::string& dir,
+                                                IdentityOptions options = {});
   ~Identity();
 
   // The current cluster key, in the shape the REST contract answers.

@@ -51,7 +51,9 @@ class [[nodiscard]] Status {
 
   static Status Ok() { return Status(); }
   static Status Cancelled(std::string msg) { return {Code::kCancelled, std::move(msg)}; }
-  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status DeadlineExceeded(std::string msg) {
     return {Code::kDeadlineExceeded, std::move(msg)};
   }

@@ -50,12 +50,14 @@ class Txn {
  public:
   virtual ~Txn() = default;
   // Runs one statement. Returns the number of rows it changed.
-  virtual Result<std::int64_t> exec(std::string_view sql, const std::vector<SqlValue>& params = {}) = 0;
+  virtual Result<std::int64_t> exec(std::string_view sql,
+                                    const std::vector<SqlValue>& params = {}) = 0;
   // Runs a query and returns all its rows.
   virtual Result<std::vector<Row>> query(std::string_view sql,
                                          const std::vector<SqlValue>& params = {}) = 0;
   // Runs a query expected to return at most one row.
-  Result<std::optional<Row>> query_one(std::string_view sql, const std::vector<SqlValue>& params = {});
+  Result<std::optional<Row>> query_one(std::string_view sql,
+                                       const std::vector<SqlValue>& params = {});
 };
 
 // One schema migration: the SQL that takes the schema from version-1 to version.

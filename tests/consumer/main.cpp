@@ -1,8 +1,7 @@
-#include <dmscore/service.hpp>
-#include <dmscore/version.hpp>
-
 #include <cstdio>
 #include <cstdlib>
+#include <dmscore/service.hpp>
+#include <dmscore/version.hpp>
 #include <string>
 
 int main(int argc, char** argv) {

@@ -1,0 +1,557 @@
+#include "dmscore/http/router.hpp"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cctype>
+#include <charconv>
+#include <map>
+#include <optional>
+
+#include "codec.hpp"
+#include "dmscore/service.hpp"
+#include "http/api_json.hpp"
+#include "jwt.hpp"
+
+namespace dmscore::http {
+
+namespace json = boost::json;
+using dmscore::detail::ObjectReader;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+int hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding; nullopt for a bad escape or a decoded NUL.
+std::optional<std::string> unescape(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int h = hex(s[i + 1]), l = hex(s[i + 2]);
+      if (h < 0 || l < 0) return std::nullopt;
+      c = static_cast<char>(h * 16 + l);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    if (c == '\0') return std::nullopt;
+    out += c;
+  }
+  return out;
+}
+
+json::object ok_body() { return json::object(); }
+
+Response json_response(int status, const json::value& v) {
+  Response r;
+  r.status = status;
+  r.body = json::serialize(v);
+  return r;
+}
+
+struct Params {
+  std::map<std::string, std::string> path;
+  std::map<std::string, std::string> query;
+};
+
+struct Call {
+  const Request& req;
+  Params params;
+  Principal principal;
+};
+
+using Handler = std::function<Result<json::value>(Call&)>;
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  std::vector<std::string> segments;
+  bool authenticated = true;
+  Handler handler;
+  // Viewers may call it although it is not a GET (logging themselves out).
+  bool viewer_may_call = false;
+};
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  std::size_t pos = 1;
+  while (pos <= path.size()) {
+    std::size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    out.emplace_back(path.substr(pos, slash - pos));
+    pos = slash + 1;
+  }
+  return out;
+}
+
+Result<json::value> parse_body(const Request& req, bool allow_empty) {
+  std::string_view body = req.body;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    if (allow_empty) return json::value(json::object());
+    return Status::InvalidArgument("body: a JSON object is required");
+  }
+  return dmscore::detail::parse_json(body);
+}
+
+// Only the named query parameters are accepted.
+Status check_query(const Params& p, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : p.query) {
+    bool ok = false;
+    for (const char* a : allowed) ok |= k == a;
+    if (!ok) {
+      std::string name = k.substr(0, 64);
+      for (char& c : name)
+        if (c < 0x20 || c > 0x7e) c = '?';
+      return Status::InvalidArgument(name + ": unknown query parameter");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<int> page_size(const Params& p) {
+  auto it = p.query.find("pageSize");
+  if (it == p.query.end() || it->second.empty()) return 0;
+  int n = 0;
+  auto [ptr, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), n);
+  if (ec != std::errc() || ptr != it->second.data() + it->second.size() || n < 0 || n > 1000)
+    return Status::InvalidArgument("pageSize: must be an integer 0..1000");
+  return n;
+}
+
+std::string query(const Params& p, const char* key) {
+  auto it = p.query.find(key);
+  return it == p.query.end() ? std::string() : it->second;
+}
+
+json::value workflow_id_body(const std::string& id) { return json::object{{"workflowId", id}}; }
+
+}  // namespace
+
+std::string_view Request::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (iequals(k, name)) return v;
+  return {};
+}
+
+Response error_response(int grpc_code, std::string_view message) {
+  Response r;
+  r.status = http_status(static_cast<Code>(grpc_code));
+  r.body = json::serialize(
+      json::object{{"code", grpc_code}, {"message", message}, {"details", json::array()}});
+  return r;
+}
+
+struct Router::Impl {
+  Service& svc;
+  RouterOptions options;
+  std::vector<Route> routes;
+
+  void log(std::string_view line) const {
+    if (options.log) options.log(line);
+  }
+
+  void add(std::string method, std::string pattern, Handler h, bool authenticated = true) {
+    Route r{std::move(method), pattern, split_path(pattern), authenticated, std::move(h), false};
+    routes.push_back(std::move(r));
+  }
+
+  Response from_status(const Status& s, const Request& req) const {
+    if (s.code() == Code::kInternal || s.code() == Code::kUnknown || s.code() == Code::kDataLoss) {
+      log("request " + req.request_id + " " + req.method + " failed: " + s.to_string());
+      return error_response(static_cast<int>(Code::kInternal),
+                            "internal error; quote request id " + req.request_id);
+    }
+    Response r = error_response(static_cast<int>(s.code()), s.message());
+    if (s.code() == Code::kResourceExhausted)
+      r.headers.emplace_back("Retry-After", std::to_string(Auth::retry_after_seconds(s)));
+    if (s.code() == Code::kUnavailable) r.headers.emplace_back("Retry-After", "1");
+    if (s.code() == Code::kUnauthenticated) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+
+  Result<Principal> authenticate(const Request& req) const {
+    std::string_view h = req.header("Authorization");
+    if (h.empty()) return Status::Unauthenticated("a bearer token is required; log in first");
+    if (h.size() < 7 || !iequals(h.substr(0, 7), "Bearer "))
+      return Status::Unauthenticated("the Authorization header must be: Bearer <token>");
+    std::string_view token = h.substr(7);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    return svc.auth().verify(std::string(token));
+  }
+
+  Response handle(const Request& req) const;
+  void build();
+};
+
+Response Router::Impl::handle(const Request& req) const {
+  std::string_view target = req.target;
+  if (target.empty() || target[0] != '/')
+    return error_response(static_cast<int>(Code::kInvalidArgument),
+                          "target: must be an absolute path");
+  Params params;
+  std::string_view path = target, q;
+  if (auto qm = target.find('?'); qm != std::string_view::npos) {
+    path = target.substr(0, qm);
+    q = target.substr(qm + 1);
+  }
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    std::string_view kv = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (kv.empty()) continue;
+    auto eq = kv.find('=');
+    auto k = unescape(kv.substr(0, eq), true);
+    auto v = unescape(eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1), true);
+    if (!k || !v)
+      return error_response(static_cast<int>(Code::kInvalidArgument), "query: malformed escape");
+    if (params.query.count(*k))
+      return error_response(static_cast<int>(Code::kInvalidArgument),
+                            k->substr(0, 64) + ": given more than once");
+    params.query[*k] = *v;
+  }
+  std::vector<std::string> raw = split_path(path);
+  std::vector<std::string> segs;
+  for (const auto& r : raw) {
+    auto d = unescape(r, false);
+    if (!d)
+      return error_response(static_cast<int>(Code::kInvalidArgument), "path: malformed escape");
+    segs.push_back(*d);
+  }
+  const Route* match = nullptr;
+  bool path_matched = false;
+  std::string allow;
+  for (const auto& route : routes) {
+    if (route.segments.size() != segs.size()) continue;
+    std::map<std::string, std::string> vars;
+    bool ok = true;
+    for (std::size_t i = 0; i < segs.size() && ok; ++i) {
+      const std::string& p = route.segments[i];
+      if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
+        if (segs[i].empty())
+          ok = false;
+        else
+          vars[p.substr(1, p.size() - 2)] = segs[i];
+      } else {
+        ok = p == segs[i];
+      }
+    }
+    if (!ok) continue;
+    path_matched = true;
+    if (route.method != req.method) {
+      allow += (allow.empty() ? "" : ", ") + route.method;
+      continue;
+    }
+    // A literal segment wins over a variable one ("clusters/refresh" over "clusters/{id}").
+    if (!match || std::count(route.pattern.begin(), route.pattern.end(), '{') <
+                      std::count(match->pattern.begin(), match->pattern.end(), '{')) {
+      match = &route;
+      params.path = std::move(vars);
+    }
+  }
+  if (!match) {
+    if (path_matched) {
+      Response r = error_response(static_cast<int>(Code::kUnimplemented),
+                                  "method " + req.method.substr(0, 16) + " is not allowed here");
+      r.status = 405;
+      r.headers.emplace_back("Allow", allow);
+      return r;
+    }
+    return error_response(static_cast<int>(Code::kNotFound), "no such route");
+  }
+  Call call{req, std::move(params), {}};
+  Response out;
+  try {
+    if (match->authenticated) {
+      auto who = authenticate(req);
+      if (!who.ok()) {
+        out = from_status(who.status(), req);
+        out.route = match->pattern;
+        return out;
+      }
+      call.principal = *who;
+      if (req.method != "GET" && !match->viewer_may_call && call.principal.role != Role::kAdmin) {
+        out = error_response(static_cast<int>(Code::kPermissionDenied),
+                             "the viewer role may only read; this needs admin");
+        out.route = match->pattern;
+        return out;
+      }
+    }
+    auto result = match->handler(call);
+    if (!result.ok()) {
+      out = from_status(result.status(), req);
+    } else {
+      out = json_response(200, *result);
+    }
+  } catch (const std::exception& e) {
+    out = from_status(Status::Internal(std::string("handler threw: ") + e.what()), req);
+  } catch (...) {
+    out = from_status(Status::Internal("handler threw"), req);
+  }
+  out.route = match->pattern;
+  return out;
+}
+
+void Router::Impl::build() {
+  using R = Result<json::value>;
+
+  add(
+      "GET", "/healthz",
+      [](Call&) -> R {
+        return json::value(json::object{{"status", "ok"}});
+      },
+      false);
+  add(
+      "GET", "/readyz",
+      [this](Call&) -> R {
+        if (!svc.ready()) return Status::Unavailable("recovering");
+        return json::value(json::object{{"status", "ready"}});
+      },
+      false);
+
+  add(
+      "POST", "/api/v1/login",
+      [this](Call& c) -> R {
+        if (Status s = check_query(c.params, {}); !s.ok()) return s;
+        std::string user, password;
+        std::string_view auth = c.req.header("Authorization");
+        if (auth.size() > 6 && iequals(auth.substr(0, 6), "Basic ")) {
+          std::string b64(auth.substr(6));
+          for (char& ch : b64) {  // the standard alphabet, decoded with the URL-safe decoder
+            if (ch == '+')
+              ch = '-';
+            else if (ch == '/')
+              ch = '_';
+          }
+          while (!b64.empty() && b64.back() == '=') b64.pop_back();
+          auto decoded = dmscore::detail::base64url_decode(b64);
+          auto colon = decoded ? decoded->find(':') : std::string::npos;
+          if (!decoded || colon == std::string::npos)
+            return Status::Unauthenticated("malformed Basic credentials");
+          user = decoded->substr(0, colon);
+          password = decoded->substr(colon + 1);
+        } else {
+          auto body = parse_body(c.req, true);
+          if (!body.ok()) return body.status();
+          ObjectReader o(*body, "");
+          o.string("username", user, true);
+          o.string("password", password, true);
+          if (Status s = o.finish(); !s.ok()) return s;
+        }
+        auto r = svc.auth().login(user, password, c.req.remote);
+        if (!r.ok()) return r.status();
+        return json::value(http::detail::to_json(*r));
+      },
+      false);
+
+  add("POST", "/api/v1/logout", [this](Call& c) -> R {
+    std::string_view h = c.req.header("Authorization");
+    if (Status s = svc.auth().logout(std::string(h.substr(7))); !s.ok()) return s;
+    return json::value(ok_body());
+  });
+  routes.back().viewer_may_call = true;  // ending one's own session is not an admin's write
+
+  add("GET", "/api/v1/service-credentials",
+      [this](Call&) -> R { return json::value(http::detail::to_json(svc.service_credentials())); });
+
+  add("GET", "/api/v1/clusters", [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {}); !s.ok()) return s;
+    auto list = svc.list_clusters();
+    if (!list.ok()) return list.status();
+    json::array a;
+    for (auto& cl : *list) a.push_back(http::detail::to_json(cl));
+    return json::value(json::object{{"clusters", std::move(a)}});
+  });
+  add("POST", "/api/v1/clusters", [this](Call& c) -> R {
+    auto body = parse_body(c.req, false);
+    if (!body.ok()) return body.status();
+    auto req = dmscore::detail::attach_cluster_request_from_json(*body);
+    if (!req.ok()) return req.status();
+    auto id = svc.attach_cluster(*req);
+    if (!id.ok()) return id.status();
+    return workflow_id_body(*id);
+  });
+  add("POST", "/api/v1/clusters/refresh", [this](Call& c) -> R {
+    auto body = parse_body(c.req, true);
+    if (!body.ok()) return body.status();
+    std::string cid;
+    ObjectReader o(*body, "");
+    o.string("clusterId", cid);
+    if (Status s = o.finish(); !s.ok()) return s;
+    if (!cid.empty() && !dmscore::detail::is_uuid(cid))
+      return Status::InvalidArgument("clusterId: must be a UUID");
+    auto id = svc.refresh_clusters(cid.empty() ? std::nullopt : std::optional<std::string>(cid));
+    if (!id.ok()) return id.status();
+    return workflow_id_body(*id);
+  });
+  add("GET", "/api/v1/clusters/{clusterId}", [this](Call& c) -> R {
+    auto cl = svc.get_cluster(c.params.path["clusterId"]);
+    if (!cl.ok()) return cl.status();
+    return json::value(json::object{{"cluster", http::detail::to_json(*cl)}});
+  });
+  add("DELETE", "/api/v1/clusters/{clusterId}", [this](Call& c) -> R {
+    if (Status s = svc.detach_cluster(c.params.path["clusterId"]); !s.ok()) return s;
+    return json::value(ok_body());
+  });
+
+  const std::string vols = "/api/v1/clusters/{clusterId}/projects/{projectName}/volumes";
+  const std::string snaps = "/api/v1/clusters/{clusterId}/projects/{projectName}/snapshots";
+  add("GET", vols, [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
+    auto n = page_size(c.params);
+    if (!n.ok()) return n.status();
+    auto page = svc.list_volumes(c.params.path["clusterId"], c.params.path["projectName"],
+                                 {*n, query(c.params, "nextPageToken")});
+    if (!page.ok()) return page.status();
+    json::array a;
+    for (auto& v : page->volumes) a.push_back(http::detail::to_json(v));
+    return json::value(
+        json::object{{"volumes", std::move(a)}, {"nextPageToken", page->next_page_token}});
+  });
+  add("POST", vols, [this](Call& c) -> R {
+    auto body = parse_body(c.req, false);
+    if (!body.ok()) return body.status();
+    CreateVolumeRequest r;
+    r.project_name = c.params.path["projectName"];
+    std::optional<std::uint64_t> size;
+    std::optional<int> replica, sector;
+    ObjectReader o(*body, "");
+    o.string("name", r.name, true);
+    o.size("size", size, true);
+    o.integer("replicaCount", replica);
+    o.integer("sectorSize", sector);
+    o.boolean("compression", r.compression);
+    o.string("sourceSnapshotId", r.source_snapshot_id);
+    if (Status s = o.finish(); !s.ok()) return s;
+    r.size = *size;
+    if (replica) r.replica_count = *replica;
+    if (sector) r.sector_size = *sector;
+    auto v = svc.create_volume(c.params.path["clusterId"], r);
+    if (!v.ok()) return v.status();
+    return json::value(json::object{{"volume", http::detail::to_json(*v)}});
+  });
+  add("GET", vols + "/{volumeId}", [this](Call& c) -> R {
+    auto v = svc.get_volume(c.params.path["clusterId"], c.params.path["projectName"],
+                            c.params.path["volumeId"]);
+    if (!v.ok()) return v.status();
+    return json::value(json::object{{"volume", http::detail::to_json(*v)}});
+  });
+  add("DELETE", vols + "/{volumeId}", [this](Call& c) -> R {
+    if (Status s = svc.delete_volume(c.params.path["clusterId"], c.params.path["projectName"],
+                                     c.params.path["volumeId"]);
+        !s.ok())
+      return s;
+    return json::value(ok_body());
+  });
+  add("GET", snaps, [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
+    auto n = page_size(c.params);
+    if (!n.ok()) return n.status();
+    auto page = svc.list_snapshots(c.params.path["clusterId"], c.params.path["projectName"],
+                                   {*n, query(c.params, "nextPageToken")});
+    if (!page.ok()) return page.status();
+    json::array a;
+    for (auto& s : page->snapshots) a.push_back(http::detail::to_json(s));
+    return json::value(
+        json::object{{"snapshots", std::move(a)}, {"nextPageToken", page->next_page_token}});
+  });
+  add("POST", snaps, [this](Call& c) -> R {
+    auto body = parse_body(c.req, false);
+    if (!body.ok()) return body.status();
+    CreateSnapshotRequest r;
+    r.project_name = c.params.path["projectName"];
+    ObjectReader o(*body, "");
+    o.string("name", r.name, true);
+    o.string("sourceVolumeId", r.source_volume_id, true);
+    o.string("description", r.description);
+    if (Status s = o.finish(); !s.ok()) return s;
+    auto s = svc.create_snapshot(c.params.path["clusterId"], r);
+    if (!s.ok()) return s.status();
+    return json::value(json::object{{"snapshot", http::detail::to_json(*s)}});
+  });
+  add("GET", snaps + "/{snapshotId}", [this](Call& c) -> R {
+    auto s = svc.get_snapshot(c.params.path["clusterId"], c.params.path["projectName"],
+                              c.params.path["snapshotId"]);
+    if (!s.ok()) return s.status();
+    return json::value(json::object{{"snapshot", http::detail::to_json(*s)}});
+  });
+  add("DELETE", snaps + "/{snapshotId}", [this](Call& c) -> R {
+    if (Status s = svc.delete_snapshot(c.params.path["clusterId"], c.params.path["projectName"],
+                                       c.params.path["snapshotId"]);
+        !s.ok())
+      return s;
+    return json::value(ok_body());
+  });
+
+  for (bool snapshot : {false, true}) {
+    add("POST", snapshot ? "/api/v1/snapshots/thickclone" : "/api/v1/volumes/thickclone",
+        [this, snapshot](Call& c) -> R {
+          auto body = parse_body(c.req, false);
+          if (!body.ok()) return body.status();
+          auto req = dmscore::detail::thick_clone_request_from_json(*body);
+          if (!req.ok()) return req.status();
+          auto id = snapshot ? svc.thick_clone_snapshot(*req) : svc.thick_clone_volume(*req);
+          if (!id.ok()) return id.status();
+          return workflow_id_body(*id);
+        });
+  }
+
+  add("GET", "/api/v1/workflows", [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {"pageSize", "nextPageToken", "state", "type"}); !s.ok())
+      return s;
+    auto n = page_size(c.params);
+    if (!n.ok()) return n.status();
+    ListWorkflowsRequest lr;
+    lr.page_size = *n;
+    lr.page_token = query(c.params, "nextPageToken");
+    if (auto st = query(c.params, "state"); !st.empty()) {
+      auto parsed = parse_workflow_state(st);
+      if (!parsed.ok()) return parsed.status();
+      lr.state = *parsed;
+    }
+    lr.type = query(c.params, "type");
+    if (lr.type.size() > 64) return Status::InvalidArgument("type: unknown workflow type");
+    auto page = svc.list_workflows(lr);
+    if (!page.ok()) return page.status();
+    json::array a;
+    for (auto& w : page->workflows) a.push_back(http::detail::to_json(w));
+    return json::value(
+        json::object{{"workflows", std::move(a)}, {"nextPageToken", page->next_page_token}});
+  });
+  add("GET", "/api/v1/workflows/{workflowId}", [this](Call& c) -> R {
+    auto w = svc.get_workflow(c.params.path["workflowId"]);
+    if (!w.ok()) return w.status();
+    return json::value(json::object{{"workflow", http::detail::to_json(*w)}});
+  });
+  add("POST", "/api/v1/workflows/{workflowId}/cancel", [this](Call& c) -> R {
+    auto body = parse_body(c.req, true);
+    if (!body.ok()) return body.status();
+    ObjectReader o(*body, "");
+    if (Status s = o.finish(); !s.ok()) return s;
+    if (Status s = svc.cancel_workflow(c.params.path["workflowId"]); !s.ok()) return s;
+    return json::value(ok_body());
+  });
+}
+
+Router::Router(Service& service, RouterOptions options)
+    : impl_(new Impl{service, std::move(options), {}}) {
+  impl_->build();
+}
+Router::~Router() = default;
+
+Response Router::handle(const Request& request) const { return impl_->handle(request); }
+
+}  // namespace dmscore::http

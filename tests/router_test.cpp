@@ -1,0 +1,366 @@
+#include "dmscore/http/router.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "dmscore/service.hpp"
+#include "test_files.hpp"
+#include "test_util.hpp"
+
+using namespace dmscore;
+using namespace std::chrono_literals;
+using dmscore::testing::TempDir;
+namespace json = boost::json;
+
+namespace {
+
+constexpr const char* kAdminPw = "router-admin-pw";
+
+struct Fixture {
+  TempDir tmp;
+  std::unique_ptr<Service> svc;
+  std::unique_ptr<http::Router> router;
+  std::string admin;  // bearer token
+
+  explicit Fixture(Options o = {}) {
+    o.data_dir = tmp / "data";
+    o.rsa_bits = 2048;
+    o.scrypt_log2_n = 10;
+    o.admin_password = kAdminPw;
+    o.log = [](std::string_view) {};
+    auto s = Service::open(o);
+    REQUIRE(s.ok());
+    svc = std::move(s).value();
+    router = std::make_unique<http::Router>(*svc);
+    admin = login("admin", kAdminPw);
+  }
+
+  http::Response call(const std::string& method, const std::string& target,
+                      const std::string& body = "", const std::string& token = "") {
+    http::Request r;
+    r.method = method;
+    r.target = target;
+    r.body = body;
+    r.remote = "127.0.0.1";
+    r.request_id = "test-req";
+    if (!token.empty()) r.headers.emplace_back("Authorization", "Bearer " + token);
+    return router->handle(r);
+  }
+
+  // As admin; checks the status.
+  json::object ok(const std::string& method, const std::string& target,
+                  const std::string& body = "") {
+    auto r = call(method, target, body, admin);
+    INFO(method << " " << target << " -> " << r.status << " " << r.body);
+    REQUIRE(r.status == 200);
+    return json::parse(r.body).as_object();
+  }
+
+  std::string login(const std::string& user, const std::string& pw) {
+    auto r = call("POST", "/api/v1/login",
+                  json::serialize(json::object{{"username", user}, {"password", pw}}));
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    return std::string(json::parse(r.body).at("idToken").as_string());
+  }
+
+  json::object wait_workflow(const std::string& id) {
+    for (int i = 0; i < 1000; ++i) {
+      auto w = ok("GET", "/api/v1/workflows/" + id).at("workflow").as_object();
+      std::string st(w.at("state").as_string());
+      if (st == "COMPLETED" || st == "FAILED" || st == "CANCELLED") return w;
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL("workflow did not finish");
+    return {};
+  }
+
+  std::string attach(const std::string& name) {
+    auto w = ok("POST", "/api/v1/clusters",
+                R"({"apiEndpoint":"file://)" + (tmp / name) + R"(","name":")" + name + "\"}");
+    auto done = wait_workflow(std::string(w.at("workflowId").as_string()));
+    REQUIRE(done.at("state") == "COMPLETED");
+    return std::string(done.at("result").at("clusterId").as_string());
+  }
+};
+
+void expect_error(const http::Response& r, int status, int code,
+                  const std::string& message_prefix = "") {
+  INFO(r.status << " " << r.body);
+  CHECK(r.status == status);
+  auto b = json::parse(r.body).as_object();
+  CHECK(b.at("code").as_int64() == code);
+  CHECK(b.at("details").as_array().empty());
+  CHECK(b.at("message").is_string());
+  if (!message_prefix.empty())
+    CHECK(std::string(b.at("message").as_string()).rfind(message_prefix, 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("Router: health and readiness need no token") {
+  Fixture f;
+  auto h = f.call("GET", "/healthz");
+  CHECK(h.status == 200);
+  CHECK(h.body == R"({"status":"ok"})");
+  CHECK(f.call("GET", "/readyz").status == 200);
+}
+
+TEST_CASE("Router: unknown routes are 404 and wrong methods 405, in the error body shape") {
+  Fixture f;
+  expect_error(f.call("GET", "/api/v1/nothing", "", f.admin), 404, 5);
+  expect_error(f.call("GET", "/", "", f.admin), 404, 5);
+  auto r = f.call("PUT", "/api/v1/clusters", "", f.admin);
+  expect_error(r, 405, 12);
+  expect_error(f.call("GET", "relative"), 400, 3);
+  expect_error(f.call("GET", "/api/v1/workflows/%zz", "", f.admin), 400, 3);
+  expect_error(f.call("GET", "/api/v1/workflows/a%00b", "", f.admin), 400, 3);
+}
+
+TEST_CASE("Router: every /api/v1 route but login answers 401 without a valid token") {
+  Fixture f;
+  const std::vector<std::pair<std::string, std::string>> routes = {
+      {"GET", "/api/v1/service-credentials"},
+      {"GET", "/api/v1/clusters"},
+      {"POST", "/api/v1/clusters"},
+      {"POST", "/api/v1/clusters/refresh"},
+      {"GET", "/api/v1/clusters/x"},
+      {"DELETE", "/api/v1/clusters/x"},
+      {"GET", "/api/v1/clusters/x/projects/p/volumes"},
+      {"POST", "/api/v1/clusters/x/projects/p/volumes"},
+      {"GET", "/api/v1/clusters/x/projects/p/volumes/v"},
+      {"DELETE", "/api/v1/clusters/x/projects/p/volumes/v"},
+      {"GET", "/api/v1/clusters/x/projects/p/snapshots"},
+      {"POST", "/api/v1/clusters/x/projects/p/snapshots"},
+      {"GET", "/api/v1/clusters/x/projects/p/snapshots/s"},
+      {"DELETE", "/api/v1/clusters/x/projects/p/snapshots/s"},
+      {"POST", "/api/v1/volumes/thickclone"},
+      {"POST", "/api/v1/snapshots/thickclone"},
+      {"GET", "/api/v1/workflows"},
+      {"GET", "/api/v1/workflows/w"},
+      {"POST", "/api/v1/workflows/w/cancel"},
+      {"POST", "/api/v1/logout"}};
+  for (const auto& [m, p] : routes) {
+    INFO(m << " " << p);
+    auto none = f.call(m, p, "{}");
+    expect_error(none, 401, 16);
+    auto bad = f.call(m, p, "{}", "not.a.token");
+    expect_error(bad, 401, 16);
+    http::Request basic;
+    basic.method = m;
+    basic.target = p;
+    basic.headers.emplace_back("Authorization", "Basic YWRtaW46eA==");
+    expect_error(f.router->handle(basic), 401, 16);
+  }
+}
+
+TEST_CASE("Router: login takes JSON or Basic credentials and never tells which part was wrong") {
+  Fixture f;
+  http::Request basic;
+  basic.method = "POST";
+  basic.target = "/api/v1/login";
+  basic.remote = "10.0.0.1";
+  basic.headers.emplace_back("Authorization",
+                             "Basic YWRtaW46cm91dGVyLWFkbWluLXB3");  // admin:router-admin-pw
+  auto r = f.router->handle(basic);
+  REQUIRE(r.status == 200);
+  auto b = json::parse(r.body).as_object();
+  CHECK(b.at("tokenType") == "Bearer");
+  CHECK(b.at("expiresIn") == "3600");
+  CHECK(b.at("idToken").as_string().size() > 100);
+
+  auto wrong_pw = f.call("POST", "/api/v1/login", R"({"username":"admin","password":"nope-nope"})");
+  auto no_user = f.call("POST", "/api/v1/login", R"({"username":"ghost","password":"nope-nope"})");
+  expect_error(wrong_pw, 401, 16);
+  CHECK(wrong_pw.body == no_user.body);
+  expect_error(f.call("POST", "/api/v1/login", R"({"username":"admin"})"), 400, 3, "password:");
+  expect_error(f.call("POST", "/api/v1/login", R"({"username":"admin","password":"x","otp":1})"),
+               400, 3, "otp: unknown field");
+  expect_error(f.call("POST", "/api/v1/login", R"({"username":)"), 400, 3, "body:");
+  expect_error(f.call("POST", "/api/v1/login", R"({"username":5,"password":"x"})"), 400, 3,
+               "username:");
+}
+
+TEST_CASE("Router: repeated failed logins answer 429 with Retry-After") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i)
+    (void)f.call("POST", "/api/v1/login", R"({"username":"admin","password":"wrong-pass"})");
+  auto r = f.call("POST", "/api/v1/login", R"({"username":"admin","password":"router-admin-pw"})");
+  expect_error(r, 429, 8);
+  bool retry = false;
+  for (auto& [k, v] : r.headers) retry |= k == "Retry-After" && std::stoi(v) > 0;
+  CHECK(retry);
+}
+
+TEST_CASE("Router: a viewer may read but not write, and may log out") {
+  Fixture f;
+  REQUIRE(f.svc->auth().create_user("vera", "viewer-password", Role::kViewer).ok());
+  std::string viewer = f.login("vera", "viewer-password");
+  CHECK(f.call("GET", "/api/v1/clusters", "", viewer).status == 200);
+  expect_error(f.call("POST", "/api/v1/clusters", R"({"apiEndpoint":"file:///tmp/x"})", viewer),
+               403, 7);
+  expect_error(f.call("POST", "/api/v1/volumes/thickclone", "{}", viewer), 403, 7);
+  CHECK(f.call("POST", "/api/v1/logout", "", viewer).status == 200);
+  expect_error(f.call("GET", "/api/v1/clusters", "", viewer), 401, 16);
+}
+
+TEST_CASE("Router: service credentials carry pubKeyId and the base64 PEM") {
+  Fixture f;
+  auto b = f.ok("GET", "/api/v1/service-credentials");
+  CHECK(std::string(b.at("pubKeyId").as_string()).rfind("dms-", 0) == 0);
+  CHECK(b.at("pubKey").as_string().starts_with(
+      "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS"));  // "-----BEGIN PUBLIC KEY-----"
+  CHECK(b.size() == 2);
+}
+
+TEST_CASE("Router: clusters are attached, listed, read, refreshed and detached") {
+  Fixture f;
+  std::string c1 = f.attach("c1");
+  auto list = f.ok("GET", "/api/v1/clusters").at("clusters").as_array();
+  REQUIRE(list.size() == 1);
+  auto c = f.ok("GET", "/api/v1/clusters/" + c1).at("cluster").as_object();
+  CHECK(c.at("id").as_string() == c1);
+  CHECK(c.at("kind") == "local");
+  CHECK(c.at("apiEndpoints").as_array().at(0).as_string() == "file://" + (f.tmp / "c1"));
+  CHECK(c.at("clusterConnectionStatus").at("accessConnectionStatus") == "Connected");
+  CHECK_FALSE(c.contains("refreshedAt"));
+  auto ref = f.ok("POST", "/api/v1/clusters/refresh", "{}");
+  f.wait_workflow(std::string(ref.at("workflowId").as_string()));
+  CHECK(f.ok("GET", "/api/v1/clusters/" + c1).at("cluster").as_object().contains("refreshedAt"));
+  expect_error(f.call("POST", "/api/v1/clusters/refresh", R"({"clusterId":"nope"})", f.admin), 400,
+               3, "clusterId:");
+  expect_error(f.call("POST", "/api/v1/clusters", R"({"apiEndpoint":"file://rel"})", f.admin), 400,
+               3, "apiEndpoint:");
+  expect_error(f.call("POST", "/api/v1/clusters", R"({"apiEndpiont":"file:///x"})", f.admin), 400,
+               3);
+  expect_error(f.call("POST", "/api/v1/clusters", "", f.admin), 400, 3, "body:");
+  CHECK(f.ok("DELETE", "/api/v1/clusters/" + c1).empty());
+  expect_error(f.call("GET", "/api/v1/clusters/" + c1, "", f.admin), 404, 5);
+  expect_error(f.call("DELETE", "/api/v1/clusters/" + c1, "", f.admin), 404, 5);
+}
+
+TEST_CASE("Router: volumes and snapshots are created, listed, read and deleted") {
+  Fixture f;
+  std::string c1 = f.attach("c1");
+  std::string base = "/api/v1/clusters/" + c1 + "/projects/p1";
+  auto v =
+      f.ok("POST", base + "/volumes", R"({"name":"v1","size":"1048576"})").at("volume").as_object();
+  CHECK(v.at("size") == "1048576");
+  CHECK(v.at("state") == "Available");
+  CHECK(v.at("replicaCount") == 1);
+  std::string vid(v.at("id").as_string());
+  expect_error(f.call("POST", base + "/volumes", R"({"name":"v1","size":"1048576"})", f.admin), 409,
+               6);
+  expect_error(f.call("POST", base + "/volumes", R"({"name":"v2","size":"12ab"})", f.admin), 400, 3,
+               "size:");
+  expect_error(f.call("POST", base + "/volumes", R"({"name":"v 2","size":"4096"})", f.admin), 400,
+               3, "name:");
+  expect_error(
+      f.call("POST", base + "/volumes", R"({"name":"v2","size":"4096","color":"red"})", f.admin),
+      400, 3, "color: unknown field");
+  expect_error(f.call("POST", base + "/volumes", R"({"name":"v2"})", f.admin), 400, 3, "size:");
+  auto list = f.ok("GET", base + "/volumes?pageSize=10");
+  CHECK(list.at("volumes").as_array().size() == 1);
+  CHECK(list.at("nextPageToken") == "");
+  expect_error(f.call("GET", base + "/volumes?pageSize=abc", "", f.admin), 400, 3, "pageSize:");
+  expect_error(f.call("GET", base + "/volumes?bogus=1", "", f.admin), 400, 3, "bogus:");
+  CHECK(f.ok("GET", base + "/volumes/" + vid).at("volume").at("id").as_string() == vid);
+
+  auto s = f.ok("POST", base + "/snapshots", R"({"name":"s1","sourceVolumeId":")" + vid + "\"}")
+               .at("snapshot")
+               .as_object();
+  CHECK(s.at("state") == "Available");
+  std::string sid(s.at("id").as_string());
+  CHECK(f.ok("GET", base + "/snapshots").at("snapshots").as_array().size() == 1);
+  CHECK(f.ok("GET", base + "/snapshots/" + sid).at("snapshot").at("sourceVolumeId").as_string() ==
+        vid);
+  expect_error(f.call("POST", base + "/snapshots", R"({"name":"s2"})", f.admin), 400, 3,
+               "sourceVolumeId:");
+  CHECK(f.ok("DELETE", base + "/snapshots/" + sid).empty());
+  CHECK(f.ok("DELETE", base + "/volumes/" + vid).empty());
+  expect_error(f.call("GET", base + "/volumes/" + vid, "", f.admin), 404, 5);
+  expect_error(
+      f.call("GET", "/api/v1/clusters/00000000-0000-4000-8000-000000000000/projects/p1/volumes", "",
+             f.admin),
+      404, 5);
+}
+
+TEST_CASE("Router: a thick clone runs as a workflow whose JSON follows the contract") {
+  Fixture f;
+  std::string c1 = f.attach("c1"), c2 = f.attach("c2");
+  std::string base = "/api/v1/clusters/" + c1 + "/projects/p1";
+  auto v = f.ok("POST", base + "/volumes", R"({"name":"src","size":"4194304"})")
+               .at("volume")
+               .as_object();
+  dmscore::testing::make_sparse_image(std::string(v.at("devicePath").as_string()), 4 << 20, 2, 3);
+  auto s =
+      f.ok("POST", base + "/snapshots",
+           R"({"name":"snap","sourceVolumeId":")" + std::string(v.at("id").as_string()) + "\"}");
+  std::string sid(s.at("snapshot").at("id").as_string());
+  std::string body = R"({"src":{"snapId":")" + sid + R"(","projectName":"p1","clusterId":")" + c1 +
+                     R"("},"dst":{"name":"copy","clusterId":")" + c2 + R"("},"verifyClone":true})";
+  auto id =
+      std::string(f.ok("POST", "/api/v1/volumes/thickclone", body).at("workflowId").as_string());
+  auto w = f.wait_workflow(id);
+  CHECK(w.at("state") == "COMPLETED");
+  CHECK(w.at("type") == "THICK_CLONE_VOLUME");
+  CHECK(w.at("progress").at("percent") == 100);
+  CHECK(w.at("progress").at("bytesTotal") == "4194304");
+  CHECK(w.at("progress").at("bytesDone").is_string());
+  CHECK(w.at("thickCloneVolumeRequest").at("src").at("snapId").as_string() == sid);
+  CHECK(w.at("result").at("volumeId").is_string());
+  CHECK(std::string(w.at("createdAt").as_string()).back() == 'Z');
+  CHECK(w.contains("startedAt"));
+  CHECK(w.contains("endedAt"));
+  CHECK(w.at("cancelRequested") == false);
+  expect_error(f.call("POST", "/api/v1/workflows/" + id + "/cancel", "", f.admin), 400, 9);
+  expect_error(f.call("POST", "/api/v1/volumes/thickclone", body, f.admin), 409, 6, "dst.name:");
+  expect_error(f.call("POST", "/api/v1/volumes/thickclone", R"({"src":{}})", f.admin), 400, 3,
+               "dst:");
+  expect_error(f.call("POST", "/api/v1/snapshots/thickclone", "[]", f.admin), 400, 3, "body:");
+  auto page = f.ok("GET", "/api/v1/workflows?pageSize=2&type=THICK_CLONE_VOLUME");
+  CHECK(page.at("workflows").as_array().size() == 1);
+  CHECK(f.ok("GET", "/api/v1/workflows?state=COMPLETED").at("workflows").as_array().size() == 3);
+  expect_error(f.call("GET", "/api/v1/workflows?state=done", "", f.admin), 400, 3, "state:");
+  expect_error(f.call("GET", "/api/v1/workflows?pageSize=5000", "", f.admin), 400, 3, "pageSize:");
+  expect_error(f.call("GET", "/api/v1/workflows?nextPageToken=zzz", "", f.admin), 400, 3,
+               "nextPageToken:");
+  expect_error(f.call("GET", "/api/v1/workflows?pageSize=1&pageSize=2", "", f.admin), 400, 3,
+               "pageSize:");
+  expect_error(f.call("GET", "/api/v1/workflows/nope", "", f.admin), 404, 5);
+  expect_error(f.call("POST", "/api/v1/workflows/" + id + "/cancel", R"({"force":true})", f.admin),
+               400, 3, "force:");
+}
+
+TEST_CASE("Router: maxRunningWorkflows answers 429 with Retry-After and records nothing") {
+  Options o;
+  o.max_running_workflows = 1;
+  o.copy_rate_limit_bytes_per_sec = 1 << 20;
+  o.copy_chunk_bytes = 256 * 1024;
+  Fixture f(o);
+  std::string c1 = f.attach("c1");
+  std::string base = "/api/v1/clusters/" + c1 + "/projects/p1";
+  auto v = f.ok("POST", base + "/volumes", R"({"name":"src","size":"8388608"})")
+               .at("volume")
+               .as_object();
+  dmscore::testing::make_sparse_image(std::string(v.at("devicePath").as_string()), 8 << 20, 8, 3);
+  auto s =
+      f.ok("POST", base + "/snapshots",
+           R"({"name":"snap","sourceVolumeId":")" + std::string(v.at("id").as_string()) + "\"}");
+  std::string sid(s.at("snapshot").at("id").as_string());
+  auto body = [&](const std::string& name) {
+    return R"({"src":{"snapId":")" + sid + R"(","projectName":"p1","clusterId":")" + c1 +
+           R"("},"dst":{"name":")" + name + R"(","clusterId":")" + c1 + R"("}})";
+  };
+  auto id = std::string(
+      f.ok("POST", "/api/v1/volumes/thickclone", body("a")).at("workflowId").as_string());
+  auto r = f.call("POST", "/api/v1/volumes/thickclone", body("b"), f.admin);
+  expect_error(r, 429, 8);
+  bool retry = false;
+  for (auto& [k, val] : r.headers) retry |= k == "Retry-After";
+  CHECK(retry);
+  CHECK(f.ok("GET", "/api/v1/workflows").at("workflows").as_array().size() == 2);
+  CHECK(f.ok("POST", "/api/v1/workflows/" + id + "/cancel").empty());
+  CHECK(f.wait_workflow(id).at("state") == "CANCELLED");
+}
