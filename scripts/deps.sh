@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(cmake make g++ ccache pkg-config python3 libboost1.81-dev libboost-json1.81-dev
-      libssl-dev libsqlite3-dev libcli11-dev libfmt-dev catch2 openssl)
+      libssl-dev libsqlite3-dev libcli11-dev libfmt-dev catch2 openssl curl)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(qemu-utils coreutils)
 fi

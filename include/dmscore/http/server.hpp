@@ -1,0 +1,90 @@
+#pragma once
+// Server: the embeddable HTTP façade, Boost.Beast underneath, the Router on top.
+//
+//   listener (accepts, caps connections) ─► session per connection (its own strand)
+//      read headers (deadline, 8 KiB limit → 431) ─► read body (deadline, 1 MiB → 413)
+//      ─► Router::handle on the blocking pool (never on an I/O thread)
+//      ─► write (deadline) ─► keep-alive wait (idle deadline) ─► ...
+//
+// Every answer carries X-Request-Id (the client's, when it sent a sane one, or a new one),
+// and every request is logged with it. TLS 1.2 and 1.3 only, from certificate and key files;
+// plain HTTP only when asked for explicitly or when listening on loopback.
+//
+// start() runs the server on its own threads. stop() stops accepting, lets requests in flight
+// finish (up to `drain_timeout`), closes idle connections and returns. Safe for concurrent use.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "dmscore/result.hpp"
+#include "dmscore/status.hpp"
+
+namespace dmscore {
+class Service;
+}
+
+namespace dmscore::http {
+
+struct ServerOptions {
+  // Address to bind. Default: "127.0.0.1".
+  std::string address = "127.0.0.1";
+  // Port; 0 picks a free one (see Server::port()). Default: 8443.
+  std::uint16_t port = 8443;
+  // PEM certificate chain and private key. Both empty means plain HTTP, which is refused unless
+  // `allow_plain_http` or `address` is a loopback address.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Default: false.
+  bool allow_plain_http = false;
+  // I/O threads. Default: 1. REQUIRES: 1..64.
+  int io_threads = 1;
+  // Threads that run requests (store reads and writes, login's scrypt). Default: 4.
+  int blocking_threads = 4;
+  // Request line plus headers, in bytes; beyond it 431. Default: 8 KiB.
+  std::size_t header_limit = 8 * 1024;
+  // Request body, in bytes; beyond it 413. Default: 1 MiB.
+  std::size_t body_limit = 1024 * 1024;
+  // Deadlines. Defaults: headers 10 s, body 30 s, idle keep-alive 60 s, writing 30 s.
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds body_timeout{30000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds write_timeout{30000};
+  // Connections served at once; more are accepted and closed at once. Default: 1024.
+  int max_connections = 1024;
+  // How long stop() waits for requests in flight. Default: 10 s.
+  std::chrono::milliseconds drain_timeout{10000};
+  // Receives one line per request and per failure (never a token or password).
+  // Default: none.
+  std::function<void(std::string_view)> log;
+};
+
+class Server {
+ public:
+  // Binds and listens. INVALID_ARGUMENT for bad options (plain HTTP on a non-loopback address
+  // without allow_plain_http; one of the TLS files without the other); UNAVAILABLE when the
+  // address cannot be bound or the TLS files cannot be loaded.
+  static Result<std::unique_ptr<Server>> create(Service& service, ServerOptions options);
+  ~Server();  // stop()
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Starts serving on the server's own threads. FAILED_PRECONDITION when already started.
+  Status start();
+  // See the class comment. Idempotent.
+  void stop();
+
+  // The bound port (useful with port 0).
+  std::uint16_t port() const;
+  bool tls() const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dmscore::http

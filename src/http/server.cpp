@@ -1,0 +1,385 @@
+#include "dmscore/http/server.hpp"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <condition_variable>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "dmscore/http/router.hpp"
+#include "dmscore/service.hpp"
+
+namespace dmscore::http {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+namespace {
+
+bool sane_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return false;
+  return true;
+}
+
+// What every session shares with the server.
+struct Shared {
+  Service& service;
+  ServerOptions options;
+  Router router;
+  net::thread_pool blocking;
+  std::atomic<int> connections{0};
+  std::atomic<int> in_flight{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> next_id{1};
+  std::string id_prefix;
+
+  std::mutex mu;
+  std::condition_variable drained;
+  // Closers of live sessions, so stop() can end idle keep-alive connections.
+  std::list<std::function<void()>> closers;
+
+  Shared(Service& s, ServerOptions o)
+      : service(s),
+        options(std::move(o)),
+        router(s, RouterOptions{options.log}),
+        blocking(static_cast<std::size_t>(std::max(1, options.blocking_threads))) {
+    id_prefix = s.options().env ? s.options().env->new_uuid().substr(0, 8)
+                                : Env::Default()->new_uuid().substr(0, 8);
+  }
+
+  void log(std::string_view line) const {
+    if (options.log) options.log(line);
+  }
+
+  std::string make_request_id() { return id_prefix + "-" + std::to_string(next_id++); }
+};
+
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(Stream stream, std::shared_ptr<Shared> shared, std::string remote)
+      : stream_(std::move(stream)), shared_(std::move(shared)), remote_(std::move(remote)) {}
+
+  ~Session() { shared_->connections--; }
+
+  void run() {
+    auto self = this->shared_from_this();
+    {
+      std::lock_guard lock(shared_->mu);
+      closer_ = shared_->closers.insert(shared_->closers.end(), [weak = this->weak_from_this()] {
+        if (auto s = weak.lock()) s->close_when_idle();
+      });
+    }
+    net::dispatch(stream_.get_executor(), [self] { self->start(); });
+  }
+
+ private:
+  void start() {
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      beast::get_lowest_layer(stream_).expires_after(shared_->options.header_timeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->finish();
+                                self->read(self->shared_->options.header_timeout);
+                              });
+    } else {
+      read(shared_->options.header_timeout);
+    }
+  }
+
+  void read(std::chrono::milliseconds deadline) {
+    if (shared_->stopping) return finish();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(shared_->options.header_limit));
+    parser_->body_limit(shared_->options.body_limit);
+    idle_ = true;
+    beast::get_lowest_layer(stream_).expires_after(deadline);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->on_header(ec);
+                             });
+  }
+
+  void on_header(beast::error_code ec) {
+    idle_ = false;
+    if (ec == bhttp::error::header_limit) return reject(431, "request headers larger than limit");
+    // A Content-Length over the limit is refused before the body is read.
+    if (ec == bhttp::error::body_limit) return reject(413, "request body larger than limit");
+    if (ec) return on_read_error(ec);
+    if (parser_->is_done()) return dispatch_request();
+    beast::get_lowest_layer(stream_).expires_after(shared_->options.body_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code e, std::size_t) {
+                        if (e == bhttp::error::body_limit)
+                          return self->reject(413, "request body larger than limit");
+                        if (e) return self->on_read_error(e);
+                        self->dispatch_request();
+                      });
+  }
+
+  void on_read_error(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset)
+      return finish();
+    // Anything else is a malformed request.
+    reject(400, "malformed HTTP request");
+  }
+
+  void reject(int status, std::string message) {
+    Response r = error_response(static_cast<int>(Code::kInvalidArgument),
+                                message + " (" +
+                                    std::to_string(status == 431 ? shared_->options.header_limit
+                                                                 : shared_->options.body_limit) +
+                                    " bytes)");
+    if (status == 400) r = error_response(static_cast<int>(Code::kInvalidArgument), message);
+    r.status = status;
+    std::string id = shared_->make_request_id();
+    shared_->log("request " + id + " from " + remote_ + " rejected: " + std::to_string(status));
+    write(std::move(r), id, /*keep_alive=*/false, 11);
+  }
+
+  void dispatch_request() {
+    auto& msg = parser_->get();
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    for (const auto& f : msg)
+      req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    req.body = std::move(msg.body());
+    req.remote = remote_;
+    std::string_view rid = req.header("X-Request-Id");
+    req.request_id = sane_request_id(rid) ? std::string(rid) : shared_->make_request_id();
+    const bool keep_alive = msg.keep_alive() && !shared_->stopping;
+    const unsigned version = msg.version();
+    shared_->in_flight++;
+    auto started = std::chrono::steady_clock::now();
+    // The router may block (store, scrypt): run it on the blocking pool, write on the strand.
+    net::post(shared_->blocking, [self = this->shared_from_this(), req = std::move(req), keep_alive,
+                                  version, started]() mutable {
+      Response r = self->shared_->router.handle(req);
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count();
+      std::string path = req.target.substr(0, req.target.find('?'));
+      if (path.size() > 200) path = path.substr(0, 200) + "...";
+      self->shared_->log("request " + req.request_id + " " + req.method.substr(0, 16) + " " + path +
+                         " " + std::to_string(r.status) + " " + std::to_string(ms) + "ms");
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r), id = req.request_id, keep_alive, version]() mutable {
+                  self->write(std::move(r), id, keep_alive, version);
+                  if (--self->shared_->in_flight == 0) {
+                    std::lock_guard lock(self->shared_->mu);
+                    self->shared_->drained.notify_all();
+                  }
+                });
+    });
+  }
+
+  void write(Response r, const std::string& request_id, bool keep_alive, unsigned version) {
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+        static_cast<bhttp::status>(r.status), version);
+    res->set(bhttp::field::server, "libdmscore");
+    res->set(bhttp::field::content_type, r.content_type);
+    res->set("X-Request-Id", request_id);
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->body() = std::move(r.body);
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(shared_->options.write_timeout);
+    bhttp::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+          if (ec || !keep_alive) return self->finish();
+          self->read(self->shared_->options.idle_timeout);
+        });
+  }
+
+  // From stop(): an idle connection is closed now; a busy one after its answer.
+  void close_when_idle() {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->idle_) beast::get_lowest_layer(self->stream_).cancel();
+    });
+  }
+
+  void finish() {
+    {
+      std::lock_guard lock(shared_->mu);
+      if (closer_) {
+        shared_->closers.erase(*closer_);
+        closer_.reset();
+      }
+    }
+    beast::error_code ec;
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        beast::error_code e;
+        beast::get_lowest_layer(self->stream_).socket().close(e);
+      });
+    } else {
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      stream_.socket().close(ec);
+    }
+  }
+
+  Stream stream_;
+  std::shared_ptr<Shared> shared_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<std::list<std::function<void()>>::iterator> closer_;
+  bool idle_ = false;
+};
+
+bool is_loopback(const std::string& address) {
+  beast::error_code ec;
+  auto a = net::ip::make_address(address, ec);
+  return !ec && a.is_loopback();
+}
+
+}  // namespace
+
+struct Server::Impl {
+  std::shared_ptr<Shared> shared;
+  net::io_context ioc;
+  std::optional<ssl::context> tls;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::uint16_t port = 0;
+  bool started = false;
+  bool stopped = false;
+
+  explicit Impl(int io_threads) : ioc(io_threads) {}
+
+  void accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+        shared->log(std::string("accept failed: ") + ec.message());
+        return accept();
+      }
+      if (shared->stopping) return;
+      if (shared->connections.load() >= shared->options.max_connections) {
+        beast::error_code e;
+        socket.close(e);  // over the cap: refuse at once rather than queue
+        return accept();
+      }
+      shared->connections++;
+      beast::error_code e;
+      auto ep = socket.remote_endpoint(e);
+      std::string remote = e ? std::string("unknown") : ep.address().to_string();
+      if (tls) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls),
+            shared, remote)
+            ->run();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), shared,
+                                                     remote)
+            ->run();
+      }
+      accept();
+    });
+  }
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { stop(); }
+
+Result<std::unique_ptr<Server>> Server::create(Service& service, ServerOptions options) {
+  if (options.io_threads < 1 || options.io_threads > 64)
+    return Status::InvalidArgument("io_threads: must be 1..64");
+  if (options.blocking_threads < 1 || options.blocking_threads > 256)
+    return Status::InvalidArgument("blocking_threads: must be 1..256");
+  if (options.max_connections < 1) return Status::InvalidArgument("max_connections: must be >= 1");
+  if (options.header_limit < 512) return Status::InvalidArgument("header_limit: must be >= 512");
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty())
+    return Status::InvalidArgument("tls: give both a certificate and a key file, or neither");
+  const bool plain = options.tls_cert_file.empty();
+  if (plain && !options.allow_plain_http && !is_loopback(options.address))
+    return Status::InvalidArgument(
+        "listen: plain HTTP on a non-loopback address needs an explicit opt-in; give a TLS "
+        "certificate and key");
+  auto impl = std::make_unique<Impl>(options.io_threads);
+  if (!plain) {
+    impl->tls.emplace(ssl::context::tls_server);
+    auto& ctx = *impl->tls;
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                    ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    beast::error_code ec;
+    ctx.use_certificate_chain_file(options.tls_cert_file, ec);
+    if (ec)
+      return Status::Unavailable("tls: cannot load certificate " + options.tls_cert_file + ": " +
+                                 ec.message());
+    ctx.use_private_key_file(options.tls_key_file, ssl::context::pem, ec);
+    if (ec)
+      return Status::Unavailable("tls: cannot load key " + options.tls_key_file + ": " +
+                                 ec.message());
+  }
+  beast::error_code ec;
+  auto address = net::ip::make_address(options.address, ec);
+  if (ec) return Status::InvalidArgument("listen: " + options.address + " is not an IP address");
+  tcp::endpoint ep(address, options.port);
+  impl->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(ep, ec);
+  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status::Unavailable("listen: cannot listen on " + options.address + ":" +
+                               std::to_string(options.port) + ": " + ec.message());
+  impl->port = impl->acceptor.local_endpoint().port();
+  impl->shared = std::make_shared<Shared>(service, std::move(options));
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Status Server::start() {
+  if (impl_->started) return Status::FailedPrecondition("server already started");
+  impl_->started = true;
+  impl_->accept();
+  for (int i = 0; i < impl_->shared->options.io_threads; ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return Status::Ok();
+}
+
+void Server::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  auto& sh = *impl_->shared;
+  sh.stopping = true;
+  net::post(impl_->ioc, [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+  {
+    std::unique_lock lock(sh.mu);
+    sh.drained.wait_for(lock, sh.options.drain_timeout, [&] { return sh.in_flight.load() == 0; });
+    for (auto& close : sh.closers) close();
+  }
+  // Give closing sessions a moment to run their handlers, then stop the loop.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (sh.connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+  sh.blocking.join();
+}
+
+std::uint16_t Server::port() const { return impl_->port; }
+bool Server::tls() const { return impl_->tls.has_value(); }
+
+}  // namespace dmscore::http
