@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -153,6 +154,9 @@ struct Service::Impl {
   // object deletes), exclusively by attach and detach.
   mutable std::shared_mutex registry_mu;
   std::map<std::string, std::shared_ptr<Backend>> backends;  // by cluster id
+
+  std::atomic<std::uint64_t> copy_bytes{0};
+  std::atomic<std::uint64_t> verify_bytes{0};
 
   std::int64_t now_ms() const { return detail::to_millis(env->now()); }
 
@@ -493,9 +497,12 @@ void Service::Impl::register_clone_workflows() {
            const int span = req->verify_clone ? 90 : 99;
            auto last_checkpoint = env->steady_now();
            BlockSink& out = **sink;
+           std::uint64_t counted = 0;
            auto stats = CopyEngine(co).copy(
                **source, out, start, [&c] { return c.should_stop(); },
                [&](const CopyProgress& p) -> Status {
+                 copy_bytes += p.data_bytes_copied - counted;
+                 counted = p.data_bytes_copied;
                  int pct =
                      p.bytes_total ? static_cast<int>(p.bytes_done * span / p.bytes_total) : span;
                  c.report_progress({pct, "copy", p.bytes_done, p.bytes_total, p.bytes_per_second});
@@ -531,9 +538,12 @@ void Service::Impl::register_clone_workflows() {
            co.chunk_bytes = options.copy_chunk_bytes;
            co.progress_every_bytes = progress_step((*a)->size());
            co.env = env;
+           std::uint64_t verified = 0;
            Status s = CopyEngine(co).verify(
                **a, **b, [&c] { return c.should_stop(); },
                [&](const CopyProgress& p) -> Status {
+                 verify_bytes += p.bytes_done - verified;
+                 verified = p.bytes_done;
                  int pct =
                      90 + (p.bytes_total ? static_cast<int>(p.bytes_done * 9 / p.bytes_total) : 9);
                  c.report_progress(
@@ -879,6 +889,23 @@ Result<std::string> Service::thick_clone_volume(const ThickCloneRequest& request
 
 Result<std::string> Service::thick_clone_snapshot(const ThickCloneRequest& request) {
   return impl_->submit_clone(request, true);
+}
+
+Result<ServiceStats> Service::stats() const {
+  ServiceStats out;
+  Status s = impl_->store->read([&](Txn& t) -> Status {
+    auto rows = t.query("SELECT type, state, COUNT(*) FROM workflows GROUP BY type, state");
+    if (!rows.ok()) return rows.status();
+    for (auto& r : *rows) {
+      auto st = parse_workflow_state(r.text(1));
+      if (st.ok()) out.workflows.push_back({r.text(0), *st, r.int64(2)});
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  out.copy_bytes_total = impl_->copy_bytes.load();
+  out.verify_bytes_total = impl_->verify_bytes.load();
+  return out;
 }
 
 Result<Workflow> Service::get_workflow(const std::string& id) const {

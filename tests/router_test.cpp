@@ -364,3 +364,32 @@ TEST_CASE("Router: maxRunningWorkflows answers 429 with Retry-After and records 
   CHECK(f.ok("POST", "/api/v1/workflows/" + id + "/cancel").empty());
   CHECK(f.wait_workflow(id).at("state") == "CANCELLED");
 }
+
+TEST_CASE("Router: /metrics speaks the Prometheus text format without a token") {
+  Fixture f;
+  f.attach("c1");
+  (void)f.call("GET", "/api/v1/nothing", "", f.admin);
+  auto r = f.call("GET", "/metrics");
+  REQUIRE(r.status == 200);
+  CHECK(r.content_type == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK_THAT(r.body, Catch::Contains("# TYPE dms_workflows gauge"));
+  CHECK_THAT(r.body,
+             Catch::Contains(R"(dms_workflows{type="ATTACH_CLUSTER",state="COMPLETED"} 1)"));
+  CHECK_THAT(r.body, Catch::Contains("dms_copy_bytes_total 0"));
+  CHECK_THAT(r.body,
+             Catch::Contains(R"(dms_http_requests_total{route="/api/v1/login",code="200"} 1)"));
+  CHECK_THAT(r.body, Catch::Contains(R"(dms_http_requests_total{route="unmatched",code="404"} 1)"));
+  CHECK_THAT(r.body, Catch::Contains(R"(dms_http_request_duration_seconds_bucket{le="+Inf"})"));
+  CHECK_THAT(r.body, Catch::Contains("dms_http_request_duration_seconds_count"));
+  // Every non-comment line is "name{labels} value" or "name value".
+  std::size_t pos = 0;
+  while (pos < r.body.size()) {
+    auto end = r.body.find('\n', pos);
+    std::string line = r.body.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    auto space = line.rfind(' ');
+    REQUIRE(space != std::string::npos);
+    CHECK_NOTHROW(std::stod(line.substr(space + 1)));
+  }
+}

@@ -177,6 +177,15 @@ TEST_CASE(
   CHECK(dmscore::testing::file_bytes(dst->device_path) == dmscore::testing::file_bytes(snap_file));
   CHECK(dmscore::testing::allocated_bytes(dst->device_path) <=
         dmscore::testing::allocated_bytes(snap_file));
+  auto stats = f.svc->stats();
+  REQUIRE(stats.ok());
+  CHECK(stats->copy_bytes_total == 7 * kMiB);  // the data extents, not the holes
+  CHECK(stats->verify_bytes_total == vol.size);
+  bool counted = false;
+  for (auto& wc : stats->workflows)
+    counted |=
+        wc.type == kThickCloneVolume && wc.state == WorkflowState::kCompleted && wc.count == 1;
+  CHECK(counted);
   // Independent: writing the clone does not change the source snapshot.
   dmscore::testing::write_file_at(dst->device_path, 0, "zz", 2);
   CHECK(dmscore::testing::file_bytes(snap_file) != dmscore::testing::file_bytes(dst->device_path));

@@ -32,6 +32,22 @@ inline constexpr const char* kRefreshClusters = "REFRESH_CLUSTERS";
 inline constexpr const char* kThickCloneVolume = "THICK_CLONE_VOLUME";
 inline constexpr const char* kThickCloneSnapshot = "THICK_CLONE_SNAPSHOT";
 
+struct WorkflowCount {
+  std::string type;
+  WorkflowState state = WorkflowState::kPending;
+  std::int64_t count = 0;
+};
+
+// Counters for monitoring (the HTTP façade's /metrics).
+struct ServiceStats {
+  // Every (type, state) pair with at least one workflow.
+  std::vector<WorkflowCount> workflows;
+  // Data bytes written into destinations by thick clones since the service opened.
+  std::uint64_t copy_bytes_total = 0;
+  // Bytes read back and compared by verifyClone since the service opened.
+  std::uint64_t verify_bytes_total = 0;
+};
+
 class Service {
  public:
   // Creates `options.data_dir` (mode 0700) when absent, opens its store and starts recovery.
@@ -91,6 +107,9 @@ class Service {
   // the id is returned.
   Result<std::string> thick_clone_volume(const ThickCloneRequest& request);
   Result<std::string> thick_clone_snapshot(const ThickCloneRequest& request);
+
+  // Monitoring counters; one store read.
+  Result<ServiceStats> stats() const;
 
   // Workflows (see WorkflowEngine).
   Result<Workflow> get_workflow(const std::string& id) const;

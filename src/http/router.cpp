@@ -1,10 +1,13 @@
 #include "dmscore/http/router.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "codec.hpp"
@@ -155,10 +158,94 @@ Response error_response(int grpc_code, std::string_view message) {
   return r;
 }
 
+namespace {
+
+// Prometheus counters of the HTTP layer.
+struct HttpMetrics {
+  static constexpr std::array<double, 11> kBuckets = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                      0.25,  0.5,   1,    2.5,   10};
+  std::mutex mu;
+  std::map<std::pair<std::string, int>, std::uint64_t> requests;  // (route, status)
+  std::array<std::uint64_t, kBuckets.size()> buckets{};
+  std::uint64_t count = 0;
+  double sum = 0;
+
+  void record(const std::string& route, int status, double seconds) {
+    std::lock_guard lock(mu);
+    ++requests[{route.empty() ? "unmatched" : route, status}];
+    for (std::size_t i = 0; i < kBuckets.size(); ++i)
+      if (seconds <= kBuckets[i]) ++buckets[i];
+    ++count;
+    sum += seconds;
+  }
+};
+
+// A label value escaped for the Prometheus text format.
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
 struct Router::Impl {
   Service& svc;
   RouterOptions options;
   std::vector<Route> routes;
+  mutable HttpMetrics metrics;
+
+  Response render_metrics() const {
+    std::string out;
+    auto stats = svc.stats();
+    out += "# HELP dms_workflows Workflows in the store by type and state.\n";
+    out += "# TYPE dms_workflows gauge\n";
+    if (stats.ok()) {
+      for (const auto& w : stats->workflows)
+        out += "dms_workflows{type=\"" + label(w.type) + "\",state=\"" +
+               std::string(to_string(w.state)) + "\"} " + std::to_string(w.count) + "\n";
+    }
+    out += "# HELP dms_copy_bytes_total Data bytes written by thick clones since start.\n";
+    out += "# TYPE dms_copy_bytes_total counter\n";
+    out +=
+        "dms_copy_bytes_total " + std::to_string(stats.ok() ? stats->copy_bytes_total : 0) + "\n";
+    out += "# HELP dms_verify_bytes_total Bytes compared by verifyClone since start.\n";
+    out += "# TYPE dms_verify_bytes_total counter\n";
+    out += "dms_verify_bytes_total " + std::to_string(stats.ok() ? stats->verify_bytes_total : 0) +
+           "\n";
+    std::lock_guard lock(metrics.mu);
+    out += "# HELP dms_http_requests_total HTTP requests by route and status code.\n";
+    out += "# TYPE dms_http_requests_total counter\n";
+    for (const auto& [k, n] : metrics.requests)
+      out += "dms_http_requests_total{route=\"" + label(k.first) + "\",code=\"" +
+             std::to_string(k.second) + "\"} " + std::to_string(n) + "\n";
+    out += "# HELP dms_http_request_duration_seconds Time to handle a request.\n";
+    out += "# TYPE dms_http_request_duration_seconds histogram\n";
+    for (std::size_t i = 0; i < HttpMetrics::kBuckets.size(); ++i) {
+      char le[32];
+      std::snprintf(le, sizeof le, "%g", HttpMetrics::kBuckets[i]);
+      out += "dms_http_request_duration_seconds_bucket{le=\"" + std::string(le) + "\"} " +
+             std::to_string(metrics.buckets[i]) + "\n";
+    }
+    out += "dms_http_request_duration_seconds_bucket{le=\"+Inf\"} " +
+           std::to_string(metrics.count) + "\n";
+    char sum[64];
+    std::snprintf(sum, sizeof sum, "%.6f", metrics.sum);
+    out += "dms_http_request_duration_seconds_sum " + std::string(sum) + "\n";
+    out += "dms_http_request_duration_seconds_count " + std::to_string(metrics.count) + "\n";
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = std::move(out);
+    r.route = "/metrics";
+    return r;
+  }
 
   void log(std::string_view line) const {
     if (options.log) options.log(line);
@@ -552,6 +639,18 @@ Router::Router(Service& service, RouterOptions options)
 }
 Router::~Router() = default;
 
-Response Router::handle(const Request& request) const { return impl_->handle(request); }
+Response Router::handle(const Request& request) const {
+  auto t0 = std::chrono::steady_clock::now();
+  Response r;
+  if (request.method == "GET" &&
+      (request.target == "/metrics" || request.target.rfind("/metrics?", 0) == 0))
+    r = impl_->render_metrics();
+  else
+    r = impl_->handle(request);
+  impl_->metrics.record(
+      r.route, r.status,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return r;
+}
 
 }  // namespace dmscore::http

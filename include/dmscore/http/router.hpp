@@ -7,6 +7,9 @@
 // the grpc-gateway body {"code", "message", "details": []}, and INTERNAL errors never carry
 // their internal message to the client (it goes to the log with the request id).
 //
+// GET /metrics answers the Prometheus text format 0.0.4: workflows by type and state, copy and
+// verify bytes, HTTP requests by route and code, and a request latency histogram.
+//
 // Authentication: every /api/v1 route but login and openapi.json needs a Bearer token from
 // login; a viewer may only use GET. A missing or bad token answers 401 without telling whether
 // the user exists.
