@@ -122,20 +122,6 @@ SnapshotState snapshot_state(const std::string& s) {
   return SnapshotState::kFailed;
 }
 
-Result<std::int64_t> parse_token(const std::string& token, std::string_view prefix) {
-  auto bad = Status::InvalidArgument("nextPageToken: malformed; pass a token from a previous page");
-  if (token.empty()) return std::int64_t{0};
-  if (token.size() > 32 || token.compare(0, prefix.size(), prefix) != 0) return bad;
-  std::int64_t v = 0;
-  std::string_view digits = std::string_view(token).substr(prefix.size());
-  if (digits.empty() || digits.size() > 18) return bad;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return bad;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
 Status check_page(const PageRequest& p) {
   if (p.page_size < 0 || p.page_size > 1000)
     return Status::InvalidArgument("pageSize: must be 0..1000");
@@ -420,7 +406,7 @@ Result<ClusterInfo> LocalBackend::info() {
 Result<VolumePage> LocalBackend::list_volumes(const std::string& project, const PageRequest& page) {
   if (Status s = validate_object_name(project, "projectName"); !s.ok()) return s;
   if (Status s = check_page(page); !s.ok()) return s;
-  auto after = parse_token(page.page_token, "v1.");
+  auto after = detail::parse_page_token(page.page_token, "v1.");
   if (!after.ok()) return after.status();
   const int n = page.page_size == 0 ? 100 : page.page_size;
   VolumePage out;
@@ -432,7 +418,7 @@ Result<VolumePage> LocalBackend::list_volumes(const std::string& project, const 
     for (auto& r : *rows) {
       if (static_cast<int>(out.volumes.size()) == n) {
         out.next_page_token =
-            "v1." + std::to_string(rows->at(static_cast<std::size_t>(n - 1)).int64(10));
+            detail::make_page_token("v1.", rows->at(static_cast<std::size_t>(n - 1)).int64(10));
         break;
       }
       out.volumes.push_back(impl_->volume_from(r));
@@ -569,7 +555,7 @@ Result<SnapshotPage> LocalBackend::list_snapshots(const std::string& project,
                                                   const PageRequest& page) {
   if (Status s = validate_object_name(project, "projectName"); !s.ok()) return s;
   if (Status s = check_page(page); !s.ok()) return s;
-  auto after = parse_token(page.page_token, "s1.");
+  auto after = detail::parse_page_token(page.page_token, "s1.");
   if (!after.ok()) return after.status();
   const int n = page.page_size == 0 ? 100 : page.page_size;
   SnapshotPage out;
@@ -581,7 +567,7 @@ Result<SnapshotPage> LocalBackend::list_snapshots(const std::string& project,
     for (auto& r : *rows) {
       if (static_cast<int>(out.snapshots.size()) == n) {
         out.next_page_token =
-            "s1." + std::to_string(rows->at(static_cast<std::size_t>(n - 1)).int64(11));
+            detail::make_page_token("s1.", rows->at(static_cast<std::size_t>(n - 1)).int64(11));
         break;
       }
       out.snapshots.push_back(impl_->snapshot_from(r));

@@ -3,8 +3,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "dmscore/env.hpp"
+#include "dmscore/result.hpp"
 
 namespace dmscore::detail {
 
@@ -14,6 +17,27 @@ inline std::int64_t to_millis(Env::SystemTime t) {
 
 inline Env::SystemTime from_millis(std::int64_t ms) {
   return Env::SystemTime(std::chrono::milliseconds(ms));
+}
+
+// Page tokens are "<prefix><sequence number>": opaque to clients, checked strictly here.
+inline std::string make_page_token(std::string_view prefix, std::int64_t seq) {
+  return std::string(prefix) + std::to_string(seq);
+}
+
+// The sequence number in `token`; 0 for an empty token; INVALID_ARGUMENT naming
+// nextPageToken for anything that is not a token this prefix made.
+inline Result<std::int64_t> parse_page_token(const std::string& token, std::string_view prefix) {
+  auto bad = Status::InvalidArgument("nextPageToken: malformed; pass a token from a previous page");
+  if (token.empty()) return std::int64_t{0};
+  if (token.size() > 32 || token.compare(0, prefix.size(), prefix) != 0) return bad;
+  std::string_view digits = std::string_view(token).substr(prefix.size());
+  if (digits.empty() || digits.size() > 18) return bad;
+  std::int64_t v = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return bad;
+    v = v * 10 + (c - '0');
+  }
+  return v;
 }
 
 }  // namespace dmscore::detail

@@ -102,22 +102,7 @@ std::map<std::string, std::string> vars_from_json(const std::string& text) {
   return vars;
 }
 
-std::string page_token_for(std::int64_t seq) { return "wf1." + std::to_string(seq); }
-
-Result<std::int64_t> seq_from_page_token(const std::string& token) {
-  constexpr std::string_view kPrefix = "wf1.";
-  auto bad = Status::InvalidArgument("nextPageToken: malformed; pass a token from a previous page");
-  if (token.size() > 32 || token.compare(0, kPrefix.size(), kPrefix) != 0) return bad;
-  std::string_view digits(token);
-  digits.remove_prefix(kPrefix.size());
-  if (digits.empty() || digits.size() > 18) return bad;
-  std::int64_t seq = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return bad;
-    seq = seq * 10 + (c - '0');
-  }
-  return seq;
-}
+constexpr std::string_view kPageTokenPrefix = "wf1.";
 
 }  // namespace
 
@@ -658,7 +643,7 @@ Result<WorkflowPage> WorkflowEngine::list(const ListWorkflowsRequest& req) const
   const int page = req.page_size == 0 ? 100 : req.page_size;
   std::int64_t before = INT64_MAX;
   if (!req.page_token.empty()) {
-    auto seq = seq_from_page_token(req.page_token);
+    auto seq = detail::parse_page_token(req.page_token, kPageTokenPrefix);
     if (!seq.ok()) return seq.status();
     before = *seq;
   }
@@ -682,7 +667,7 @@ Result<WorkflowPage> WorkflowEngine::list(const ListWorkflowsRequest& req) const
     if (!rows.ok()) return rows.status();
     for (const auto& r : *rows) {
       if (static_cast<int>(out.workflows.size()) == page) {
-        out.next_page_token = page_token_for(last_seq);
+        out.next_page_token = detail::make_page_token(kPageTokenPrefix, last_seq);
         break;
       }
       out.workflows.push_back(workflow_from_row(r));
