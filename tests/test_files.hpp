@@ -1,8 +1,5 @@
 #pragma once
 // File-backed BlockSource / BlockSink for tests, and seeded sparse test images.
-//
-// Self-contained on purpose: the library's own file backend is under test elsewhere, and these
-// must stay simple enough to trust.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -21,75 +18,30 @@
 #include <vector>
 
 #include "dmscore/copy.hpp"
+#include "file_io.hpp"
 
 namespace dmscore::testing {
 
-inline Status errno_status(const std::string& what) {
-  return Status::Internal(what + ": " + std::error_code(errno, std::generic_category()).message());
-}
-
+// The library's file source and sink (src/file_io.hpp), with the descriptor optionally hidden
+// (which keeps the copy engine on its read/write path) and calls counted for the tests.
 class FileSource : public BlockSource {
  public:
-  // `expose_fd` false hides the descriptor, which keeps the engine on its read/write path.
   explicit FileSource(const std::string& path, bool expose_fd = true) : expose_fd_(expose_fd) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) std::abort();
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) std::abort();
-    size_ = static_cast<std::uint64_t>(st.st_size);
+    auto f = detail::FileSource::open(path);
+    if (!f.ok()) std::abort();
+    inner_ = std::move(f).value();
   }
-  ~FileSource() override { ::close(fd_); }
-  FileSource(const FileSource&) = delete;
-  FileSource& operator=(const FileSource&) = delete;
-
-  std::uint64_t size() const override { return size_; }
-
+  std::uint64_t size() const override { return inner_->size(); }
   Result<std::vector<Extent>> data_extents(std::uint64_t from, std::uint64_t to) const override {
-    std::vector<Extent> out;
-    std::uint64_t pos = from;
-    while (pos < to) {
-      off_t data = ::lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
-      if (data < 0) {
-        if (errno == ENXIO) break;  // no data after pos
-        return errno_status("SEEK_DATA");
-      }
-      if (static_cast<std::uint64_t>(data) >= to) break;
-      off_t hole = ::lseek(fd_, data, SEEK_HOLE);
-      if (hole < 0) return errno_status("SEEK_HOLE");
-      std::uint64_t end = std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), to);
-      out.push_back({static_cast<std::uint64_t>(data), end - static_cast<std::uint64_t>(data)});
-      pos = end;
-    }
-    return out;
+    return inner_->data_extents(from, to);
   }
-
   Status read_at(std::uint64_t offset, void* buf, std::size_t len) const override {
-    auto* p = static_cast<unsigned char*>(buf);
-    while (len > 0) {
-      ssize_t n = ::pread(fd_, p, len, static_cast<off_t>(offset));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return errno_status("pread");
-      }
-      if (n == 0) {
-        std::memset(p, 0, len);
-        return Status::Ok();
-      }
-      p += n;
-      offset += static_cast<std::uint64_t>(n);
-      len -= static_cast<std::size_t>(n);
-    }
-    return Status::Ok();
+    return inner_->read_at(offset, buf, len);
   }
-
-  std::optional<int> os_fd() const override {
-    if (!expose_fd_) return std::nullopt;
-    return fd_;
-  }
+  std::optional<int> os_fd() const override { return expose_fd_ ? inner_->os_fd() : std::nullopt; }
 
  private:
-  int fd_ = -1;
-  std::uint64_t size_ = 0;
+  std::unique_ptr<detail::FileSource> inner_;
   bool expose_fd_;
 };
 
@@ -97,73 +49,33 @@ class FileSink : public BlockSink {
  public:
   // `known_zeroed` must only be true for a freshly created (all-hole) file.
   FileSink(const std::string& path, bool known_zeroed, bool expose_fd = true)
-      : known_zeroed_(known_zeroed), expose_fd_(expose_fd) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd_ < 0) std::abort();
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) std::abort();
-    size_ = static_cast<std::uint64_t>(st.st_size);
+      : expose_fd_(expose_fd) {
+    auto f = detail::FileSink::open(path, known_zeroed);
+    if (!f.ok()) std::abort();
+    inner_ = std::move(f).value();
   }
-  ~FileSink() override { ::close(fd_); }
-  FileSink(const FileSink&) = delete;
-  FileSink& operator=(const FileSink&) = delete;
-
-  std::uint64_t size() const override { return size_; }
-
+  std::uint64_t size() const override { return inner_->size(); }
   Status write_at(std::uint64_t offset, const void* buf, std::size_t len) override {
     writes.fetch_add(1);
-    const auto* p = static_cast<const unsigned char*>(buf);
-    while (len > 0) {
-      ssize_t n = ::pwrite(fd_, p, len, static_cast<off_t>(offset));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return errno_status("pwrite");
-      }
-      p += n;
-      offset += static_cast<std::uint64_t>(n);
-      len -= static_cast<std::size_t>(n);
-    }
-    return Status::Ok();
+    return inner_->write_at(offset, buf, len);
   }
-
   Status zero_range(std::uint64_t offset, std::uint64_t len) override {
     zero_ranges.fetch_add(1);
-    if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-                    static_cast<off_t>(len)) == 0) {
-      return Status::Ok();
-    }
-    if (errno != EOPNOTSUPP) return errno_status("fallocate");
-    std::vector<unsigned char> zeros(std::min<std::uint64_t>(len, 1u << 20));
-    while (len > 0) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(len, zeros.size()));
-      if (Status s = write_at(offset, zeros.data(), n); !s.ok()) return s;
-      offset += n;
-      len -= n;
-    }
-    return Status::Ok();
+    return inner_->zero_range(offset, len);
   }
-
   Status sync() override {
     syncs.fetch_add(1);
-    if (::fsync(fd_) != 0) return errno_status("fsync");
-    return Status::Ok();
+    return inner_->sync();
   }
-
-  bool known_zeroed() const override { return known_zeroed_; }
-
-  std::optional<int> os_fd() const override {
-    if (!expose_fd_) return std::nullopt;
-    return fd_;
-  }
+  bool known_zeroed() const override { return inner_->known_zeroed(); }
+  std::optional<int> os_fd() const override { return expose_fd_ ? inner_->os_fd() : std::nullopt; }
 
   std::atomic<int> writes{0};
   std::atomic<int> zero_ranges{0};
   std::atomic<int> syncs{0};
 
  private:
-  int fd_ = -1;
-  std::uint64_t size_ = 0;
-  bool known_zeroed_;
+  std::unique_ptr<detail::FileSink> inner_;
   bool expose_fd_;
 };
 
