@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <thread>
@@ -298,4 +301,37 @@ TEST_CASE("Server: stop finishes and closes idle connections") {
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
   CHECK(idle.closed(2s));
   f.server->stop();  // idempotent
+}
+
+TEST_CASE("Server: runs on an io_context the embedder owns and stops while it keeps running") {
+  TempDir tmp;
+  Options o;
+  o.data_dir = tmp / "data";
+  o.rsa_bits = 2048;
+  o.admin_password = "server-admin-pw";
+  o.log = [](std::string_view) {};
+  auto svc = Service::open(o);
+  REQUIRE(svc.ok());
+  boost::asio::io_context ioc;
+  auto work = boost::asio::make_work_guard(ioc);
+  std::thread loop([&] { ioc.run(); });
+  http::ServerOptions so;
+  so.port = 0;
+  auto server = http::Server::create(ioc, **svc, so);
+  REQUIRE(server.ok());
+  REQUIRE((*server)->start().ok());
+  {
+    Client c((*server)->port());
+    c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(status_of(c.response()) == 200);
+    (*server)->stop();
+    CHECK(c.closed(2s));
+  }
+  bool still_running = false;
+  boost::asio::post(ioc, [&] { still_running = true; });
+  for (int i = 0; i < 200 && !still_running; ++i) std::this_thread::sleep_for(5ms);
+  CHECK(still_running);  // the embedder's loop was not stopped by the server
+  server->reset();
+  work.reset();
+  loop.join();
 }

@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <condition_variable>
+#include <future>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -253,7 +254,9 @@ bool is_loopback(const std::string& address) {
 
 struct Server::Impl {
   std::shared_ptr<Shared> shared;
-  net::io_context ioc;
+  // The server's own loop, or none when an embedder lends one.
+  std::optional<net::io_context> own_ioc;
+  net::io_context& ioc;
   std::optional<ssl::context> tls;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
@@ -261,7 +264,8 @@ struct Server::Impl {
   bool started = false;
   bool stopped = false;
 
-  explicit Impl(int io_threads) : ioc(io_threads) {}
+  explicit Impl(int io_threads) : own_ioc(std::in_place, io_threads), ioc(*own_ioc) {}
+  explicit Impl(net::io_context& lent) : ioc(lent) {}
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
@@ -298,7 +302,9 @@ struct Server::Impl {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { stop(); }
 
-Result<std::unique_ptr<Server>> Server::create(Service& service, ServerOptions options) {
+namespace {
+
+Status check_options(const ServerOptions& options) {
   if (options.io_threads < 1 || options.io_threads > 64)
     return Status::InvalidArgument("io_threads: must be 1..64");
   if (options.blocking_threads < 1 || options.blocking_threads > 256)
@@ -312,7 +318,16 @@ Result<std::unique_ptr<Server>> Server::create(Service& service, ServerOptions o
     return Status::InvalidArgument(
         "listen: plain HTTP on a non-loopback address needs an explicit opt-in; give a TLS "
         "certificate and key");
-  auto impl = std::make_unique<Impl>(options.io_threads);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::build(Service& service, ServerOptions options,
+                                              net::io_context* lent) {
+  if (Status s = check_options(options); !s.ok()) return s;
+  const bool plain = options.tls_cert_file.empty();
+  auto impl = lent ? std::make_unique<Impl>(*lent) : std::make_unique<Impl>(options.io_threads);
   if (!plain) {
     impl->tls.emplace(ssl::context::tls_server);
     auto& ctx = *impl->tls;
@@ -346,12 +361,23 @@ Result<std::unique_ptr<Server>> Server::create(Service& service, ServerOptions o
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
+Result<std::unique_ptr<Server>> Server::create(Service& service, ServerOptions options) {
+  return build(service, std::move(options), nullptr);
+}
+
+Result<std::unique_ptr<Server>> Server::create(net::io_context& io_context, Service& service,
+                                               ServerOptions options) {
+  return build(service, std::move(options), &io_context);
+}
+
 Status Server::start() {
   if (impl_->started) return Status::FailedPrecondition("server already started");
   impl_->started = true;
-  impl_->accept();
-  for (int i = 0; i < impl_->shared->options.io_threads; ++i)
-    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  net::post(impl_->ioc, [this] { impl_->accept(); });
+  if (impl_->own_ioc) {
+    for (int i = 0; i < impl_->shared->options.io_threads; ++i)
+      impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  }
   return Status::Ok();
 }
 
@@ -373,9 +399,16 @@ void Server::stop() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (sh.connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  impl_->ioc.stop();
-  for (auto& t : impl_->threads)
-    if (t.joinable()) t.join();
+  if (impl_->own_ioc) {
+    impl_->ioc.stop();
+    for (auto& t : impl_->threads)
+      if (t.joinable()) t.join();
+  } else {
+    // The lent loop keeps running; wait until it has run the acceptor's close.
+    std::promise<void> closed;
+    net::post(impl_->ioc, [&closed] { closed.set_value(); });
+    closed.get_future().wait_for(std::chrono::seconds(2));
+  }
   sh.blocking.join();
 }
 

@@ -10,8 +10,12 @@
 // and every request is logged with it. TLS 1.2 and 1.3 only, from certificate and key files;
 // plain HTTP only when asked for explicitly or when listening on loopback.
 //
-// start() runs the server on its own threads. stop() stops accepting, lets requests in flight
-// finish (up to `drain_timeout`), closes idle connections and returns. Safe for concurrent use.
+// Server::create(service, options) makes a server that runs on its own threads;
+// Server::create(io_context, service, options) one that runs on an embedder's Boost.Asio
+// io_context (only declared here: this header includes no Boost).
+// stop() stops accepting, lets requests in flight finish (up to `drain_timeout`), closes idle
+// connections and returns; with a lent io_context, call it from outside that loop's threads
+// while the loop still runs. Safe for concurrent use.
 
 #include <chrono>
 #include <cstdint>
@@ -22,6 +26,10 @@
 
 #include "dmscore/result.hpp"
 #include "dmscore/status.hpp"
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace dmscore {
 class Service;
@@ -68,11 +76,16 @@ class Server {
   // without allow_plain_http; one of the TLS files without the other); UNAVAILABLE when the
   // address cannot be bound or the TLS files cannot be loaded.
   static Result<std::unique_ptr<Server>> create(Service& service, ServerOptions options);
+  // The same on `io_context`, which the embedder runs and which must outlive the server.
+  // `io_threads` is ignored.
+  static Result<std::unique_ptr<Server>> create(boost::asio::io_context& io_context,
+                                                Service& service, ServerOptions options);
   ~Server();  // stop()
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Starts serving on the server's own threads. FAILED_PRECONDITION when already started.
+  // Starts accepting: on the server's own threads, or on the lent io_context (which the embedder
+  // runs). FAILED_PRECONDITION when already started.
   Status start();
   // See the class comment. Idempotent.
   void stop();
@@ -83,6 +96,8 @@ class Server {
 
  private:
   struct Impl;
+  static Result<std::unique_ptr<Server>> build(Service& service, ServerOptions options,
+                                               boost::asio::io_context* lent);
   explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
