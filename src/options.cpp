@@ -18,6 +18,8 @@ Status validate(const Options& o) {
     return Status::InvalidArgument("progress_persist_interval: must not be negative");
   if (o.store_busy_timeout.count() < 0)
     return Status::InvalidArgument("store_busy_timeout: must not be negative");
+  if (o.health_check_interval.count() < 0)
+    return Status::InvalidArgument("health_check_interval: must not be negative");
   if (o.rsa_bits < 2048 || o.rsa_bits > 8192)
     return Status::InvalidArgument("rsa_bits: must be 2048..8192");
   if (o.scrypt_log2_n < 10 || o.scrypt_log2_n > 20)

@@ -7,12 +7,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
+#include <tuple>
 
 #include "codec.hpp"
 #include "dmscore/local_backend.hpp"
@@ -306,6 +309,59 @@ struct Service::Impl {
     return Status::Ok();
   }
 
+  // Asks a cluster who it is, opening its driver first when it is not open (a cluster that was
+  // unreachable at start). UNAVAILABLE when it does not answer as the attached cluster.
+  Result<ClusterInfo> probe(const std::string& id, const std::string& endpoint) {
+    std::shared_ptr<Backend> b;
+    {
+      std::unique_lock lock(registry_mu);
+      if (!backends.count(id)) {
+        auto dir = local_cluster_dir(endpoint);
+        if (dir.ok() && *dir) (void)open_local(id, **dir);
+      }
+      if (auto it = backends.find(id); it != backends.end()) b = it->second;
+    }
+    if (!b) return Status::Unavailable("cluster " + id + " has no driver open");
+    auto info = b->info();
+    if (info.ok() && info->id != id)
+      return Status::Unavailable("the endpoint now answers as cluster " + info->id);
+    return info;
+  }
+
+  // Health checks: every interval, probe each attached cluster and record (and log) changes
+  // of its connection status.
+  std::thread health;
+  std::mutex health_mu;
+  std::condition_variable health_cv;
+  bool health_stop = false;
+
+  void health_loop() {
+    std::unique_lock lock(health_mu);
+    while (!health_cv.wait_for(lock, options.health_check_interval, [&] { return health_stop; })) {
+      lock.unlock();
+      check_health_once();
+      lock.lock();
+    }
+  }
+
+  void check_health_once() {
+    std::vector<std::tuple<std::string, std::string, std::string>> targets;  // id, endpoint, status
+    (void)store->read([&](Txn& t) -> Status {
+      auto r = t.query("SELECT id, api_endpoint, access_status FROM clusters");
+      if (!r.ok()) return r.status();
+      for (auto& row : *r) targets.emplace_back(row.text(0), row.text(1), row.text(2));
+      return Status::Ok();
+    });
+    for (auto& [id, endpoint, before] : targets) {
+      auto info = probe(id, endpoint);
+      auto now = info.ok() ? ConnectionStatus::kConnected : ConnectionStatus::kDisconnected;
+      if (std::string(to_string(now)) == before) continue;
+      if (!set_status(id, now).ok()) continue;
+      options.log("cluster " + id + " is now " + std::string(to_string(now)) +
+                  (info.ok() ? std::string() : " (" + info.status().message() + ")"));
+    }
+  }
+
   Status refresh_step(StepContext& ctx) {
     auto v = detail::parse_json(ctx.request());
     if (!v.ok()) return v.status();
@@ -325,18 +381,8 @@ struct Service::Impl {
     for (std::size_t i = 0; i < targets.size(); ++i) {
       if (ctx.should_stop()) return Status::Cancelled("refresh stopped");
       const auto& [id, endpoint] = targets[i];
-      std::shared_ptr<Backend> b;
-      {
-        std::unique_lock lock(registry_mu);
-        if (!backends.count(id)) {
-          auto dir = local_cluster_dir(endpoint);
-          if (dir.ok() && *dir) (void)open_local(id, **dir);
-        }
-        if (auto it = backends.find(id); it != backends.end()) b = it->second;
-      }
-      Result<ClusterInfo> info =
-          b ? b->info() : Result<ClusterInfo>(Status::Unavailable("no driver"));
-      if (info.ok() && info->id == id) {
+      Result<ClusterInfo> info = probe(id, endpoint);
+      if (info.ok()) {
         s = update_cluster_info(id, *info);
         ++connected;
       } else {
@@ -626,6 +672,14 @@ void Service::Impl::register_clone_workflows() {
 Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Service::~Service() {
+  if (impl_->health.joinable()) {
+    {
+      std::lock_guard lock(impl_->health_mu);
+      impl_->health_stop = true;
+    }
+    impl_->health_cv.notify_all();
+    impl_->health.join();
+  }
   if (impl_->engine) impl_->engine->stop();
   impl_->engine.reset();
   impl_->backends.clear();
@@ -695,6 +749,10 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   impl->register_cluster_workflows();
   impl->register_clone_workflows();
   if (Status s = impl->engine->start(); !s.ok()) return s;
+  if (impl->options.health_check_interval.count() > 0) {
+    Impl* raw = impl.get();
+    impl->health = std::thread([raw] { raw->health_loop(); });
+  }
   return std::unique_ptr<Service>(new Service(std::move(impl)));
 }
 

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -416,6 +417,50 @@ TEST_CASE("Service: the first open bootstraps admin with a generated password fi
   CHECK(f.svc->cluster_tokens().token().ok());
   f.open();  // a restart keeps the same identity and users
   CHECK(f.svc->auth().verify(login->id_token).ok());
+}
+
+TEST_CASE(
+    "Service: health checks mark a vanished cluster Disconnected and a returning one Connected") {
+  Options o;
+  o.health_check_interval = 50ms;
+  std::vector<std::string> lines;
+  std::mutex mu;
+  Fixture f(o);
+  f.attach_two();
+  // Reopen with a log we can read (the fixture silences it).
+  o.log = [&](std::string_view l) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(l);
+  };
+  f.svc.reset();
+  o.data_dir = f.tmp / "data";
+  o.rsa_bits = 2048;
+  o.scrypt_log2_n = 10;
+  auto svc = Service::open(o);
+  REQUIRE(svc.ok());
+  auto status_of = [&](const std::string& id) { return (*svc)->get_cluster(id)->access_status; };
+  auto wait_for = [&](const std::string& id, ConnectionStatus want) {
+    for (int i = 0; i < 200 && status_of(id) != want; ++i) std::this_thread::sleep_for(10ms);
+    return status_of(id) == want;
+  };
+  std::string saved = dmscore::testing::read_file(f.tmp / "c2/cluster.json");
+  fs::remove(f.tmp / "c2/cluster.json");
+  CHECK(wait_for(f.c2, ConnectionStatus::kDisconnected));
+  CHECK(status_of(f.c1) == ConnectionStatus::kConnected);
+  dmscore::testing::write_file(f.tmp / "c2/cluster.json", saved);
+  CHECK(wait_for(f.c2, ConnectionStatus::kConnected));
+  std::lock_guard lock(mu);
+  bool down = false, up = false;
+  for (auto& l : lines) {
+    down |= l.find("cluster " + f.c2 + " is now Disconnected") != std::string::npos;
+    up |= l.find("cluster " + f.c2 + " is now Connected") != std::string::npos;
+  }
+  CHECK(down);
+  CHECK(up);
+  Options bad;
+  bad.data_dir = "/tmp/x";
+  bad.health_check_interval = -1ms;
+  CHECK(validate(bad).message().rfind("health_check_interval:", 0) == 0);
 }
 
 TEST_CASE("Service: a second process cannot open the same data directory") {

@@ -66,6 +66,10 @@ struct Options {
   // Lifetime of login tokens. Default: 1 hour. REQUIRES: 1 min..30 days.
   std::chrono::seconds token_ttl{3600};
 
+  // How often every attached cluster is probed and its connection status updated (changes are
+  // logged). 0 turns the checks off. Default: 30 s.
+  std::chrono::milliseconds health_check_interval{30000};
+
   // Receives the service's log lines, which never hold a password or a token.
   // Default: nullptr, meaning standard error.
   std::function<void(std::string_view)> log;
