@@ -2,9 +2,12 @@
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "dmscore/service.hpp"
+#include "service_options.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"
 
@@ -24,12 +27,8 @@ struct Fixture {
   std::string admin;  // bearer token
 
   explicit Fixture(Options o = {}) {
-    o.data_dir = tmp / "data";
-    o.rsa_bits = 2048;
-    o.scrypt_log2_n = 10;
     o.admin_password = kAdminPw;
-    o.log = [](std::string_view) {};
-    auto s = Service::open(o);
+    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
     REQUIRE(s.ok());
     svc = std::move(s).value();
     router = std::make_unique<http::Router>(*svc);
@@ -392,4 +391,37 @@ TEST_CASE("Router: /metrics speaks the Prometheus text format without a token") 
     REQUIRE(space != std::string::npos);
     CHECK_NOTHROW(std::stod(line.substr(space + 1)));
   }
+}
+
+TEST_CASE("Router: an internal error answers with the request id only and logs the detail") {
+  std::vector<std::string> lines;
+  std::mutex mu;
+  Fixture f;
+  http::Router router(*f.svc, {[&](std::string_view l) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(l);
+  }});
+  std::string c1 = f.attach("c1");
+  std::string base = "/api/v1/clusters/" + c1 + "/projects/p1";
+  auto v = f.ok("POST", base + "/volumes", R"({"name":"v","size":"1048576"})").at("volume");
+  // Put a directory where the volume's data file was: snapshotting it fails deep in file I/O.
+  std::string path(v.at("devicePath").as_string());
+  std::filesystem::remove(path);
+  std::filesystem::create_directory(path);
+  http::Request r;
+  r.method = "POST";
+  r.target = base + "/snapshots";
+  r.body = R"({"name":"s","sourceVolumeId":")" + std::string(v.at("id").as_string()) + "\"}";
+  r.headers.emplace_back("Authorization", "Bearer " + f.admin);
+  r.request_id = "req-42";
+  auto resp = router.handle(r);
+  expect_error(resp, 500, 13, "internal error");
+  CHECK_THAT(resp.body, Catch::Contains("req-42"));
+  CHECK_THAT(resp.body, !Catch::Contains(path));
+  CHECK_THAT(resp.body, !Catch::Contains("directory"));
+  std::lock_guard lock(mu);
+  bool detailed = false;
+  for (auto& l : lines)
+    detailed |= l.find("req-42") != std::string::npos && l.find("INTERNAL") != std::string::npos;
+  CHECK(detailed);
 }

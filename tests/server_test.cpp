@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "dmscore/service.hpp"
+#include "service_options.hpp"
 #include "test_util.hpp"
 
 using namespace dmscore;
@@ -115,12 +116,8 @@ struct Fixture {
 
   explicit Fixture(http::ServerOptions so = {}) {
     Options o;
-    o.data_dir = tmp / "data";
-    o.rsa_bits = 2048;
-    o.scrypt_log2_n = 10;
     o.admin_password = "server-admin-pw";
-    o.log = [](std::string_view) {};
-    auto s = Service::open(o);
+    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
     REQUIRE(s.ok());
     svc = std::move(s).value();
     so.port = 0;
@@ -202,7 +199,15 @@ TEST_CASE("Server: oversized headers answer 431 and oversized bodies 413, in the
   CHECK(json::parse(body_of(big_header)).at("code") == 3);
   auto big_body = f.request("POST", "/api/v1/login", std::string(2 << 20, 'x'));
   CHECK(status_of(big_body) == 413);
-  CHECK(json::parse(body_of(big_body)).as_object().contains("message"));
+  CHECK(json::parse(body_of(big_body)).at("message") == "request body larger than 1048576 bytes");
+  CHECK(json::parse(body_of(big_header)).at("message") == "request headers larger than 8192 bytes");
+  // A chunked body announces no length: it is cut off while being read.
+  Client chunked(f.server->port());
+  std::string chunk(64 * 1024, 'x');
+  std::string req = "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 20; ++i) req += "10000\r\n" + chunk + "\r\n";
+  chunked.send(req + "0\r\n\r\n");
+  CHECK(status_of(chunked.response()) == 413);
   CHECK(status_of(f.request("GET", "/healthz")) == 200);
 }
 
@@ -240,12 +245,7 @@ TEST_CASE("Server: connections over the cap are closed at once") {
 
 TEST_CASE("Server: plain HTTP off loopback needs an explicit opt-in; TLS needs both files") {
   TempDir tmp;
-  Options o;
-  o.data_dir = tmp / "data";
-  o.rsa_bits = 2048;
-  o.admin_password = "server-admin-pw";
-  o.log = [](std::string_view) {};
-  auto svc = Service::open(o);
+  auto svc = Service::open(dmscore::testing::test_options(tmp / "data"));
   REQUIRE(svc.ok());
   http::ServerOptions so;
   so.address = "0.0.0.0";
@@ -305,12 +305,7 @@ TEST_CASE("Server: stop finishes and closes idle connections") {
 
 TEST_CASE("Server: runs on an io_context the embedder owns and stops while it keeps running") {
   TempDir tmp;
-  Options o;
-  o.data_dir = tmp / "data";
-  o.rsa_bits = 2048;
-  o.admin_password = "server-admin-pw";
-  o.log = [](std::string_view) {};
-  auto svc = Service::open(o);
+  auto svc = Service::open(dmscore::testing::test_options(tmp / "data"));
   REQUIRE(svc.ok());
   boost::asio::io_context ioc;
   auto work = boost::asio::make_work_guard(ioc);

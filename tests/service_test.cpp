@@ -6,6 +6,7 @@
 #include <random>
 #include <thread>
 
+#include "service_options.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"
 
@@ -27,12 +28,8 @@ struct Fixture {
 
   void open(Options o = {}) {
     svc.reset();
-    o.data_dir = tmp / "data";
     o.progress_persist_interval = 20ms;
-    o.rsa_bits = 2048;  // key generation speed; the default size is tested in identity_test
-    o.scrypt_log2_n = 10;
-    o.log = [](std::string_view) {};
-    auto s = Service::open(o);
+    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
     INFO(s.status().to_string());
     REQUIRE(s.ok());
     svc = std::move(s).value();
@@ -421,24 +418,17 @@ TEST_CASE("Service: the first open bootstraps admin with a generated password fi
 
 TEST_CASE(
     "Service: health checks mark a vanished cluster Disconnected and a returning one Connected") {
-  Options o;
-  o.health_check_interval = 50ms;
   std::vector<std::string> lines;
   std::mutex mu;
-  Fixture f(o);
-  f.attach_two();
-  // Reopen with a log we can read (the fixture silences it).
+  Options o;
+  o.health_check_interval = 50ms;
   o.log = [&](std::string_view l) {
     std::lock_guard lock(mu);
     lines.emplace_back(l);
   };
-  f.svc.reset();
-  o.data_dir = f.tmp / "data";
-  o.rsa_bits = 2048;
-  o.scrypt_log2_n = 10;
-  auto svc = Service::open(o);
-  REQUIRE(svc.ok());
-  auto status_of = [&](const std::string& id) { return (*svc)->get_cluster(id)->access_status; };
+  Fixture f(o);
+  f.attach_two();
+  auto status_of = [&](const std::string& id) { return f.svc->get_cluster(id)->access_status; };
   auto wait_for = [&](const std::string& id, ConnectionStatus want) {
     for (int i = 0; i < 200 && status_of(id) != want; ++i) std::this_thread::sleep_for(10ms);
     return status_of(id) == want;
@@ -465,9 +455,7 @@ TEST_CASE(
 
 TEST_CASE("Service: a second process cannot open the same data directory") {
   Fixture f;
-  Options o;
-  o.data_dir = f.tmp / "data";
-  o.rsa_bits = 2048;
+  Options o = dmscore::testing::test_options(f.tmp / "data");
   CHECK(Service::open(o).status().code() == Code::kUnavailable);
   o.max_running_workflows = 0;
   CHECK(Service::open(o).status().code() == Code::kInvalidArgument);

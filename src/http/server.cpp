@@ -115,19 +115,25 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void on_header(beast::error_code ec) {
     idle_ = false;
-    if (ec == bhttp::error::header_limit) return reject(431, "request headers larger than limit");
+    if (ec == bhttp::error::header_limit)
+      return reject(431, "request headers larger than " +
+                             std::to_string(shared_->options.header_limit) + " bytes");
     // A Content-Length over the limit is refused before the body is read.
-    if (ec == bhttp::error::body_limit) return reject(413, "request body larger than limit");
+    if (ec == bhttp::error::body_limit) return reject(413, body_too_large());
     if (ec) return on_read_error(ec);
     if (parser_->is_done()) return dispatch_request();
     beast::get_lowest_layer(stream_).expires_after(shared_->options.body_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code e, std::size_t) {
                         if (e == bhttp::error::body_limit)
-                          return self->reject(413, "request body larger than limit");
+                          return self->reject(413, self->body_too_large());
                         if (e) return self->on_read_error(e);
                         self->dispatch_request();
                       });
+  }
+
+  std::string body_too_large() const {
+    return "request body larger than " + std::to_string(shared_->options.body_limit) + " bytes";
   }
 
   void on_read_error(beast::error_code ec) {
@@ -138,13 +144,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     reject(400, "malformed HTTP request");
   }
 
-  void reject(int status, std::string message) {
-    Response r = error_response(static_cast<int>(Code::kInvalidArgument),
-                                message + " (" +
-                                    std::to_string(status == 431 ? shared_->options.header_limit
-                                                                 : shared_->options.body_limit) +
-                                    " bytes)");
-    if (status == 400) r = error_response(static_cast<int>(Code::kInvalidArgument), message);
+  // Answers a request the parser refused, with the contract's error body, and closes.
+  void reject(int status, const std::string& message) {
+    Response r = error_response(static_cast<int>(Code::kInvalidArgument), message);
     r.status = status;
     std::string id = shared_->make_request_id();
     shared_->log("request " + id + " from " + remote_ + " rejected: " + std::to_string(status));
