@@ -768,6 +768,17 @@ Result<std::string> Service::attach_cluster(const AttachClusterRequest& request)
   if (!dir.ok()) return dir.status();
   if (!*dir)
     return Status::Unimplemented("apiEndpoint: Lightbits clusters are not supported by this build");
+  if (!impl_->options.local_cluster_roots.empty()) {
+    bool allowed = false;
+    for (const auto& root : impl_->options.local_cluster_roots) {
+      std::string r = fs::path(root).lexically_normal().string();
+      while (r.size() > 1 && r.back() == '/') r.pop_back();
+      if (**dir == r || (**dir).rfind(r == "/" ? r : r + "/", 0) == 0) allowed = true;
+    }
+    if (!allowed)
+      return Status::PermissionDenied(
+          "apiEndpoint: local clusters may only be attached under the configured roots");
+  }
   if (!request.name.empty()) {
     if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
   }

@@ -502,7 +502,7 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
   s = store.transact([&](Txn& t) -> Status {
     auto r = t.exec(
         "UPDATE workflows SET state = 'COMPLETED', msg = '', ended_at = ?, result = ?, vars = ?, "
-        "progress_percent = 100, progress_stage = 'done' "
+        "progress_percent = 100, progress_stage = 'done', bytes_done = bytes_total "
         "WHERE id = ? AND state = 'RUNNING' AND cancel_requested = 0",
         {now_ms(), result, vars_to_json(vars), id});
     if (!r.ok()) return r.status();

@@ -29,4 +29,6 @@ TEST_CASE("Options: each out-of-range field is named in the error") {
   check([](Options& o) { o.copy_chunk_bytes = 4096; }, "copy_chunk_bytes");
   check([](Options& o) { o.progress_persist_interval = std::chrono::milliseconds(-1); },
         "progress_persist_interval");
+  check([](Options& o) { o.local_cluster_roots = {"relative/dir"}; }, "local_cluster_roots");
+  check([](Options& o) { o.local_cluster_roots = {""}; }, "local_cluster_roots");
 }

@@ -118,6 +118,26 @@ TEST_CASE("Service: attach two local clusters, list them and read them back") {
         Code::kNotFound);
 }
 
+TEST_CASE("Service: local_cluster_roots confines where a local cluster may be attached") {
+  TempDir roots;
+  Options o;
+  o.local_cluster_roots = {roots / "allowed/"};
+  Fixture f(o);
+  for (std::string bad : {roots / "other", roots / "allowedx", roots.path() + "/elsewhere",
+                          std::string("/etc/dms")}) {
+    auto id = f.svc->attach_cluster({"file://" + bad, ""});
+    CHECK(id.status().code() == Code::kPermissionDenied);
+    CHECK_THAT(id.status().message(), Catch::StartsWith("apiEndpoint:"));
+    CHECK_FALSE(std::filesystem::exists(bad));
+  }
+  for (std::string good : {roots / "allowed/c1", roots / "allowed/./c2/"}) {
+    auto id = f.svc->attach_cluster({"file://" + good, ""});
+    INFO(good);
+    REQUIRE(id.ok());
+    CHECK(f.wait(*id).state == WorkflowState::kCompleted);
+  }
+}
+
 TEST_CASE(
     "Service: attaching the same cluster twice fails the second workflow with ALREADY_EXISTS") {
   Fixture f;
@@ -165,6 +185,8 @@ TEST_CASE(
   INFO(w.msg);
   REQUIRE(w.state == WorkflowState::kCompleted);
   CHECK(w.progress.percent == 100);
+  CHECK(w.progress.bytes_total > 0);
+  CHECK(w.progress.bytes_done == w.progress.bytes_total);  // a finished copy reads 100% of bytes
   std::string vid = f.result_field(w.result, "volumeId");
   auto dst = f.svc->get_volume(f.c2, "p2", vid);
   REQUIRE(dst.ok());

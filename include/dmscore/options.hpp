@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dmscore/env.hpp"
 #include "dmscore/status.hpp"
@@ -69,6 +70,11 @@ struct Options {
   // How often every attached cluster is probed and its connection status updated (changes are
   // logged). 0 turns the checks off. Default: 30 s.
   std::chrono::milliseconds health_check_interval{30000};
+
+  // Directories under which a local (file://) cluster may be attached. An API caller with the
+  // admin role can otherwise make the service create a cluster directory anywhere it may write.
+  // Default: empty, meaning anywhere. REQUIRES: absolute paths.
+  std::vector<std::string> local_cluster_roots;
 
   // Receives the service's log lines, which never hold a password or a token.
   // Default: nullptr, meaning standard error.
