@@ -240,13 +240,15 @@ struct LocalBackend::Impl {
       return Status::Ok();
     });
     if (!s.ok()) return s;
-    for (auto& [vid, st] : drop_volumes) {
+    for (auto& entry : drop_volumes) {
+      const std::string& vid = entry.first;
       ::unlink(volume_path(vid).c_str());
       s = store->transact(
           [&](Txn& t) { return t.exec("DELETE FROM volumes WHERE id = ?", {vid}).status(); });
       if (!s.ok()) return s;
     }
-    for (auto& [sid, st] : drop_snapshots) {
+    for (auto& entry : drop_snapshots) {
+      const std::string& sid = entry.first;
       ::unlink(snapshot_path(sid).c_str());
       s = store->transact(
           [&](Txn& t) { return t.exec("DELETE FROM snapshots WHERE id = ?", {sid}).status(); });

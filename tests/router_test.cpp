@@ -117,6 +117,30 @@ TEST_CASE("Router: unknown routes are 404 and wrong methods 405, in the error bo
   expect_error(f.call("GET", "/api/v1/workflows/a%00b", "", f.admin), 400, 3);
 }
 
+TEST_CASE("Router: error messages quoting bytes that are not UTF-8 are still valid JSON") {
+  // Found by fuzz_http: an id from the path was echoed into the message byte for byte.
+  Fixture f;
+  for (std::string bad : {std::string("/api/v1/workflows/ab\xd5\xff\xff"
+                                      "cd"),
+                          std::string("/api/v1/clusters/\xc0\xaf"),          // overlong '/'
+                          std::string("/api/v1/clusters/\xed\xa0\x80x"),     // a surrogate
+                          std::string("/api/v1/clusters/\xf4\x90\x80\x80"),  // past U+10FFFF
+                          std::string("/api/v1/clusters/\xe2\x82")}) {       // cut short
+    auto r = f.call("GET", bad, "", f.admin);
+    INFO(r.body);
+    CHECK(r.status >= 400);
+    boost::system::error_code ec;
+    auto v = json::parse(r.body, ec);
+    REQUIRE_FALSE(ec);
+    std::string msg(v.at("message").as_string());
+    CHECK(msg.find("\xEF\xBF\xBD") != std::string::npos);
+  }
+  // Well-formed multi-byte text is kept as it is.
+  auto r = f.call("GET", "/api/v1/clusters/caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x92\xbe", "", f.admin);
+  CHECK(json::parse(r.body).at("message").as_string().find(
+            "caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x92\xbe") != json::string::npos);
+}
+
 TEST_CASE("Router: every /api/v1 route but login answers 401 without a valid token") {
   Fixture f;
   const std::vector<std::pair<std::string, std::string>> routes = {

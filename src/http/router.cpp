@@ -150,11 +150,51 @@ std::string_view Request::header(std::string_view name) const {
   return {};
 }
 
+namespace {
+
+// `s` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD.
+// Messages may quote what a client sent (an id from the path), and JSON must be UTF-8.
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = c < 0x80           ? 1
+                      : (c >> 5) == 0x6  ? 2
+                      : (c >> 4) == 0xe  ? 3
+                      : (c >> 3) == 0x1e ? 4
+                                         : 0;
+    bool ok = len != 0 && i + len <= s.size();
+    std::uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      ok = (cc & 0xc0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // No overlong forms, no surrogates, nothing past U+10FFFF.
+    if (ok && len > 1) {
+      static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    }
+    if (ok) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Response error_response(int grpc_code, std::string_view message) {
   Response r;
   r.status = http_status(static_cast<Code>(grpc_code));
-  r.body = json::serialize(
-      json::object{{"code", grpc_code}, {"message", message}, {"details", json::array()}});
+  r.body = json::serialize(json::object{
+      {"code", grpc_code}, {"message", valid_utf8(message)}, {"details", json::array()}});
   return r;
 }
 

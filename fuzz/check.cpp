@@ -1,0 +1,24 @@
+#include <boost/json.hpp>
+#include <cstdlib>
+
+#include "harness.hpp"
+
+namespace dmscore::fuzz {
+
+void check_response(const http::Response& r) {
+  if (r.status < 200 || r.status > 599) std::abort();
+  if (r.content_type != "application/json") return;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.body, ec);
+  if (ec || !v.is_object()) std::abort();
+  if (r.status >= 400) {
+    const auto& o = v.as_object();
+    if (!o.contains("code") || !o.at("code").is_int64() || !o.contains("message") ||
+        !o.at("message").is_string() || !o.contains("details"))
+      std::abort();
+    // No input, however hostile, is the service's own fault: an INTERNAL answer is a finding.
+    if (r.status == 500) std::abort();
+  }
+}
+
+}  // namespace dmscore::fuzz

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora: one file per seed, named after what it holds.
+
+fuzz_http inputs: one mode byte (0 = as sent, 1 = admin token added, 2 = viewer token added)
+followed by a raw HTTP/1.1 request. fuzz_bodies inputs: one byte choosing the route followed by
+the body.
+"""
+import os
+import sys
+
+CID = "5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e"
+SID = "0b6f4c7e-2a0e-4d4e-8f55-7c1a2b3c4d5e"
+
+
+def req(method, target, body=b"", headers=()):
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += list(headers)
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+HTTP = {
+    "healthz": (0, req("GET", "/healthz")),
+    "readyz": (0, req("GET", "/readyz")),
+    "metrics": (0, req("GET", "/metrics")),
+    "login_json": (0, req("POST", "/api/v1/login", b'{"username":"admin","password":"x"}')),
+    "login_basic": (0, req("POST", "/api/v1/login", headers=["Authorization: Basic YWRtaW46eA=="])),
+    "logout": (1, req("POST", "/api/v1/logout")),
+    "credentials": (1, req("GET", "/api/v1/service-credentials")),
+    "clusters": (1, req("GET", "/api/v1/clusters")),
+    "clusters_viewer": (2, req("GET", "/api/v1/clusters")),
+    "attach": (1, req("POST", "/api/v1/clusters", b'{"apiEndpoint":"file:///tmp/c1","name":"c1"}')),
+    "refresh": (1, req("POST", "/api/v1/clusters/refresh", b"{}")),
+    "cluster": (1, req("GET", f"/api/v1/clusters/{CID}")),
+    "detach": (1, req("DELETE", f"/api/v1/clusters/{CID}")),
+    "volumes": (1, req("GET", f"/api/v1/clusters/{CID}/projects/default/volumes?pageSize=5")),
+    "volume_create": (1, req("POST", f"/api/v1/clusters/{CID}/projects/default/volumes",
+                             b'{"name":"v1","size":"1073741824"}')),
+    "volume": (1, req("GET", f"/api/v1/clusters/{CID}/projects/default/volumes/{SID}")),
+    "volume_delete": (1, req("DELETE", f"/api/v1/clusters/{CID}/projects/default/volumes/{SID}")),
+    "snapshots": (1, req("GET", f"/api/v1/clusters/{CID}/projects/p/snapshots?nextPageToken=x")),
+    "snapshot_create": (1, req("POST", f"/api/v1/clusters/{CID}/projects/default/snapshots",
+                               f'{{"name":"s1","sourceVolumeId":"{SID}"}}'.encode())),
+    "clone": (1, req("POST", "/api/v1/volumes/thickclone",
+                     f'{{"src":{{"clusterId":"{CID}","projectName":"default","snapId":"{SID}"}},'
+                     f'"dst":{{"clusterId":"{CID}","projectName":"default","name":"c"}},'
+                     f'"verifyClone":true}}'.encode())),
+    "workflows": (1, req("GET", "/api/v1/workflows?pageSize=2&state=RUNNING&type=THICK_CLONE_VOLUME")),
+    "workflow": (1, req("GET", f"/api/v1/workflows/{SID}")),
+    "cancel": (1, req("POST", f"/api/v1/workflows/{SID}/cancel")),
+    "chunked": (1, b"POST /api/v1/clusters/refresh HTTP/1.1\r\nHost: x\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+    "bad_token": (0, req("GET", "/api/v1/clusters", headers=["Authorization: Bearer a.b.c"])),
+}
+
+BODIES = {
+    "login": (0, b'{"username":"admin","password":"secret"}'),
+    "attach": (1, b'{"apiEndpoint":"file:///tmp/dmscore-fuzz/c1","name":"c1"}'),
+    "attach_lightbits": (1, b'{"apiEndpoint":"https://10.0.0.1:443"}'),
+    "refresh": (2, f'{{"clusterId":"{CID}"}}'.encode()),
+    "volume": (3, b'{"name":"v1","size":"4096","replicaCount":1,"sectorSize":4096,"compression":false}'),
+    "volume_thin": (3, f'{{"name":"v2","size":4096,"sourceSnapshotId":"{SID}"}}'.encode()),
+    "snapshot": (4, f'{{"name":"s1","sourceVolumeId":"{SID}","description":"d"}}'.encode()),
+    "clone_volume": (5, f'{{"src":{{"clusterId":"{CID}","projectName":"default","snapId":"{SID}"}},'
+                        f'"dst":{{"clusterId":"{CID}","projectName":"default","name":"c1",'
+                        f'"size":"8192","replica":1,"compression":true}},"verifyClone":false}}'.encode()),
+    "clone_snapshot": (6, f'{{"src":{{"clusterId":"{CID}","projectName":"default","snapId":"{SID}"}},'
+                          f'"dst":{{"clusterId":"{CID}","projectName":"default","name":"c1"}}}}'.encode()),
+    "cancel": (7, b"{}"),
+    "nested": (5, b'{"src":' * 64 + b"{}" + b"}" * 64),
+}
+
+
+def main(out):
+    for kind, seeds in (("http", HTTP), ("bodies", BODIES)):
+        d = os.path.join(out, kind)
+        os.makedirs(d, exist_ok=True)
+        for name, (mode, data) in seeds.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(bytes([mode]) + data)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus"))
