@@ -1,0 +1,106 @@
+#pragma once
+// ApiClient: the service's REST contract (docs/api-v1.md) from the calling side, over Client.
+//
+// Each call answers the JSON body of a 2xx answer as text, exactly as the service sent it, so
+// callers that print it (dmsctl -o json) keep the contract's keys. A non-2xx answer becomes the
+// Status in its error body (code and message); `retry_after` then holds Retry-After, if any.
+// Path parameters are percent-encoded here.
+//
+// Not thread-safe (one Client underneath).
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "dmscore/http/client.hpp"
+#include "dmscore/result.hpp"
+
+namespace dmscore::http {
+
+struct WorkflowFilter {
+  int page_size = 0;  // 0: the service's default
+  std::string page_token;
+  std::string state;  // PENDING, RUNNING, ...
+  std::string type;   // THICK_CLONE_VOLUME, ...
+};
+
+struct PageRequest {
+  int page_size = 0;
+  std::string page_token;
+};
+
+class ApiClient {
+ public:
+  // `token` is sent as a Bearer token when not empty.
+  static Result<std::unique_ptr<ApiClient>> create(ClientOptions options, std::string token = {});
+  ~ApiClient();
+
+  void set_token(std::string token);
+
+  // Any route: answers the body of a 2xx.
+  Result<std::string> call(std::string_view method, std::string_view target,
+                           std::string_view body = {});
+  // Seconds from the Retry-After of the last error answer; nullopt when it had none.
+  std::optional<int> retry_after() const;
+
+  Result<std::string> login(const std::string& username, const std::string& password);
+  Result<std::string> logout();
+  Result<std::string> service_credentials();
+
+  Result<std::string> list_clusters();
+  Result<std::string> get_cluster(const std::string& cluster_id);
+  Result<std::string> attach_cluster(const std::string& api_endpoint, const std::string& name);
+  // All clusters when `cluster_id` is empty.
+  Result<std::string> refresh_clusters(const std::string& cluster_id);
+  Result<std::string> detach_cluster(const std::string& cluster_id);
+
+  Result<std::string> list_volumes(const std::string& cluster_id, const std::string& project,
+                                   const PageRequest& page);
+  Result<std::string> get_volume(const std::string& cluster_id, const std::string& project,
+                                 const std::string& volume_id);
+  // `body_json`: {"name", "size", ...} as the contract says.
+  Result<std::string> create_volume(const std::string& cluster_id, const std::string& project,
+                                    const std::string& body_json);
+  Result<std::string> delete_volume(const std::string& cluster_id, const std::string& project,
+                                    const std::string& volume_id);
+
+  Result<std::string> list_snapshots(const std::string& cluster_id, const std::string& project,
+                                     const PageRequest& page);
+  Result<std::string> get_snapshot(const std::string& cluster_id, const std::string& project,
+                                   const std::string& snapshot_id);
+  Result<std::string> create_snapshot(const std::string& cluster_id, const std::string& project,
+                                      const std::string& body_json);
+  Result<std::string> delete_snapshot(const std::string& cluster_id, const std::string& project,
+                                      const std::string& snapshot_id);
+
+  // `body_json`: the thick clone request {"src": ..., "dst": ..., "verifyClone"}.
+  Result<std::string> thick_clone_volume(const std::string& body_json);
+  Result<std::string> thick_clone_snapshot(const std::string& body_json);
+
+  Result<std::string> list_workflows(const WorkflowFilter& filter);
+  Result<std::string> get_workflow(const std::string& workflow_id);
+  Result<std::string> cancel_workflow(const std::string& workflow_id);
+
+  // Polls the workflow every `interval` until it is terminal and answers its last
+  // {"workflow": ...} body. `on_update` sees every body read (the workflow as JSON text) and
+  // may return false to stop waiting: that answers CANCELLED ("wait interrupted"), the workflow
+  // itself is left alone. DEADLINE_EXCEEDED when `timeout` (if non-zero) passes first.
+  // Transient UNAVAILABLE answers are retried within the timeout.
+  Result<std::string> wait_workflow(const std::string& workflow_id,
+                                    std::chrono::milliseconds timeout,
+                                    std::chrono::milliseconds interval,
+                                    const std::function<bool(const std::string&)>& on_update);
+
+ private:
+  struct Impl;
+  explicit ApiClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Percent-encodes `s` for use as one path segment or query value.
+std::string url_encode(std::string_view s);
+
+}  // namespace dmscore::http

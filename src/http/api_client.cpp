@@ -1,0 +1,265 @@
+#include "dmscore/http/api_client.hpp"
+
+#include <boost/json.hpp>
+#include <thread>
+
+#include "dmscore/status.hpp"
+
+namespace dmscore::http {
+
+namespace json = boost::json;
+
+std::string url_encode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// The Status an error answer carries: its body's code and message when it has the contract's
+// shape, otherwise one made from the HTTP status.
+Status status_of(const ClientResponse& r) {
+  boost::system::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  if (!ec && v.is_object()) {
+    const auto& o = v.as_object();
+    const json::value* code = o.if_contains("code");
+    const json::value* msg = o.if_contains("message");
+    if (code && code->is_int64() && code->as_int64() > 0 && code->as_int64() <= 16 && msg &&
+        msg->is_string())
+      return Status(static_cast<Code>(code->as_int64()), std::string(msg->as_string()));
+  }
+  Code c = Code::kUnknown;
+  switch (r.status) {
+    case 400:
+      c = Code::kInvalidArgument;
+      break;
+    case 401:
+      c = Code::kUnauthenticated;
+      break;
+    case 403:
+      c = Code::kPermissionDenied;
+      break;
+    case 404:
+      c = Code::kNotFound;
+      break;
+    case 409:
+      c = Code::kAborted;
+      break;
+    case 413:
+    case 431:
+    case 429:
+      c = Code::kResourceExhausted;
+      break;
+    case 501:
+      c = Code::kUnimplemented;
+      break;
+    case 502:
+    case 503:
+    case 504:
+      c = Code::kUnavailable;
+      break;
+    default:
+      c = r.status >= 500 ? Code::kInternal : Code::kUnknown;
+  }
+  return Status(c, "HTTP " + std::to_string(r.status) + " from " + r.endpoint);
+}
+
+std::string body(json::object o) { return json::serialize(o); }
+
+}  // namespace
+
+struct ApiClient::Impl {
+  std::unique_ptr<Client> client;
+  std::optional<int> retry_after;
+
+  std::string volumes(const std::string& cid, const std::string& project) {
+    return "/api/v1/clusters/" + url_encode(cid) + "/projects/" + url_encode(project) + "/volumes";
+  }
+  std::string snapshots(const std::string& cid, const std::string& project) {
+    return "/api/v1/clusters/" + url_encode(cid) + "/projects/" + url_encode(project) +
+           "/snapshots";
+  }
+  static std::string page_query(const PageRequest& p) {
+    std::string q;
+    auto add = [&](const char* k, const std::string& v) {
+      q += (q.empty() ? "?" : "&") + std::string(k) + "=" + url_encode(v);
+    };
+    if (p.page_size > 0) add("pageSize", std::to_string(p.page_size));
+    if (!p.page_token.empty()) add("nextPageToken", p.page_token);
+    return q;
+  }
+};
+
+ApiClient::ApiClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ApiClient::~ApiClient() = default;
+
+Result<std::unique_ptr<ApiClient>> ApiClient::create(ClientOptions options, std::string token) {
+  if (options.user_agent == "libdmscore") options.user_agent = "libdmscore-api-client";
+  auto c = Client::create(std::move(options));
+  if (!c.ok()) return c.status();
+  auto impl = std::make_unique<Impl>();
+  impl->client = std::move(c).value();
+  std::unique_ptr<ApiClient> out(new ApiClient(std::move(impl)));
+  if (!token.empty()) out->set_token(std::move(token));
+  return out;
+}
+
+void ApiClient::set_token(std::string token) {
+  impl_->client->set_header("Authorization", token.empty() ? "" : "Bearer " + token);
+}
+
+std::optional<int> ApiClient::retry_after() const { return impl_->retry_after; }
+
+Result<std::string> ApiClient::call(std::string_view method, std::string_view target,
+                                    std::string_view body) {
+  impl_->retry_after.reset();
+  auto r = impl_->client->request(method, target, body);
+  if (!r.ok()) return r.status();
+  if (r->status >= 200 && r->status < 300) return std::move(r->body);
+  std::string_view ra = r->header("Retry-After");
+  if (!ra.empty()) {
+    try {
+      impl_->retry_after = std::stoi(std::string(ra));
+    } catch (...) {
+    }
+  }
+  return status_of(*r);
+}
+
+Result<std::string> ApiClient::login(const std::string& username, const std::string& password) {
+  return call("POST", "/api/v1/login",
+              body(json::object{{"username", username}, {"password", password}}));
+}
+Result<std::string> ApiClient::logout() { return call("POST", "/api/v1/logout", "{}"); }
+Result<std::string> ApiClient::service_credentials() {
+  return call("GET", "/api/v1/service-credentials");
+}
+
+Result<std::string> ApiClient::list_clusters() { return call("GET", "/api/v1/clusters"); }
+Result<std::string> ApiClient::get_cluster(const std::string& id) {
+  return call("GET", "/api/v1/clusters/" + url_encode(id));
+}
+Result<std::string> ApiClient::attach_cluster(const std::string& api_endpoint,
+                                              const std::string& name) {
+  json::object o{{"apiEndpoint", api_endpoint}};
+  if (!name.empty()) o["name"] = name;
+  return call("POST", "/api/v1/clusters", body(std::move(o)));
+}
+Result<std::string> ApiClient::refresh_clusters(const std::string& id) {
+  json::object o;
+  if (!id.empty()) o["clusterId"] = id;
+  return call("POST", "/api/v1/clusters/refresh", body(std::move(o)));
+}
+Result<std::string> ApiClient::detach_cluster(const std::string& id) {
+  return call("DELETE", "/api/v1/clusters/" + url_encode(id));
+}
+
+Result<std::string> ApiClient::list_volumes(const std::string& cid, const std::string& project,
+                                            const PageRequest& page) {
+  return call("GET", impl_->volumes(cid, project) + Impl::page_query(page));
+}
+Result<std::string> ApiClient::get_volume(const std::string& cid, const std::string& project,
+                                          const std::string& id) {
+  return call("GET", impl_->volumes(cid, project) + "/" + url_encode(id));
+}
+Result<std::string> ApiClient::create_volume(const std::string& cid, const std::string& project,
+                                             const std::string& body_json) {
+  return call("POST", impl_->volumes(cid, project), body_json);
+}
+Result<std::string> ApiClient::delete_volume(const std::string& cid, const std::string& project,
+                                             const std::string& id) {
+  return call("DELETE", impl_->volumes(cid, project) + "/" + url_encode(id));
+}
+
+Result<std::string> ApiClient::list_snapshots(const std::string& cid, const std::string& project,
+                                              const PageRequest& page) {
+  return call("GET", impl_->snapshots(cid, project) + Impl::page_query(page));
+}
+Result<std::string> ApiClient::get_snapshot(const std::string& cid, const std::string& project,
+                                            const std::string& id) {
+  return call("GET", impl_->snapshots(cid, project) + "/" + url_encode(id));
+}
+Result<std::string> ApiClient::create_snapshot(const std::string& cid, const std::string& project,
+                                               const std::string& body_json) {
+  return call("POST", impl_->snapshots(cid, project), body_json);
+}
+Result<std::string> ApiClient::delete_snapshot(const std::string& cid, const std::string& project,
+                                               const std::string& id) {
+  return call("DELETE", impl_->snapshots(cid, project) + "/" + url_encode(id));
+}
+
+Result<std::string> ApiClient::thick_clone_volume(const std::string& body_json) {
+  return call("POST", "/api/v1/volumes/thickclone", body_json);
+}
+Result<std::string> ApiClient::thick_clone_snapshot(const std::string& body_json) {
+  return call("POST", "/api/v1/snapshots/thickclone", body_json);
+}
+
+Result<std::string> ApiClient::list_workflows(const WorkflowFilter& f) {
+  std::string q = Impl::page_query({f.page_size, f.page_token});
+  auto add = [&](const char* k, const std::string& v) {
+    if (!v.empty()) q += (q.empty() ? "?" : "&") + std::string(k) + "=" + url_encode(v);
+  };
+  add("state", f.state);
+  add("type", f.type);
+  return call("GET", "/api/v1/workflows" + q);
+}
+Result<std::string> ApiClient::get_workflow(const std::string& id) {
+  return call("GET", "/api/v1/workflows/" + url_encode(id));
+}
+Result<std::string> ApiClient::cancel_workflow(const std::string& id) {
+  return call("POST", "/api/v1/workflows/" + url_encode(id) + "/cancel", "{}");
+}
+
+Result<std::string> ApiClient::wait_workflow(
+    const std::string& id, std::chrono::milliseconds timeout, std::chrono::milliseconds interval,
+    const std::function<bool(const std::string&)>& on_update) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto expired = [&] {
+    return timeout.count() > 0 && std::chrono::steady_clock::now() >= deadline;
+  };
+  if (interval.count() <= 0) interval = std::chrono::milliseconds(200);
+  while (true) {
+    auto r = get_workflow(id);
+    if (!r.ok()) {
+      if (r.status().code() != Code::kUnavailable || expired()) return r.status();
+    } else {
+      boost::system::error_code ec;
+      json::value v = json::parse(*r, ec);
+      const json::value* state = nullptr;
+      if (!ec && v.is_object()) {
+        if (const json::value* w = v.as_object().if_contains("workflow"); w && w->is_object())
+          state = w->as_object().if_contains("state");
+      }
+      if (!state || !state->is_string())
+        return Status::Internal("workflow " + id + ": answer without a state");
+      if (on_update && !on_update(*r)) return Status::Cancelled("wait interrupted");
+      const auto& s = state->as_string();
+      if (s == "COMPLETED" || s == "FAILED" || s == "CANCELLED") return r;
+    }
+    if (expired())
+      return Status::DeadlineExceeded("workflow " + id + " still running after " +
+                                      std::to_string(timeout.count() / 1000) + " s");
+    auto pause = interval;
+    if (timeout.count() > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pause = std::max(std::chrono::milliseconds(1), std::min(pause, left));
+    }
+    std::this_thread::sleep_for(pause);
+  }
+}
+
+}  // namespace dmscore::http

@@ -1,0 +1,183 @@
+#include "dmscore/http/api_client.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "dmscore/http/server.hpp"
+#include "dmscore/service.hpp"
+#include "service_options.hpp"
+#include "test_util.hpp"
+
+using namespace dmscore;
+using namespace std::chrono_literals;
+using dmscore::testing::TempDir;
+namespace json = boost::json;
+
+namespace {
+
+constexpr const char* kPw = "api-client-admin-pw";
+
+struct Fixture {
+  TempDir tmp;
+  std::unique_ptr<Service> svc;
+  std::unique_ptr<http::Server> server;
+  std::unique_ptr<http::ApiClient> api;
+
+  explicit Fixture(Options o = {}) {
+    o.admin_password = kPw;
+    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
+    REQUIRE(s.ok());
+    svc = std::move(s).value();
+    http::ServerOptions so;
+    so.port = 0;
+    so.log = [](std::string_view) {};
+    auto srv = http::Server::create(*svc, so);
+    REQUIRE(srv.ok());
+    server = std::move(srv).value();
+    REQUIRE(server->start().ok());
+    api = make();
+  }
+
+  std::unique_ptr<http::ApiClient> make(const std::string& token = "") {
+    http::ClientOptions o;
+    o.endpoints = {"http://127.0.0.1:" + std::to_string(server->port())};
+    auto a = http::ApiClient::create(o, token);
+    REQUIRE(a.ok());
+    return std::move(a).value();
+  }
+
+  void login() {
+    auto r = api->login("admin", kPw);
+    REQUIRE(r.ok());
+    api->set_token(std::string(json::parse(*r).at("idToken").as_string()));
+  }
+
+  std::string attach(const std::string& name) {
+    auto r = api->attach_cluster("file://" + (tmp / name), name);
+    REQUIRE(r.ok());
+    std::string wid(json::parse(*r).at("workflowId").as_string());
+    auto done = api->wait_workflow(wid, 30s, 20ms, nullptr);
+    REQUIRE(done.ok());
+    auto w = json::parse(*done).at("workflow");
+    REQUIRE(w.at("state") == "COMPLETED");
+    return std::string(w.at("result").at("clusterId").as_string());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("ApiClient: url_encode keeps unreserved characters and escapes the rest") {
+  CHECK(http::url_encode("abc-XYZ_0.9~") == "abc-XYZ_0.9~");
+  CHECK(http::url_encode("a b/c?d&e%") == "a%20b%2Fc%3Fd%26e%25");
+  CHECK(http::url_encode(std::string("\x00\xff", 2)) == "%00%FF");
+}
+
+TEST_CASE("ApiClient: calls answer the service's JSON, errors its code and message") {
+  Fixture f;
+  auto anon = f.api->list_clusters();
+  CHECK(anon.status().code() == Code::kUnauthenticated);
+  f.login();
+  auto list = f.api->list_clusters();
+  REQUIRE(list.ok());
+  CHECK(json::parse(*list).at("clusters").as_array().empty());
+  std::string cid = f.attach("c1");
+  auto one = f.api->get_cluster(cid);
+  REQUIRE(one.ok());
+  CHECK(json::parse(*one).at("cluster").at("id") == cid.c_str());
+
+  auto missing = f.api->get_workflow("00000000-0000-4000-8000-000000000000");
+  CHECK(missing.status().code() == Code::kNotFound);
+  CHECK_THAT(missing.status().message(), Catch::Contains("00000000-0000-4000-8000-000000000000"));
+
+  auto bad = f.api->create_volume(cid, "default", R"({"name":"v","size":"1","extra":1})");
+  CHECK(bad.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(bad.status().message(), Catch::StartsWith("extra"));
+
+  // Path parameters are escaped: a project name with a slash cannot reach another route.
+  auto odd = f.api->list_volumes(cid, "a/b", {});
+  CHECK(odd.status().code() != Code::kOk);
+
+  auto v = f.api->create_volume(cid, "default", R"({"name":"v1","size":"1048576"})");
+  REQUIRE(v.ok());
+  std::string vid(json::parse(*v).at("volume").at("id").as_string());
+  auto s =
+      f.api->create_snapshot(cid, "default", R"({"name":"s1","sourceVolumeId":")" + vid + "\"}");
+  REQUIRE(s.ok());
+  std::string sid(json::parse(*s).at("snapshot").at("id").as_string());
+  auto page = f.api->list_snapshots(cid, "default", {1, ""});
+  REQUIRE(page.ok());
+  CHECK(json::parse(*page).at("snapshots").as_array().size() == 1);
+  CHECK(f.api->get_snapshot(cid, "default", sid).ok());
+  CHECK(f.api->get_volume(cid, "default", vid).ok());
+  CHECK(f.api->list_volumes(cid, "default", {}).ok());
+  CHECK(f.api->service_credentials().ok());
+  CHECK(f.api->list_workflows({10, "", "COMPLETED", "ATTACH_CLUSTER"}).ok());
+  auto bad_filter = f.api->list_workflows({0, "", "SLEEPING", ""});
+  CHECK(bad_filter.status().code() == Code::kInvalidArgument);
+  CHECK(f.api->delete_snapshot(cid, "default", sid).ok());
+  CHECK(f.api->delete_volume(cid, "default", vid).ok());
+  auto refresh = f.api->refresh_clusters(cid);
+  REQUIRE(refresh.ok());
+  std::string rid(json::parse(*refresh).at("workflowId").as_string());
+  REQUIRE(f.api->wait_workflow(rid, 30s, 20ms, nullptr).ok());
+  CHECK(f.api->detach_cluster(cid).ok());
+  CHECK(f.api->get_cluster(cid).status().code() == Code::kNotFound);
+  CHECK(f.api->logout().ok());
+  CHECK(f.api->list_clusters().status().code() == Code::kUnauthenticated);
+}
+
+TEST_CASE("ApiClient: 429 answers keep their Retry-After") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) (void)f.api->login("admin", "wrong");
+  auto r = f.api->login("admin", "wrong");
+  CHECK(r.status().code() == Code::kResourceExhausted);
+  REQUIRE(f.api->retry_after().has_value());
+  CHECK(*f.api->retry_after() > 0);
+  (void)f.api->list_clusters();
+  CHECK_FALSE(f.api->retry_after().has_value());  // only the last answer's
+}
+
+TEST_CASE("ApiClient: wait_workflow follows a workflow, stops on request and times out") {
+  Options o;
+  o.copy_rate_limit_bytes_per_sec = 4 << 20;  // a 16 MiB copy takes about 4 s
+  Fixture f(o);
+  f.login();
+  std::string cid = f.attach("c1");
+  auto v = f.api->create_volume(cid, "default", R"({"name":"v1","size":"16777216"})");
+  REQUIRE(v.ok());
+  std::string path(json::parse(*v).at("volume").at("devicePath").as_string());
+  dmscore::testing::write_file(path, std::string(16 << 20, 'x'));
+  std::string vid(json::parse(*v).at("volume").at("id").as_string());
+  auto s =
+      f.api->create_snapshot(cid, "default", R"({"name":"s1","sourceVolumeId":")" + vid + "\"}");
+  REQUIRE(s.ok());
+  std::string sid(json::parse(*s).at("snapshot").at("id").as_string());
+  auto clone = [&](const std::string& name) {
+    auto r = f.api->thick_clone_volume(json::serialize(
+        json::object{{"src", {{"snapId", sid}, {"projectName", "default"}, {"clusterId", cid}}},
+                     {"dst", {{"name", name}, {"clusterId", cid}}}}));
+    REQUIRE(r.ok());
+    return std::string(json::parse(*r).at("workflowId").as_string());
+  };
+  std::string wid = clone("copy1");
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto timed_out = f.api->wait_workflow(wid, 300ms, 50ms, nullptr);
+  CHECK(timed_out.status().code() == Code::kDeadlineExceeded);
+  CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+
+  int seen = 0;
+  auto stopped = f.api->wait_workflow(wid, 30s, 20ms, [&](const std::string& body) {
+    CHECK(json::parse(body).at("workflow").at("id") == wid.c_str());
+    return ++seen < 3;
+  });
+  CHECK(stopped.status().code() == Code::kCancelled);
+  CHECK(seen == 3);
+
+  REQUIRE(f.api->cancel_workflow(wid).ok());
+  auto ended = f.api->wait_workflow(wid, 30s, 20ms, nullptr);
+  REQUIRE(ended.ok());
+  CHECK(json::parse(*ended).at("workflow").at("state") == "CANCELLED");
+  CHECK(f.api->cancel_workflow(wid).status().code() == Code::kFailedPrecondition);
+  CHECK(f.api->thick_clone_snapshot("{}").status().code() == Code::kInvalidArgument);
+}
