@@ -1,22 +1,294 @@
 // dmsctl: the operator's command line for libdmscore.
 //
-// Exit codes: 0 ok, 1 error, 2 usage.
+// Verb-noun commands over the REST contract (docs/api-v1.md) through dmscore::http::ApiClient,
+// and `serve`, which runs the service itself. This file holds the command line and its
+// presentation only; every rule of the service lives in the library.
+#include <fcntl.h>
 #include <fmt/core.h>
 #include <signal.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <boost/json.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <optional>
 #include <string>
 
+#include "config.hpp"
+#include "dmscore/http/api_client.hpp"
 #include "dmscore/http/server.hpp"
 #include "dmscore/service.hpp"
 #include "dmscore/version.hpp"
+#include "output.hpp"
+#include "progress.hpp"
 
 namespace {
+
+namespace json = boost::json;
+using dmscore::Code;
+using dmscore::Status;
 
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitAuth = 3;
+constexpr int kExitNotFound = 4;
+constexpr int kExitThrottled = 5;
+constexpr int kExitTimeout = 6;
+constexpr int kExitWorkflowFailed = 7;
+
+constexpr const char* kExitCodes =
+    "Exit codes: 0 ok, 1 error, 2 usage, 3 unauthenticated or forbidden, 4 not found,\n"
+    "5 throttled (429), 6 wait timed out, 7 workflow ended FAILED or CANCELLED.";
+
+// A failure the user must act on, with the exit code scripts see.
+struct Failure {
+  int code;
+  std::string message;
+};
+
+int exit_code_for(const Status& s) {
+  switch (s.code()) {
+    case Code::kUnauthenticated:
+    case Code::kPermissionDenied:
+      return kExitAuth;
+    case Code::kNotFound:
+      return kExitNotFound;
+    case Code::kResourceExhausted:
+      return kExitThrottled;
+    case Code::kDeadlineExceeded:
+      return kExitTimeout;
+    default:
+      return kExitError;
+  }
+}
+
+[[noreturn]] void fail(int code, const std::string& message) { throw Failure{code, message}; }
+
+[[noreturn]] void fail(const Status& s, const std::string& hint = "") {
+  std::string m = dmscore::code_name(s.code()) + ": " + s.message();
+  if (!hint.empty()) m += "\n" + hint;
+  fail(exit_code_for(s), m);
+}
+
+template <class T>
+T check(dmscore::Result<T> r, const std::string& hint = "") {
+  if (!r.ok()) fail(r.status(), hint);
+  return std::move(r).value();
+}
+
+json::value parse_answer(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) fail(kExitError, "the service answered something that is not JSON");
+  return v;
+}
+
+// ---- global state set by the command line ----------------------------------------------------
+
+struct Globals {
+  std::string endpoint, ca_cert, context, output = "table";
+  bool insecure = false;
+  bool wait = false, no_progress = false;
+  int timeout_s = 0;  // 0: wait without limit
+} g;
+
+std::atomic<bool> interrupted{false};
+
+dmscore::Result<dmsctl::Config> load_config() { return dmsctl::Config::load(); }
+
+struct Connection {
+  std::unique_ptr<dmscore::http::ApiClient> api;
+  std::string endpoint;
+};
+
+Connection connect(bool need_token) {
+  dmsctl::Config cfg = check(load_config());
+  std::string name = g.context.empty() ? cfg.current_context : g.context;
+  dmsctl::Context ctx;
+  if (!name.empty()) {
+    auto it = cfg.contexts.find(name);
+    if (it == cfg.contexts.end()) {
+      if (!g.context.empty()) fail(kExitUsage, "--context: no context named '" + name + "'");
+    } else {
+      ctx = it->second;
+    }
+  }
+  std::string endpoint = g.endpoint;
+  if (endpoint.empty()) {
+    if (const char* e = std::getenv("DMS_ENDPOINT"); e && *e) endpoint = e;
+  }
+  if (endpoint.empty()) endpoint = ctx.endpoint;
+  if (endpoint.empty())
+    fail(kExitUsage,
+         "no endpoint: pass --endpoint, set DMS_ENDPOINT, or run dmsctl login --endpoint URL");
+  std::string token;
+  if (const char* t = std::getenv("DMS_TOKEN"); t && *t)
+    token = t;
+  else if (ctx.endpoint == endpoint)
+    token = ctx.token;
+  if (need_token && token.empty())
+    fail(kExitAuth, "not logged in to " + endpoint + ": run dmsctl login --endpoint " + endpoint);
+  dmscore::http::ClientOptions o;
+  o.endpoints = {endpoint};
+  o.ca_file = !g.ca_cert.empty() ? g.ca_cert : ctx.endpoint == endpoint ? ctx.ca_cert : "";
+  o.insecure = g.insecure || (ctx.endpoint == endpoint && ctx.insecure);
+  o.user_agent = std::string("dmsctl/") + dmscore::version();
+  auto api = dmscore::http::ApiClient::create(o, token);
+  if (!api.ok()) fail(kExitUsage, api.status().message());
+  return {std::move(api).value(), endpoint};
+}
+
+dmsctl::Format output_format() {
+  dmsctl::Format f;
+  if (!dmsctl::parse_format(g.output, f))
+    fail(kExitUsage, "-o: expected table, wide, json, yaml or name, got '" + g.output + "'");
+  return f;
+}
+
+void print(const std::string& answer, const std::string& kind) {
+  json::value v = parse_answer(answer);
+  dmsctl::Format f = output_format();
+  std::fputs(dmsctl::render(v, kind, f).c_str(), stdout);
+  if ((f == dmsctl::Format::kTable || f == dmsctl::Format::kWide) && v.is_object()) {
+    if (auto* t = v.as_object().if_contains("nextPageToken");
+        t && t->is_string() && !t->as_string().empty())
+      fmt::print(stderr, "more: repeat with --page-token {}\n", std::string(t->as_string()));
+  }
+}
+
+std::string workflow_id_of(const std::string& answer) {
+  json::value v = parse_answer(answer);
+  if (v.is_object())
+    if (auto* id = v.as_object().if_contains("workflowId"); id && id->is_string())
+      return std::string(id->as_string());
+  fail(kExitError, "the service's answer has no workflowId");
+}
+
+// Asks on the terminal whether to cancel; false when there is no terminal to ask on.
+bool ask_cancel(const std::string& id) {
+  std::FILE* tty = std::fopen("/dev/tty", "r+");
+  if (!tty) return false;
+  fmt::print(tty, "\nInterrupted. Cancel workflow {}? [y/N] ", id);
+  std::fflush(tty);
+  char buf[16] = {};
+  bool yes = std::fgets(buf, sizeof buf, tty) && (buf[0] == 'y' || buf[0] == 'Y');
+  std::fclose(tty);
+  return yes;
+}
+
+// Follows a workflow to its end with progress on stderr; prints it (-o) when asked.
+int follow(Connection& c, const std::string& id, const std::string& title, bool print_result) {
+  dmsctl::Progress progress(title, !g.no_progress);
+  auto on_update = [&](const std::string& body) {
+    if (interrupted.load()) return false;
+    json::value v = parse_answer(body);
+    progress.update(v.at("workflow").as_object());
+    return true;
+  };
+  auto r = c.api->wait_workflow(id, std::chrono::seconds(g.timeout_s),
+                                std::chrono::milliseconds(500), on_update);
+  if (!r.ok() && r.status().code() == Code::kCancelled && interrupted.load()) {
+    progress.break_line();
+    if (ask_cancel(id)) {
+      interrupted = false;
+      check(c.api->cancel_workflow(id));
+      fmt::print(stderr, "cancel requested for workflow {}\n", id);
+      r = c.api->wait_workflow(id, std::chrono::seconds(g.timeout_s),
+                               std::chrono::milliseconds(500), on_update);
+    } else {
+      fail(kExitError, "stopped waiting; workflow " + id +
+                           " goes on. Follow it with: dmsctl get workflow " + id + " --watch");
+    }
+  }
+  if (!r.ok()) {
+    progress.break_line();
+    if (r.status().code() == Code::kDeadlineExceeded)
+      fail(kExitTimeout, "timed out waiting: " + r.status().message() +
+                             " (it goes on; dmsctl get workflow " + id + " --watch)");
+    fail(r.status());
+  }
+  json::value v = parse_answer(*r);
+  const json::object& w = v.at("workflow").as_object();
+  progress.finish(w);
+  if (print_result) print(*r, "workflow");
+  return w.at("state").as_string() == "COMPLETED" ? kExitOk : kExitWorkflowFailed;
+}
+
+// Starts long work: prints the workflow id, or follows it with --wait.
+int started(Connection& c, const std::string& answer, const std::string& title) {
+  std::string id = workflow_id_of(answer);
+  if (!g.wait) {
+    dmsctl::Format f = output_format();
+    if (f == dmsctl::Format::kJson || f == dmsctl::Format::kYaml)
+      print(answer, "workflow");
+    else if (f == dmsctl::Format::kName)
+      fmt::print("workflow/{}\n", id);
+    else
+      fmt::print("{}\n", id);
+    fmt::print(stderr, "started workflow {}; follow it with: dmsctl get workflow {} --watch\n", id,
+               id);
+    return kExitOk;
+  }
+  fmt::print(stderr, "started workflow {}\n", id);
+  return follow(c, id, title, g.output != "table");
+}
+
+// "10GiB", "512M", "4096" → bytes as a decimal string.
+std::string parse_size(const std::string& text, const char* flag) {
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i == 0 || i > 20)
+    fail(kExitUsage, std::string(flag) + ": expected a size like 10GiB, got '" + text + "'");
+  std::string unit = text.substr(i);
+  static const std::map<std::string, int> kShift = {{"", 0},   {"B", 0},    {"K", 10}, {"KiB", 10},
+                                                    {"M", 20}, {"MiB", 20}, {"G", 30}, {"GiB", 30},
+                                                    {"T", 40}, {"TiB", 40}, {"P", 50}, {"PiB", 50}};
+  auto it = kShift.find(unit);
+  if (it == kShift.end())
+    fail(kExitUsage,
+         std::string(flag) + ": unknown unit '" + unit + "' (use B, KiB, MiB, GiB, TiB, PiB)");
+  std::uint64_t v = 0;
+  for (std::size_t k = 0; k < i; ++k) {
+    if (v > (UINT64_MAX - 9) / 10) fail(kExitUsage, std::string(flag) + ": too large");
+    v = v * 10 + static_cast<unsigned>(text[k] - '0');
+  }
+  if (it->second > 0 && v > (UINT64_MAX >> it->second))
+    fail(kExitUsage, std::string(flag) + ": too large");
+  return std::to_string(v << it->second);
+}
+
+std::string read_password() {
+  if (const char* p = std::getenv("DMS_PASSWORD"); p && *p) return p;
+  int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    fail(kExitUsage, "no terminal to ask for the password: use --password-stdin or DMS_PASSWORD");
+  termios old{};
+  bool have = ::tcgetattr(fd, &old) == 0;
+  if (have) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(fd, TCSAFLUSH, &quiet);
+  }
+  const char prompt[] = "Password: ";
+  (void)!::write(fd, prompt, sizeof prompt - 1);
+  std::string pw;
+  char ch;
+  while (::read(fd, &ch, 1) == 1 && ch != '\n') pw += ch;
+  if (have) ::tcsetattr(fd, TCSAFLUSH, &old);
+  (void)!::write(fd, "\n", 1);
+  ::close(fd);
+  return pw;
+}
+
+// ---- serve ------------------------------------------------------------------------------------
 
 struct ServeArgs {
   std::string listen = "127.0.0.1:8443";
@@ -24,6 +296,8 @@ struct ServeArgs {
   std::string tls_cert, tls_key;
   int max_running_workflows = 8;
   bool allow_plain_http = false;
+  std::vector<std::string> local_cluster_roots;
+  std::uint64_t copy_rate_limit = 0;
 };
 
 // Splits "ADDR:PORT" ("[v6]:PORT" too).
@@ -61,10 +335,12 @@ int serve(const ServeArgs& a) {
   dmscore::Options o;
   o.data_dir = a.data_dir;
   o.max_running_workflows = a.max_running_workflows;
+  o.local_cluster_roots = a.local_cluster_roots;
+  o.copy_rate_limit_bytes_per_sec = a.copy_rate_limit;
   auto svc = dmscore::Service::open(o);
   if (!svc.ok()) {
     fmt::print(stderr, "error: {}\n", svc.status().to_string());
-    return svc.status().code() == dmscore::Code::kInvalidArgument ? kExitUsage : kExitError;
+    return svc.status().code() == Code::kInvalidArgument ? kExitUsage : kExitError;
   }
   dmscore::http::ServerOptions so;
   so.address = addr;
@@ -76,7 +352,7 @@ int serve(const ServeArgs& a) {
   auto server = dmscore::http::Server::create(**svc, so);
   if (!server.ok()) {
     fmt::print(stderr, "error: {}\n", server.status().to_string());
-    return server.status().code() == dmscore::Code::kInvalidArgument ? kExitUsage : kExitError;
+    return server.status().code() == Code::kInvalidArgument ? kExitUsage : kExitError;
   }
   if (auto s = (*server)->start(); !s.ok()) {
     fmt::print(stderr, "error: {}\n", s.to_string());
@@ -95,41 +371,481 @@ int serve(const ServeArgs& a) {
   return kExitOk;
 }
 
+// ---- completion -------------------------------------------------------------------------------
+
+struct Tree {
+  std::map<std::string, std::vector<std::string>> nouns;  // verb → nouns
+};
+
+std::string completion_script(const std::string& shell, const Tree& t) {
+  std::string cases;
+  std::string verbs;
+  for (const auto& [verb, nouns] : t.nouns) {
+    verbs += verb + " ";
+    std::string list;
+    for (const auto& n : nouns) list += n + " ";
+    cases += "    " + verb + ") COMPREPLY=($(compgen -W \"" + list + "\" -- \"$cur\")) ;;\n";
+  }
+  std::string bash =
+      "# dmsctl bash completion: source <(dmsctl completion bash)\n"
+      "_dmsctl() {\n"
+      "  local cur=${COMP_WORDS[COMP_CWORD]}\n"
+      "  if [[ $cur == -* ]]; then\n"
+      "    COMPREPLY=($(compgen -W \"--endpoint --ca-cert --insecure --context -o --output "
+      "--wait --no-progress --timeout --help\" -- \"$cur\")); return\n"
+      "  fi\n"
+      "  if ((COMP_CWORD == 1)); then\n"
+      "    COMPREPLY=($(compgen -W \"" +
+      verbs +
+      "\" -- \"$cur\")); return\n"
+      "  fi\n"
+      "  if ((COMP_CWORD == 2)); then\n"
+      "    case ${COMP_WORDS[1]} in\n" +
+      cases +
+      "    esac\n"
+      "  fi\n"
+      "}\n"
+      "complete -F _dmsctl dmsctl\n";
+  if (shell == "bash") return bash;
+  return "#compdef dmsctl\n# dmsctl zsh completion: source <(dmsctl completion zsh)\n"
+         "autoload -U +X bashcompinit && bashcompinit\n" +
+         bash;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "dmsctl: drive a libdmscore data management service\n\n"
-      "Exit codes: 0 ok, 1 error, 2 usage.\n\n"
-      "Example:\n  dmsctl serve --listen 127.0.0.1:8443 --data-dir /var/lib/dms"};
+  CLI::App app{std::string("dmsctl: drive a libdmscore data management service\n\n") + kExitCodes +
+               "\n\nConnection: --endpoint, else $DMS_ENDPOINT, else the context saved by login "
+               "(~/.config/dmsctl/config.json, mode 0600); the token: $DMS_TOKEN, else the "
+               "context's.\n\nExample:\n  dmsctl login --endpoint https://dms.example:8443\n"
+               "  dmsctl list clusters -o wide"};
   app.set_version_flag("--version", std::string("dmsctl ") + dmscore::version());
   app.require_subcommand(0, 1);
+  app.fallthrough();
+  app.add_option("--endpoint", g.endpoint, "service URL: https://host:port (http:// on loopback)");
+  app.add_option("--ca-cert", g.ca_cert,
+                 "PEM file of the CAs that signed the service's certificate");
+  app.add_flag("--insecure", g.insecure, "do not verify the service's TLS certificate");
+  app.add_option("--context", g.context, "named context of the config file to use");
 
-  auto* version = app.add_subcommand("version", "Print the version\n\nExample:\n  dmsctl version");
+  std::map<CLI::App*, std::function<int()>> actions;
+  Tree tree;
+  auto verb = [&](const std::string& name, const std::string& what) {
+    auto* v = app.add_subcommand(name, what);
+    v->fallthrough();
+    v->require_subcommand(0, 1);
+    return v;
+  };
+  // A command with its example(s) in --help.
+  auto leaf = [&](CLI::App* parent, const std::string& name, const std::string& what,
+                  const std::string& example, std::function<int()> run) {
+    auto* c = parent->add_subcommand(name, what);
+    c->footer("Example:\n" + example);
+    c->fallthrough();
+    actions[c] = std::move(run);
+    if (parent != &app) tree.nouns[parent->get_name()].push_back(name);
+    return c;
+  };
+  auto with_output = [&](CLI::App* c) {
+    c->add_option("-o,--output", g.output, "table, wide, json, yaml or name")
+        ->capture_default_str();
+    return c;
+  };
+  auto with_wait = [&](CLI::App* c) {
+    c->add_flag("--wait", g.wait, "wait for the workflow to end, with progress on stderr");
+    c->add_flag("--no-progress", g.no_progress, "no progress lines while waiting");
+    c->add_option("--timeout", g.timeout_s, "seconds to wait at most (0: no limit)")
+        ->check(CLI::NonNegativeNumber);
+    return with_output(c);
+  };
 
-  ServeArgs serve_args;
-  auto* serve_cmd = app.add_subcommand(
-      "serve",
-      "Run the service and its HTTP API until SIGTERM or SIGINT\n\n"
-      "Example:\n  dmsctl serve --listen 127.0.0.1:8443 --data-dir /var/lib/dms\n"
-      "  dmsctl serve --listen 0.0.0.0:8443 --data-dir /var/lib/dms --tls-cert c.pem --tls-key "
-      "k.pem");
-  serve_cmd->add_option("--listen", serve_args.listen, "ADDR:PORT to listen on")
+  // version, serve, completion
+  leaf(&app, "version", "Print the version", "  dmsctl version", [] {
+    fmt::print("dmsctl {}\n", dmscore::version());
+    return kExitOk;
+  });
+
+  ServeArgs sa;
+  auto* serve_cmd = leaf(&app, "serve", "Run the service and its HTTP API until SIGTERM or SIGINT",
+                         "  dmsctl serve --listen 127.0.0.1:8443 --data-dir /var/lib/dms\n"
+                         "  dmsctl serve --listen 0.0.0.0:8443 --data-dir /var/lib/dms "
+                         "--tls-cert c.pem --tls-key k.pem",
+                         [&] { return serve(sa); });
+  serve_cmd->add_option("--listen", sa.listen, "ADDR:PORT to listen on (port 0: any free one)")
       ->capture_default_str();
-  serve_cmd->add_option("--data-dir", serve_args.data_dir, "the service's data directory")
-      ->required();
-  auto* cert =
-      serve_cmd->add_option("--tls-cert", serve_args.tls_cert, "PEM certificate chain file");
-  auto* key = serve_cmd->add_option("--tls-key", serve_args.tls_key, "PEM private key file");
+  serve_cmd->add_option("--data-dir", sa.data_dir, "the service's data directory")->required();
+  auto* cert = serve_cmd->add_option("--tls-cert", sa.tls_cert, "PEM certificate chain file");
+  auto* key = serve_cmd->add_option("--tls-key", sa.tls_key, "PEM private key file");
   cert->needs(key);
   key->needs(cert);
   serve_cmd
-      ->add_option("--max-running-workflows", serve_args.max_running_workflows,
+      ->add_option("--max-running-workflows", sa.max_running_workflows,
                    "non-terminal workflows allowed at once (429 beyond)")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
-  serve_cmd->add_flag("--allow-plain-http", serve_args.allow_plain_http,
+  serve_cmd->add_flag("--allow-plain-http", sa.allow_plain_http,
                       "serve plain HTTP on a non-loopback address");
+  serve_cmd->add_option("--copy-rate-limit", sa.copy_rate_limit,
+                        "bytes per second each copy may move at most (0: unlimited)");
+  serve_cmd->add_option("--local-cluster-root", sa.local_cluster_roots,
+                        "directory under which local clusters may be attached (repeatable)");
+
+  std::string shell;
+  auto* completion =
+      leaf(&app, "completion", "Print a shell completion script",
+           "  source <(dmsctl completion bash)\n  dmsctl completion zsh > ~/.zfunc/_dmsctl", [&] {
+             fmt::print("{}", completion_script(shell, tree));
+             return kExitOk;
+           });
+  completion->add_option("shell", shell, "bash or zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+
+  // login, logout
+  std::string username = "admin", save_context;
+  bool password_stdin = false;
+  auto* login =
+      leaf(&app, "login", "Log in and keep the token in the config file (mode 0600)",
+           "  dmsctl login --endpoint https://dms.example:8443 --username admin\n"
+           "  echo \"$PW\" | dmsctl login --endpoint http://127.0.0.1:8443 --password-stdin",
+           [&] {
+             dmsctl::Config cfg = check(load_config());
+             auto c = connect(false);
+             std::string password;
+             if (password_stdin) {
+               if (!std::getline(std::cin, password))
+                 fail(kExitUsage, "--password-stdin: no input");
+             } else {
+               password = read_password();
+             }
+             json::value v = parse_answer(check(c.api->login(username, password)));
+             std::string name = !save_context.empty()          ? save_context
+                                : !g.context.empty()           ? g.context
+                                : !cfg.current_context.empty() ? cfg.current_context
+                                                               : "default";
+             auto& ctx = cfg.contexts[name];
+             ctx.endpoint = c.endpoint;
+             if (!g.ca_cert.empty()) ctx.ca_cert = g.ca_cert;
+             if (g.insecure) ctx.insecure = true;
+             ctx.username = username;
+             ctx.token = std::string(v.at("idToken").as_string());
+             cfg.current_context = name;
+             if (Status s = cfg.save(); !s.ok()) fail(s);
+             fmt::print(stderr, "logged in to {} as {} (context {}, {})\n", c.endpoint, username,
+                        name, cfg.path);
+             return kExitOk;
+           });
+  login->add_option("--username", username, "user name")->capture_default_str();
+  login->add_flag("--password-stdin", password_stdin, "read the password from standard input");
+  login->add_option("--save-as", save_context, "name of the context to save (default: current)");
+
+  leaf(&app, "logout", "Revoke the token and forget it", "  dmsctl logout", [&] {
+    auto c = connect(true);
+    check(c.api->logout());
+    dmsctl::Config cfg = check(load_config());
+    for (auto& [name, ctx] : cfg.contexts)
+      if (ctx.endpoint == c.endpoint) ctx.token.clear();
+    if (Status s = cfg.save(); !s.ok()) fail(s);
+    fmt::print(stderr, "logged out of {}\n", c.endpoint);
+    return kExitOk;
+  });
+
+  auto* get = verb("get", "Show one object");
+  auto* list = verb("list", "List objects");
+  auto* create = verb("create", "Create a volume or snapshot");
+  auto* del = verb("delete", "Delete a volume or snapshot");
+  auto* attach = verb("attach", "Attach a cluster");
+  auto* detach = verb("detach", "Detach a cluster");
+  auto* refresh = verb("refresh", "Re-read clusters");
+  auto* clone = verb("clone", "Thick clone a snapshot");
+  auto* cancel = verb("cancel", "Cancel a workflow");
+
+  // service credentials
+  std::string pem_out;
+  auto* creds = leaf(
+      get, "service-credentials", "The service's public key, to import into Lightbits clusters",
+      "  dmsctl get service-credentials --pem-out dms.pem", [&] {
+        auto c = connect(true);
+        std::string answer = check(c.api->service_credentials());
+        json::value v = parse_answer(answer);
+        std::string id(v.at("pubKeyId").as_string());
+        if (!pem_out.empty()) {
+          std::string b64(v.at("pubKey").as_string());
+          // The PEM is public; decode it with OpenSSL-free code: base64 is all it takes.
+          static const std::string kAlphabet =
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+          std::string pem;
+          unsigned buf = 0;
+          int bits = 0;
+          for (char ch : b64) {
+            if (ch == '=') break;
+            auto pos = kAlphabet.find(ch);
+            if (pos == std::string::npos) fail(kExitError, "pubKey: not base64");
+            buf = (buf << 6) | static_cast<unsigned>(pos);
+            bits += 6;
+            if (bits >= 8) {
+              bits -= 8;
+              pem += static_cast<char>((buf >> bits) & 0xff);
+            }
+          }
+          std::ofstream out(pem_out, std::ios::binary | std::ios::trunc);
+          if (!(out << pem)) fail(kExitError, "--pem-out: cannot write " + pem_out);
+          fmt::print(stderr,
+                     "wrote {}. Import it on each Lightbits cluster with:\n"
+                     "  lbcli create credential --project-name=system --type=rsa256pubkey "
+                     "--id={} {}\n",
+                     pem_out, id, pem_out);
+        }
+        print(answer, "service-credentials");
+        return kExitOk;
+      });
+  creds->add_option("--pem-out", pem_out, "write the decoded PEM public key to this file");
+  with_output(creds);
+
+  // clusters
+  std::string cluster_id, cluster_name, endpoint_arg;
+  auto* attach_cluster =
+      leaf(attach, "cluster", "Attach a cluster (ATTACH_CLUSTER workflow)",
+           "  dmsctl attach cluster file:///var/lib/dms-local/c1 --name c1 --wait\n"
+           "  dmsctl attach cluster https://10.0.0.10:443 --name prod --wait",
+           [&] {
+             auto c = connect(true);
+             return started(c, check(c.api->attach_cluster(endpoint_arg, cluster_name)),
+                            "Attaching " + endpoint_arg);
+           });
+  attach_cluster->add_option("endpoint", endpoint_arg, "file:///dir or https://host:port")
+      ->required();
+  attach_cluster->add_option("--name", cluster_name, "name to give the cluster");
+  with_wait(attach_cluster);
+
+  with_output(
+      leaf(list, "clusters", "List attached clusters", "  dmsctl list clusters -o wide", [&] {
+        auto c = connect(true);
+        print(check(c.api->list_clusters()), "cluster");
+        return kExitOk;
+      }));
+  auto* get_cluster =
+      leaf(get, "cluster", "Show a cluster", "  dmsctl get cluster CLUSTER_ID -o yaml", [&] {
+        auto c = connect(true);
+        print(check(c.api->get_cluster(cluster_id)), "cluster");
+        return kExitOk;
+      });
+  get_cluster->add_option("id", cluster_id, "cluster id")->required();
+  with_output(get_cluster);
+  auto* refresh_clusters =
+      leaf(refresh, "clusters", "Re-read every cluster's information, or one's (REFRESH_CLUSTERS)",
+           "  dmsctl refresh clusters --wait\n  dmsctl refresh clusters CLUSTER_ID", [&] {
+             auto c = connect(true);
+             return started(c, check(c.api->refresh_clusters(cluster_id)), "Refreshing clusters");
+           });
+  refresh_clusters->add_option("id", cluster_id, "only this cluster");
+  with_wait(refresh_clusters);
+  auto* detach_cluster = leaf(detach, "cluster", "Forget a cluster (its data is not touched)",
+                              "  dmsctl detach cluster CLUSTER_ID", [&] {
+                                auto c = connect(true);
+                                check(c.api->detach_cluster(cluster_id));
+                                fmt::print(stderr, "detached cluster {}\n", cluster_id);
+                                return kExitOk;
+                              });
+  detach_cluster->add_option("id", cluster_id, "cluster id")->required();
+
+  // volumes and snapshots
+  std::string project = "default", object_id, object_name, size_text, source_snapshot,
+              source_volume, description, page_token;
+  int page_size = 0, replica = 0, sector = 0;
+  std::optional<bool> compression;
+  auto in_project = [&](CLI::App* c) {
+    c->add_option("--cluster", cluster_id, "cluster id")->required();
+    c->add_option("--project", project, "project name")->capture_default_str();
+    return c;
+  };
+  auto paged = [&](CLI::App* c) {
+    c->add_option("--page-size", page_size, "objects per page")->check(CLI::Range(1, 1000));
+    c->add_option("--page-token", page_token, "the page to show, from a previous list");
+    return with_output(in_project(c));
+  };
+  auto* create_volume =
+      leaf(create, "volume", "Create a volume, empty or as a thin clone of a snapshot",
+           "  dmsctl create volume --cluster CLUSTER_ID --name db --size 10GiB\n"
+           "  dmsctl create volume --cluster CLUSTER_ID --name db2 --size 10GiB --source-snapshot "
+           "SNAP_ID",
+           [&] {
+             json::object b{{"name", object_name}, {"size", parse_size(size_text, "--size")}};
+             if (replica) b["replicaCount"] = replica;
+             if (sector) b["sectorSize"] = sector;
+             if (compression) b["compression"] = *compression;
+             if (!source_snapshot.empty()) b["sourceSnapshotId"] = source_snapshot;
+             auto c = connect(true);
+             print(check(c.api->create_volume(cluster_id, project, json::serialize(b))), "volume");
+             return kExitOk;
+           });
+  in_project(create_volume);
+  create_volume->add_option("--name", object_name, "volume name")->required();
+  create_volume->add_option("--size", size_text, "size: bytes or with a unit (GiB, ...)")
+      ->required();
+  create_volume->add_option("--replica-count", replica, "replicas (1-3)");
+  create_volume->add_option("--sector-size", sector, "512 or 4096");
+  create_volume->add_option("--compression", compression, "true or false");
+  create_volume->add_option("--source-snapshot", source_snapshot, "thin clone of this snapshot");
+  with_output(create_volume);
+
+  paged(leaf(
+      list, "volumes", "List the volumes of a project",
+      "  dmsctl list volumes --cluster CLUSTER_ID --project default -o wide", [&] {
+        auto c = connect(true);
+        print(check(c.api->list_volumes(cluster_id, project, {page_size, page_token})), "volume");
+        return kExitOk;
+      }));
+  auto* get_volume =
+      leaf(get, "volume", "Show a volume",
+           "  dmsctl get volume VOLUME_ID --cluster CLUSTER_ID -o json", [&] {
+             auto c = connect(true);
+             print(check(c.api->get_volume(cluster_id, project, object_id)), "volume");
+             return kExitOk;
+           });
+  get_volume->add_option("id", object_id, "volume id")->required();
+  with_output(in_project(get_volume));
+  auto* delete_volume = leaf(del, "volume", "Delete a volume",
+                             "  dmsctl delete volume VOLUME_ID --cluster CLUSTER_ID", [&] {
+                               auto c = connect(true);
+                               check(c.api->delete_volume(cluster_id, project, object_id));
+                               fmt::print(stderr, "deleted volume {}\n", object_id);
+                               return kExitOk;
+                             });
+  delete_volume->add_option("id", object_id, "volume id")->required();
+  in_project(delete_volume);
+
+  auto* create_snapshot = leaf(
+      create, "snapshot", "Take a snapshot of a volume",
+      "  dmsctl create snapshot --cluster CLUSTER_ID --name nightly --source-volume VOLUME_ID",
+      [&] {
+        json::object b{{"name", object_name}, {"sourceVolumeId", source_volume}};
+        if (!description.empty()) b["description"] = description;
+        auto c = connect(true);
+        print(check(c.api->create_snapshot(cluster_id, project, json::serialize(b))), "snapshot");
+        return kExitOk;
+      });
+  in_project(create_snapshot);
+  create_snapshot->add_option("--name", object_name, "snapshot name")->required();
+  create_snapshot->add_option("--source-volume", source_volume, "volume id")->required();
+  create_snapshot->add_option("--description", description, "free text");
+  with_output(create_snapshot);
+  paged(leaf(list, "snapshots", "List the snapshots of a project",
+             "  dmsctl list snapshots --cluster CLUSTER_ID -o name", [&] {
+               auto c = connect(true);
+               print(check(c.api->list_snapshots(cluster_id, project, {page_size, page_token})),
+                     "snapshot");
+               return kExitOk;
+             }));
+  auto* get_snapshot =
+      leaf(get, "snapshot", "Show a snapshot",
+           "  dmsctl get snapshot SNAP_ID --cluster CLUSTER_ID -o yaml", [&] {
+             auto c = connect(true);
+             print(check(c.api->get_snapshot(cluster_id, project, object_id)), "snapshot");
+             return kExitOk;
+           });
+  get_snapshot->add_option("id", object_id, "snapshot id")->required();
+  with_output(in_project(get_snapshot));
+  auto* delete_snapshot = leaf(del, "snapshot", "Delete a snapshot",
+                               "  dmsctl delete snapshot SNAP_ID --cluster CLUSTER_ID", [&] {
+                                 auto c = connect(true);
+                                 check(c.api->delete_snapshot(cluster_id, project, object_id));
+                                 fmt::print(stderr, "deleted snapshot {}\n", object_id);
+                                 return kExitOk;
+                               });
+  delete_snapshot->add_option("id", object_id, "snapshot id")->required();
+  in_project(delete_snapshot);
+
+  // thick clones
+  std::string dst_cluster, dst_project, snap_id;
+  bool verify = false;
+  auto clone_body = [&](bool snapshot) {
+    json::object src{{"snapId", snap_id}, {"projectName", project}, {"clusterId", cluster_id}};
+    json::object dst{{"name", object_name},
+                     {"clusterId", dst_cluster.empty() ? cluster_id : dst_cluster}};
+    if (!dst_project.empty()) dst["projectName"] = dst_project;
+    if (!size_text.empty()) dst["size"] = parse_size(size_text, "--size");
+    if (replica) dst["replica"] = replica;
+    if (sector) dst["sectorSize"] = sector;
+    if (compression) dst["compression"] = *compression;
+    if (snapshot && !description.empty()) dst["description"] = description;
+    return json::serialize(json::object{{"src", src}, {"dst", dst}, {"verifyClone", verify}});
+  };
+  for (bool snapshot : {false, true}) {
+    const std::string kind = snapshot ? "snapshot" : "volume";
+    auto* c = leaf(
+        clone, kind,
+        "Thick clone a snapshot into a new, independent " + kind + " (THICK_CLONE_" +
+            (snapshot ? "SNAPSHOT" : "VOLUME") + ")",
+        "  dmsctl clone " + kind + " --cluster SRC_CLUSTER --snapshot SNAP_ID --dst-cluster " +
+            "DST_CLUSTER --name copy1 --verify --wait",
+        [&, snapshot, kind] {
+          auto conn = connect(true);
+          std::string body = clone_body(snapshot);
+          auto r =
+              snapshot ? conn.api->thick_clone_snapshot(body) : conn.api->thick_clone_volume(body);
+          if (!r.ok() && r.status().code() == Code::kResourceExhausted && conn.api->retry_after())
+            fail(r.status(), "retry after " + std::to_string(*conn.api->retry_after()) + " s");
+          return started(conn, check(std::move(r)), "Cloning " + kind + " " + object_name);
+        });
+    c->add_option("--cluster", cluster_id, "the source snapshot's cluster")->required();
+    c->add_option("--project", project, "the source snapshot's project")->capture_default_str();
+    c->add_option("--snapshot", snap_id, "source snapshot id")->required();
+    c->add_option("--dst-cluster", dst_cluster, "destination cluster (default: the source's)");
+    c->add_option("--dst-project", dst_project, "destination project (default: the source's)");
+    c->add_option("--name", object_name, "name of the new " + kind)->required();
+    c->add_option("--size", size_text, "destination size (default: the source's)");
+    c->add_option("--replica", replica, "replicas (default: inherited)");
+    c->add_option("--sector-size", sector, "512 or 4096 (default: inherited)");
+    c->add_option("--compression", compression, "true or false (default: inherited)");
+    c->add_flag("--verify", verify, "read the copy back and compare it with the source");
+    if (snapshot) c->add_option("--description", description, "the new snapshot's description");
+    with_wait(c);
+  }
+
+  // workflows
+  std::string wf_state, wf_type;
+  bool watch = false;
+  auto* list_workflows = leaf(
+      list, "workflows", "List workflows, newest first",
+      "  dmsctl list workflows --state RUNNING\n  dmsctl list workflows --type THICK_CLONE_VOLUME "
+      "-o json",
+      [&] {
+        auto c = connect(true);
+        print(check(c.api->list_workflows({page_size, page_token, wf_state, wf_type})), "workflow");
+        return kExitOk;
+      });
+  list_workflows->add_option("--state", wf_state,
+                             "PENDING, RUNNING, COMPLETED, FAILED or CANCELLED");
+  list_workflows->add_option("--type", wf_type, "ATTACH_CLUSTER, THICK_CLONE_VOLUME, ...");
+  list_workflows->add_option("--page-size", page_size, "workflows per page")
+      ->check(CLI::Range(1, 1000));
+  list_workflows->add_option("--page-token", page_token, "the page to show");
+  with_output(list_workflows);
+  auto* get_workflow = leaf(get, "workflow", "Show a workflow, or follow it with --watch",
+                            "  dmsctl get workflow WORKFLOW_ID -o yaml\n"
+                            "  dmsctl get workflow WORKFLOW_ID --watch",
+                            [&] {
+                              auto c = connect(true);
+                              if (watch) return follow(c, object_id, "Workflow " + object_id, true);
+                              print(check(c.api->get_workflow(object_id)), "workflow");
+                              return kExitOk;
+                            });
+  get_workflow->add_option("id", object_id, "workflow id")->required();
+  get_workflow->add_flag("--watch", watch, "follow it to its end (exit 7 when it fails)");
+  get_workflow->add_flag("--no-progress", g.no_progress, "no progress lines while watching");
+  get_workflow->add_option("--timeout", g.timeout_s, "seconds to watch at most (0: no limit)");
+  with_output(get_workflow);
+  auto* cancel_workflow =
+      leaf(cancel, "workflow", "Ask a workflow to stop; it undoes its work",
+           "  dmsctl cancel workflow WORKFLOW_ID", [&] {
+             auto c = connect(true);
+             check(c.api->cancel_workflow(object_id));
+             fmt::print(stderr, "cancel requested for workflow {}\n", object_id);
+             return kExitOk;
+           });
+  cancel_workflow->add_option("id", object_id, "workflow id")->required();
 
   try {
     app.parse(argc, argv);
@@ -137,11 +853,29 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  if (version->parsed()) {
-    fmt::print("dmsctl {}\n", dmscore::version());
+
+  // The parsed leaf: the deepest parsed subcommand.
+  CLI::App* chosen = nullptr;
+  for (auto& [cmd, run] : actions)
+    if (cmd->parsed()) chosen = cmd;
+  if (!chosen) {
+    for (auto* v : app.get_subcommands()) {
+      fmt::print(stderr, "{}", v->help());
+      return kExitUsage;
+    }
+    fmt::print("{}", app.help());
     return kExitOk;
   }
-  if (serve_cmd->parsed()) return serve(serve_args);
-  fmt::print("{}", app.help());
-  return kExitOk;
+
+  struct sigaction sa_int {};
+  sa_int.sa_handler = [](int) { interrupted = true; };
+  sigemptyset(&sa_int.sa_mask);
+  if (chosen != serve_cmd) sigaction(SIGINT, &sa_int, nullptr);
+
+  try {
+    return actions[chosen]();
+  } catch (const Failure& f) {
+    fmt::print(stderr, "error: {}\n", f.message);
+    return f.code;
+  }
 }

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages libdmscore needs to build and test, when any is missing.
-#   scripts/deps.sh [--bench]     --bench adds the peers the benchmarks compare with
+#   scripts/deps.sh [--bench] [--fuzz]
+#     --bench adds the peers the benchmarks compare with; --fuzz adds clang and libFuzzer
 set -euo pipefail
 
-pkgs=(cmake make g++ ccache pkg-config python3 libboost1.81-dev libboost-json1.81-dev
-      libssl-dev libsqlite3-dev libcli11-dev libfmt-dev catch2 openssl curl)
-if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(qemu-utils coreutils)
-fi
+pkgs=(cmake make g++ ccache pkg-config python3 python3-cryptography python3-yaml libboost1.81-dev
+      libboost-json1.81-dev libssl-dev libsqlite3-dev libcli11-dev libfmt-dev catch2 openssl curl)
+for arg in "$@"; do
+  case "$arg" in
+    --bench) pkgs+=(qemu-utils coreutils wrk) ;;
+    --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+    *) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
+# Node.js runs the OpenAPI validator; any install of node and npm will do.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")

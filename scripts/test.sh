@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds the release and the
-# AddressSanitizer+UndefinedBehaviorSanitizer configurations and runs every test in both.
-#   scripts/test.sh [release|asan|dev ...]     (default: release asan)
+# AddressSanitizer+UndefinedBehaviorSanitizer configurations and runs every test in both, then
+# runs each libFuzzer target for a million inputs (clang, ASan + UBSan; scripts/fuzz.sh).
+#   scripts/test.sh [release|asan|dev|fuzz ...]     (default: release asan fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 presets=("$@")
-if ((${#presets[@]} == 0)); then presets=(release asan); fi
+if ((${#presets[@]} == 0)); then presets=(release asan fuzz); fi
 
 status=0
 for p in "${presets[@]}"; do
+  if [[ "$p" == fuzz ]]; then
+    echo "=== fuzz: build and run" >&2
+    if ! scripts/fuzz.sh; then status=1; fi
+    continue
+  fi
   echo "=== $p: configure and build" >&2
   cmake --preset "$p" >/dev/null
   cmake --build --preset "$p"
