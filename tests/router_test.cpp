@@ -98,6 +98,19 @@ void expect_error(const http::Response& r, int status, int code,
 
 }  // namespace
 
+TEST_CASE("Router: the OpenAPI document is served without a token, byte for byte") {
+  Fixture f;
+  auto r = f.call("GET", "/api/v1/openapi.json");
+  REQUIRE(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  CHECK(r.body == dmscore::testing::read_file(DMSCORE_SOURCE_DIR "/docs/openapi.json"));
+  auto doc = json::parse(r.body).as_object();
+  CHECK(doc.at("openapi").as_string().starts_with("3.0"));
+  CHECK(doc.at("paths").as_object().contains("/api/v1/workflows/{workflowId}"));
+  expect_error(f.call("GET", "/api/v1/openapi.json?x=1"), 400, 3);
+  expect_error(f.call("POST", "/api/v1/openapi.json", "{}", f.admin), 405, 12);
+}
+
 TEST_CASE("Router: health and readiness need no token") {
   Fixture f;
   auto h = f.call("GET", "/healthz");

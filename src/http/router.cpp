@@ -17,6 +17,11 @@
 
 namespace dmscore::http {
 
+namespace detail {
+// The OpenAPI document (docs/openapi.json), compiled in.
+std::string_view openapi_document();
+}  // namespace detail
+
 namespace json = boost::json;
 using dmscore::detail::ObjectReader;
 
@@ -75,6 +80,8 @@ struct Call {
   const Request& req;
   Params params;
   Principal principal;
+  // Set by a handler whose answer is a stored JSON text, sent byte for byte.
+  std::optional<std::string> raw_json;
 };
 
 using Handler = std::function<Result<json::value>(Call&)>;
@@ -399,7 +406,7 @@ Response Router::Impl::handle(const Request& req) const {
     }
     return error_response(static_cast<int>(Code::kNotFound), "no such route");
   }
-  Call call{req, std::move(params), {}};
+  Call call{req, std::move(params), {}, {}};
   Response out;
   try {
     if (match->authenticated) {
@@ -422,6 +429,7 @@ Response Router::Impl::handle(const Request& req) const {
       out = from_status(result.status(), req);
     } else {
       out = json_response(200, *result);
+      if (call.raw_json) out.body = std::move(*call.raw_json);
     }
   } catch (const std::exception& e) {
     out = from_status(Status::Internal(std::string("handler threw: ") + e.what()), req);
@@ -481,6 +489,15 @@ void Router::Impl::build() {
         auto r = svc.auth().login(user, password, c.req.remote);
         if (!r.ok()) return r.status();
         return json::value(http::detail::to_json(*r));
+      },
+      false);
+
+  add(
+      "GET", "/api/v1/openapi.json",
+      [this](Call& c) -> R {
+        if (Status st = check_query(c.params, {}); !st.ok()) return st;
+        c.raw_json = std::string(http::detail::openapi_document());
+        return json::value();
       },
       false);
 

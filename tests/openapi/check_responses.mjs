@@ -1,0 +1,750 @@
+#!/usr/bin/env node
+// Drives a running `dmsctl serve` through every route of docs/openapi.json, with successful calls
+// and documented error calls, and checks every answer against the document: the status must be
+// documented for the operation (found by path template and method), required headers present,
+// the media type documented, and the JSON body valid against that status's schema (ajv, with
+// ajv-formats; OpenAPI `nullable` and `$ref`s into components are translated).
+//
+//   node check_responses.mjs --base http://127.0.0.1:PORT --password ADMINPW \
+//        --spec ../../docs/openapi.json --data-dir DIR \
+//        [--user admin] [--max-running-workflows N] [--local-cluster-root DIR] [--volume-mib N]
+//        [--min-operations N] [--verbose]
+//
+// DIR is a scratch directory for local clusters (DIR/clusterA, DIR/clusterB are attached as
+// file:// endpoints; the service creates them). --max-running-workflows must be the server's
+// (default 8): the 429 check submits that many long clones and one more. --local-cluster-root
+// tells that the server was started with that root (serve --local-cluster-root): attaching
+// outside it must answer 403. --volume-mib is the size of the volume the clones copy (default
+// 128): large enough that a clone still runs while the busy, cancel and 429 checks are made
+// (less with a server started with --copy-rate-limit). --min-operations defaults to every
+// documented operation.
+//
+// Prints one line per check and a summary; exits 1 when an answer does not conform, a status is
+// undocumented, an answer is not the one the contract (shared/docs/api-v1.md) calls for, or
+// fewer than --min-operations operations were exercised; 2 on bad usage.
+
+import crypto from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import path from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import Ajv from "ajv";
+import addFormats from "ajv-formats";
+
+// ------------------------------------------------------------------ arguments
+
+const args = { user: "admin", maxRunning: 8, minOperations: null, verbose: false, volumeMiB: 128, root: null };
+{
+  const argv = process.argv.slice(2);
+  const need = (i) => {
+    if (i >= argv.length) usage(`${argv[i - 1]} needs a value`);
+    return argv[i];
+  };
+  for (let i = 0; i < argv.length; i++) {
+    switch (argv[i]) {
+      case "--base": args.base = need(++i).replace(/\/+$/, ""); break;
+      case "--password": args.password = need(++i); break;
+      case "--spec": args.spec = need(++i); break;
+      case "--data-dir": args.dataDir = path.resolve(need(++i)); break;
+      case "--user": args.user = need(++i); break;
+      case "--max-running-workflows": args.maxRunning = Number(need(++i)); break;
+      case "--local-cluster-root": args.root = path.resolve(need(++i)); break;
+      case "--volume-mib": args.volumeMiB = Number(need(++i)); break;
+      case "--min-operations": args.minOperations = Number(need(++i)); break;
+      case "--verbose": args.verbose = true; break;
+      default: usage(`unknown argument ${argv[i]}`);
+    }
+  }
+  for (const k of ["base", "password", "spec", "dataDir"])
+    if (!args[k]) usage(`--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} is required`);
+  if (!Number.isInteger(args.maxRunning) || args.maxRunning < 1) usage("--max-running-workflows: a positive integer");
+  if (!Number.isInteger(args.volumeMiB) || args.volumeMiB < 1 || args.volumeMiB > 4096) usage("--volume-mib: 1..4096");
+}
+
+function usage(msg) {
+  console.error(`check_responses.mjs: ${msg}`);
+  console.error(
+    "usage: node check_responses.mjs --base URL --password PW --spec SPEC --data-dir DIR " +
+      "[--user NAME] [--max-running-workflows N] [--local-cluster-root DIR] [--volume-mib N] " +
+      "[--min-operations N] [--verbose]",
+  );
+  process.exit(2);
+}
+
+// ------------------------------------------------------------------ the document
+
+const specText = fs.readFileSync(args.spec, "utf8");
+const spec = JSON.parse(specText);
+const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+function pointer(ref) {
+  if (!ref.startsWith("#/")) throw new Error(`only local $refs are supported: ${ref}`);
+  let o = spec;
+  for (const part of ref.slice(2).split("/")) {
+    o = o?.[part.replace(/~1/g, "/").replace(/~0/g, "~")];
+    if (o === undefined) throw new Error(`unresolved $ref ${ref}`);
+  }
+  return o;
+}
+
+function deref(o) {
+  for (let n = 0; o && typeof o === "object" && typeof o.$ref === "string"; n++) {
+    if (n > 32) throw new Error("$ref loop");
+    o = pointer(o.$ref);
+  }
+  return o;
+}
+
+// An OpenAPI 3.0 schema as a JSON Schema ajv understands: `nullable: true` becomes a "null" type
+// (and a null enum member), and local $refs point into the schema registered as "spec.json".
+const SCHEMA_MAPS = new Set(["properties", "patternProperties", "definitions", "$defs"]);
+function toAjv(s) {
+  if (Array.isArray(s)) return s.map(toAjv);
+  if (!s || typeof s !== "object") return s;
+  const out = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (k === "nullable") continue;
+    if (k === "$ref" && typeof v === "string" && v.startsWith("#/")) out.$ref = "spec.json" + v;
+    else if (SCHEMA_MAPS.has(k) && v && typeof v === "object")
+      out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, toAjv(sub)]));
+    else out[k] = toAjv(v);
+  }
+  if (s.nullable === true) {
+    if (typeof out.type === "string") out.type = [out.type, "null"];
+    else if (Array.isArray(out.type)) out.type = [...new Set([...out.type, "null"])];
+    if (Array.isArray(out.enum) && !out.enum.includes(null)) out.enum = [...out.enum, null];
+    if (out.type === undefined) return { anyOf: [out, { type: "null" }] };
+  }
+  return out;
+}
+
+const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: true });
+addFormats(ajv);
+ajv.addSchema({ $id: "spec.json", components: { schemas: toAjv(spec.components?.schemas ?? {}) } });
+const validators = new Map();
+function validatorFor(key, schema) {
+  if (!validators.has(key)) validators.set(key, ajv.compile(toAjv(schema)));
+  return validators.get(key);
+}
+
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const templates = Object.keys(spec.paths).map((t) => ({
+  template: t,
+  re: new RegExp("^" + t.split("/").map((seg) => (/^\{[^}]+\}$/.test(seg) ? "[^/]+" : escapeRe(seg))).join("/") + "$"),
+  vars: (t.match(/\{/g) ?? []).length,
+}));
+const allOperations = [];
+for (const [t, item] of Object.entries(spec.paths))
+  for (const m of METHODS) if (item[m]) allOperations.push(`${m.toUpperCase()} ${t}`);
+
+// The operation that answers METHOD on a path, as the router picks it: among the templates that
+// match and have the method, the one with the fewest variables ("clusters/refresh" before
+// "clusters/{clusterId}").
+function lookup(method, urlPath) {
+  const matching = templates.filter((x) => x.re.test(urlPath));
+  const withMethod = matching.filter((x) => spec.paths[x.template][method.toLowerCase()]);
+  withMethod.sort((a, b) => a.vars - b.vars);
+  if (withMethod.length) {
+    const t = withMethod[0].template;
+    return { key: `${method} ${t}`, template: t, op: spec.paths[t][method.toLowerCase()] };
+  }
+  const allowed = new Set();
+  for (const x of matching) for (const m of METHODS) if (spec.paths[x.template][m]) allowed.add(m.toUpperCase());
+  return { key: null, pathMatched: matching.length > 0, allowed };
+}
+
+// ------------------------------------------------------------------ HTTP
+
+const base = new URL(args.base);
+const transport = base.protocol === "https:" ? https : http;
+
+// One request on a fresh connection. opts: method, path, token, json (a value to send as JSON),
+// body (raw string), headers, declaredLength (send only the headers, with this Content-Length,
+// and wait for the answer: how a too-large body is refused before it is read).
+function request(opts) {
+  return new Promise((resolve, reject) => {
+    const headers = { Accept: "application/json", ...(opts.headers ?? {}) };
+    let payload = null;
+    if (opts.json !== undefined) payload = JSON.stringify(opts.json);
+    else if (opts.body !== undefined) payload = opts.body;
+    if (payload !== null) {
+      headers["Content-Type"] ??= "application/json";
+      headers["Content-Length"] = Buffer.byteLength(payload);
+    }
+    if (opts.declaredLength !== undefined) {
+      headers["Content-Type"] = "application/json";
+      headers["Content-Length"] = opts.declaredLength;
+    }
+    if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+    const req = transport.request(
+      {
+        protocol: base.protocol,
+        hostname: base.hostname,
+        port: base.port,
+        method: opts.method,
+        path: opts.path,
+        headers,
+        agent: false,
+        rejectUnauthorized: false,
+        timeout: 30000,
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          if (opts.declaredLength !== undefined) req.destroy();
+          resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") });
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", (e) => {
+      // The server may close while a refused request is still being written; an answer that
+      // already came in stands.
+      if (!["EPIPE", "ECONNRESET"].includes(e.code) || opts.declaredLength === undefined) reject(e);
+    });
+    if (opts.declaredLength !== undefined) {
+      req.flushHeaders();
+      return;
+    }
+    if (payload !== null) req.write(payload);
+    req.end();
+  });
+}
+
+// ------------------------------------------------------------------ checking
+
+const results = { checks: 0, failed: 0 };
+const exercised = new Map(); // operation key -> Set of statuses seen
+const failures = [];
+
+function headerSchemaOk(schema, value) {
+  const s = deref(schema);
+  if (!s) return true;
+  let v = value;
+  if (s.type === "integer" || s.type === "number") {
+    if (!/^-?\d+(\.\d+)?$/.test(value)) return false;
+    v = Number(value);
+  }
+  return validatorFor(JSON.stringify(s), s)(v);
+}
+
+// Sends `req`, checks the answer against the document, and that its status is one of `expect`
+// (the contract's answer for this call). `extra(res)` may add semantic checks: it returns an
+// error string, or nothing. Returns the answer with `json` parsed.
+async function check(label, req, expect, extra, { quiet = false } = {}) {
+  const method = req.method.toUpperCase();
+  const urlPath = req.path.split("?")[0];
+  const problems = [];
+  let res;
+  try {
+    res = await request({ ...req, method });
+  } catch (e) {
+    res = { status: 0, headers: {}, text: "" };
+    problems.push(`no answer: ${e.message}`);
+  }
+  const found = lookup(method, urlPath);
+  let response = null;
+  let opName;
+  if (res.status) {
+    if (found.key) {
+      opName = `${found.key} [${found.op.operationId}]`;
+      if (!exercised.has(found.key)) exercised.set(found.key, new Set());
+      exercised.get(found.key).add(res.status);
+      const responses = found.op.responses ?? {};
+      response = responses[String(res.status)] ?? responses[`${String(res.status)[0]}XX`] ?? responses.default;
+      if (!response) problems.push(`status ${res.status} is not documented for ${found.key}`);
+    } else if (found.pathMatched) {
+      opName = `${method} ${urlPath} (no such operation; path allows ${[...found.allowed].join(", ")})`;
+      if (res.status === 405) {
+        response = spec.components.responses.MethodNotAllowed;
+        const allow = new Set((res.headers.allow ?? "").split(",").map((s) => s.trim()).filter(Boolean));
+        if (!isDeepStrictEqual([...allow].sort(), [...found.allowed].sort()))
+          problems.push(`Allow: "${res.headers.allow}" but the document has ${[...found.allowed].join(", ")}`);
+      } else if (res.status === 404) {
+        response = spec.components.responses.NotFound;
+      } else {
+        problems.push(`status ${res.status} for a method the path does not have (expected 405 or 404)`);
+      }
+    } else {
+      opName = `${method} ${urlPath} (no such path)`;
+      if (res.status === 404) response = spec.components.responses.NotFound;
+      else problems.push(`status ${res.status} for a path the document does not have (expected 404)`);
+    }
+  }
+  let json;
+  if (response) {
+    response = deref(response);
+    for (const [name, h] of Object.entries(response.headers ?? {})) {
+      const hd = deref(h);
+      const value = res.headers[name.toLowerCase()];
+      if (value === undefined) {
+        if (hd.required) problems.push(`header ${name} is missing`);
+      } else if (hd.schema && !headerSchemaOk(hd.schema, value)) {
+        problems.push(`header ${name}: ${JSON.stringify(value)} does not match its schema`);
+      }
+    }
+    const contentType = (res.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+    const content = response.content ?? {};
+    const media = content[contentType];
+    if (!Object.keys(content).length) {
+      if (res.text.length) problems.push("a body where the document has none");
+    } else if (!media) {
+      problems.push(`Content-Type ${contentType || "(none)"} is not documented (${Object.keys(content).join(", ")})`);
+    } else if (contentType === "application/json" || contentType.endsWith("+json")) {
+      try {
+        json = JSON.parse(res.text);
+      } catch (e) {
+        problems.push(`body is not JSON: ${e.message}`);
+      }
+      if (json !== undefined && media.schema) {
+        const key = JSON.stringify(media.schema);
+        const validate = validatorFor(key, media.schema);
+        if (!validate(json)) {
+          for (const e of validate.errors.slice(0, 8))
+            problems.push(`body${e.instancePath || ""} ${e.message}${e.params && Object.keys(e.params).length ? " " + JSON.stringify(e.params) : ""}`);
+        }
+      }
+    } else if (media.schema && deref(media.schema).type === "string") {
+      // text: nothing more to check than that it is text
+    }
+  } else {
+    try {
+      json = JSON.parse(res.text);
+    } catch {
+      /* reported above */
+    }
+  }
+  res.json = json;
+  const expected = Array.isArray(expect) ? expect : [expect];
+  if (res.status && !expected.includes(res.status))
+    problems.push(`expected ${expected.join(" or ")}, got ${res.status}${json?.message ? ` (${json.message})` : ""}`);
+  if (extra && res.status && expected.includes(res.status) && !problems.length) {
+    try {
+      const why = extra(res);
+      if (why) problems.push(why);
+    } catch (e) {
+      problems.push(`check threw: ${e.message}`);
+    }
+  }
+  results.checks++;
+  const line = `${res.status || "---"} ${method} ${req.path.length > 110 ? req.path.slice(0, 110) + "..." : req.path} -- ${label}`;
+  if (problems.length) {
+    results.failed++;
+    console.log(`FAIL ${line}\n     operation: ${opName ?? "?"}`);
+    for (const p of problems) console.log(`     - ${p}`);
+    if (args.verbose || problems.some((p) => p.startsWith("body"))) console.log(`     body: ${res.text.slice(0, 600)}`);
+    failures.push(`${line}: ${problems.join("; ")}`);
+  } else if (!quiet || args.verbose) {
+    console.log(`ok   ${line}`);
+  }
+  return res;
+}
+
+// Failures of the script's own logic (setup that could not be done) count like failed checks.
+function fail(msg) {
+  results.checks++;
+  results.failed++;
+  failures.push(msg);
+  console.log(`FAIL ${msg}`);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+
+async function waitWorkflow(token, id, label, timeoutMs = 120000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (let n = 0; Date.now() < deadline; n++) {
+    const res = await check(`poll ${label}`, { method: "GET", path: `/api/v1/workflows/${id}`, token }, 200, null, { quiet: n > 0 });
+    last = res.json?.workflow;
+    if (!last) return null;
+    if (TERMINAL.has(last.state)) {
+      console.log(`ok   workflow ${label} ${id} ended ${last.state}${last.msg ? ` (${last.msg})` : ""}`);
+      return last;
+    }
+    await sleep(100);
+  }
+  fail(`workflow ${label} ${id} did not end within ${timeoutMs} ms (last state ${last?.state})`);
+  return last;
+}
+
+const expectCode = (code) => (res) => (res.json?.code === code ? null : `expected error code ${code}, got ${res.json?.code}`);
+const randomUuid = () => crypto.randomUUID();
+
+// ------------------------------------------------------------------ the scenario
+
+async function main() {
+  console.log(`check_responses.mjs: ${args.base}, ${allOperations.length} documented operations`);
+  fs.mkdirSync(args.dataDir, { recursive: true });
+
+  // ---- operations endpoints
+  for (let i = 0; ; i++) {
+    let ok = false;
+    try {
+      ok = (await request({ method: "GET", path: "/readyz" })).status === 200;
+    } catch {
+      /* not yet */
+    }
+    if (ok) break;
+    if (i > 300) return fail("the server never became ready (GET /readyz)");
+    await sleep(100);
+  }
+  await check("liveness", { method: "GET", path: "/healthz" }, 200, (r) => (r.json.status === "ok" ? null : "status is not ok"));
+  await check("malformed query escape", { method: "GET", path: "/healthz?x=%zz" }, 400, expectCode(3));
+  await check("wrong method", { method: "POST", path: "/healthz" }, 405);
+  await check("readiness", { method: "GET", path: "/readyz" }, 200);
+  await check("metrics", { method: "GET", path: "/metrics" }, 200, (r) =>
+    /^# HELP dms_/m.test(r.text) && /dms_http_requests_total/.test(r.text) ? null : "not the Prometheus metrics");
+  await check("metrics ignore the query", { method: "GET", path: "/metrics?name=x" }, 200);
+  // The router answers /metrics before its route table: any other method is "no such route".
+  await check("wrong method on /metrics (the router answers 404, not 405)", { method: "POST", path: "/metrics" }, [404, 405]);
+  await check("unknown route", { method: "GET", path: "/api/v1/nothing-here" }, 404, expectCode(5));
+  await check("unknown route under a known prefix", { method: "GET", path: "/api/v1/clusters/a/b" }, 404, expectCode(5));
+  await check("headers over 8 KiB", { method: "GET", path: "/healthz", headers: { "X-Padding": "a".repeat(9000) } }, 431);
+
+  // ---- the document itself
+  await check("the OpenAPI document, without a token", { method: "GET", path: "/api/v1/openapi.json" }, 200, (r) =>
+    isDeepStrictEqual(r.json, spec) ? null : "the served document differs from " + args.spec);
+
+  // ---- authentication
+  await check("no token", { method: "GET", path: "/api/v1/clusters" }, 401, expectCode(16));
+  await check("not a Bearer header", { method: "GET", path: "/api/v1/clusters", headers: { Authorization: "Basic YWRtaW46eA==" } }, 401);
+  await check("forged token", { method: "GET", path: "/api/v1/clusters", token: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.c2ln" }, 401);
+  await check("no token on service-credentials", { method: "GET", path: "/api/v1/service-credentials" }, 401);
+  await check("no token on a write", { method: "POST", path: "/api/v1/clusters", json: { apiEndpoint: "file:///nowhere" } }, 401);
+  await check("no token on logout", { method: "POST", path: "/api/v1/logout" }, 401);
+
+  const login = await check("log in with a JSON body", { method: "POST", path: "/api/v1/login", json: { username: args.user, password: args.password } }, 200,
+    (r) => (r.json.tokenType === "Bearer" ? null : "tokenType is not Bearer"));
+  const token = login.json?.idToken;
+  if (!token) return fail("cannot log in; nothing else can be checked");
+  const basic = Buffer.from(`${args.user}:${args.password}`).toString("base64");
+  const login2 = await check("log in with HTTP Basic", { method: "POST", path: "/api/v1/login", headers: { Authorization: `Basic ${basic}` } }, 200);
+  const token2 = login2.json?.idToken ?? token;
+  await check("bad password", { method: "POST", path: "/api/v1/login", json: { username: args.user, password: "not-the-password" } }, 401, expectCode(16));
+  await check("malformed Basic credentials", { method: "POST", path: "/api/v1/login", headers: { Authorization: "Basic !!!!" } }, 401);
+  await check("login without a body", { method: "POST", path: "/api/v1/login" }, 400, expectCode(3));
+  await check("login without password", { method: "POST", path: "/api/v1/login", json: { username: args.user } }, 400);
+  await check("login with an unknown field", { method: "POST", path: "/api/v1/login", json: { username: args.user, password: args.password, otp: "1" } }, 400,
+    (r) => (/otp/.test(r.json.message) ? null : "the message does not name the field"));
+  await check("login with a wrong type", { method: "POST", path: "/api/v1/login", json: { username: 7, password: args.password } }, 400);
+  await check("login with malformed JSON", { method: "POST", path: "/api/v1/login", body: "{\"username\":" }, 400);
+  await check("login with a query parameter", { method: "POST", path: "/api/v1/login?x=1", json: { username: args.user, password: args.password } }, 400);
+  await check("login with the wrong method", { method: "GET", path: "/api/v1/login" }, 405);
+  // Five failures of one user from one address, then the sixth attempt is throttled.
+  for (let i = 0; i < 5; i++)
+    await check(`failed login ${i + 1} of an unknown user`, { method: "POST", path: "/api/v1/login", json: { username: "oapi-throttled", password: "wrong-password" } }, 401, null, { quiet: true });
+  await check("throttled login", { method: "POST", path: "/api/v1/login", json: { username: "oapi-throttled", password: "wrong-password" } }, 429, expectCode(8));
+  await check("body over 1 MiB", { method: "POST", path: "/api/v1/login", declaredLength: 2 * 1024 * 1024 }, 413);
+
+  // ---- service credentials
+  await check("service credentials", { method: "GET", path: "/api/v1/service-credentials", token }, 200);
+
+  // ---- clusters
+  const dirA = path.join(args.dataDir, "clusterA");
+  const dirB = path.join(args.dataDir, "clusterB");
+  const C = "/api/v1/clusters";
+  await check("list clusters", { method: "GET", path: C, token }, 200);
+  await check("list clusters with an unknown query parameter", { method: "GET", path: `${C}?pageSize=1`, token }, 400);
+  await check("attach without a body", { method: "POST", path: C, token }, 400);
+  await check("attach with a relative file:// path", { method: "POST", path: C, token, json: { apiEndpoint: "file://relative/dir" } }, 400);
+  await check("attach with an unknown field", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirA}`, zone: "a" } }, 400);
+  await check("attach with a wrong type", { method: "POST", path: C, token, json: { apiEndpoint: 42 } }, 400);
+  await check("attach with a bad name", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirA}`, name: "bad name!" } }, 400);
+  await check("attach a body that is not an object", { method: "POST", path: C, token, body: "[1]" }, 400);
+  if (args.root)
+    await check("attach outside the local cluster roots", { method: "POST", path: C, token, json: { apiEndpoint: `file://${path.dirname(args.root)}/oapi-outside-root` } }, 403, expectCode(7));
+  await check("attach a Lightbits cluster", { method: "POST", path: C, token, json: { apiEndpoint: "lightbits.invalid:443" } }, 501);
+  await check("wrong method on clusters", { method: "PUT", path: C, token, json: {} }, 405);
+
+  const attachA = await check("attach cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirA}`, name: "clusterA" } }, 200);
+  const wA = attachA.json?.workflowId && (await waitWorkflow(token, attachA.json.workflowId, "attach A"));
+  const cidA = wA?.result?.clusterId;
+  const attachB = await check("attach cluster B (default name)", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirB}/` } }, 200);
+  const wB = attachB.json?.workflowId && (await waitWorkflow(token, attachB.json.workflowId, "attach B"));
+  const cidB = wB?.result?.clusterId;
+  if (!cidA || !cidB) return fail("cannot attach the local clusters; nothing else can be checked");
+  if (wA.state !== "COMPLETED" || !wA.attachClusterRequest) fail("attach A: not COMPLETED with its attachClusterRequest");
+  const again = await check("attach cluster A again (the workflow fails)", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirA}` } }, 200);
+  const wAgain = again.json?.workflowId && (await waitWorkflow(token, again.json.workflowId, "attach A again"));
+  if (wAgain && (wAgain.state !== "FAILED" || !wAgain.msg)) fail(`attaching an attached cluster ended ${wAgain.state} "${wAgain.msg}", expected FAILED with a msg`);
+
+  await check("list clusters", { method: "GET", path: C, token }, 200, (r) =>
+    r.json.clusters.length >= 2 ? null : `${r.json.clusters.length} clusters listed, expected 2`);
+  await check("get cluster A", { method: "GET", path: `${C}/${cidA}`, token }, 200, (r) => {
+    const c = r.json.cluster;
+    if (c.kind !== "local") return `kind ${c.kind}`;
+    if (!isDeepStrictEqual(c.apiEndpoints, [`file://${dirA}`])) return `apiEndpoints ${JSON.stringify(c.apiEndpoints)}`;
+    return c.name === "clusterA" ? null : `name ${c.name}`;
+  });
+  await check("get an unknown cluster", { method: "GET", path: `${C}/${randomUuid()}`, token }, 404, expectCode(5));
+  await check("get a cluster by a non-UUID", { method: "GET", path: `${C}/not-a-uuid`, token }, 404);
+  await check("GET clusters/refresh is getCluster(\"refresh\")", { method: "GET", path: `${C}/refresh`, token }, 404);
+  await check("wrong method on clusters/refresh", { method: "PUT", path: `${C}/refresh`, token }, 405);
+  await check("malformed path escape", { method: "GET", path: `${C}/%zz`, token }, 400);
+
+  const refreshAll = await check("refresh every cluster (empty body)", { method: "POST", path: `${C}/refresh`, token }, 200);
+  if (refreshAll.json?.workflowId) {
+    const w = await waitWorkflow(token, refreshAll.json.workflowId, "refresh all");
+    if (w && (w.state !== "COMPLETED" || w.result.connected !== 2)) fail(`refresh all ended ${w.state} with ${JSON.stringify(w.result)}`);
+  }
+  const refreshA = await check("refresh cluster A", { method: "POST", path: `${C}/refresh`, token, json: { clusterId: cidA } }, 200);
+  if (refreshA.json?.workflowId) await waitWorkflow(token, refreshA.json.workflowId, "refresh A");
+  await check("refresh with a non-UUID clusterId", { method: "POST", path: `${C}/refresh`, token, json: { clusterId: "nope" } }, 400);
+  await check("refresh an unknown cluster", { method: "POST", path: `${C}/refresh`, token, json: { clusterId: randomUuid() } }, 404);
+  await check("refresh with an unknown field", { method: "POST", path: `${C}/refresh`, token, json: { all: true } }, 400);
+  await check("refresh with malformed JSON", { method: "POST", path: `${C}/refresh`, token, body: "{" }, 400);
+  await check("refreshed cluster has refreshedAt", { method: "GET", path: `${C}/${cidA}`, token }, 200, (r) =>
+    r.json.cluster.refreshedAt ? null : "no refreshedAt after a refresh");
+
+  // ---- volumes
+  const P = "p1";
+  const V = (cid, p = P) => `${C}/${cid}/projects/${p}/volumes`;
+  const S = (cid, p = P) => `${C}/${cid}/projects/${p}/snapshots`;
+  const SIZE = args.volumeMiB << 20; // big enough that a clone runs for a while (cancel, busy and 429 checks)
+  const v1 = await check("create a volume", { method: "POST", path: V(cidA), token, json: { name: "vol-1", size: String(SIZE) } }, 200, (r) => {
+    const v = r.json.volume;
+    if (v.size !== String(SIZE) || v.state !== "Available" || v.replicaCount !== 1 || v.sectorSize !== 4096) return `unexpected volume ${JSON.stringify(v)}`;
+    return v.sourceSnapshotId === "" ? null : "sourceSnapshotId is not empty";
+  });
+  const vol1 = v1.json?.volume;
+  if (!vol1) return fail("cannot create a volume; nothing else can be checked");
+  // Random data, so that copies take a while and verifyClone compares something.
+  if (!path.resolve(vol1.devicePath).startsWith(args.dataDir + path.sep)) return fail(`devicePath ${vol1.devicePath} is outside ${args.dataDir}`);
+  {
+    const fd = fs.openSync(vol1.devicePath, "r+");
+    const chunk = 4 << 20;
+    for (let off = 0; off < SIZE; off += chunk) {
+      const n = Math.min(chunk, SIZE - off);
+      fs.writeSync(fd, crypto.randomBytes(n), 0, n, off);
+    }
+    fs.closeSync(fd);
+  }
+  const v2 = await check("create a volume with every field (size as a JSON integer)", { method: "POST", path: V(cidA), token,
+    json: { name: "vol-2", size: 1 << 20, replicaCount: 2, sectorSize: 512, compression: true } }, 200, (r) => {
+    const v = r.json.volume;
+    return v.replicaCount === 2 && v.sectorSize === 512 && v.compression === true && v.size === String(1 << 20) ? null : `fields not kept: ${JSON.stringify(v)}`;
+  });
+  const vol2 = v2.json?.volume;
+  await check("create a volume whose name is taken", { method: "POST", path: V(cidA), token, json: { name: "vol-1", size: "4096" } }, 409, expectCode(6));
+  await check("create a volume without size", { method: "POST", path: V(cidA), token, json: { name: "vol-x" } }, 400);
+  await check("create a volume of a size not a multiple of 4096", { method: "POST", path: V(cidA), token, json: { name: "vol-x", size: "1000" } }, 400);
+  await check("create a volume with an unknown field", { method: "POST", path: V(cidA), token, json: { name: "vol-x", size: "4096", thin: true } }, 400);
+  await check("create a volume with a wrong type", { method: "POST", path: V(cidA), token, json: { name: "vol-x", size: "4096", compression: "yes" } }, 400);
+  await check("create a volume with replicaCount 5", { method: "POST", path: V(cidA), token, json: { name: "vol-x", size: "4096", replicaCount: 5 } }, 400);
+  await check("create a volume with sectorSize 1024", { method: "POST", path: V(cidA), token, json: { name: "vol-x", size: "4096", sectorSize: 1024 } }, 400);
+  await check("create a volume with a bad name", { method: "POST", path: V(cidA), token, json: { name: "bad/name", size: "4096" } }, 400);
+  await check("create a volume with an empty body", { method: "POST", path: V(cidA), token }, 400);
+  await check("create a volume from an unknown snapshot", { method: "POST", path: V(cidA), token, json: { name: "vol-x", size: "0", sourceSnapshotId: randomUuid() } }, 404);
+  await check("create a volume in an unknown cluster", { method: "POST", path: V(randomUuid()), token, json: { name: "vol-x", size: "4096" } }, 404);
+  await check("create a volume in a bad project name", { method: "POST", path: V(cidA, "bad%20project"), token, json: { name: "vol-x", size: "4096" } }, 400);
+
+  await check("get a volume", { method: "GET", path: `${V(cidA)}/${vol1.id}`, token }, 200, (r) =>
+    isDeepStrictEqual(r.json.volume, vol1) ? null : "differs from the created volume");
+  await check("get an unknown volume", { method: "GET", path: `${V(cidA)}/${randomUuid()}`, token }, 404);
+  await check("get a volume of an unknown cluster", { method: "GET", path: `${V(randomUuid())}/${vol1.id}`, token }, 404);
+  await check("wrong method on a volume", { method: "PATCH", path: `${V(cidA)}/${vol1.id}`, token, json: {} }, 405);
+
+  // ---- snapshots
+  const s1 = await check("create a snapshot", { method: "POST", path: S(cidA), token, json: { name: "snap-1", sourceVolumeId: vol1.id, description: "first" } }, 200, (r) => {
+    const s = r.json.snapshot;
+    return s.sourceVolumeId === vol1.id && s.size === String(SIZE) && s.description === "first" && s.state === "Available" ? null : `unexpected snapshot ${JSON.stringify(s)}`;
+  });
+  const snap1 = s1.json?.snapshot;
+  if (!snap1) return fail("cannot create a snapshot; nothing else can be checked");
+  const s2 = await check("create a snapshot without description", { method: "POST", path: S(cidA), token, json: { name: "snap-2", sourceVolumeId: vol2?.id ?? vol1.id } }, 200,
+    (r) => (r.json.snapshot.description === "" ? null : "description is not empty"));
+  const snap2 = s2.json?.snapshot;
+  await check("create a snapshot whose name is taken", { method: "POST", path: S(cidA), token, json: { name: "snap-1", sourceVolumeId: vol1.id } }, 409);
+  await check("create a snapshot without sourceVolumeId", { method: "POST", path: S(cidA), token, json: { name: "snap-x" } }, 400);
+  await check("create a snapshot of an unknown volume", { method: "POST", path: S(cidA), token, json: { name: "snap-x", sourceVolumeId: randomUuid() } }, 404);
+  await check("create a snapshot with a long description", { method: "POST", path: S(cidA), token, json: { name: "snap-x", sourceVolumeId: vol1.id, description: "d".repeat(257) } }, 400);
+  await check("create a snapshot with an unknown field", { method: "POST", path: S(cidA), token, json: { name: "snap-x", sourceVolumeId: vol1.id, size: "1" } }, 400);
+  await check("create a snapshot with a wrong type", { method: "POST", path: S(cidA), token, json: { name: ["snap-x"], sourceVolumeId: vol1.id } }, 400);
+  await check("create a snapshot in an unknown cluster", { method: "POST", path: S(randomUuid()), token, json: { name: "snap-x", sourceVolumeId: vol1.id } }, 404);
+  await check("get a snapshot", { method: "GET", path: `${S(cidA)}/${snap1.id}`, token }, 200, (r) =>
+    isDeepStrictEqual(r.json.snapshot, snap1) ? null : "differs from the created snapshot");
+  await check("get an unknown snapshot", { method: "GET", path: `${S(cidA)}/${randomUuid()}`, token }, 404);
+  await check("wrong method on snapshots", { method: "DELETE", path: S(cidA), token }, 405);
+
+  const thin = await check("create a thin clone of a snapshot", { method: "POST", path: V(cidA), token, json: { name: "thin-1", size: "0", sourceSnapshotId: snap1.id } }, 200,
+    (r) => (r.json.volume.sourceSnapshotId === snap1.id && r.json.volume.size === String(SIZE) ? null : "not a thin clone of snap-1"));
+  await check("create a thin clone smaller than its snapshot", { method: "POST", path: V(cidA), token, json: { name: "thin-x", size: "4096", sourceSnapshotId: snap1.id } }, 400);
+
+  // ---- thick clones
+  const src = { snapId: snap1.id, projectName: P, clusterId: cidA };
+  const TV = "/api/v1/volumes/thickclone", TS = "/api/v1/snapshots/thickclone";
+  const tc1 = await check("thick-clone a snapshot into a volume on another cluster", { method: "POST", path: TV, token,
+    json: { src, dst: { name: "thick-1", projectName: "p2", clusterId: cidB, replica: 2 }, verifyClone: true } }, 200);
+  let thickVol;
+  if (tc1.json?.workflowId) {
+    const w = await waitWorkflow(token, tc1.json.workflowId, "thick clone volume");
+    if (w?.state !== "COMPLETED") fail(`thick clone to a volume ended ${w?.state}: ${w?.msg}`);
+    else if (!w.thickCloneVolumeRequest || !w.result.volumeId || !w.startedAt || !w.endedAt) fail(`thick clone workflow lacks fields: ${JSON.stringify(w)}`);
+    else thickVol = w.result.volumeId;
+  }
+  if (thickVol)
+    await check("get the thick clone", { method: "GET", path: `${V(cidB, "p2")}/${thickVol}`, token }, 200, (r) =>
+      r.json.volume.name === "thick-1" && r.json.volume.replicaCount === 2 && r.json.volume.state === "Available" ? null : `unexpected ${JSON.stringify(r.json.volume)}`);
+  const tc2 = await check("thick-clone a snapshot into a snapshot", { method: "POST", path: TS, token,
+    json: { src, dst: { name: "thick-snap-1", clusterId: cidA, description: "a copy", size: String(SIZE) } } }, 200);
+  let thickSnap;
+  if (tc2.json?.workflowId) {
+    const w = await waitWorkflow(token, tc2.json.workflowId, "thick clone snapshot");
+    if (w?.state !== "COMPLETED" || !w.snapshotCloneRequest || !w.result.snapshotId) fail(`thick clone to a snapshot ended ${w?.state}: ${JSON.stringify(w)}`);
+    else thickSnap = w.result.snapshotId;
+  }
+  await check("thick clone without src", { method: "POST", path: TV, token, json: { dst: { name: "x", clusterId: cidA } } }, 400);
+  await check("thick clone with a non-UUID snapId", { method: "POST", path: TV, token, json: { src: { ...src, snapId: "snap-1" }, dst: { name: "x", clusterId: cidA } } }, 400);
+  await check("thick clone with an unknown dst field", { method: "POST", path: TV, token, json: { src, dst: { name: "x", clusterId: cidA, pool: "a" } } }, 400,
+    (r) => (/^dst\.pool/.test(r.json.message) ? null : `message does not name dst.pool: ${r.json.message}`));
+  await check("thick clone with a wrong type", { method: "POST", path: TV, token, json: { src, dst: { name: "x", clusterId: cidA }, verifyClone: "yes" } }, 400);
+  await check("thick clone smaller than the source", { method: "POST", path: TV, token, json: { src, dst: { name: "x", clusterId: cidA, size: "4096" } } }, 400);
+  await check("thick clone into a volume with a description", { method: "POST", path: TV, token, json: { src, dst: { name: "x", clusterId: cidA, description: "d" } } }, 400);
+  await check("thick clone with replica 4", { method: "POST", path: TS, token, json: { src, dst: { name: "x", clusterId: cidA, replica: 4 } } }, 400);
+  await check("thick clone of an unknown snapshot", { method: "POST", path: TV, token, json: { src: { ...src, snapId: randomUuid() }, dst: { name: "x", clusterId: cidA } } }, 404);
+  await check("thick clone to an unknown cluster", { method: "POST", path: TS, token, json: { src, dst: { name: "x", clusterId: randomUuid() } } }, 404);
+  await check("thick clone with an unknown QoS policy", { method: "POST", path: TV, token, json: { src, dst: { name: "x", clusterId: cidA, qosPolicyName: "gold" } } }, 404);
+  await check("thick clone onto a taken name", { method: "POST", path: TV, token, json: { src, dst: { name: "thick-1", projectName: "p2", clusterId: cidB } } }, 409, expectCode(6));
+  await check("thick clone with the wrong method", { method: "GET", path: TV, token }, 405);
+
+  // ---- listing with pagination
+  async function walk(label, listPath, field, pageSize) {
+    const all = await check(`${label}: one page`, { method: "GET", path: `${listPath}?pageSize=1000`, token }, 200,
+      (r) => (r.json.nextPageToken === "" ? null : "nextPageToken is not empty on the only page"));
+    const want = (all.json?.[field] ?? []).map((x) => x.id);
+    const got = [];
+    let tok = "";
+    for (let page = 1; page < 100; page++) {
+      const q = `pageSize=${pageSize}` + (tok ? `&nextPageToken=${encodeURIComponent(tok)}` : "");
+      const r = await check(`${label}: page ${page} of ${pageSize}`, { method: "GET", path: `${listPath}?${q}`, token }, 200);
+      if (!r.json) break;
+      got.push(...r.json[field].map((x) => x.id));
+      if (r.json[field].length > pageSize) fail(`${label}: page ${page} has ${r.json[field].length} items`);
+      tok = r.json.nextPageToken;
+      if (!tok) break;
+    }
+    if (!isDeepStrictEqual(got, want)) fail(`${label}: pages give ${got.length} items ${JSON.stringify(got)}, one page ${JSON.stringify(want)}`);
+    else console.log(`ok   ${label}: ${want.length} items, the same in pages of ${pageSize}`);
+    if (want.length <= pageSize) fail(`${label}: only ${want.length} items; pagination was not exercised`);
+  }
+  await walk("list volumes", V(cidA), "volumes", 1);
+  await walk("list snapshots", S(cidA), "snapshots", 1);
+  await walk("list workflows", "/api/v1/workflows", "workflows", 2);
+  await check("list volumes of an empty project", { method: "GET", path: V(cidA, "empty"), token }, 200, (r) => (r.json.volumes.length === 0 ? null : "not empty"));
+  await check("list volumes with pageSize=abc", { method: "GET", path: `${V(cidA)}?pageSize=abc`, token }, 400);
+  await check("list volumes with pageSize=1001", { method: "GET", path: `${V(cidA)}?pageSize=1001`, token }, 400);
+  await check("list volumes with a forged nextPageToken", { method: "GET", path: `${V(cidA)}?nextPageToken=garbage`, token }, 400);
+  await check("list volumes with pageToken (not a parameter)", { method: "GET", path: `${V(cidA)}?pageToken=v1.1`, token }, 400);
+  await check("list volumes with a bad project name", { method: "GET", path: V(cidA, "bad%20name"), token }, 400);
+  await check("list volumes of an unknown cluster", { method: "GET", path: V(randomUuid()), token }, 404);
+  await check("list snapshots with pageSize=-1", { method: "GET", path: `${S(cidA)}?pageSize=-1`, token }, 400);
+  await check("list snapshots with a volume's page token", { method: "GET", path: `${S(cidA)}?nextPageToken=v1.1`, token }, 400);
+  await check("list snapshots of an unknown cluster", { method: "GET", path: S(randomUuid()), token }, 404);
+  const W = "/api/v1/workflows";
+  await check("list COMPLETED workflows", { method: "GET", path: `${W}?state=COMPLETED`, token }, 200, (r) =>
+    r.json.workflows.length && r.json.workflows.every((w) => w.state === "COMPLETED") ? null : "filter by state not applied");
+  await check("list ATTACH_CLUSTER workflows", { method: "GET", path: `${W}?type=ATTACH_CLUSTER&pageSize=10`, token }, 200, (r) =>
+    r.json.workflows.length === 3 && r.json.workflows.every((w) => w.type === "ATTACH_CLUSTER") ? null : "filter by type not applied");
+  await check("list FAILED workflows", { method: "GET", path: `${W}?state=FAILED`, token }, 200);
+  await check("list workflows of an unknown type", { method: "GET", path: `${W}?type=NOPE`, token }, 200, (r) => (r.json.workflows.length === 0 ? null : "not empty"));
+  await check("list workflows with a lower-case state", { method: "GET", path: `${W}?state=completed`, token }, 400);
+  await check("list workflows with a type over 64 characters", { method: "GET", path: `${W}?type=${"T".repeat(65)}`, token }, 400);
+  await check("list workflows with an unknown parameter", { method: "GET", path: `${W}?status=RUNNING`, token }, 400);
+  await check("list workflows with a parameter given twice", { method: "GET", path: `${W}?pageSize=1&pageSize=2`, token }, 400);
+  await check("list workflows with a forged token", { method: "GET", path: `${W}?nextPageToken=wf1.x`, token }, 400);
+  await check("get an unknown workflow", { method: "GET", path: `${W}/${randomUuid()}`, token }, 404);
+  await check("wrong method on a workflow", { method: "DELETE", path: `${W}/${randomUuid()}`, token }, 405);
+
+  // ---- cancel
+  await check("cancel a finished workflow", { method: "POST", path: `${W}/${attachA.json.workflowId}/cancel`, token }, 400, expectCode(9));
+  await check("cancel an unknown workflow", { method: "POST", path: `${W}/${randomUuid()}/cancel`, token, json: {} }, 404);
+  await check("cancel with an unknown field", { method: "POST", path: `${W}/${attachA.json.workflowId}/cancel`, token, json: { force: true } }, 400, expectCode(3));
+  await check("cancel with the wrong method", { method: "GET", path: `${W}/${attachA.json.workflowId}/cancel`, token }, 405);
+
+  // Long clones onto cluster B: while they run, B and the source snapshot are busy, and at
+  // maxRunningWorkflows non-terminal workflows the next submission is 429.
+  const live = [];
+  for (let i = 0; i < args.maxRunning; i++) {
+    const r = await check(`submit long clone ${i + 1} of ${args.maxRunning}`, { method: "POST", path: i % 2 ? TS : TV, token,
+      json: { src, dst: { name: `busy-${i}`, clusterId: cidB }, verifyClone: true } }, 200);
+    if (r.json?.workflowId) live.push(r.json.workflowId);
+  }
+  await check("submit one clone too many", { method: "POST", path: TV, token, json: { src, dst: { name: "busy-x", clusterId: cidB } } }, 429, expectCode(8));
+  await check("refresh while the workflow limit is reached", { method: "POST", path: `${C}/refresh`, token, json: {} }, 429);
+  await check("detach a cluster a running workflow uses", { method: "DELETE", path: `${C}/${cidB}`, token }, 400, expectCode(9));
+  await check("delete the source snapshot of a running workflow", { method: "DELETE", path: `${S(cidA)}/${snap1.id}`, token }, 400, expectCode(9));
+  await check("look at a running workflow", { method: "GET", path: `${W}/${live[0]}`, token }, 200, (r) =>
+    TERMINAL.has(r.json.workflow.state) ? `already ${r.json.workflow.state}; the busy checks above raced with it` : null);
+  await check("list RUNNING workflows", { method: "GET", path: `${W}?state=RUNNING`, token }, 200);
+  for (const [i, id] of live.entries())
+    await check(`cancel running clone ${i + 1}`, { method: "POST", path: `${W}/${id}/cancel`, token, ...(i % 2 ? { json: {} } : {}) }, 200);
+  for (const id of live) {
+    const w = await waitWorkflow(token, id, "cancelled clone");
+    if (w && (w.state !== "CANCELLED" || !w.cancelRequested)) fail(`clone ${id} ended ${w.state} (cancelRequested ${w.cancelRequested}), expected CANCELLED`);
+  }
+  await check("list CANCELLED workflows", { method: "GET", path: `${W}?state=CANCELLED`, token }, 200, (r) =>
+    r.json.workflows.length >= live.length ? null : "the cancelled clones are not listed");
+  await check("a cancelled clone leaves no volume", { method: "GET", path: V(cidB), token }, 200, (r) =>
+    r.json.volumes.some((v) => v.name.startsWith("busy-") || v.name.startsWith("dms-tmp-")) ? `left over: ${r.json.volumes.map((v) => v.name)}` : null);
+
+  // ---- deletes and detach
+  if (thin.json?.volume) {
+    await check("delete a volume", { method: "DELETE", path: `${V(cidA)}/${thin.json.volume.id}`, token }, 200);
+    await check("delete it again", { method: "DELETE", path: `${V(cidA)}/${thin.json.volume.id}`, token }, 404);
+  }
+  if (thickSnap) await check("delete a snapshot", { method: "DELETE", path: `${S(cidA)}/${thickSnap}`, token }, 200);
+  if (snap2) await check("delete another snapshot", { method: "DELETE", path: `${S(cidA)}/${snap2.id}`, token }, 200);
+  await check("delete an unknown snapshot", { method: "DELETE", path: `${S(cidA)}/${randomUuid()}`, token }, 404);
+  await check("delete a volume of an unknown cluster", { method: "DELETE", path: `${V(randomUuid())}/${vol1.id}`, token }, 404);
+  if (thickVol) await check("delete the thick clone", { method: "DELETE", path: `${V(cidB, "p2")}/${thickVol}`, token }, 200);
+  await check("detach cluster B", { method: "DELETE", path: `${C}/${cidB}`, token }, 200);
+  await check("detach it again", { method: "DELETE", path: `${C}/${cidB}`, token }, 404);
+  await check("list volumes of a detached cluster", { method: "GET", path: V(cidB, "p2"), token }, 404);
+  await check("detach cluster A", { method: "DELETE", path: `${C}/${cidA}`, token }, 200);
+  await check("no cluster is left", { method: "GET", path: C, token }, 200, (r) => (r.json.clusters.length === 0 ? null : "clusters are left"));
+
+  // ---- logout (last: it ends every session of the user)
+  await check("log out with a body (ignored)", { method: "POST", path: "/api/v1/logout", token: token2, json: { everywhere: true } }, 200);
+  await check("a logged-out token", { method: "GET", path: C, token: token2 }, 401);
+  await check("log out with a logged-out token", { method: "POST", path: "/api/v1/logout", token }, 401);
+}
+
+// ------------------------------------------------------------------ summary
+
+try {
+  await main();
+} catch (e) {
+  fail(`check_responses.mjs threw: ${e.stack ?? e}`);
+}
+
+const minOps = args.minOperations ?? allOperations.length;
+const notExercised = allOperations.filter((k) => !exercised.has(k));
+const noSuccess = allOperations.filter((k) => exercised.has(k) && ![...exercised.get(k)].some((s) => s >= 200 && s < 300));
+console.log("");
+console.log("operations exercised (statuses seen / documented but not seen):");
+for (const k of allOperations) {
+  const seen = exercised.get(k);
+  const [m, p] = k.split(" ");
+  const documented = Object.keys(spec.paths[p][m.toLowerCase()].responses);
+  const unseen = documented.filter((s) => !seen?.has(Number(s)));
+  console.log(`  ${seen ? "   " : "NOT"} ${k}: ${seen ? [...seen].sort().join(" ") : "-"}${unseen.length ? `  (not seen: ${unseen.join(" ")})` : ""}`);
+}
+if (notExercised.length) console.log(`not exercised: ${notExercised.join(", ")}`);
+if (noSuccess.length) console.log(`never answered 2xx: ${noSuccess.join(", ")}`);
+const ops = allOperations.length - notExercised.length;
+if (ops < minOps) {
+  results.failed++;
+  failures.push(`only ${ops} of ${allOperations.length} operations exercised, at least ${minOps} required`);
+}
+console.log("");
+if (failures.length) {
+  console.log("failures:");
+  for (const f of failures) console.log(`  - ${f}`);
+}
+console.log(`${ops} of ${allOperations.length} operations exercised (at least ${minOps} required)`);
+console.log(`check_responses: ${results.checks - results.failed} passed, ${results.failed} failed`);
+process.exit(results.failed ? 1 : 0);
