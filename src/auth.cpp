@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <unordered_set>
 
 #include "dmscore/backend.hpp"
 #include "file_io.hpp"
@@ -163,6 +164,26 @@ struct Auth::Impl {
 
   std::mutex audit_mu;
 
+  // Tokens whose RS256 signature has been verified already. A signature check costs tens of
+  // microseconds and a client sends the same token with every request; everything else
+  // (key id, claims, times, revocation) is checked on every use all the same. Bounded: emptied
+  // when full.
+  static constexpr std::size_t kVerifiedCap = 4096;
+  mutable std::mutex verified_mu;
+  mutable std::unordered_set<std::string> verified;
+
+  bool signature_ok(const std::string& token, const detail::JwsParts& parts) const {
+    {
+      std::lock_guard lock(verified_mu);
+      if (verified.count(token)) return true;
+    }
+    if (!identity.verify_login_signature(parts.signing_input, parts.signature)) return false;
+    std::lock_guard lock(verified_mu);
+    if (verified.size() >= kVerifiedCap) verified.clear();
+    verified.insert(token);
+    return true;
+  }
+
   void log(std::string_view line) const {
     if (options.log) options.log(line);
   }
@@ -282,8 +303,7 @@ struct Auth::Impl {
       return bad("unknown key");
     if (auto* typ = claim(h, "typ"); typ && (!typ->is_string() || typ->as_string() != "JWT"))
       return bad("wrong type");
-    if (!identity.verify_login_signature(parts->signing_input, parts->signature))
-      return bad("signature does not verify");
+    if (!signature_ok(token, *parts)) return bad("signature does not verify");
     json::value payload = json::parse(parts->payload_json, ec);
     if (ec || !payload.is_object()) return bad("malformed claims");
     const auto& c = payload.as_object();
@@ -320,7 +340,7 @@ struct Auth::Impl {
 };
 
 Auth::Auth(Store& store, const Identity& identity, AuthOptions options)
-    : impl_(new Impl{store, identity, std::move(options), nullptr, {}, {}, {}, {}, {}}) {
+    : impl_(new Impl{store, identity, std::move(options), nullptr, {}, {}, {}, {}, {}, {}, {}}) {
   impl_->env = impl_->options.env ? impl_->options.env : Env::Default();
 }
 Auth::~Auth() = default;
