@@ -298,6 +298,8 @@ struct ServeArgs {
   bool allow_plain_http = false;
   std::vector<std::string> local_cluster_roots;
   std::uint64_t copy_rate_limit = 0;
+  int io_threads = 2;
+  int blocking_threads = 4;
 };
 
 // Splits "ADDR:PORT" ("[v6]:PORT" too).
@@ -348,6 +350,8 @@ int serve(const ServeArgs& a) {
   so.tls_cert_file = a.tls_cert;
   so.tls_key_file = a.tls_key;
   so.allow_plain_http = a.allow_plain_http;
+  so.io_threads = a.io_threads;
+  so.blocking_threads = a.blocking_threads;
   so.log = [](std::string_view line) { fmt::print(stderr, "dmsctl serve: {}\n", line); };
   auto server = dmscore::http::Server::create(**svc, so);
   if (!server.ok()) {
@@ -486,6 +490,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_flag("--allow-plain-http", sa.allow_plain_http,
                       "serve plain HTTP on a non-loopback address");
+  serve_cmd->add_option("--io-threads", sa.io_threads, "threads reading and writing sockets")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--blocking-threads", sa.blocking_threads,
+                   "threads answering requests (store, login)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   serve_cmd->add_option("--copy-rate-limit", sa.copy_rate_limit,
                         "bytes per second each copy may move at most (0: unlimited)");
   serve_cmd->add_option("--local-cluster-root", sa.local_cluster_roots,

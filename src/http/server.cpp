@@ -168,25 +168,41 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const unsigned version = msg.version();
     shared_->in_flight++;
     auto started = std::chrono::steady_clock::now();
-    // The router may block (store, scrypt): run it on the blocking pool, write on the strand.
-    net::post(shared_->blocking, [self = this->shared_from_this(), req = std::move(req), keep_alive,
-                                  version, started]() mutable {
-      Response r = self->shared_->router.handle(req);
+    auto answer = [](const std::shared_ptr<Session>& self, const Request& rq,
+                     std::chrono::steady_clock::time_point t0) {
+      Response r = self->shared_->router.handle(rq);
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started)
+                    std::chrono::steady_clock::now() - t0)
                     .count();
-      std::string path = req.target.substr(0, req.target.find('?'));
+      std::string path = rq.target.substr(0, rq.target.find('?'));
       if (path.size() > 200) path = path.substr(0, 200) + "...";
-      self->shared_->log("request " + req.request_id + " " + req.method.substr(0, 16) + " " + path +
+      self->shared_->log("request " + rq.request_id + " " + rq.method.substr(0, 16) + " " + path +
                          " " + std::to_string(r.status) + " " + std::to_string(ms) + "ms");
+      return r;
+    };
+    auto finish = [](const std::shared_ptr<Session>& self, Response r, const std::string& id,
+                     bool keep, unsigned v) {
+      self->write(std::move(r), id, keep, v);
+      if (--self->shared_->in_flight == 0) {
+        std::lock_guard lock(self->shared_->mu);
+        self->shared_->drained.notify_all();
+      }
+    };
+    // Reads are answered here, on the session's strand: they are bounded store reads, which
+    // never wait for a writer in WAL mode. Everything else (store writes, login's scrypt) runs
+    // on the blocking pool, and the answer is written back on the strand.
+    if (shared_->options.reads_on_io_threads && (req.method == "GET" || req.method == "HEAD")) {
+      auto self = this->shared_from_this();
+      Response r = answer(self, req, started);
+      finish(self, std::move(r), req.request_id, keep_alive, version);
+      return;
+    }
+    net::post(shared_->blocking, [self = this->shared_from_this(), req = std::move(req), keep_alive,
+                                  version, started, answer, finish]() mutable {
+      Response r = answer(self, req, started);
       net::post(self->stream_.get_executor(),
-                [self, r = std::move(r), id = req.request_id, keep_alive, version]() mutable {
-                  self->write(std::move(r), id, keep_alive, version);
-                  if (--self->shared_->in_flight == 0) {
-                    std::lock_guard lock(self->shared_->mu);
-                    self->shared_->drained.notify_all();
-                  }
-                });
+                [self, r = std::move(r), id = req.request_id, keep_alive, version,
+                 finish]() mutable { finish(self, std::move(r), id, keep_alive, version); });
     });
   }
 

@@ -3,7 +3,8 @@
 //
 //   listener (accepts, caps connections) ─► session per connection (its own strand)
 //      read headers (deadline, 8 KiB limit → 431) ─► read body (deadline, 1 MiB → 413)
-//      ─► Router::handle on the blocking pool (never on an I/O thread)
+//      ─► Router::handle: GET and HEAD on the session's strand (bounded store reads), everything
+//         else (store writes, login's scrypt) on the blocking pool
 //      ─► write (deadline) ─► keep-alive wait (idle deadline) ─► ...
 //
 // Every answer carries X-Request-Id (the client's, when it sent a sane one, or a new one),
@@ -50,8 +51,12 @@ struct ServerOptions {
   bool allow_plain_http = false;
   // I/O threads. Default: 1. REQUIRES: 1..64.
   int io_threads = 1;
-  // Threads that run requests (store reads and writes, login's scrypt). Default: 4.
+  // Threads that run requests that write or hash (store writes, login's scrypt). Default: 4.
   int blocking_threads = 4;
+  // Answers GET and HEAD on the I/O threads, saving two thread hand-offs per request. Their
+  // work is a token check and bounded store reads, which never wait for a writer (WAL).
+  // false sends every request through the blocking pool. Default: true.
+  bool reads_on_io_threads = true;
   // Request line plus headers, in bytes; beyond it 431. Default: 8 KiB.
   std::size_t header_limit = 8 * 1024;
   // Request body, in bytes; beyond it 413. Default: 1 MiB.
