@@ -39,7 +39,7 @@ class Server:
         deadline = time.time() + 30
         while time.time() < deadline:
             self.log.seek(0)
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.log.read())
+            m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", self.log.read())
             if m:
                 self.endpoint = "http://127.0.0.1:" + m.group(1)
                 return
@@ -428,6 +428,30 @@ class DmsctlTest(unittest.TestCase):
         self.assertEqual(c.run("list", "clusters", env={"DMS_TOKEN": old}).returncode, 3)
         self.cli.run("login", "--endpoint", self.server.endpoint, "--password-stdin",
                      input=PASSWORD + "\n", check=0)
+
+    def test_tls_endpoint_with_ca_cert_or_insecure(self):
+        root = os.path.join(self.root, "tls")
+        os.makedirs(root, exist_ok=True)
+        cert, key = os.path.join(root, "cert.pem"), os.path.join(root, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+                        "/CN=dms-test", "-days", "1", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        srv = Server(root, "--tls-cert", cert, "--tls-key", key)
+        try:
+            endpoint = srv.endpoint.replace("http://", "https://")
+            c = Cli(os.path.join(root, "home"))
+            login = ["login", "--endpoint", endpoint, "--password-stdin"]
+            p = c.run(*login, input=PASSWORD + "\n")
+            self.assertEqual(p.returncode, 1, p.stderr)  # the system store does not trust it
+            self.assertIn("certificate verify failed", p.stderr)
+            c.run(*login, "--ca-cert", cert, input=PASSWORD + "\n", check=0)
+            c.run("list", "clusters", check=0)  # the context remembers the CA file
+            other = Cli(os.path.join(root, "home2"))
+            other.run(*login, "--insecure", input=PASSWORD + "\n", check=0)
+            other.run("list", "clusters", check=0)
+        finally:
+            srv.stop()
 
     # -- help and completion --------------------------------------------------------------------
 
