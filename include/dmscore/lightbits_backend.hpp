@@ -1,0 +1,96 @@
+#pragma once
+// LightbitsBackend: a Lightbits cluster driven over its REST API v2 (LightOS), as a Backend.
+//
+// - Transport: http::Client over HTTPS, verification on unless `insecure`; rotation across the
+//   cluster's API endpoints; a bearer token (the service's RS256 cluster token) on every call.
+// - Volumes and snapshots live under /api/v2/projects/{project}/...; creates and deletes are
+//   asynchronous on the cluster, so they poll with backoff until Available (or 404 for a
+//   delete) within `operation_timeout`. Deletes send If-Match with the object's ETag and re-read
+//   it on 412; 409 "operation in progress", 429 and 503 are retried with backoff within the
+//   same deadline.
+// - Errors: 400 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED,
+//   404 → NOT_FOUND, 409 on create → ALREADY_EXISTS (elsewhere, once retries are spent,
+//   ABORTED), 412 after retries → ABORTED, 429/503 after retries and every 5xx → UNAVAILABLE,
+//   501 → UNIMPLEMENTED. Every message starts with "cluster <label>: ".
+// - Every field of an answer is checked before use; a malformed or oversized answer is
+//   UNAVAILABLE naming the cluster and the field, never a crash.
+// - Data access (open_*_data, open_volume_sink) needs NVMe/TCP to the cluster's data network
+//   (discovery endpoints, subsystem NQN, namespace ids) and answers UNIMPLEMENTED here; see
+//   docs/design.md.
+//
+// Safe for concurrent use (calls are serialised on one connection).
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dmscore/backend.hpp"
+#include "dmscore/env.hpp"
+#include "dmscore/result.hpp"
+
+namespace dmscore {
+
+struct LightbitsOptions {
+  // API endpoints, "host:port" or "https://host:port". At least one.
+  std::vector<std::string> endpoints;
+  // Name used in messages (the endpoint when empty).
+  std::string label;
+  // PEM file of CAs trusted for the cluster's certificate. Default: the system's store.
+  std::string ca_file;
+  // Skip TLS verification (self-signed lab clusters only). Default: false.
+  bool insecure = false;
+  // Plain HTTP instead of HTTPS for endpoints given without a scheme (tests). Default: false.
+  bool plain_http = false;
+  // The bearer token for each call (the service's RS256 token, kid system:<pubKeyId>).
+  std::function<Result<std::string>()> token;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{30000};
+  // Bound on waiting for an object to settle and on retrying 409/412/429/503.
+  std::chrono::milliseconds operation_timeout{100000};
+  // First pause between polls or retries; grows by half up to `max_backoff`.
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{1000};
+  // Largest answer accepted. Default: 16 MiB.
+  std::size_t max_response_bytes = 16u << 20;
+  std::shared_ptr<Env> env;
+};
+
+class LightbitsBackend : public Backend {
+ public:
+  // INVALID_ARGUMENT for bad options; contacts nothing yet.
+  static Result<std::unique_ptr<LightbitsBackend>> open(LightbitsOptions options);
+  ~LightbitsBackend() override;
+
+  // GET /api/v2/clusterinfo and /api/v2/nodes. UNAUTHENTICATED when the cluster refuses the
+  // token (its credentials were not imported).
+  Result<ClusterInfo> info() override;
+
+  Result<VolumePage> list_volumes(const std::string& project, const PageRequest& page) override;
+  Result<Volume> get_volume(const std::string& project, const std::string& id) override;
+  Result<Volume> find_volume(const std::string& project, const std::string& name) override;
+  Result<Volume> create_volume(const CreateVolumeRequest& request) override;
+  Status mark_volume_available(const std::string& project, const std::string& id) override;
+  Status delete_volume(const std::string& project, const std::string& id) override;
+
+  Result<SnapshotPage> list_snapshots(const std::string& project, const PageRequest& page) override;
+  Result<Snapshot> get_snapshot(const std::string& project, const std::string& id) override;
+  Result<Snapshot> find_snapshot(const std::string& project, const std::string& name) override;
+  Result<Snapshot> create_snapshot(const CreateSnapshotRequest& request) override;
+  Status delete_snapshot(const std::string& project, const std::string& id) override;
+
+  Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
+                                                          const std::string& id) override;
+  Result<std::unique_ptr<BlockSource>> open_volume_data(const std::string& project,
+                                                        const std::string& id) override;
+  Result<std::unique_ptr<BlockSink>> open_volume_sink(const std::string& project,
+                                                      const std::string& id, bool fresh) override;
+
+ private:
+  struct Impl;
+  explicit LightbitsBackend(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dmscore

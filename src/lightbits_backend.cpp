@@ -1,0 +1,633 @@
+#include "dmscore/lightbits_backend.hpp"
+
+#include <boost/json.hpp>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <thread>
+
+#include "dmscore/http/api_client.hpp"
+#include "dmscore/http/client.hpp"
+
+namespace dmscore {
+
+namespace json = boost::json;
+
+namespace {
+
+// A field-by-field reader of one object of a cluster's answer; the first problem is kept.
+class Fields {
+ public:
+  Fields(const json::value* v, std::string what) : what_(std::move(what)) {
+    if (!v || !v->is_object()) {
+      fail("", "not a JSON object");
+      return;
+    }
+    o_ = &v->as_object();
+  }
+  std::string str(const char* key, bool required = true) {
+    const json::value* v = get(key, required);
+    if (!v) return {};
+    if (!v->is_string()) {
+      fail(key, "not a string");
+      return {};
+    }
+    return std::string(v->as_string());
+  }
+  // A uint64 sent as a decimal string (proto3 JSON) or a number.
+  std::uint64_t u64(const char* key, bool required = true) {
+    const json::value* v = get(key, required);
+    if (!v) return 0;
+    if (v->is_uint64()) return v->as_uint64();
+    if (v->is_int64() && v->as_int64() >= 0) return static_cast<std::uint64_t>(v->as_int64());
+    if (v->is_string()) {
+      const auto& s = v->as_string();
+      std::uint64_t n = 0;
+      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+      if (ec == std::errc() && p == s.data() + s.size() && !s.empty()) return n;
+    }
+    fail(key, "not a non-negative integer");
+    return 0;
+  }
+  int small(const char* key, int lo, int hi, int fallback) {
+    const json::value* v = get(key, false);
+    if (!v) return fallback;
+    std::uint64_t n = u64(key, false);
+    if (!ok()) return fallback;
+    if (n < static_cast<std::uint64_t>(lo) || n > static_cast<std::uint64_t>(hi)) {
+      fail(key, "out of range");
+      return fallback;
+    }
+    return static_cast<int>(n);
+  }
+  // LightOS sends compression as "true"/"false" on volumes and as a bool on snapshots.
+  bool flag(const char* key) {
+    const json::value* v = get(key, false);
+    if (!v) return false;
+    if (v->is_bool()) return v->as_bool();
+    if (v->is_string()) {
+      const auto& s = v->as_string();
+      if (s == "true" || s == "enable" || s == "enabled") return true;
+      if (s == "false" || s == "disable" || s == "disabled" || s.empty()) return false;
+    }
+    fail(key, "not a boolean");
+    return false;
+  }
+  std::vector<std::string> strings(const char* key) {
+    std::vector<std::string> out;
+    const json::value* v = get(key, false);
+    if (!v) return out;
+    if (!v->is_array()) {
+      fail(key, "not an array");
+      return out;
+    }
+    for (const auto& x : v->as_array()) {
+      if (!x.is_string()) {
+        fail(key, "holds a non-string");
+        return {};
+      }
+      out.emplace_back(x.as_string());
+    }
+    return out;
+  }
+  const json::array* array(const char* key) {
+    const json::value* v = get(key, true);
+    if (!v) return nullptr;
+    if (!v->is_array()) {
+      fail(key, "not an array");
+      return nullptr;
+    }
+    return &v->as_array();
+  }
+  bool ok() const { return problem_.empty(); }
+  const std::string& problem() const { return problem_; }
+
+ private:
+  const json::value* get(const char* key, bool required) {
+    if (!o_) return nullptr;
+    const json::value* v = o_->if_contains(key);
+    if (!v || v->is_null()) {
+      if (required) fail(key, "missing");
+      return nullptr;
+    }
+    return v;
+  }
+  void fail(const char* key, const std::string& why) {
+    if (problem_.empty())
+      problem_ = what_ + (key[0] ? std::string(" field ") + key : std::string()) + ": " + why;
+  }
+  const json::object* o_ = nullptr;
+  std::string what_;
+  std::string problem_;
+};
+
+Result<VolumeState> volume_state(const std::string& s) {
+  if (s == "Creating") return VolumeState::kCreating;
+  if (s == "Available" || s == "Migrating") return VolumeState::kAvailable;
+  if (s == "Updating" || s == "Rollback") return VolumeState::kUpdating;
+  if (s == "Deleting" || s == "Deleted") return VolumeState::kDeleting;
+  if (s == "Failed") return VolumeState::kFailed;
+  return Status::Unavailable("unknown volume state '" + s.substr(0, 64) + "'");
+}
+
+Result<SnapshotState> snapshot_state(const std::string& s) {
+  if (s == "Creating") return SnapshotState::kCreating;
+  if (s == "Available") return SnapshotState::kAvailable;
+  if (s == "Deleting" || s == "Deleted") return SnapshotState::kDeleting;
+  if (s == "Failed") return SnapshotState::kFailed;
+  return Status::Unavailable("unknown snapshot state '" + s.substr(0, 64) + "'");
+}
+
+// RFC 3339 (as LightOS sends creationTime) to a time point; epoch when absent or unreadable.
+Env::SystemTime parse_time(const std::string& s) {
+  int y, mo, d, h, mi, sec;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6) return {};
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  return Env::SystemTime(std::chrono::seconds(timegm(&tm)));
+}
+
+bool terminal_http(int status) {
+  return status != 409 && status != 412 && status != 429 && status != 503;
+}
+
+}  // namespace
+
+struct LightbitsBackend::Impl {
+  LightbitsOptions options;
+  std::shared_ptr<Env> env;
+  std::mutex mu;  // one connection
+  std::unique_ptr<http::Client> client;
+  std::string cluster_id;  // learnt from clusterinfo
+
+  std::string prefix() const { return "cluster " + options.label + ": "; }
+
+  Status error(Code code, const std::string& msg) const { return Status(code, prefix() + msg); }
+
+  // One HTTP exchange; the answer whatever its status.
+  Result<http::ClientResponse> send(const std::string& method, const std::string& target,
+                                    const std::string& body, const http::Headers& extra) {
+    http::Headers headers = extra;
+    if (options.token) {
+      auto t = options.token();
+      if (!t.ok()) return t.status();
+      headers.emplace_back("Authorization", "Bearer " + *t);
+    }
+    std::lock_guard lock(mu);
+    auto r = client->request(method, target, body, headers);
+    if (!r.ok()) {
+      // The client's message starts with the endpoint; say "cluster" once, with the label.
+      const std::string& m = r.status().message();
+      return Status(r.status().code(),
+                    m.rfind(options.label, 0) == 0 ? "cluster " + m : prefix() + m);
+    }
+    return r;
+  }
+
+  // The Status for an error answer, from the LightOS error body {error, code, message}.
+  Status map_error(const http::ClientResponse& r, const std::string& what, bool creating) const {
+    std::string msg;
+    boost::system::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    if (!ec && v.is_object()) {
+      const auto& o = v.as_object();
+      for (const char* k : {"message", "error"}) {
+        if (auto* m = o.if_contains(k); m && m->is_string() && !m->as_string().empty()) {
+          msg = std::string(m->as_string()).substr(0, 512);
+          break;
+        }
+      }
+    }
+    std::string text =
+        what + ": HTTP " + std::to_string(r.status) + (msg.empty() ? "" : ": " + msg);
+    switch (r.status) {
+      case 400:
+        return error(Code::kInvalidArgument, text);
+      case 401:
+        return error(Code::kUnauthenticated, text + " (the cluster refuses the service's token)");
+      case 403:
+        return error(Code::kPermissionDenied, text);
+      case 404:
+        return error(Code::kNotFound, text);
+      case 409:
+        return error(creating ? Code::kAlreadyExists : Code::kAborted, text);
+      case 412:
+        return error(Code::kAborted, text);
+      case 501:
+        return error(Code::kUnimplemented, text);
+      default:
+        return error(Code::kUnavailable, text);
+    }
+  }
+
+  std::chrono::milliseconds next(std::chrono::milliseconds b) const {
+    return std::min(options.max_backoff, b + b / 2);
+  }
+
+  // Sends until the answer is final: 409 (unless creating), 429 and 503 are retried with
+  // backoff until the operation deadline. A 2xx answers its parsed JSON body (null when empty).
+  Result<json::value> call(const std::string& method, const std::string& target,
+                           const std::string& body = {}, const http::Headers& extra = {},
+                           bool creating = false, int* http_status = nullptr) {
+    const auto deadline = env->steady_now() + options.operation_timeout;
+    auto backoff = options.initial_backoff;
+    const std::string what = method + " " + target.substr(0, target.find('?'));
+    for (;;) {
+      auto r = send(method, target, body, extra);
+      if (!r.ok()) return r.status();
+      if (http_status) *http_status = r->status;
+      if (r->status >= 200 && r->status < 300) {
+        if (r->body.empty()) return json::value();
+        boost::system::error_code ec;
+        json::value v = json::parse(r->body, ec);
+        if (ec) return error(Code::kUnavailable, "malformed answer to " + what + ": not JSON");
+        return v;
+      }
+      bool retry = !terminal_http(r->status) && r->status != 412 && !(r->status == 409 && creating);
+      if (!retry || env->steady_now() + backoff > deadline) {
+        Status s = map_error(*r, what, creating);
+        if (retry)
+          return Status(s.code() == Code::kAborted ? Code::kAborted : Code::kUnavailable,
+                        s.message() + " (still after retrying for " +
+                            std::to_string(options.operation_timeout.count() / 1000) + " s)");
+        return s;
+      }
+      std::this_thread::sleep_for(backoff);
+      backoff = next(backoff);
+    }
+  }
+
+  std::string base(const std::string& project) const {
+    return "/api/v2/projects/" + http::url_encode(project);
+  }
+
+  Result<Volume> to_volume(const json::value& v, const std::string& project) const {
+    Fields f(&v, "volume");
+    Volume out;
+    out.id = f.str("UUID");
+    out.name = f.str("name");
+    out.project_name = f.str("projectName", false);
+    if (out.project_name.empty()) out.project_name = project;
+    out.size = f.u64("size");
+    out.replica_count = f.small("replicaCount", 1, 3, 1);
+    out.sector_size = f.small("sectorSize", 512, 4096, 4096);
+    out.compression = f.flag("compression");
+    std::string state = f.str("state");
+    out.source_snapshot_id = f.str("sourceSnapshotUUID", false);
+    out.created_at = parse_time(f.str("creationTime", false));
+    if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
+    if (out.sector_size != 512 && out.sector_size != 4096)
+      return error(Code::kUnavailable,
+                   "malformed answer: volume field sectorSize: not 512 or 4096");
+    auto st = volume_state(state);
+    if (!st.ok()) return error(Code::kUnavailable, "malformed answer: " + st.status().message());
+    out.state = *st;
+    out.cluster_id = cluster_id;
+    return out;
+  }
+
+  Result<Snapshot> to_snapshot(const json::value& v, const std::string& project) const {
+    Fields f(&v, "snapshot");
+    Snapshot out;
+    out.id = f.str("UUID");
+    out.name = f.str("name");
+    out.project_name = f.str("projectName", false);
+    if (out.project_name.empty()) out.project_name = project;
+    out.size = f.u64("size");
+    out.source_volume_id = f.str("sourceVolumeUUID", false);
+    out.description = f.str("description", false);
+    out.replica_count = f.small("replicaCount", 1, 3, 1);
+    out.sector_size = f.small("sectorSize", 512, 4096, 4096);
+    out.compression = f.flag("compression");
+    std::string state = f.str("state");
+    out.created_at = parse_time(f.str("creationTime", false));
+    if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
+    auto st = snapshot_state(state);
+    if (!st.ok()) return error(Code::kUnavailable, "malformed answer: " + st.status().message());
+    out.state = *st;
+    out.cluster_id = cluster_id;
+    return out;
+  }
+
+  static std::string etag_of(const json::value& v) {
+    if (v.is_object())
+      if (auto* e = v.as_object().if_contains("ETag"); e && e->is_string())
+        return std::string(e->as_string());
+    return {};
+  }
+
+  // Polls `get` until `settled` says so (or the object is gone when `gone_ok`).
+  template <typename T, typename Get, typename Settled>
+  Result<T> wait(Get get, Settled settled, const std::string& what) {
+    const auto deadline = env->steady_now() + options.operation_timeout;
+    auto backoff = options.initial_backoff;
+    for (;;) {
+      auto r = get();
+      if (!r.ok()) return r.status();
+      auto verdict = settled(*r);
+      if (!verdict.ok()) return verdict.status();
+      if (*verdict) return r;
+      if (env->steady_now() + backoff > deadline)
+        return error(Code::kDeadlineExceeded,
+                     what + " did not settle within " +
+                         std::to_string(options.operation_timeout.count() / 1000) + " s");
+      std::this_thread::sleep_for(backoff);
+      backoff = next(backoff);
+    }
+  }
+
+  // DELETE with If-Match: reads the ETag, deletes, re-reads on 412, and waits for 404.
+  Status remove(const std::string& path, const std::string& what) {
+    const auto deadline = env->steady_now() + options.operation_timeout;
+    auto backoff = options.initial_backoff;
+    for (;;) {
+      auto cur = call("GET", path);
+      if (!cur.ok()) return cur.status();
+      http::Headers h;
+      if (std::string tag = etag_of(*cur); !tag.empty()) h.emplace_back("If-Match", tag);
+      int status = 0;
+      auto r = call("DELETE", path, {}, h, false, &status);
+      if (r.ok()) break;
+      if (r.status().code() == Code::kNotFound) return Status::Ok();
+      // 412: someone changed it meanwhile; read the new ETag and try again.
+      if (status != 412 || env->steady_now() + backoff > deadline) return r.status();
+      std::this_thread::sleep_for(backoff);
+      backoff = next(backoff);
+    }
+    for (;;) {
+      int status = 0;
+      auto r = call("GET", path, {}, {}, false, &status);
+      if (!r.ok() && r.status().code() == Code::kNotFound) return Status::Ok();
+      if (!r.ok()) return r.status();
+      if (env->steady_now() + backoff > deadline)
+        return error(Code::kDeadlineExceeded,
+                     what + " still present " +
+                         std::to_string(options.operation_timeout.count() / 1000) +
+                         " s after its delete");
+      std::this_thread::sleep_for(backoff);
+      backoff = next(backoff);
+    }
+  }
+};
+
+LightbitsBackend::LightbitsBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LightbitsBackend::~LightbitsBackend() = default;
+
+Result<std::unique_ptr<LightbitsBackend>> LightbitsBackend::open(LightbitsOptions options) {
+  if (options.endpoints.empty()) return Status::InvalidArgument("endpoints: none given");
+  if (options.operation_timeout.count() <= 0 || options.initial_backoff.count() <= 0 ||
+      options.max_backoff < options.initial_backoff)
+    return Status::InvalidArgument("operation_timeout/backoff: must be positive and ordered");
+  auto impl = std::make_unique<Impl>();
+  if (options.label.empty()) options.label = options.endpoints.front();
+  http::ClientOptions co;
+  for (const auto& e : options.endpoints) {
+    bool has_scheme = e.find("://") != std::string::npos;
+    co.endpoints.push_back(has_scheme ? e : (options.plain_http ? "http://" : "https://") + e);
+  }
+  co.ca_file = options.ca_file;
+  co.insecure = options.insecure;
+  co.connect_timeout = options.connect_timeout;
+  co.request_timeout = options.request_timeout;
+  co.max_response_bytes = options.max_response_bytes;
+  co.user_agent = "libdmscore-lightbits";
+  co.headers = {{"Expect", ""}};
+  auto c = http::Client::create(co);
+  if (!c.ok()) return c.status();
+  impl->client = std::move(c).value();
+  impl->env = options.env ? options.env : Env::Default();
+  impl->options = std::move(options);
+  return std::unique_ptr<LightbitsBackend>(new LightbitsBackend(std::move(impl)));
+}
+
+Result<ClusterInfo> LightbitsBackend::info() {
+  Impl& d = *impl_;
+  auto ci = d.call("GET", "/api/v2/clusterinfo");
+  if (!ci.ok()) return ci.status();
+  Fields f(&*ci, "clusterinfo");
+  ClusterInfo out;
+  out.id = f.str("UUID");
+  out.name = f.str("clusterName", false);
+  out.subsystem_nqn = f.str("subsystemNQN");
+  out.api_endpoints = f.strings("apiEndpoints");
+  out.discovery_endpoints = f.strings("discoveryEndpoints");
+  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
+  if (out.id.size() != 36)
+    return d.error(Code::kUnavailable, "malformed answer: clusterinfo field UUID: not a UUID");
+  d.cluster_id = out.id;
+  if (out.name.empty()) out.name = "lightbits-" + out.id.substr(0, 8);
+  // The version is informative: a cluster that does not answer it is still attached.
+  if (auto v = d.call("GET", "/api/v2/version"); v.ok() && v->is_object()) {
+    Fields vf(&*v, "version");
+    out.version = vf.str("version", false);
+    if (out.version.empty()) out.version = vf.str("Version", false);
+    if (out.version.size() > 128) out.version.resize(128);
+  }
+  auto nodes = d.call("GET", "/api/v2/nodes");
+  if (!nodes.ok()) return nodes.status();
+  Fields nf(&*nodes, "nodes");
+  const json::array* list = nf.array("nodes");
+  if (!nf.ok()) return d.error(Code::kUnavailable, "malformed answer: " + nf.problem());
+  for (const auto& n : *list) {
+    Fields one(&n, "node");
+    ClusterServer s;
+    s.name = one.str("name");
+    s.endpoint = one.str("nvmeEndpoint", false);
+    s.state = one.str("state", false);
+    if (!one.ok()) return d.error(Code::kUnavailable, "malformed answer: " + one.problem());
+    out.servers.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<VolumePage> LightbitsBackend::list_volumes(const std::string& project,
+                                                  const PageRequest& page) {
+  Impl& d = *impl_;
+  if (page.page_size < 0 || page.page_size > 1000)
+    return Status::InvalidArgument("pageSize: must be 0..1000");
+  const int limit = page.page_size == 0 ? 100 : page.page_size;
+  std::string q = "?limit=" + std::to_string(limit);
+  if (!page.page_token.empty()) q += "&offsetUUID=" + http::url_encode(page.page_token);
+  auto r = d.call("GET", d.base(project) + "/volumes" + q);
+  if (!r.ok()) return r.status();
+  Fields f(&*r, "volume list");
+  const json::array* a = f.array("volumes");
+  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
+  VolumePage out;
+  for (const auto& v : *a) {
+    auto vol = d.to_volume(v, project);
+    if (!vol.ok()) return vol.status();
+    out.volumes.push_back(std::move(vol).value());
+  }
+  if (static_cast<int>(out.volumes.size()) == limit) out.next_page_token = out.volumes.back().id;
+  return out;
+}
+
+Result<Volume> LightbitsBackend::get_volume(const std::string& project, const std::string& id) {
+  auto r = impl_->call("GET", impl_->base(project) + "/volumes/" + http::url_encode(id));
+  if (!r.ok()) return r.status();
+  return impl_->to_volume(*r, project);
+}
+
+Result<Volume> LightbitsBackend::find_volume(const std::string& project, const std::string& name) {
+  Impl& d = *impl_;
+  auto r = d.call("GET", d.base(project) + "/volumes?name=" + http::url_encode(name));
+  if (!r.ok()) return r.status();
+  Fields f(&*r, "volume list");
+  const json::array* a = f.array("volumes");
+  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
+  for (const auto& v : *a) {
+    auto vol = d.to_volume(v, project);
+    if (!vol.ok()) return vol.status();
+    if (vol->name == name) return vol;
+  }
+  return d.error(Code::kNotFound, "no volume named " + name + " in project " + project);
+}
+
+Result<Volume> LightbitsBackend::create_volume(const CreateVolumeRequest& req) {
+  Impl& d = *impl_;
+  if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
+  if (req.size == 0 || req.size % 4096 != 0)
+    return Status::InvalidArgument("size: must be a positive multiple of 4096");
+  json::object body{{"name", req.name},
+                    {"size", std::to_string(req.size) + "b"},
+                    {"replicaCount", req.replica_count},
+                    {"sectorSize", req.sector_size},
+                    {"compression", req.compression ? "true" : "false"},
+                    {"acl", json::object{{"values", json::array{"ALLOW_NONE"}}}},
+                    {"projectName", req.project_name}};
+  if (!req.source_snapshot_id.empty()) body["sourceSnapshotUUID"] = req.source_snapshot_id;
+  auto r = d.call("POST", d.base(req.project_name) + "/volumes", json::serialize(body), {}, true);
+  if (!r.ok()) return r.status();
+  auto created = d.to_volume(*r, req.project_name);
+  if (!created.ok()) return created.status();
+  std::string id = created->id;
+  return d.wait<Volume>([&] { return get_volume(req.project_name, id); },
+                        [&](const Volume& v) -> Result<bool> {
+                          if (v.state == VolumeState::kFailed)
+                            return d.error(Code::kUnavailable,
+                                           "volume " + id + " ended Failed while being created");
+                          if (v.state == VolumeState::kDeleting)
+                            return d.error(Code::kAborted, "volume " + id + " is being deleted");
+                          return v.state == VolumeState::kAvailable;
+                        },
+                        "volume " + id);
+}
+
+Status LightbitsBackend::mark_volume_available(const std::string& project, const std::string& id) {
+  // A Lightbits volume becomes Available on its own; this checks that it has.
+  auto v = get_volume(project, id);
+  if (!v.ok()) return v.status();
+  if (v->state != VolumeState::kAvailable)
+    return impl_->error(Code::kFailedPrecondition,
+                        "volume " + id + " is " + std::string(to_string(v->state)));
+  return Status::Ok();
+}
+
+Status LightbitsBackend::delete_volume(const std::string& project, const std::string& id) {
+  return impl_->remove(impl_->base(project) + "/volumes/" + http::url_encode(id), "volume " + id);
+}
+
+Result<SnapshotPage> LightbitsBackend::list_snapshots(const std::string& project,
+                                                      const PageRequest& page) {
+  Impl& d = *impl_;
+  if (page.page_size < 0 || page.page_size > 1000)
+    return Status::InvalidArgument("pageSize: must be 0..1000");
+  const int limit = page.page_size == 0 ? 100 : page.page_size;
+  std::string q = "?limit=" + std::to_string(limit);
+  if (!page.page_token.empty()) q += "&offsetUUID=" + http::url_encode(page.page_token);
+  auto r = d.call("GET", d.base(project) + "/snapshots" + q);
+  if (!r.ok()) return r.status();
+  Fields f(&*r, "snapshot list");
+  const json::array* a = f.array("snapshots");
+  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
+  SnapshotPage out;
+  for (const auto& v : *a) {
+    auto s = d.to_snapshot(v, project);
+    if (!s.ok()) return s.status();
+    out.snapshots.push_back(std::move(s).value());
+  }
+  if (static_cast<int>(out.snapshots.size()) == limit)
+    out.next_page_token = out.snapshots.back().id;
+  return out;
+}
+
+Result<Snapshot> LightbitsBackend::get_snapshot(const std::string& project, const std::string& id) {
+  auto r = impl_->call("GET", impl_->base(project) + "/snapshots/" + http::url_encode(id));
+  if (!r.ok()) return r.status();
+  return impl_->to_snapshot(*r, project);
+}
+
+Result<Snapshot> LightbitsBackend::find_snapshot(const std::string& project,
+                                                 const std::string& name) {
+  Impl& d = *impl_;
+  auto r = d.call("GET", d.base(project) + "/snapshots?Name=" + http::url_encode(name));
+  if (!r.ok()) return r.status();
+  Fields f(&*r, "snapshot list");
+  const json::array* a = f.array("snapshots");
+  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
+  for (const auto& v : *a) {
+    auto s = d.to_snapshot(v, project);
+    if (!s.ok()) return s.status();
+    if (s->name == name) return s;
+  }
+  return d.error(Code::kNotFound, "no snapshot named " + name + " in project " + project);
+}
+
+Result<Snapshot> LightbitsBackend::create_snapshot(const CreateSnapshotRequest& req) {
+  Impl& d = *impl_;
+  if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
+  if (req.description.size() > 256)
+    return Status::InvalidArgument("description: longer than 256 bytes");
+  json::object body{{"name", req.name},
+                    {"sourceVolumeUUID", req.source_volume_id},
+                    {"projectName", req.project_name}};
+  if (!req.description.empty()) body["description"] = req.description;
+  auto r = d.call("POST", d.base(req.project_name) + "/snapshots", json::serialize(body), {}, true);
+  if (!r.ok()) return r.status();
+  auto created = d.to_snapshot(*r, req.project_name);
+  if (!created.ok()) return created.status();
+  std::string id = created->id;
+  return d.wait<Snapshot>(
+      [&] { return get_snapshot(req.project_name, id); },
+      [&](const Snapshot& s) -> Result<bool> {
+        if (s.state == SnapshotState::kFailed)
+          return d.error(Code::kUnavailable, "snapshot " + id + " ended Failed while being taken");
+        if (s.state == SnapshotState::kDeleting)
+          return d.error(Code::kAborted, "snapshot " + id + " is being deleted");
+        return s.state == SnapshotState::kAvailable;
+      },
+      "snapshot " + id);
+}
+
+Status LightbitsBackend::delete_snapshot(const std::string& project, const std::string& id) {
+  return impl_->remove(impl_->base(project) + "/snapshots/" + http::url_encode(id),
+                       "snapshot " + id);
+}
+
+namespace {
+constexpr const char* kNoDataPath =
+    "the data path to a Lightbits cluster (NVMe/TCP to its discovery endpoints and subsystem "
+    "NQN) is not available in this build";
+}
+
+Result<std::unique_ptr<BlockSource>> LightbitsBackend::open_snapshot_data(const std::string&,
+                                                                          const std::string&) {
+  return impl_->error(Code::kUnimplemented, kNoDataPath);
+}
+Result<std::unique_ptr<BlockSource>> LightbitsBackend::open_volume_data(const std::string&,
+                                                                        const std::string&) {
+  return impl_->error(Code::kUnimplemented, kNoDataPath);
+}
+Result<std::unique_ptr<BlockSink>> LightbitsBackend::open_volume_sink(const std::string&,
+                                                                      const std::string&, bool) {
+  return impl_->error(Code::kUnimplemented, kNoDataPath);
+}
+
+}  // namespace dmscore
