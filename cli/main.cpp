@@ -300,6 +300,8 @@ struct ServeArgs {
   std::uint64_t copy_rate_limit = 0;
   int io_threads = 2;
   int blocking_threads = 4;
+  std::string cluster_ca_file;
+  bool cluster_insecure = false;
 };
 
 // Splits "ADDR:PORT" ("[v6]:PORT" too).
@@ -339,6 +341,8 @@ int serve(const ServeArgs& a) {
   o.max_running_workflows = a.max_running_workflows;
   o.local_cluster_roots = a.local_cluster_roots;
   o.copy_rate_limit_bytes_per_sec = a.copy_rate_limit;
+  o.cluster_ca_file = a.cluster_ca_file;
+  o.cluster_tls_insecure = a.cluster_insecure;
   auto svc = dmscore::Service::open(o);
   if (!svc.ok()) {
     fmt::print(stderr, "error: {}\n", svc.status().to_string());
@@ -498,6 +502,10 @@ int main(int argc, char** argv) {
                    "threads answering requests (store, login)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  serve_cmd->add_option("--cluster-ca-cert", sa.cluster_ca_file,
+                        "PEM file of the CAs that signed Lightbits clusters' API certificates");
+  serve_cmd->add_flag("--cluster-insecure", sa.cluster_insecure,
+                      "do not verify Lightbits clusters' certificates (self-signed labs only)");
   serve_cmd->add_option("--copy-rate-limit", sa.copy_rate_limit,
                         "bytes per second each copy may move at most (0: unlimited)");
   serve_cmd->add_option("--local-cluster-root", sa.local_cluster_roots,

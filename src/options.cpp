@@ -26,6 +26,10 @@ Status validate(const Options& o) {
     return Status::InvalidArgument("scrypt_log2_n: must be 10..20");
   if (o.token_ttl < std::chrono::minutes(1) || o.token_ttl > std::chrono::hours(24 * 30))
     return Status::InvalidArgument("token_ttl: must be 1 min..30 days");
+  if (o.cluster_request_timeout.count() <= 0)
+    return Status::InvalidArgument("cluster_request_timeout: must be positive");
+  if (o.cluster_operation_timeout.count() <= 0)
+    return Status::InvalidArgument("cluster_operation_timeout: must be positive");
   for (const auto& root : o.local_cluster_roots) {
     if (root.empty() || root[0] != '/')
       return Status::InvalidArgument("local_cluster_roots: each entry must be an absolute path");

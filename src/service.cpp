@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include "codec.hpp"
+#include "dmscore/lightbits_backend.hpp"
 #include "dmscore/local_backend.hpp"
 #include "dmscore/store.hpp"
 #include "file_io.hpp"
@@ -65,6 +66,20 @@ Result<std::optional<std::string>> local_cluster_dir(const std::string& endpoint
   std::string norm = fs::path(path).lexically_normal().string();
   if (norm.size() > 1 && norm.back() == '/') norm.pop_back();
   return std::optional<std::string>(norm);
+}
+
+// "https://host:port" for a Lightbits endpoint given as host[:port] or https://host[:port].
+Result<std::string> lightbits_endpoint(const std::string& endpoint) {
+  std::string rest = endpoint;
+  if (rest.rfind("https://", 0) == 0)
+    rest = rest.substr(8);
+  else if (rest.find("://") != std::string::npos)
+    return Status::InvalidArgument("apiEndpoint: use file:///dir, host:port or https://host:port");
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.empty() || rest.find_first_of("/?#@ ") != std::string::npos)
+    return Status::InvalidArgument("apiEndpoint: expected host:port, got '" + endpoint + "'");
+  if (rest.find(':') == std::string::npos || rest.back() == ']') rest += ":443";
+  return "https://" + rest;
 }
 
 namespace {
@@ -197,6 +212,52 @@ struct Service::Impl {
     return Status::Ok();
   }
 
+  Result<std::shared_ptr<Backend>> make_lightbits(const std::vector<std::string>& endpoints,
+                                                  const std::string& label) {
+    LightbitsOptions lo;
+    lo.endpoints = endpoints;
+    lo.label = label;
+    lo.ca_file = options.cluster_ca_file;
+    lo.insecure = options.cluster_tls_insecure;
+    lo.request_timeout = options.cluster_request_timeout;
+    lo.connect_timeout = std::min(options.cluster_request_timeout, std::chrono::milliseconds(5000));
+    lo.operation_timeout = options.cluster_operation_timeout;
+    lo.env = env;
+    lo.token = [this]() { return cluster_tokens->token(); };
+    auto b = LightbitsBackend::open(lo);
+    if (!b.ok()) return b.status();
+    return std::shared_ptr<Backend>(std::move(b).value());
+  }
+
+  // The attach endpoint first, then the others the cluster reported.
+  static std::vector<std::string> endpoints_of(const std::string& endpoint,
+                                               const std::vector<std::string>& reported) {
+    std::vector<std::string> out{endpoint};
+    for (const auto& e : reported)
+      if (e != endpoint && "https://" + e != endpoint) out.push_back(e);
+    return out;
+  }
+
+  Status open_lightbits(const std::string& id, const std::string& endpoint) {
+    std::vector<std::string> reported;
+    (void)store->read([&](Txn& t) -> Status {
+      auto r = t.query_one("SELECT api_endpoints FROM clusters WHERE id = ?", {id});
+      if (r.ok() && *r) reported = strings_from((*r)->text(0));
+      return Status::Ok();
+    });
+    auto b = make_lightbits(endpoints_of(endpoint, reported), id);
+    if (!b.ok()) return b.status();
+    backends[id] = *b;
+    return Status::Ok();
+  }
+
+  static ConnectionStatus status_for(const Status& s) {
+    if (s.ok()) return ConnectionStatus::kConnected;
+    if (s.code() == Code::kUnauthenticated || s.code() == Code::kPermissionDenied)
+      return ConnectionStatus::kUnauthorized;
+    return ConnectionStatus::kDisconnected;
+  }
+
   Status set_status(const std::string& id, ConnectionStatus s) {
     return store->transact([&](Txn& t) {
       return t
@@ -207,15 +268,21 @@ struct Service::Impl {
   }
 
   Status load_clusters() {
-    std::vector<std::pair<std::string, std::string>> rows;
+    std::vector<std::pair<std::string, std::string>> rows, remote;
     Status s = store->read([&](Txn& t) -> Status {
       auto r = t.query("SELECT id, kind, api_endpoint FROM clusters");
       if (!r.ok()) return r.status();
-      for (auto& row : *r)
-        if (row.text(1) == "local") rows.emplace_back(row.text(0), row.text(2));
+      for (auto& row : *r) {
+        if (row.text(1) == "local")
+          rows.emplace_back(row.text(0), row.text(2));
+        else
+          remote.emplace_back(row.text(0), row.text(2));
+      }
       return Status::Ok();
     });
     if (!s.ok()) return s;
+    // A Lightbits driver opens without contacting the cluster; the health checks tell.
+    for (auto& [id, endpoint] : remote) (void)open_lightbits(id, endpoint);
     for (auto& [id, endpoint] : rows) {
       auto dir = local_cluster_dir(endpoint);
       Status os = dir.ok() && *dir ? open_local(id, **dir) : Status::Internal("bad endpoint");
@@ -271,7 +338,7 @@ struct Service::Impl {
     if (!req.ok()) return req.status();
     auto dir = local_cluster_dir(req->api_endpoint);
     if (!dir.ok()) return dir.status();
-    if (!*dir) return Status::Unimplemented("Lightbits clusters are not supported by this build");
+    if (!*dir) return attach_lightbits(ctx, req->api_endpoint, req->name);
     const std::string endpoint = "file://" + **dir;
     std::unique_lock lock(registry_mu);
     // Already attached (possibly by this very workflow before a crash)?
@@ -309,6 +376,53 @@ struct Service::Impl {
     return Status::Ok();
   }
 
+  Status attach_lightbits(StepContext& ctx, const std::string& given, const std::string& name) {
+    auto endpoint = lightbits_endpoint(given);
+    if (!endpoint.ok()) return endpoint.status();
+    auto b = make_lightbits({*endpoint}, *endpoint);
+    if (!b.ok()) return b.status();
+    auto info = (*b)->info();
+    if (!info.ok()) {
+      if (info.status().code() == Code::kUnauthenticated ||
+          info.status().code() == Code::kPermissionDenied) {
+        auto c = identity->credentials();
+        return Status::FailedPrecondition(
+            "the cluster at " + *endpoint +
+            " refused the service's token: import the service's public key there, then attach "
+            "again. Write the key with `dmsctl get service-credentials --pem-out dms.pem` and "
+            "run on the cluster: lbcli create credential --project-name=system "
+            "--type=rsa256pubkey --id=" +
+            c.pub_key_id + " dms.pem (" + info.status().message() + ")");
+      }
+      return info.status();
+    }
+    if (!name.empty()) info->name = name;
+    std::unique_lock lock(registry_mu);
+    std::optional<std::string> attached_id;
+    Status s = store->read([&](Txn& t) -> Status {
+      auto r = t.query_one("SELECT id FROM clusters WHERE id = ? OR api_endpoint = ?",
+                           {info->id, *endpoint});
+      if (!r.ok()) return r.status();
+      if (*r) attached_id = (*r)->text(0);
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    if (attached_id) {
+      if (ctx.resumed() && ctx.var("clusterId") == *attached_id) {
+        ctx.set_result(json::serialize(json::object{{"clusterId", *attached_id}}));
+        return Status::Ok();
+      }
+      return Status::AlreadyExists("cluster " + info->id + " is already attached");
+    }
+    ctx.set_var("clusterId", info->id);
+    s = record_cluster(*info, ClusterKind::kLightbits, *endpoint, ctx.resumed());
+    if (!s.ok()) return s;
+    auto reopened = make_lightbits(endpoints_of(*endpoint, info->api_endpoints), info->id);
+    backends[info->id] = reopened.ok() ? *reopened : *b;
+    ctx.set_result(json::serialize(json::object{{"clusterId", info->id}}));
+    return Status::Ok();
+  }
+
   // Asks a cluster who it is, opening its driver first when it is not open (a cluster that was
   // unreachable at start). UNAVAILABLE when it does not answer as the attached cluster.
   Result<ClusterInfo> probe(const std::string& id, const std::string& endpoint) {
@@ -317,7 +431,10 @@ struct Service::Impl {
       std::unique_lock lock(registry_mu);
       if (!backends.count(id)) {
         auto dir = local_cluster_dir(endpoint);
-        if (dir.ok() && *dir) (void)open_local(id, **dir);
+        if (dir.ok() && *dir)
+          (void)open_local(id, **dir);
+        else if (dir.ok())
+          (void)open_lightbits(id, endpoint);
       }
       if (auto it = backends.find(id); it != backends.end()) b = it->second;
     }
@@ -354,7 +471,7 @@ struct Service::Impl {
     });
     for (auto& [id, endpoint, before] : targets) {
       auto info = probe(id, endpoint);
-      auto now = info.ok() ? ConnectionStatus::kConnected : ConnectionStatus::kDisconnected;
+      auto now = status_for(info.status());
       if (std::string(to_string(now)) == before) continue;
       if (!set_status(id, now).ok()) continue;
       options.log("cluster " + id + " is now " + std::string(to_string(now)) +
@@ -386,7 +503,7 @@ struct Service::Impl {
         s = update_cluster_info(id, *info);
         ++connected;
       } else {
-        s = set_status(id, ConnectionStatus::kDisconnected);
+        s = set_status(id, status_for(info.status()));
       }
       if (!s.ok()) return s;
       ctx.report_progress({static_cast<int>((i + 1) * 100 / targets.size()), "refresh", 0, 0, 0});
@@ -766,8 +883,15 @@ bool Service::ready() const { return impl_->engine && impl_->engine->ready(); }
 Result<std::string> Service::attach_cluster(const AttachClusterRequest& request) {
   auto dir = local_cluster_dir(request.api_endpoint);
   if (!dir.ok()) return dir.status();
-  if (!*dir)
-    return Status::Unimplemented("apiEndpoint: Lightbits clusters are not supported by this build");
+  if (!request.name.empty()) {
+    if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
+  }
+  if (!*dir) {
+    auto endpoint = lightbits_endpoint(request.api_endpoint);
+    if (!endpoint.ok()) return endpoint.status();
+    AttachClusterRequest normal{*endpoint, request.name};
+    return impl_->engine->submit(kAttachCluster, json::serialize(detail::to_json(normal)));
+  }
   if (!impl_->options.local_cluster_roots.empty()) {
     bool allowed = false;
     for (const auto& root : impl_->options.local_cluster_roots) {

@@ -1,11 +1,14 @@
 #include "dmscore/service.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <mutex>
 #include <random>
 #include <thread>
 
+#include "dmscore/lightbits_backend.hpp"
+#include "lightos_emulator.hpp"
 #include "service_options.hpp"
 #include "test_files.hpp"
 #include "test_util.hpp"
@@ -528,4 +531,140 @@ TEST_CASE("Service: clones cancelled at random moments leave only the completed 
   }
   CHECK(data_files(f.tmp / "c2") == completed);
   CHECK(cancelled > 0);
+}
+
+// ---- Lightbits clusters, against the LightOS emulator ----
+
+namespace {
+
+struct LightbitsFixture {
+  dmscore::testing::LightosEmulator emu;
+  std::unique_ptr<Fixture> f;
+
+  explicit LightbitsFixture(Options o = {}) {
+    o.cluster_ca_file = emu.ca_file();
+    o.cluster_operation_timeout = 20s;
+    f = std::make_unique<Fixture>(o);
+  }
+
+  void import_key() {
+    auto keys = f->svc->identity().keys();
+    emu.import_credential("system:" + f->svc->service_credentials().pub_key_id, keys[0].public_pem);
+  }
+
+  Workflow attach() {
+    auto id = f->svc->attach_cluster({emu.endpoint(), "lb1"});
+    REQUIRE(id.ok());
+    return f->wait(*id);
+  }
+
+  template <typename Pred>
+  bool eventually(Pred pred, std::chrono::milliseconds within = 15s) {
+    auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return pred();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Service: attaching a Lightbits cluster that refuses the key fails with the lbcli hint") {
+  LightbitsFixture lb;
+  Workflow w = lb.attach();
+  CHECK(w.state == WorkflowState::kFailed);
+  std::string id = lb.f->svc->service_credentials().pub_key_id;
+  CHECK_THAT(w.msg, Catch::Contains("lbcli create credential --project-name=system "
+                                    "--type=rsa256pubkey --id=" +
+                                    id + " dms.pem"));
+  CHECK_THAT(w.msg, Catch::Contains("dmsctl get service-credentials --pem-out dms.pem"));
+  CHECK(lb.f->svc->list_clusters()->empty());
+}
+
+TEST_CASE("Service: a Lightbits cluster is attached, refreshed with its new server, and detached") {
+  LightbitsFixture lb;
+  lb.import_key();
+  Workflow w = lb.attach();
+  INFO(w.msg);
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  std::string cid = Fixture::boost_free_cluster_id(w.result);
+  auto c = lb.f->svc->get_cluster(cid);
+  REQUIRE(c.ok());
+  CHECK(c->kind == ClusterKind::kLightbits);
+  CHECK(c->name == "lb1");
+  CHECK(c->access_status == ConnectionStatus::kConnected);
+  CHECK_FALSE(c->subsystem_nqn.empty());
+  const std::size_t servers = c->servers.size();
+  CHECK(servers > 0);
+  // The same cluster again: ALREADY_EXISTS.
+  Workflow again = lb.attach();
+  CHECK(again.state == WorkflowState::kFailed);
+  CHECK_THAT(again.msg, Catch::Contains("already attached"));
+
+  lb.emu.control("POST", "/control/servers", R"({"name":"server-new"})");
+  auto rid = lb.f->svc->refresh_clusters(cid);
+  REQUIRE(rid.ok());
+  REQUIRE(lb.f->wait(*rid).state == WorkflowState::kCompleted);
+  c = lb.f->svc->get_cluster(cid);
+  REQUIRE(c->servers.size() == servers + 1);
+  CHECK(std::any_of(c->servers.begin(), c->servers.end(),
+                    [](const ClusterServer& s) { return s.name == "server-new"; }));
+  CHECK(c->refreshed_at.has_value());
+
+  // Volumes and snapshots go through the cluster's REST API.
+  auto v = lb.f->svc->create_volume(cid, {"default", "vol1", 1 << 30});
+  INFO(v.status().to_string());
+  REQUIRE(v.ok());
+  CHECK(v->state == VolumeState::kAvailable);
+  auto s = lb.f->svc->create_snapshot(cid, {"default", "snap1", v->id, ""});
+  REQUIRE(s.ok());
+
+  // Detach is refused while a workflow uses the cluster: a clone stalled reading the snapshot.
+  lb.f->c2 = lb.f->attach("local");
+  lb.emu.control("POST", "/control/stall",
+                 R"({"method":"GET","pathRegex":"/snapshots/","seconds":3,"count":1})");
+  ThickCloneRequest r;
+  r.src = {s->id, "default", cid};
+  r.dst.name = "copy";
+  r.dst.cluster_id = lb.f->c2;
+  r.dst.project_name = "p2";
+  auto clone = lb.f->svc->thick_clone_volume(r);
+  REQUIRE(clone.ok());
+  CHECK(lb.f->svc->detach_cluster(cid).code() == Code::kFailedPrecondition);
+  Workflow cw = lb.f->wait(*clone);
+  // No NVMe/TCP data path here: the clone fails saying so, and leaves nothing behind.
+  CHECK(cw.state == WorkflowState::kFailed);
+  CHECK_THAT(cw.msg, Catch::Contains("NVMe/TCP"));
+  CHECK(lb.f->svc->list_volumes(lb.f->c2, "p2", {})->volumes.empty());
+  REQUIRE(lb.f->svc->detach_cluster(cid).ok());
+  CHECK(lb.f->svc->get_cluster(cid).status().code() == Code::kNotFound);
+  // Detach never touches the cluster's data.
+  lb.import_key();
+  auto b = LightbitsBackend::open({{lb.emu.endpoint()}, "x", lb.emu.ca_file(), false, false, [&] {
+                                     return lb.f->svc->cluster_tokens().token();
+                                   }});
+  REQUIRE(b.ok());
+  CHECK((*b)->get_volume("default", v->id).ok());
+}
+
+TEST_CASE("Service: health checks see a Lightbits cluster go away, come back and lose the key") {
+  Options o;
+  o.health_check_interval = 200ms;
+  o.cluster_request_timeout = 2s;
+  LightbitsFixture lb(o);
+  lb.import_key();
+  Workflow w = lb.attach();
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  std::string cid = Fixture::boost_free_cluster_id(w.result);
+  auto status = [&] { return lb.f->svc->get_cluster(cid)->access_status; };
+  CHECK(status() == ConnectionStatus::kConnected);
+  lb.emu.control("POST", "/control/stop-api");
+  CHECK(lb.eventually([&] { return status() == ConnectionStatus::kDisconnected; }));
+  lb.emu.control("POST", "/control/start-api");
+  CHECK(lb.eventually([&] { return status() == ConnectionStatus::kConnected; }));
+  lb.emu.control("DELETE",
+                 "/control/credentials/system:" + lb.f->svc->service_credentials().pub_key_id);
+  CHECK(lb.eventually([&] { return status() == ConnectionStatus::kUnauthorized; }));
 }

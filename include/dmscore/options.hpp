@@ -71,6 +71,16 @@ struct Options {
   // logged). 0 turns the checks off. Default: 30 s.
   std::chrono::milliseconds health_check_interval{30000};
 
+  // Lightbits clusters: the PEM file of CAs trusted for their API certificates (empty: the
+  // system's store), or no verification at all for self-signed lab clusters.
+  // Defaults: "", false.
+  std::string cluster_ca_file;
+  bool cluster_tls_insecure = false;
+  // Bound on one call to a cluster, and on waiting for a cluster's object to settle (or for a
+  // 409/412/429/503 to clear). Defaults: 30 s, 100 s.
+  std::chrono::milliseconds cluster_request_timeout{30000};
+  std::chrono::milliseconds cluster_operation_timeout{100000};
+
   // Directories under which a local (file://) cluster may be attached. An API caller with the
   // admin role can otherwise make the service create a cluster directory anywhere it may write.
   // Default: empty, meaning anywhere. REQUIRES: absolute paths.

@@ -453,6 +453,59 @@ class DmsctlTest(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_attach_a_lightbits_cluster_after_importing_the_key(self):
+        root = os.path.join(self.root, "lightbits")
+        ca = os.path.join(root, "ca")
+        here = os.path.dirname(os.path.abspath(__file__))
+        emu_dir = os.path.join(here, "..", "lightos_emulator")
+        subprocess.run(["bash", os.path.join(emu_dir, "make_test_ca.sh"), ca], check=True)
+        ready = os.path.join(root, "ready.json")
+        emu = subprocess.Popen([sys.executable, os.path.join(emu_dir, "lightos_emulator.py"),
+                                "--port", "0", "--control-port", "0",
+                                "--cert", os.path.join(ca, "server.pem"),
+                                "--key", os.path.join(ca, "server.key"),
+                                "--state-dir", os.path.join(root, "state"),
+                                "--create-delay-ms", "50", "--ready-file", ready],
+                               stdout=subprocess.DEVNULL)
+        srv = None
+        try:
+            for _ in range(200):
+                if os.path.exists(ready):
+                    break
+                time.sleep(0.05)
+            with open(ready) as f:
+                ports = json.load(f)
+            srv = Server(root, "--cluster-ca-cert", os.path.join(ca, "ca.pem"))
+            c = Cli(os.path.join(root, "home"))
+            c.run("login", "--endpoint", srv.endpoint, "--password-stdin",
+                  input=PASSWORD + "\n", check=0)
+            lb = f"127.0.0.1:{ports['port']}"
+            p = c.run("attach", "cluster", lb, "--name", "lb1", "--wait")
+            self.assertEqual(p.returncode, 7, p.stderr)
+            self.assertIn("lbcli create credential --project-name=system "
+                          "--type=rsa256pubkey --id=dms-", p.stderr)
+            # What the operator does: write the key and import it (the emulator's control API
+            # stands in for lbcli), then attach again.
+            pem = os.path.join(root, "dms.pem")
+            c.run("get", "service-credentials", "--pem-out", pem, check=0)
+            key_id = c.json("get", "service-credentials")["pubKeyId"]
+            with open(pem) as f:
+                body = json.dumps({"id": "system:" + key_id, "pem": f.read()}).encode()
+            import urllib.request  # noqa: PLC0415
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{ports['controlPort']}/control/credentials", data=body,
+                method="POST"), timeout=10).read()
+            c.run("attach", "cluster", lb, "--name", "lb1", "--wait", check=0)
+            clusters = c.json("list", "clusters")["clusters"]
+            self.assertEqual([(x["name"], x["kind"]) for x in clusters], [("lb1", "lightbits")])
+            self.assertEqual(clusters[0]["clusterConnectionStatus"]["accessConnectionStatus"],
+                             "Connected")
+        finally:
+            if srv:
+                srv.stop()
+            emu.terminate()
+            emu.wait(timeout=30)
+
     # -- help and completion --------------------------------------------------------------------
 
     def test_every_command_has_help_with_an_example(self):
