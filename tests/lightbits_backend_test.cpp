@@ -292,3 +292,39 @@ TEST_CASE("LightbitsBackend: the data path answers UNIMPLEMENTED, saying why") {
   LightbitsOptions none;
   CHECK(LightbitsBackend::open(none).status().code() == Code::kInvalidArgument);
 }
+
+TEST_CASE(
+    "LightbitsBackend: a key imported through the cluster's credentials endpoint is accepted") {
+  // What `lbcli create credential` does, made with a cluster admin's token.
+  Fixture f;
+  TempDir admin_dir;
+  auto admin = Identity::open(admin_dir / "identity", IdentityOptions{2048, nullptr});
+  REQUIRE(admin.ok());
+  f.emu.import_credential("system:" + (*admin)->credentials().pub_key_id,
+                          (*admin)->keys()[0].public_pem);
+  ClusterTokenSigner admin_tokens(**admin);
+  http::ClientOptions co;
+  co.endpoints = {f.emu.https_endpoint()};
+  co.ca_file = f.emu.ca_file();
+  auto client = http::Client::create(co);
+  REQUIRE(client.ok());
+  const auto creds = f.identity->credentials();
+  std::string body = json::serialize(json::object{{"projectName", "system"},
+                                                  {"ID", creds.pub_key_id},
+                                                  {"type", "rsa256pubkey"},
+                                                  {"payload", creds.pub_key}});  // base64 PEM
+  auto b = f.backend();
+  CHECK(b->info().status().code() == Code::kUnauthenticated);
+  // Without a token the endpoint refuses; with the admin's it imports the service's key.
+  auto anon = (*client)->request("POST", "/api/v2/projects/system/credentials", body);
+  REQUIRE(anon.ok());
+  CHECK(anon->status == 401);
+  http::Headers auth{{"Authorization", "Bearer " + *admin_tokens.token()}};
+  auto r = (*client)->request("POST", "/api/v2/projects/system/credentials", body, auth);
+  REQUIRE(r.ok());
+  CHECK(r->status == 200);
+  auto again = (*client)->request("POST", "/api/v2/projects/system/credentials", body, auth);
+  REQUIRE(again.ok());
+  CHECK(again->status == 409);
+  CHECK(b->info().ok());
+}
