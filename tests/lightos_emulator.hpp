@@ -25,9 +25,10 @@ namespace dmscore::testing {
 
 class LightosEmulator {
  public:
-  explicit LightosEmulator(int create_delay_ms = 100) {
+  // `ca_dir`: share another emulator's test CA (so one CA file trusts both).
+  explicit LightosEmulator(int create_delay_ms = 100, const std::string& ca_dir = "") {
     const std::string src = DMSCORE_SOURCE_DIR "/tests/lightos_emulator";
-    ca_dir_ = dir_ / "ca";
+    ca_dir_ = ca_dir.empty() ? dir_ / "ca" : ca_dir;
     REQUIRE(std::system(
                 ("bash " + src + "/make_test_ca.sh " + ca_dir_ + " >/dev/null 2>&1").c_str()) == 0);
     std::string ready = dir_ / "ready.json";
@@ -67,6 +68,7 @@ class LightosEmulator {
   std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string https_endpoint() const { return "https://" + endpoint(); }
   std::string ca_file() const { return ca_dir_ + "/ca.pem"; }
+  const std::string& ca_dir() const { return ca_dir_; }
   std::string self_signed_cert() const { return ca_dir_ + "/selfsigned.pem"; }
 
   // A call to the control API; REQUIREs a 2xx and answers the body.

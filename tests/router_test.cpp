@@ -111,6 +111,14 @@ TEST_CASE("Router: the OpenAPI document is served without a token, byte for byte
   expect_error(f.call("POST", "/api/v1/openapi.json", "{}", f.admin), 405, 12);
 }
 
+TEST_CASE("Router: /metrics answers only GET") {
+  Fixture f;
+  auto r = f.call("POST", "/metrics", "{}");
+  expect_error(r, 405, 12);
+  REQUIRE(r.headers.size() == 1);
+  CHECK(r.headers[0] == std::make_pair(std::string("Allow"), std::string("GET")));
+}
+
 TEST_CASE("Router: health and readiness need no token") {
   Fixture f;
   auto h = f.call("GET", "/healthz");

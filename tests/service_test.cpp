@@ -668,3 +668,34 @@ TEST_CASE("Service: health checks see a Lightbits cluster go away, come back and
                  "/control/credentials/system:" + lb.f->svc->service_credentials().pub_key_id);
   CHECK(lb.eventually([&] { return status() == ConnectionStatus::kUnauthorized; }));
 }
+
+TEST_CASE("Service: a cluster that does not answer delays no other cluster's health check") {
+  Options o;
+  o.health_check_interval = 200ms;
+  o.cluster_request_timeout = 20s;
+  LightbitsFixture slow(o);
+  dmscore::testing::LightosEmulator other_emu(100, slow.emu.ca_dir());
+  slow.import_key();
+  other_emu.import_credential("system:" + slow.f->svc->service_credentials().pub_key_id,
+                              slow.f->svc->identity().keys()[0].public_pem);
+  Workflow w1 = slow.attach();  // attached first, so probed first
+  REQUIRE(w1.state == WorkflowState::kCompleted);
+  auto id2 = slow.f->svc->attach_cluster({other_emu.endpoint(), "lb2"});
+  REQUIRE(id2.ok());
+  Workflow w2 = slow.f->wait(*id2);
+  INFO(w2.msg);
+  REQUIRE(w2.state == WorkflowState::kCompleted);
+  std::string c2 = Fixture::boost_free_cluster_id(w2.result);
+  // The first cluster now takes 6 s to answer each probe; the second goes away.
+  slow.emu.control("POST", "/control/stall",
+                   R"({"method":"GET","pathRegex":"/clusterinfo","seconds":6,"count":100})");
+  other_emu.control("POST", "/control/stop-api");
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(slow.eventually(
+      [&] {
+        return slow.f->svc->get_cluster(c2)->access_status == ConnectionStatus::kDisconnected;
+      },
+      4s));
+  CHECK(std::chrono::steady_clock::now() - t0 < 4s);
+  slow.emu.control("POST", "/control/reset");
+}

@@ -699,11 +699,18 @@ Router::~Router() = default;
 Response Router::handle(const Request& request) const {
   auto t0 = std::chrono::steady_clock::now();
   Response r;
-  if (request.method == "GET" &&
-      (request.target == "/metrics" || request.target.rfind("/metrics?", 0) == 0))
+  const bool metrics = request.target == "/metrics" || request.target.rfind("/metrics?", 0) == 0;
+  if (metrics && request.method == "GET") {
     r = impl_->render_metrics();
-  else
+  } else if (metrics) {
+    r = error_response(static_cast<int>(Code::kUnimplemented),
+                       "method " + request.method.substr(0, 16) + " is not allowed here");
+    r.status = 405;
+    r.headers.emplace_back("Allow", "GET");
+    r.route = "/metrics";
+  } else {
     r = impl_->handle(request);
+  }
   impl_->metrics.record(
       r.route, r.status,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
