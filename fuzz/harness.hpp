@@ -41,11 +41,6 @@ class Harness {
     char tmpl[] = "/tmp/dmscore-fuzz-XXXXXX";
     if (!mkdtemp(tmpl)) std::abort();
     root_ = tmpl;
-    static std::string root_copy = root_;
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(root_copy, ec);
-    });
     Options o;
     o.data_dir = root_ + "/data";
     o.rsa_bits = 2048;
@@ -56,6 +51,9 @@ class Harness {
     o.progress_persist_interval = std::chrono::milliseconds(0);
     o.admin_password = "fuzz-admin-password";
     o.local_cluster_roots = {root_ + "/clusters"};
+    // Attach requests name hosts that do not exist: fail them fast.
+    o.cluster_request_timeout = std::chrono::milliseconds(500);
+    o.cluster_operation_timeout = std::chrono::milliseconds(1000);
     o.log = [](std::string_view) {};
     auto svc = Service::open(o);
     if (!svc.ok()) std::abort();
@@ -66,6 +64,25 @@ class Harness {
     ro.log = [](std::string_view) {};
     router_ = std::make_unique<http::Router>(*service_, ro);
     renew_tokens();
+    // When the run ends, libFuzzer calls exit() while workflows may still run on the engine's
+    // threads, and exit() destroys statics in the reverse order of their construction. So:
+    // first run the workflows inputs start (an attach of a host that refuses, a refresh), which
+    // constructs the statics their code uses, then register the service's shutdown, which
+    // therefore runs before any of those statics is destroyed.
+    AttachClusterRequest attach;
+    attach.api_endpoint = "https://127.0.0.1:1";
+    for (auto id : {service_->attach_cluster(attach), service_->refresh_clusters()}) {
+      if (!id.ok() || !service_->wait_workflow(*id, std::chrono::seconds(60)).ok()) std::abort();
+    }
+    static Harness* self = this;
+    std::atexit([] { self->shutdown(); });
+  }
+
+  void shutdown() {
+    router_.reset();
+    service_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
   }
 
   std::string login(const std::string& user, const std::string& password) {

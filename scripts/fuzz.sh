@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for a fixed number of inputs,
 # starting from the seed corpus in fuzz/corpus. Any finding fails the run and leaves the input
-# in build/fuzz/findings/.
+# in build/fuzz/findings/ and the target's whole log in build/fuzz/logs/.
 #   scripts/fuzz.sh [RUNS]     (default: 1000000 inputs per target; both targets run at once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ cmake --build --preset fuzz
 
 work=$(mktemp -d /tmp/dmscore-fuzz-run.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p build/fuzz/findings
+mkdir -p build/fuzz/findings build/fuzz/logs
 pids=()
 for t in fuzz_http fuzz_bodies; do
   kind=${t#fuzz_}
@@ -32,8 +32,14 @@ for t in fuzz_http fuzz_bodies; do
   if wait "${pids[$i]}"; then
     echo "=== $t: $(grep -E '^stat::number_of_executed_units' "$work/$t.log" | awk '{print $2}') inputs, no finding" >&2
   else
-    echo "=== $t: FINDING (input saved under build/fuzz/findings/)" >&2
-    grep -v -E '^#[0-9]+|NEW_FUNC' "$work/$t.log" | tail -60 >&2
+    cp "$work/$t.log" "build/fuzz/logs/$t.log"
+    echo "=== $t: FINDING (input saved under build/fuzz/findings/, log in build/fuzz/logs/$t.log)" >&2
+    # The sanitizer's report whole (stacks of the access, the free and the threads), else the end.
+    if grep -q '^==[0-9]*==ERROR' "$work/$t.log"; then
+      sed -n '/^==[0-9]*==ERROR/,/^SUMMARY/p' "$work/$t.log" | cut -c1-300 >&2
+    else
+      grep -v -E '^#[0-9]+|NEW_FUNC' "$work/$t.log" | tail -60 >&2
+    fi
     status=1
   fi
   i=$((i + 1))

@@ -10,8 +10,10 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "dmscore/backend.hpp"
@@ -236,7 +238,40 @@ struct Auth::Impl {
     std::int64_t token_version = 0;
   };
 
+  // Users read by find(), kept until any write to the users table. Exact because one process
+  // owns the store (the data directory's lock) and every write to users goes through
+  // write_users(); a store shared by several processes would have to drop this. While a write
+  // is under way nothing is served from or put in the cache, so a reader never sees a row
+  // older than the last acknowledged write (a logout revokes at once); the generation keeps a
+  // read that overlapped a write from caching what it read.
+  mutable std::mutex users_mu;
+  mutable std::unordered_map<std::string, Row> users_cache;
+  mutable std::uint64_t users_gen = 0;
+  mutable int users_writers = 0;
+
+  Status write_users(const std::function<Status(Txn&)>& fn) {
+    {
+      std::lock_guard lock(users_mu);
+      ++users_writers;
+      ++users_gen;
+      users_cache.clear();
+    }
+    Status s = store.transact(fn);
+    std::lock_guard lock(users_mu);
+    --users_writers;
+    ++users_gen;
+    users_cache.clear();
+    return s;
+  }
+
   Result<std::optional<Row>> find(const std::string& name) const {
+    std::uint64_t gen;
+    {
+      std::lock_guard lock(users_mu);
+      if (auto it = users_cache.find(name); users_writers == 0 && it != users_cache.end())
+        return std::optional<Row>(it->second);
+      gen = users_gen;
+    }
     std::optional<Row> out;
     Status s = store.read([&](Txn& t) -> Status {
       auto r = t.query_one("SELECT role, password_hash, token_version FROM users WHERE name = ?",
@@ -246,6 +281,13 @@ struct Auth::Impl {
       return Status::Ok();
     });
     if (!s.ok()) return s;
+    if (out) {
+      std::lock_guard lock(users_mu);
+      if (gen == users_gen && users_writers == 0) {
+        if (users_cache.size() >= 10000) users_cache.clear();
+        users_cache.emplace(name, *out);
+      }
+    }
     return out;
   }
 
@@ -270,7 +312,7 @@ struct Auth::Impl {
 
   Status bump_token_version(const std::string& name) {
     bool found = false;
-    Status s = store.transact([&](Txn& t) -> Status {
+    Status s = write_users([&](Txn& t) -> Status {
       auto r = t.exec("UPDATE users SET token_version = token_version + 1 WHERE name = ?", {name});
       if (!r.ok()) return r.status();
       found = *r > 0;
@@ -377,7 +419,7 @@ Result<User> Auth::create_user(const std::string& name, const std::string& passw
   auto hash = hash_password(password, impl_->options.scrypt_log2_n, *impl_->env);
   if (!hash.ok()) return hash.status();
   User u{name, role, impl_->env->now(), impl_->env->now()};
-  Status s = impl_->store.transact([&](Txn& t) {
+  Status s = impl_->write_users([&](Txn& t) {
     return t
         .exec(
             "INSERT INTO users (name, role, password_hash, token_version, created_at, "
@@ -410,7 +452,7 @@ Result<std::vector<User>> Auth::list_users() const {
 }
 
 Status Auth::delete_user(const std::string& name) {
-  Status s = impl_->store.transact([&](Txn& t) -> Status {
+  Status s = impl_->write_users([&](Txn& t) -> Status {
     auto row = t.query_one("SELECT role FROM users WHERE name = ?", {name});
     if (!row.ok()) return row.status();
     if (!*row) return Status::NotFound("user " + name + " not found");
@@ -431,7 +473,7 @@ Status Auth::change_password(const std::string& name, const std::string& new_pas
   auto hash = hash_password(new_password, impl_->options.scrypt_log2_n, *impl_->env);
   if (!hash.ok()) return hash.status();
   bool found = false;
-  Status s = impl_->store.transact([&](Txn& t) -> Status {
+  Status s = impl_->write_users([&](Txn& t) -> Status {
     auto r = t.exec(
         "UPDATE users SET password_hash = ?, token_version = token_version + 1, "
         "password_changed_at = ? WHERE name = ?",
@@ -479,7 +521,7 @@ Result<LoginResult> Auth::login(const std::string& name, const std::string& pass
   if (password_hash_cost((*row)->hash) < im.options.scrypt_log2_n) {
     auto h = hash_password(password, im.options.scrypt_log2_n, *im.env);
     if (h.ok()) {
-      (void)im.store.transact([&](Txn& t) {
+      (void)im.write_users([&](Txn& t) -> Status {
         return t
             .exec("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
                   {*h, name, (*row)->hash})

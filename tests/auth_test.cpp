@@ -2,9 +2,12 @@
 
 #include <openssl/hmac.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "jwt.hpp"
 #include "test_util.hpp"
@@ -279,6 +282,39 @@ TEST_CASE("Auth: a token verified before is still checked for expiry and revocat
     c["jti"] = i;
     c["tv"] = 2;  // alice's token version after the logout above
     REQUIRE(f.auth->verify(f.sign(f.header(), c)).ok());
+  }
+}
+
+TEST_CASE("Auth: a verify that starts after a revocation returns never passes, under load") {
+  // Users are cached between writes; a verify racing with a logout may pass, one that starts
+  // after the logout was acknowledged must not.
+  Fixture f;
+  REQUIRE(f.auth->create_user("alice", kPassword, Role::kAdmin).ok());
+  for (int round = 0; round < 20; ++round) {
+    std::string t = f.login();
+    REQUIRE(f.auth->verify(t).ok());
+    std::atomic<bool> revoked{false}, stop{false};
+    std::atomic<int> late_passes{0}, checks{0};
+    std::vector<std::thread> readers;
+    for (int i = 0; i < 3; ++i) {
+      readers.emplace_back([&] {
+        while (!stop.load()) {
+          const bool after = revoked.load();
+          const bool ok = f.auth->verify(t).ok();
+          if (after) {
+            ++checks;
+            if (ok) ++late_passes;
+          }
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    REQUIRE(f.auth->logout(t).ok());
+    revoked = true;
+    while (checks.load() < 30) std::this_thread::yield();
+    stop = true;
+    for (auto& r : readers) r.join();
+    CHECK(late_passes.load() == 0);
   }
 }
 
