@@ -451,6 +451,13 @@ Result<std::vector<User>> Auth::list_users() const {
   return out;
 }
 
+void Auth::audit(const std::string& event,
+                 const std::vector<std::pair<std::string, std::string>>& fields) {
+  json::object o{{"event", event}};
+  for (const auto& [k, v] : fields) o[k] = v;
+  impl_->audit(std::move(o));
+}
+
 Status Auth::delete_user(const std::string& name) {
   Status s = impl_->write_users([&](Txn& t) -> Status {
     auto row = t.query_one("SELECT role FROM users WHERE name = ?", {name});

@@ -30,6 +30,16 @@ Status validate(const Options& o) {
     return Status::InvalidArgument("cluster_request_timeout: must be positive");
   if (o.cluster_operation_timeout.count() <= 0)
     return Status::InvalidArgument("cluster_operation_timeout: must be positive");
+  if (o.group_snapshot_fence_timeout < std::chrono::milliseconds(1) ||
+      o.group_snapshot_fence_timeout > std::chrono::minutes(10))
+    return Status::InvalidArgument("group_snapshot_fence_timeout: must be 1 ms..10 min");
+  if (o.group_snapshot_hook_timeout < std::chrono::milliseconds(1) ||
+      o.group_snapshot_hook_timeout > std::chrono::hours(1))
+    return Status::InvalidArgument("group_snapshot_hook_timeout: must be 1 ms..1 h");
+  if (!o.group_snapshot_pre_hook.empty() && o.group_snapshot_pre_hook[0] != '/')
+    return Status::InvalidArgument("group_snapshot_pre_hook: must be an absolute path");
+  if (!o.group_snapshot_post_hook.empty() && o.group_snapshot_post_hook[0] != '/')
+    return Status::InvalidArgument("group_snapshot_post_hook: must be an absolute path");
   for (const auto& root : o.local_cluster_roots) {
     if (root.empty() || root[0] != '/')
       return Status::InvalidArgument("local_cluster_roots: each entry must be an absolute path");

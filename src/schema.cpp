@@ -101,6 +101,57 @@ CREATE TABLE users (
   password_changed_at  INTEGER NOT NULL
 );
 )sql"},
+      {4, R"sql(
+CREATE TABLE consistency_groups (
+  seq                    INTEGER PRIMARY KEY AUTOINCREMENT,
+  id                     TEXT NOT NULL UNIQUE,
+  name                   TEXT NOT NULL UNIQUE,
+  description            TEXT NOT NULL DEFAULT '',
+  cluster_id             TEXT NOT NULL,
+  project                TEXT NOT NULL,
+  status                 TEXT NOT NULL CHECK (status IN
+                         ('creating','available','error','deleting','error_deleting')),
+  source_cg_snapshot_id  TEXT NOT NULL DEFAULT '',
+  created_at             INTEGER NOT NULL,
+  updated_at             INTEGER NOT NULL
+);
+CREATE INDEX consistency_groups_by_cluster ON consistency_groups (cluster_id);
+
+-- A volume is in at most one group: the primary key says so.
+CREATE TABLE cg_members (
+  cluster_id  TEXT NOT NULL,
+  volume_id   TEXT NOT NULL,
+  group_id    TEXT NOT NULL REFERENCES consistency_groups (id) ON DELETE CASCADE,
+  position    INTEGER NOT NULL,
+  PRIMARY KEY (cluster_id, volume_id)
+);
+CREATE INDEX cg_members_by_group ON cg_members (group_id, position);
+
+CREATE TABLE cg_snapshots (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  id           TEXT NOT NULL UNIQUE,
+  group_id     TEXT NOT NULL,
+  name         TEXT NOT NULL,
+  description  TEXT NOT NULL DEFAULT '',
+  cluster_id   TEXT NOT NULL,
+  project      TEXT NOT NULL,
+  status       TEXT NOT NULL CHECK (status IN
+               ('creating','available','error','deleting','error_deleting')),
+  workflow_id  TEXT NOT NULL DEFAULT '',
+  message      TEXT NOT NULL DEFAULT '',
+  created_at   INTEGER NOT NULL,
+  UNIQUE (group_id, name)
+);
+
+CREATE TABLE cg_snapshot_members (
+  cg_snapshot_id  TEXT NOT NULL REFERENCES cg_snapshots (id) ON DELETE CASCADE,
+  position        INTEGER NOT NULL,
+  volume_id       TEXT NOT NULL,
+  snapshot_id     TEXT NOT NULL UNIQUE,
+  size            INTEGER NOT NULL,
+  PRIMARY KEY (cg_snapshot_id, position)
+);
+)sql"},
   };
   return kMigrations;
 }

@@ -23,6 +23,7 @@
 #include "dmscore/local_backend.hpp"
 #include "dmscore/store.hpp"
 #include "file_io.hpp"
+#include "groups.hpp"
 #include "util.hpp"
 
 namespace dmscore {
@@ -173,6 +174,8 @@ struct Service::Impl {
   // object deletes), exclusively by attach and detach.
   mutable std::shared_mutex registry_mu;
   std::map<std::string, std::shared_ptr<Backend>> backends;  // by cluster id
+
+  std::unique_ptr<detail::Groups> groups;
 
   std::atomic<std::uint64_t> copy_bytes{0};
   std::atomic<std::uint64_t> verify_bytes{0};
@@ -811,6 +814,7 @@ Service::~Service() {
   }
   if (impl_->engine) impl_->engine->stop();
   impl_->engine.reset();
+  impl_->groups.reset();
   impl_->backends.clear();
 }
 
@@ -877,6 +881,22 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   impl->engine = std::make_unique<WorkflowEngine>(*impl->store, eo);
   impl->register_cluster_workflows();
   impl->register_clone_workflows();
+  detail::Groups::Deps gd;
+  gd.store = impl->store.get();
+  gd.engine = impl->engine.get();
+  gd.auth = impl->auth.get();
+  gd.env = impl->env;
+  gd.options = &impl->options;
+  gd.registry_mu = &impl->registry_mu;
+  {
+    Impl* raw = impl.get();
+    gd.backend = [raw](const std::string& cid, const std::string& field) {
+      return raw->backend(cid, field);
+    };
+  }
+  impl->groups = std::make_unique<detail::Groups>(std::move(gd));
+  impl->groups->register_workflows();
+  if (Status s = impl->groups->recover(); !s.ok()) return s;
   if (Status s = impl->engine->start(); !s.ok()) return s;
   if (impl->options.health_check_interval.count() > 0) {
     Impl* raw = impl.get();
@@ -973,6 +993,7 @@ Status Service::detach_cluster(const std::string& cluster_id) {
   if (*busy)
     return Status::FailedPrecondition("cluster " + cluster_id +
                                       " is used by a running workflow; wait for it or cancel it");
+  if (Status g = impl_->groups->check_cluster_free(cluster_id); !g.ok()) return g;
   Status s = impl_->store->transact(
       [&](Txn& t) { return t.exec("DELETE FROM clusters WHERE id = ?", {cluster_id}).status(); });
   if (!s.ok()) return s;
@@ -1012,6 +1033,7 @@ Status Service::delete_volume(const std::string& cid, const std::string& project
   auto busy = impl_->engine->resource_in_use("volume:" + id);
   if (!busy.ok()) return busy.status();
   if (*busy) return Status::FailedPrecondition("volume " + id + " is used by a running workflow");
+  if (Status g = impl_->groups->check_volume_free(cid, id); !g.ok()) return g;
   return (*b)->delete_volume(project, id);
 }
 
@@ -1047,6 +1069,7 @@ Status Service::delete_snapshot(const std::string& cid, const std::string& proje
   if (!busy.ok()) return busy.status();
   if (*busy)
     return Status::FailedPrecondition("snapshot " + id + " is the source of a running workflow");
+  if (Status g = impl_->groups->check_snapshot_free(id); !g.ok()) return g;
   return (*b)->delete_snapshot(project, id);
 }
 
@@ -1123,6 +1146,61 @@ Status Service::cancel_workflow(const std::string& id) { return impl_->engine->c
 Result<Workflow> Service::wait_workflow(const std::string& id,
                                         std::chrono::milliseconds timeout) const {
   return impl_->engine->wait(id, timeout);
+}
+
+// ---- consistency groups (groups.cpp) ----
+
+Status Service::write_volume(const std::string& cluster_id, const std::string& project,
+                             const std::string& volume_id, std::uint64_t offset,
+                             std::string_view data, bool durable) {
+  return impl_->groups->write_volume(cluster_id, project, volume_id, offset, data, durable);
+}
+
+Result<ConsistencyGroup> Service::create_consistency_group(const CreateGroupRequest& request) {
+  return impl_->groups->create(request);
+}
+
+Result<GroupPage> Service::list_consistency_groups(const PageRequest& page) const {
+  return impl_->groups->list(page);
+}
+
+Result<ConsistencyGroup> Service::get_consistency_group(const std::string& id) const {
+  return impl_->groups->get(id);
+}
+
+Result<ConsistencyGroup> Service::update_consistency_group(const std::string& id,
+                                                           const UpdateGroupRequest& request) {
+  return impl_->groups->update(id, request);
+}
+
+Status Service::delete_consistency_group(const std::string& id) {
+  return impl_->groups->remove(id);
+}
+
+Status Service::reset_consistency_group_status(const std::string& id, GroupStatus status,
+                                               const std::string& actor) {
+  return impl_->groups->reset_status(id, status, actor);
+}
+
+Status Service::force_delete_consistency_group(const std::string& id, const std::string& actor) {
+  return impl_->groups->force_delete(id, actor);
+}
+
+Result<CgSnapshot> Service::create_cg_snapshot(const CreateCgSnapshotRequest& request) {
+  return impl_->groups->create_cg_snapshot(request);
+}
+
+Result<CgSnapshotPage> Service::list_cg_snapshots(const PageRequest& page,
+                                                  const std::string& consistency_group_id) const {
+  return impl_->groups->list_cg_snapshots(page, consistency_group_id);
+}
+
+Result<CgSnapshot> Service::get_cg_snapshot(const std::string& id) const {
+  return impl_->groups->get_cg_snapshot(id);
+}
+
+Status Service::delete_cg_snapshot(const std::string& id) {
+  return impl_->groups->delete_cg_snapshot(id);
 }
 
 }  // namespace dmscore

@@ -31,4 +31,12 @@ TEST_CASE("Options: each out-of-range field is named in the error") {
         "progress_persist_interval");
   check([](Options& o) { o.local_cluster_roots = {"relative/dir"}; }, "local_cluster_roots");
   check([](Options& o) { o.local_cluster_roots = {""}; }, "local_cluster_roots");
+  check([](Options& o) { o.group_snapshot_fence_timeout = std::chrono::milliseconds(0); },
+        "group_snapshot_fence_timeout");
+  check([](Options& o) { o.group_snapshot_fence_timeout = std::chrono::hours(1); },
+        "group_snapshot_fence_timeout");
+  check([](Options& o) { o.group_snapshot_hook_timeout = std::chrono::milliseconds(0); },
+        "group_snapshot_hook_timeout");
+  check([](Options& o) { o.group_snapshot_pre_hook = "freeze.sh"; }, "group_snapshot_pre_hook");
+  check([](Options& o) { o.group_snapshot_post_hook = "thaw.sh"; }, "group_snapshot_post_hook");
 }

@@ -114,6 +114,11 @@ class Auth {
   // UNAUTHENTICATED (with a reason that names no user) unless the token verifies.
   Result<Principal> verify(const std::string& token) const;
 
+  // Appends an event to the audit log (the one login failures go to): {"event", fields...,
+  // "time"}. For the service's admin actions; never pass a secret.
+  void audit(const std::string& event,
+             const std::vector<std::pair<std::string, std::string>>& fields);
+
   // Seconds a caller should wait before retrying after RESOURCE_EXHAUSTED from login.
   static std::int64_t retry_after_seconds(const Status& status);
 

@@ -86,6 +86,25 @@ struct Options {
   // Default: empty, meaning anywhere. REQUIRES: absolute paths.
   std::vector<std::string> local_cluster_roots;
 
+  // Group snapshots. While the member snapshots are taken, writes through
+  // Service::write_volume to every member wait: the write fence. Raising it waits for writes in
+  // progress, at most `group_snapshot_fence_timeout` (then the group snapshot fails and nothing
+  // is left behind). Turning the fence off is only for showing what it prevents.
+  // Defaults: true, 30 s. REQUIRES: timeout 1 ms..10 min.
+  bool group_snapshot_write_fence = true;
+  std::chrono::milliseconds group_snapshot_fence_timeout{30000};
+  // Quiesce hooks: executables run before the fence is raised and after it is lowered, for
+  // applications that write by other means (freeze and thaw them). The environment carries
+  // DMS_HOOK_PHASE (pre|post), DMS_CG_ID, DMS_CG_NAME, DMS_CG_SNAPSHOT_ID, DMS_CLUSTER_ID,
+  // DMS_PROJECT, DMS_VOLUME_IDS (space-separated) and, for post, DMS_CG_SNAPSHOT_RESULT
+  // (ok|error). A pre hook that fails (non-zero exit, signal, timeout) aborts the group
+  // snapshot before anything is taken; the post hook runs whenever the pre hook succeeded, and
+  // its failure is logged. Each is killed (its whole process group) after the timeout.
+  // Defaults: "" (none), 30 s. REQUIRES: absolute paths; timeout 1 ms..1 h.
+  std::string group_snapshot_pre_hook;
+  std::string group_snapshot_post_hook;
+  std::chrono::milliseconds group_snapshot_hook_timeout{30000};
+
   // Receives the service's log lines, which never hold a password or a token.
   // Default: nullptr, meaning standard error.
   std::function<void(std::string_view)> log;

@@ -19,6 +19,7 @@
 #include "dmscore/backend.hpp"
 #include "dmscore/clone.hpp"
 #include "dmscore/cluster.hpp"
+#include "dmscore/group.hpp"
 #include "dmscore/identity.hpp"
 #include "dmscore/options.hpp"
 #include "dmscore/result.hpp"
@@ -31,6 +32,7 @@ inline constexpr const char* kAttachCluster = "ATTACH_CLUSTER";
 inline constexpr const char* kRefreshClusters = "REFRESH_CLUSTERS";
 inline constexpr const char* kThickCloneVolume = "THICK_CLONE_VOLUME";
 inline constexpr const char* kThickCloneSnapshot = "THICK_CLONE_SNAPSHOT";
+inline constexpr const char* kCreateCgSnapshot = "CREATE_CG_SNAPSHOT";
 
 struct WorkflowCount {
   std::string type;
@@ -107,6 +109,43 @@ class Service {
   // the id is returned.
   Result<std::string> thick_clone_volume(const ThickCloneRequest& request);
   Result<std::string> thick_clone_snapshot(const ThickCloneRequest& request);
+
+  // Writes `data` at `offset` of an Available volume: the service's data path, which group
+  // snapshots fence (see group.hpp). With `durable`, the data is fsynced before it returns.
+  // INVALID_ARGUMENT for a write past the end or over 64 MiB; UNAVAILABLE when a group
+  // snapshot holds writes for over twice group_snapshot_fence_timeout.
+  Status write_volume(const std::string& cluster_id, const std::string& project,
+                      const std::string& volume_id, std::uint64_t offset, std::string_view data,
+                      bool durable = false);
+
+  // Consistency groups (group.hpp). create: INVALID_ARGUMENT naming the field; NOT_FOUND for
+  // an unknown cluster or volume; FAILED_PRECONDITION for a volume that is not Available or
+  // already in a group; ALREADY_EXISTS for a taken name. The group is available at once.
+  Result<ConsistencyGroup> create_consistency_group(const CreateGroupRequest& request);
+  Result<GroupPage> list_consistency_groups(const PageRequest& page) const;
+  Result<ConsistencyGroup> get_consistency_group(const std::string& id) const;
+  // Members change only while the group is available and no group snapshot is being taken.
+  Result<ConsistencyGroup> update_consistency_group(const std::string& id,
+                                                    const UpdateGroupRequest& request);
+  // Never deletes the volumes. FAILED_PRECONDITION unless available or error, or while the
+  // group has group snapshots.
+  Status delete_consistency_group(const std::string& id);
+  // Admin actions, recorded in the audit log with `actor`.
+  Status reset_consistency_group_status(const std::string& id, GroupStatus status,
+                                        const std::string& actor);
+  Status force_delete_consistency_group(const std::string& id, const std::string& actor);
+
+  // Group snapshots. create answers the group snapshot in `creating` with its workflow id
+  // (CREATE_CG_SNAPSHOT); the group and every member must be available. The workflow takes
+  // every member snapshot behind the write fence, all or nothing.
+  Result<CgSnapshot> create_cg_snapshot(const CreateCgSnapshotRequest& request);
+  // `consistency_group_id` empty: every group's.
+  Result<CgSnapshotPage> list_cg_snapshots(const PageRequest& page,
+                                           const std::string& consistency_group_id = "") const;
+  Result<CgSnapshot> get_cg_snapshot(const std::string& id) const;
+  // Deletes the member snapshots, then the record. FAILED_PRECONDITION unless available, error
+  // or error_deleting; a member that cannot be deleted leaves it error_deleting.
+  Status delete_cg_snapshot(const std::string& id);
 
   // Monitoring counters; one store read.
   Result<ServiceStats> stats() const;

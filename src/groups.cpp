@@ -1,0 +1,925 @@
+#include "groups.hpp"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <mutex>
+#include <optional>
+#include <set>
+
+#include "codec.hpp"
+#include "dmscore/service.hpp"
+#include "hook.hpp"
+#include "util.hpp"
+
+namespace dmscore {
+
+std::string_view to_string(GroupStatus s) {
+  switch (s) {
+    case GroupStatus::kCreating:
+      return "creating";
+    case GroupStatus::kAvailable:
+      return "available";
+    case GroupStatus::kError:
+      return "error";
+    case GroupStatus::kDeleting:
+      return "deleting";
+    case GroupStatus::kErrorDeleting:
+      return "error_deleting";
+  }
+  return "error";
+}
+
+Result<GroupStatus> parse_group_status(std::string_view text, const std::string& field) {
+  for (auto s : {GroupStatus::kCreating, GroupStatus::kAvailable, GroupStatus::kError,
+                 GroupStatus::kDeleting, GroupStatus::kErrorDeleting}) {
+    if (to_string(s) == text) return s;
+  }
+  return Status::InvalidArgument(
+      field + ": must be one of creating, available, error, deleting, error_deleting");
+}
+
+namespace detail {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t kMaxMembers = 64;
+constexpr std::size_t kMaxGroupDescription = 1024;
+constexpr std::size_t kMaxCgSnapshotName = 128;
+constexpr const char* kGroupCols =
+    "id, name, description, cluster_id, project, status, source_cg_snapshot_id, created_at, "
+    "updated_at, seq";
+constexpr const char* kCgSnapshotCols =
+    "id, name, description, group_id, cluster_id, project, status, workflow_id, message, "
+    "created_at, seq";
+
+GroupStatus status_from(const std::string& s) {
+  auto r = parse_group_status(s, "status");
+  return r.ok() ? *r : GroupStatus::kError;
+}
+
+ConsistencyGroup group_from(const Row& r) {
+  ConsistencyGroup g;
+  g.id = r.text(0);
+  g.name = r.text(1);
+  g.description = r.text(2);
+  g.cluster_id = r.text(3);
+  g.project_name = r.text(4);
+  g.status = status_from(r.text(5));
+  g.source_cg_snapshot_id = r.text(6);
+  g.created_at = from_millis(r.int64(7));
+  g.updated_at = from_millis(r.int64(8));
+  return g;
+}
+
+CgSnapshot cg_snapshot_from(const Row& r) {
+  CgSnapshot c;
+  c.id = r.text(0);
+  c.name = r.text(1);
+  c.description = r.text(2);
+  c.consistency_group_id = r.text(3);
+  c.cluster_id = r.text(4);
+  c.project_name = r.text(5);
+  c.status = status_from(r.text(6));
+  c.workflow_id = r.text(7);
+  c.message = r.text(8);
+  c.created_at = from_millis(r.int64(9));
+  return c;
+}
+
+Status load_members(Txn& t, ConsistencyGroup& g) {
+  auto r = t.query("SELECT volume_id FROM cg_members WHERE group_id = ? ORDER BY position", {g.id});
+  if (!r.ok()) return r.status();
+  for (auto& row : *r) g.volume_ids.push_back(row.text(0));
+  return Status::Ok();
+}
+
+Status load_members(Txn& t, CgSnapshot& c) {
+  auto r = t.query(
+      "SELECT volume_id, snapshot_id, size FROM cg_snapshot_members WHERE cg_snapshot_id = ? "
+      "ORDER BY position",
+      {c.id});
+  if (!r.ok()) return r.status();
+  for (auto& row : *r)
+    c.members.push_back({row.text(0), row.text(1), static_cast<std::uint64_t>(row.int64(2))});
+  return Status::Ok();
+}
+
+// The first `n` of `rows` (a query for n + 1) into `items` with their members, and the token
+// of the next page when there is one (from the row's sequence column `seq_col`).
+template <class T>
+Status fill_page(Txn& t, const std::vector<Row>& rows, std::int64_t n, std::size_t seq_col,
+                 std::string_view prefix, std::vector<T>& items, std::string& token,
+                 T (*from)(const Row&)) {
+  const auto limit = static_cast<std::size_t>(n);
+  for (std::size_t i = 0; i < rows.size() && i < limit; ++i) {
+    T item = from(rows[i]);
+    if (Status m = load_members(t, item); !m.ok()) return m;
+    items.push_back(std::move(item));
+  }
+  if (rows.size() > limit) token = make_page_token(prefix, rows[limit - 1].int64(seq_col));
+  return Status::Ok();
+}
+
+Status check_ids(const std::vector<std::string>& ids, const std::string& field) {
+  if (ids.size() > kMaxMembers)
+    return Status::InvalidArgument(field + ": at most " + std::to_string(kMaxMembers) + " volumes");
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (!is_uuid(ids[i]))
+      return Status::InvalidArgument(field + "[" + std::to_string(i) + "]: must be a UUID");
+    if (!seen.insert(ids[i]).second)
+      return Status::InvalidArgument(field + "[" + std::to_string(i) + "]: " + ids[i] +
+                                     " is listed twice");
+  }
+  return Status::Ok();
+}
+
+// The member snapshot of `volume` in the group snapshot named `name`.
+std::string member_snapshot_name(const std::string& name, const Volume& volume) {
+  std::string n = name + "-" + volume.name;
+  return n.size() <= 256 ? n : name + "-" + volume.id;
+}
+
+// Member snapshots carry this description, which tells a leftover of an interrupted try from
+// a snapshot someone else made with the same name.
+std::string member_tag(const std::string& cg_snapshot_id) {
+  return "cg-snapshot " + cg_snapshot_id;
+}
+
+std::string fence_key(const std::string& cluster_id, const std::string& volume_id) {
+  return cluster_id + "/" + volume_id;
+}
+
+}  // namespace
+
+struct Groups::Impl {
+  Deps deps;
+  WriteFence fence;
+  // Serialises changes of group membership and status with the checks that precede them.
+  mutable std::mutex mu;
+
+  std::int64_t now_ms() const { return to_millis(deps.env->now()); }
+
+  // The first column of the first row, "" when there is none.
+  Result<std::string> first_text(std::string_view sql, const std::vector<SqlValue>& params) const {
+    std::string out;
+    Status s = deps.store->read([&](Txn& t) -> Status {
+      auto r = t.query_one(sql, params);
+      if (!r.ok()) return r.status();
+      if (*r) out = (*r)->text(0);
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  Result<std::shared_ptr<Backend>> backend_locked(const std::string& cluster_id) const {
+    std::shared_lock lock(*deps.registry_mu);
+    return deps.backend(cluster_id, "clusterId");
+  }
+
+  Result<ConsistencyGroup> load_group(Txn& t, const std::string& id) const {
+    auto r = t.query_one(
+        std::string("SELECT ") + kGroupCols + " FROM consistency_groups WHERE id = ?", {id});
+    if (!r.ok()) return r.status();
+    if (!*r) return Status::NotFound("consistency group " + id + " not found");
+    ConsistencyGroup g = group_from(**r);
+    if (Status s = load_members(t, g); !s.ok()) return s;
+    return g;
+  }
+
+  Result<ConsistencyGroup> read_group(const std::string& id) const {
+    std::optional<ConsistencyGroup> out;
+    Status s = deps.store->read([&](Txn& t) -> Status {
+      auto g = load_group(t, id);
+      if (!g.ok()) return g.status();
+      out = std::move(g).value();
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return *out;
+  }
+
+  Result<CgSnapshot> read_cg_snapshot(const std::string& id) const {
+    std::optional<CgSnapshot> out;
+    Status s = deps.store->read([&](Txn& t) -> Status {
+      auto r = t.query_one(
+          std::string("SELECT ") + kCgSnapshotCols + " FROM cg_snapshots WHERE id = ?", {id});
+      if (!r.ok()) return r.status();
+      if (!*r) return Status::NotFound("group snapshot " + id + " not found");
+      out = cg_snapshot_from(**r);
+      return load_members(t, *out);
+    });
+    if (!s.ok()) return s;
+    return *out;
+  }
+
+  // Each volume exists in the cluster and project and is Available.
+  Result<std::vector<Volume>> check_volumes(Backend& b, const std::string& project,
+                                            const std::vector<std::string>& ids,
+                                            const std::string& field) const {
+    std::vector<Volume> out;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      auto v = b.get_volume(project, ids[i]);
+      const std::string where = field + "[" + std::to_string(i) + "]: ";
+      if (!v.ok()) {
+        if (v.status().code() == Code::kNotFound)
+          return Status::NotFound(where + "volume " + ids[i] + " not found in project " + project);
+        return v.status();
+      }
+      if (v->state != VolumeState::kAvailable)
+        return Status::FailedPrecondition(where + "volume " + ids[i] + " is " +
+                                          std::string(to_string(v->state)) +
+                                          "; members must be Available");
+      out.push_back(std::move(v).value());
+    }
+    return out;
+  }
+
+  // Volumes of `ids` already in a group: FAILED_PRECONDITION naming the first.
+  Status check_not_grouped(Txn& t, const std::string& cluster_id,
+                           const std::vector<std::string>& ids, const std::string& field) const {
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      auto r = t.query_one("SELECT group_id FROM cg_members WHERE cluster_id = ? AND volume_id = ?",
+                           {cluster_id, ids[i]});
+      if (!r.ok()) return r.status();
+      if (*r)
+        return Status::FailedPrecondition(field + "[" + std::to_string(i) + "]: volume " + ids[i] +
+                                          " already belongs to consistency group " + (*r)->text(0));
+    }
+    return Status::Ok();
+  }
+
+  Status set_cg_snapshot_error(const std::string& id, const std::string& why) {
+    return deps.store->transact([&](Txn& t) {
+      return t
+          .exec(
+              "UPDATE cg_snapshots SET status = 'error', message = ? WHERE id = ? AND status = "
+              "'creating'",
+              {why.substr(0, 1024), id})
+          .status();
+    });
+  }
+
+  // Deletes the member snapshots an earlier try of group snapshot `id` may have left.
+  Status remove_leftovers(Backend& b, const std::string& project,
+                          const std::vector<std::string>& names, const std::string& id) {
+    for (const auto& n : names) {
+      auto sn = b.find_snapshot(project, n);
+      if (!sn.ok()) {
+        if (sn.status().code() == Code::kNotFound) continue;
+        return sn.status();
+      }
+      if (sn->description != member_tag(id)) continue;  // not ours
+      Status s = b.delete_snapshot(project, sn->id);
+      if (!s.ok() && s.code() != Code::kNotFound) return s;
+    }
+    return Status::Ok();
+  }
+
+  std::vector<std::pair<std::string, std::string>> hook_env(const ConsistencyGroup& g,
+                                                            const CgSnapshot& c,
+                                                            const char* phase) const {
+    std::string ids;
+    for (const auto& v : g.volume_ids) ids += (ids.empty() ? "" : " ") + v;
+    return {{"DMS_HOOK_PHASE", phase},        {"DMS_CG_ID", g.id},
+            {"DMS_CG_NAME", g.name},          {"DMS_CG_SNAPSHOT_ID", c.id},
+            {"DMS_CLUSTER_ID", g.cluster_id}, {"DMS_PROJECT", g.project_name},
+            {"DMS_VOLUME_IDS", ids}};
+  }
+
+  void post_hook(const ConsistencyGroup& g, const CgSnapshot& c, bool ok) {
+    const Options& o = *deps.options;
+    if (o.group_snapshot_post_hook.empty()) return;
+    auto env = hook_env(g, c, "post");
+    env.emplace_back("DMS_CG_SNAPSHOT_RESULT", ok ? "ok" : "error");
+    Status s = run_hook(o.group_snapshot_post_hook, env, o.group_snapshot_hook_timeout);
+    if (!s.ok()) o.log("group snapshot " + c.id + ": post hook failed: " + s.message());
+  }
+
+  Status snapshot_step(StepContext& ctx);
+  Status snapshot_undo(StepContext& ctx);
+};
+
+Groups::Groups(Deps deps) : impl_(new Impl{std::move(deps), {}, {}}) {}
+Groups::~Groups() = default;
+
+// ---- groups ----
+
+Result<ConsistencyGroup> Groups::create(const CreateGroupRequest& req) {
+  Impl& im = *impl_;
+  if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
+  if (req.description.size() > kMaxGroupDescription)
+    return Status::InvalidArgument("description: must be at most 1024 bytes");
+  if (!is_uuid(req.cluster_id)) return Status::InvalidArgument("clusterId: must be a UUID");
+  if (Status s = validate_object_name(req.project_name, "projectName"); !s.ok()) return s;
+  if (Status s = check_ids(req.volume_ids, "volumeIds"); !s.ok()) return s;
+  std::shared_lock registry(*im.deps.registry_mu);
+  auto b = im.deps.backend(req.cluster_id, "clusterId");
+  if (!b.ok()) return b.status();
+  std::lock_guard lock(im.mu);
+  auto vols = im.check_volumes(**b, req.project_name, req.volume_ids, "volumeIds");
+  if (!vols.ok()) return vols.status();
+  ConsistencyGroup g;
+  g.id = im.deps.env->new_uuid();
+  g.name = req.name;
+  g.description = req.description;
+  g.cluster_id = req.cluster_id;
+  g.project_name = req.project_name;
+  g.status = GroupStatus::kAvailable;
+  g.volume_ids = req.volume_ids;
+  g.created_at = g.updated_at = from_millis(im.now_ms());
+  Status s = im.deps.store->transact([&](Txn& t) -> Status {
+    if (Status c = im.check_not_grouped(t, g.cluster_id, g.volume_ids, "volumeIds"); !c.ok())
+      return c;
+    auto r = t.exec(
+        "INSERT INTO consistency_groups (id, name, description, cluster_id, project, status, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'available', ?, ?)",
+        {g.id, g.name, g.description, g.cluster_id, g.project_name, to_millis(g.created_at),
+         to_millis(g.updated_at)});
+    if (!r.ok()) {
+      if (r.status().code() == Code::kAlreadyExists)
+        return Status::AlreadyExists("name: a consistency group named " + g.name +
+                                     " already exists");
+      return r.status();
+    }
+    for (std::size_t i = 0; i < g.volume_ids.size(); ++i) {
+      auto m = t.exec(
+          "INSERT INTO cg_members (cluster_id, volume_id, group_id, position) VALUES (?, ?, ?, ?)",
+          {g.cluster_id, g.volume_ids[i], g.id, static_cast<std::int64_t>(i)});
+      if (!m.ok()) return m.status();
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return g;
+}
+
+Result<GroupPage> Groups::list(const PageRequest& page) const {
+  if (page.page_size < 0 || page.page_size > 1000)
+    return Status::InvalidArgument("pageSize: must be 0..1000");
+  auto after = parse_page_token(page.page_token, "g");
+  if (!after.ok()) return after.status();
+  const std::int64_t n = page.page_size == 0 ? 100 : page.page_size;
+  GroupPage out;
+  Status s = impl_->deps.store->read([&](Txn& t) -> Status {
+    auto r = t.query(std::string("SELECT ") + kGroupCols +
+                         " FROM consistency_groups WHERE seq > ? ORDER BY seq LIMIT ?",
+                     {*after, n + 1});
+    if (!r.ok()) return r.status();
+    return fill_page(t, *r, n, 9, "g", out.groups, out.next_page_token, group_from);
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<ConsistencyGroup> Groups::get(const std::string& id) const { return impl_->read_group(id); }
+
+Result<ConsistencyGroup> Groups::update(const std::string& id, const UpdateGroupRequest& req) {
+  Impl& im = *impl_;
+  if (req.name) {
+    if (Status s = validate_object_name(*req.name, "name"); !s.ok()) return s;
+  }
+  if (req.description && req.description->size() > kMaxGroupDescription)
+    return Status::InvalidArgument("description: must be at most 1024 bytes");
+  if (Status s = check_ids(req.add_volume_ids, "addVolumeIds"); !s.ok()) return s;
+  if (Status s = check_ids(req.remove_volume_ids, "removeVolumeIds"); !s.ok()) return s;
+  for (const auto& v : req.add_volume_ids) {
+    if (std::find(req.remove_volume_ids.begin(), req.remove_volume_ids.end(), v) !=
+        req.remove_volume_ids.end())
+      return Status::InvalidArgument("addVolumeIds: " + v + " is also in removeVolumeIds");
+  }
+  std::shared_lock registry(*im.deps.registry_mu);
+  std::lock_guard lock(im.mu);
+  auto g = im.read_group(id);
+  if (!g.ok()) return g.status();
+  const bool membership = !req.add_volume_ids.empty() || !req.remove_volume_ids.empty();
+  if (membership) {
+    if (g->status != GroupStatus::kAvailable)
+      return Status::FailedPrecondition("consistency group " + id + " is " +
+                                        std::string(to_string(g->status)) +
+                                        "; members change only while it is available");
+    for (std::size_t i = 0; i < req.remove_volume_ids.size(); ++i) {
+      const auto& v = req.remove_volume_ids[i];
+      if (std::find(g->volume_ids.begin(), g->volume_ids.end(), v) == g->volume_ids.end())
+        return Status::InvalidArgument("removeVolumeIds[" + std::to_string(i) + "]: volume " + v +
+                                       " is not a member");
+    }
+    if (g->volume_ids.size() + req.add_volume_ids.size() - req.remove_volume_ids.size() >
+        kMaxMembers)
+      return Status::InvalidArgument("addVolumeIds: a group holds at most 64 volumes");
+  }
+  if (!req.add_volume_ids.empty()) {
+    auto b = im.deps.backend(g->cluster_id, "clusterId");
+    if (!b.ok()) return b.status();
+    auto vols = im.check_volumes(**b, g->project_name, req.add_volume_ids, "addVolumeIds");
+    if (!vols.ok()) return vols.status();
+  }
+  Status s = im.deps.store->transact([&](Txn& t) -> Status {
+    if (membership) {
+      auto busy = t.query_one(
+          "SELECT id FROM cg_snapshots WHERE group_id = ? AND status = 'creating' LIMIT 1", {id});
+      if (!busy.ok()) return busy.status();
+      if (*busy)
+        return Status::FailedPrecondition("group snapshot " + (*busy)->text(0) +
+                                          " of the group is being taken; retry when it is done");
+      if (Status c = im.check_not_grouped(t, g->cluster_id, req.add_volume_ids, "addVolumeIds");
+          !c.ok())
+        return c;
+    }
+    auto r = t.exec(
+        "UPDATE consistency_groups SET name = ?, description = ?, updated_at = ? WHERE id = ?",
+        {req.name.value_or(g->name), req.description.value_or(g->description), im.now_ms(), id});
+    if (!r.ok()) {
+      if (r.status().code() == Code::kAlreadyExists)
+        return Status::AlreadyExists("name: a consistency group named " + *req.name +
+                                     " already exists");
+      return r.status();
+    }
+    for (const auto& v : req.remove_volume_ids) {
+      auto d = t.exec("DELETE FROM cg_members WHERE group_id = ? AND volume_id = ?", {id, v});
+      if (!d.ok()) return d.status();
+    }
+    auto last =
+        t.query_one("SELECT COALESCE(MAX(position), -1) FROM cg_members WHERE group_id = ?", {id});
+    if (!last.ok()) return last.status();
+    std::int64_t pos = (*last)->int64(0);
+    for (const auto& v : req.add_volume_ids) {
+      auto m = t.exec(
+          "INSERT INTO cg_members (cluster_id, volume_id, group_id, position) VALUES (?, ?, ?, ?)",
+          {g->cluster_id, v, id, ++pos});
+      if (!m.ok()) return m.status();
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return im.read_group(id);
+}
+
+Status Groups::remove(const std::string& id) {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  return im.deps.store->transact([&](Txn& t) -> Status {
+    auto g = im.load_group(t, id);
+    if (!g.ok()) return g.status();
+    if (g->status != GroupStatus::kAvailable && g->status != GroupStatus::kError)
+      return Status::FailedPrecondition("consistency group " + id + " is " +
+                                        std::string(to_string(g->status)) +
+                                        "; only an available or error group can be deleted");
+    auto snaps = t.query_one("SELECT COUNT(*) FROM cg_snapshots WHERE group_id = ?", {id});
+    if (!snaps.ok()) return snaps.status();
+    if ((*snaps)->int64(0) > 0)
+      return Status::FailedPrecondition("consistency group " + id + " has " +
+                                        std::to_string((*snaps)->int64(0)) +
+                                        " group snapshot(s); delete them first");
+    // Its volumes stay: only the membership goes (ON DELETE CASCADE).
+    return t.exec("DELETE FROM consistency_groups WHERE id = ?", {id}).status();
+  });
+}
+
+Status Groups::reset_status(const std::string& id, GroupStatus status, const std::string& actor) {
+  Impl& im = *impl_;
+  std::string before;
+  {
+    std::lock_guard lock(im.mu);
+    Status s = im.deps.store->transact([&](Txn& t) -> Status {
+      auto g = im.load_group(t, id);
+      if (!g.ok()) return g.status();
+      before = std::string(to_string(g->status));
+      return t
+          .exec("UPDATE consistency_groups SET status = ?, updated_at = ? WHERE id = ?",
+                {std::string(to_string(status)), im.now_ms(), id})
+          .status();
+    });
+    if (!s.ok()) return s;
+  }
+  im.deps.auth->audit("cg_reset_status", {{"user", actor},
+                                          {"consistencyGroupId", id},
+                                          {"from", before},
+                                          {"to", std::string(to_string(status))}});
+  return Status::Ok();
+}
+
+Status Groups::force_delete(const std::string& id, const std::string& actor) {
+  Impl& im = *impl_;
+  std::string name;
+  {
+    std::lock_guard lock(im.mu);
+    Status s = im.deps.store->transact([&](Txn& t) -> Status {
+      auto g = im.load_group(t, id);
+      if (!g.ok()) return g.status();
+      name = g->name;
+      // Whatever its status and group snapshots: the record and the membership go, the volumes
+      // and any group snapshots stay.
+      return t.exec("DELETE FROM consistency_groups WHERE id = ?", {id}).status();
+    });
+    if (!s.ok()) return s;
+  }
+  im.deps.auth->audit("cg_force_delete",
+                      {{"user", actor}, {"consistencyGroupId", id}, {"name", name}});
+  return Status::Ok();
+}
+
+// ---- group snapshots ----
+
+Result<CgSnapshot> Groups::create_cg_snapshot(const CreateCgSnapshotRequest& req) {
+  Impl& im = *impl_;
+  if (!is_uuid(req.consistency_group_id))
+    return Status::InvalidArgument("consistencyGroupId: must be a UUID");
+  if (!req.name.empty()) {
+    if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
+    if (req.name.size() > kMaxCgSnapshotName)
+      return Status::InvalidArgument("name: must be at most 128 characters");
+  }
+  if (req.description.size() > 256)
+    return Status::InvalidArgument("description: must be at most 256 bytes");
+  CgSnapshot c;
+  c.id = im.deps.env->new_uuid();
+  c.name = req.name.empty() ? "cgsnap-" + c.id.substr(0, 8) : req.name;
+  c.description = req.description;
+  c.consistency_group_id = req.consistency_group_id;
+  c.status = GroupStatus::kCreating;
+  c.created_at = from_millis(im.now_ms());
+  std::vector<std::string> resources;
+  {
+    std::shared_lock registry(*im.deps.registry_mu);
+    std::lock_guard lock(im.mu);
+    auto g = im.read_group(req.consistency_group_id);
+    if (!g.ok())
+      return g.status().code() == Code::kNotFound
+                 ? Status::NotFound("consistencyGroupId: " + g.status().message())
+                 : g.status();
+    if (g->status != GroupStatus::kAvailable)
+      return Status::FailedPrecondition("consistency group " + g->id + " is " +
+                                        std::string(to_string(g->status)) +
+                                        "; a group snapshot needs it available");
+    if (g->volume_ids.empty())
+      return Status::FailedPrecondition("consistency group " + g->id + " has no volumes");
+    auto b = im.deps.backend(g->cluster_id, "clusterId");
+    if (!b.ok()) return b.status();
+    auto vols = im.check_volumes(**b, g->project_name, g->volume_ids, "volumeIds");
+    if (!vols.ok()) return vols.status();
+    c.cluster_id = g->cluster_id;
+    c.project_name = g->project_name;
+    resources.push_back("cluster:" + g->cluster_id);
+    for (const auto& v : g->volume_ids) resources.push_back("volume:" + v);
+    Status s = im.deps.store->transact([&](Txn& t) -> Status {
+      auto r = t.exec(
+          "INSERT INTO cg_snapshots (id, group_id, name, description, cluster_id, project, "
+          "status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'creating', ?)",
+          {c.id, c.consistency_group_id, c.name, c.description, c.cluster_id, c.project_name,
+           to_millis(c.created_at)});
+      if (!r.ok() && r.status().code() == Code::kAlreadyExists)
+        return Status::AlreadyExists("name: the group already has a group snapshot named " +
+                                     c.name);
+      return r.status();
+    });
+    if (!s.ok()) return s;
+  }
+  auto wf = im.deps.engine->submit(
+      kCreateCgSnapshot, json::serialize(json::object{{"cgSnapshotId", c.id}}), resources);
+  if (!wf.ok()) {
+    (void)im.deps.store->transact(
+        [&](Txn& t) { return t.exec("DELETE FROM cg_snapshots WHERE id = ?", {c.id}).status(); });
+    return wf.status();
+  }
+  c.workflow_id = *wf;
+  Status s = im.deps.store->transact([&](Txn& t) {
+    return t.exec("UPDATE cg_snapshots SET workflow_id = ? WHERE id = ?", {c.workflow_id, c.id})
+        .status();
+  });
+  if (!s.ok()) return s;
+  return c;
+}
+
+Result<CgSnapshotPage> Groups::list_cg_snapshots(const PageRequest& page,
+                                                 const std::string& group_id) const {
+  if (page.page_size < 0 || page.page_size > 1000)
+    return Status::InvalidArgument("pageSize: must be 0..1000");
+  if (!group_id.empty() && !is_uuid(group_id))
+    return Status::InvalidArgument("consistencyGroupId: must be a UUID");
+  auto after = parse_page_token(page.page_token, "s");
+  if (!after.ok()) return after.status();
+  const std::int64_t n = page.page_size == 0 ? 100 : page.page_size;
+  CgSnapshotPage out;
+  Status s = impl_->deps.store->read([&](Txn& t) -> Status {
+    auto r = group_id.empty()
+                 ? t.query(std::string("SELECT ") + kCgSnapshotCols +
+                               " FROM cg_snapshots WHERE seq > ? ORDER BY seq LIMIT ?",
+                           {*after, n + 1})
+                 : t.query(std::string("SELECT ") + kCgSnapshotCols +
+                               " FROM cg_snapshots WHERE seq > ? AND group_id = ? ORDER BY seq "
+                               "LIMIT ?",
+                           {*after, group_id, n + 1});
+    if (!r.ok()) return r.status();
+    return fill_page(t, *r, n, 10, "s", out.cg_snapshots, out.next_page_token, cg_snapshot_from);
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<CgSnapshot> Groups::get_cg_snapshot(const std::string& id) const {
+  return impl_->read_cg_snapshot(id);
+}
+
+Status Groups::delete_cg_snapshot(const std::string& id) {
+  Impl& im = *impl_;
+  std::unique_lock lock(im.mu);
+  auto c = im.read_cg_snapshot(id);
+  if (!c.ok()) return c.status();
+  if (c->status != GroupStatus::kAvailable && c->status != GroupStatus::kError &&
+      c->status != GroupStatus::kErrorDeleting)
+    return Status::FailedPrecondition("group snapshot " + id + " is " +
+                                      std::string(to_string(c->status)) +
+                                      "; only an available, error or error_deleting one can be "
+                                      "deleted");
+  for (const auto& m : c->members) {
+    auto busy = im.deps.engine->resource_in_use("snapshot:" + m.snapshot_id);
+    if (!busy.ok()) return busy.status();
+    if (*busy)
+      return Status::FailedPrecondition("member snapshot " + m.snapshot_id +
+                                        " is read by a running workflow; wait for it or cancel it");
+  }
+  auto b = im.backend_locked(c->cluster_id);
+  if (!b.ok()) return b.status();
+  Status s = im.deps.store->transact([&](Txn& t) {
+    return t.exec("UPDATE cg_snapshots SET status = 'deleting', message = '' WHERE id = ?", {id})
+        .status();
+  });
+  if (!s.ok()) return s;
+  lock.unlock();
+  Status failed = Status::Ok();
+  for (const auto& m : c->members) {
+    Status d = (*b)->delete_snapshot(c->project_name, m.snapshot_id);
+    if (!d.ok() && d.code() != Code::kNotFound) {
+      failed = d;
+      break;
+    }
+  }
+  if (failed.ok()) {
+    // An error one may hold leftovers of its interrupted creation under the member names.
+    auto g = im.read_group(c->consistency_group_id);
+    if (g.ok()) {
+      std::vector<std::string> names;
+      for (const auto& vid : g->volume_ids) {
+        auto v = (*b)->get_volume(c->project_name, vid);
+        if (v.ok()) names.push_back(member_snapshot_name(c->name, *v));
+      }
+      failed = im.remove_leftovers(**b, c->project_name, names, id);
+    }
+  }
+  if (!failed.ok()) {
+    (void)im.deps.store->transact([&](Txn& t) {
+      return t
+          .exec("UPDATE cg_snapshots SET status = 'error_deleting', message = ? WHERE id = ?",
+                {failed.message().substr(0, 1024), id})
+          .status();
+    });
+    return failed;
+  }
+  return im.deps.store->transact(
+      [&](Txn& t) { return t.exec("DELETE FROM cg_snapshots WHERE id = ?", {id}).status(); });
+}
+
+// The one step of CREATE_CG_SNAPSHOT. Idempotent: a resumed run first removes what an earlier
+// run left, then takes every member snapshot again behind the fence.
+Status Groups::Impl::snapshot_step(StepContext& ctx) {
+  auto v = parse_json(ctx.request());
+  if (!v.ok()) return v.status();
+  const json::value* idv = v->is_object() ? v->as_object().if_contains("cgSnapshotId") : nullptr;
+  if (!idv || !idv->is_string()) return Status::InvalidArgument("cgSnapshotId: missing");
+  const std::string id(idv->as_string());
+  auto c = read_cg_snapshot(id);
+  if (!c.ok()) return c.status();
+  if (c->status == GroupStatus::kAvailable) {  // done before a crash
+    ctx.set_result(json::serialize(json::object{{"cgSnapshotId", id}}));
+    return Status::Ok();
+  }
+  if (c->status != GroupStatus::kCreating)
+    return Status::FailedPrecondition("group snapshot " + id + " is " +
+                                      std::string(to_string(c->status)));
+  auto fail = [&](const Status& why) {
+    (void)set_cg_snapshot_error(id, why.message());
+    return why;
+  };
+  auto g = read_group(c->consistency_group_id);
+  if (!g.ok()) return fail(g.status());
+  if (g->volume_ids.empty())
+    return fail(Status::FailedPrecondition("consistency group " + g->id + " has no volumes"));
+  auto b = backend_locked(c->cluster_id);
+  if (!b.ok()) return fail(b.status());
+  auto vols = check_volumes(**b, c->project_name, g->volume_ids, "volumeIds");
+  if (!vols.ok()) return fail(vols.status());
+  std::vector<std::string> names;
+  for (const auto& vol : *vols) names.push_back(member_snapshot_name(c->name, vol));
+  if (Status s = remove_leftovers(**b, c->project_name, names, id); !s.ok()) return s;
+  if (ctx.should_stop()) return Status::Cancelled("group snapshot stopped");
+
+  const Options& o = *deps.options;
+  ctx.report_progress({10, "pre-hook", 0, 0, 0});
+  if (!o.group_snapshot_pre_hook.empty()) {
+    Status h =
+        run_hook(o.group_snapshot_pre_hook, hook_env(*g, *c, "pre"), o.group_snapshot_hook_timeout);
+    if (!h.ok()) return fail(h.with_prefix("pre hook"));
+  }
+  std::vector<Snapshot> taken;
+  Status failure = Status::Ok();
+  {
+    std::optional<WriteFence::Hold> hold;
+    if (o.group_snapshot_write_fence) {
+      std::vector<std::string> keys;
+      for (const auto& vid : g->volume_ids) keys.push_back(fence_key(c->cluster_id, vid));
+      ctx.report_progress({20, "fence", 0, 0, 0});
+      auto h = fence.raise(keys, o.group_snapshot_fence_timeout);
+      if (!h.ok())
+        failure = h.status().with_prefix("write fence");
+      else
+        hold = std::move(h).value();
+    }
+    ctx.report_progress({30, "snapshot", 0, 0, 0});
+    for (std::size_t i = 0; failure.ok() && i < vols->size(); ++i) {
+      CreateSnapshotRequest r;
+      r.project_name = c->project_name;
+      r.name = names[i];
+      r.source_volume_id = (*vols)[i].id;
+      r.description = member_tag(id);
+      auto sn = (*b)->create_snapshot(r);
+      if (!sn.ok())
+        failure = sn.status().with_prefix("member " + std::to_string(i + 1) + " (volume " +
+                                          (*vols)[i].id + ")");
+      else
+        taken.push_back(std::move(sn).value());
+    }
+  }  // the fence is lowered here
+  if (!failure.ok()) {
+    for (const auto& sn : taken) {
+      Status d = (*b)->delete_snapshot(c->project_name, sn.id);
+      if (!d.ok() && d.code() != Code::kNotFound)
+        o.log("group snapshot " + id + ": cannot remove member snapshot " + sn.id + ": " +
+              d.message());
+    }
+    post_hook(*g, *c, false);
+    return fail(failure);
+  }
+  post_hook(*g, *c, true);
+  bool gone = false;
+  Status s = deps.store->transact([&](Txn& t) -> Status {
+    auto row = t.query_one("SELECT status FROM cg_snapshots WHERE id = ?", {id});
+    if (!row.ok()) return row.status();
+    if (!*row || (*row)->text(0) != "creating") {
+      gone = true;  // force-deleted or reset meanwhile
+      return Status::Ok();
+    }
+    for (std::size_t i = 0; i < taken.size(); ++i) {
+      auto m = t.exec(
+          "INSERT INTO cg_snapshot_members (cg_snapshot_id, position, volume_id, snapshot_id, "
+          "size) VALUES (?, ?, ?, ?, ?)",
+          {id, static_cast<std::int64_t>(i), taken[i].source_volume_id, taken[i].id,
+           static_cast<std::int64_t>(taken[i].size)});
+      if (!m.ok()) return m.status();
+    }
+    return t.exec("UPDATE cg_snapshots SET status = 'available', message = '' WHERE id = ?", {id})
+        .status();
+  });
+  if (!s.ok() || gone) {
+    for (const auto& sn : taken) (void)(*b)->delete_snapshot(c->project_name, sn.id);
+    return s.ok() ? Status::Aborted("group snapshot " + id + " changed status while it was taken")
+                  : s;
+  }
+  json::array ids;
+  for (const auto& sn : taken) ids.push_back(json::value(sn.id));
+  ctx.set_result(
+      json::serialize(json::object{{"cgSnapshotId", id}, {"snapshotIds", std::move(ids)}}));
+  ctx.report_progress({100, "done", 0, 0, 0});
+  return Status::Ok();
+}
+
+// Compensation (failure, cancellation): no member snapshot stays, the group snapshot ends in
+// error.
+Status Groups::Impl::snapshot_undo(StepContext& ctx) {
+  auto v = parse_json(ctx.request());
+  if (!v.ok()) return Status::Ok();
+  const json::value* idv = v->is_object() ? v->as_object().if_contains("cgSnapshotId") : nullptr;
+  if (!idv || !idv->is_string()) return Status::Ok();
+  const std::string id(idv->as_string());
+  auto c = read_cg_snapshot(id);
+  if (!c.ok() || c->status != GroupStatus::kCreating) return Status::Ok();
+  auto g = read_group(c->consistency_group_id);
+  auto b = backend_locked(c->cluster_id);
+  if (g.ok() && b.ok()) {
+    std::vector<std::string> names;
+    for (const auto& vid : g->volume_ids) {
+      auto vol = (*b)->get_volume(c->project_name, vid);
+      if (vol.ok()) names.push_back(member_snapshot_name(c->name, *vol));
+    }
+    if (Status s = remove_leftovers(**b, c->project_name, names, id); !s.ok()) return s;
+  }
+  return set_cg_snapshot_error(id, ctx.should_stop() ? "cancelled" : "the workflow failed");
+}
+
+void Groups::register_workflows() {
+  Impl* im = impl_.get();
+  Step step;
+  step.name = "snapshot";
+  step.run = [im](StepContext& c) { return im->snapshot_step(c); };
+  step.undo = [im](StepContext& c) { return im->snapshot_undo(c); };
+  (void)im->deps.engine->register_type({kCreateCgSnapshot, {std::move(step)}});
+}
+
+Status Groups::recover() {
+  Impl& im = *impl_;
+  return im.deps.store->transact([&](Txn& t) -> Status {
+    // A crash between recording the group snapshot and its workflow: no member was taken. (Its
+    // workflow, if it was recorded after all, sees the error and ends FAILED.)
+    auto r = t.exec(
+        "UPDATE cg_snapshots SET status = 'error', message = 'interrupted before its workflow "
+        "was recorded' WHERE status = 'creating' AND workflow_id = ''");
+    if (!r.ok()) return r.status();
+    // A crash during a delete: some member snapshots may be gone.
+    return t
+        .exec(
+            "UPDATE cg_snapshots SET status = 'error_deleting', message = 'a restart interrupted "
+            "the delete; delete it again' WHERE status = 'deleting'")
+        .status();
+  });
+}
+
+// ---- refusals ----
+
+Status Groups::check_volume_free(const std::string& cluster_id,
+                                 const std::string& volume_id) const {
+  auto group =
+      impl_->first_text("SELECT group_id FROM cg_members WHERE cluster_id = ? AND volume_id = ?",
+                        {cluster_id, volume_id});
+  if (!group.ok()) return group.status();
+  if (!group->empty())
+    return Status::FailedPrecondition("volume " + volume_id + " belongs to consistency group " +
+                                      *group + "; remove it from the group first");
+  return Status::Ok();
+}
+
+Status Groups::check_snapshot_free(const std::string& snapshot_id) const {
+  auto cg = impl_->first_text(
+      "SELECT cg_snapshot_id FROM cg_snapshot_members WHERE snapshot_id = ?", {snapshot_id});
+  if (!cg.ok()) return cg.status();
+  if (!cg->empty())
+    return Status::FailedPrecondition("snapshot " + snapshot_id + " belongs to group snapshot " +
+                                      *cg + "; delete the group snapshot instead");
+  return Status::Ok();
+}
+
+Status Groups::check_cluster_free(const std::string& cluster_id) const {
+  std::int64_t groups = 0, snaps = 0;
+  Status s = impl_->deps.store->read([&](Txn& t) -> Status {
+    auto g =
+        t.query_one("SELECT COUNT(*) FROM consistency_groups WHERE cluster_id = ?", {cluster_id});
+    if (!g.ok()) return g.status();
+    groups = (*g)->int64(0);
+    auto c = t.query_one("SELECT COUNT(*) FROM cg_snapshots WHERE cluster_id = ?", {cluster_id});
+    if (!c.ok()) return c.status();
+    snaps = (*c)->int64(0);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (groups > 0 || snaps > 0)
+    return Status::FailedPrecondition("cluster " + cluster_id + " holds " + std::to_string(groups) +
+                                      " consistency group(s) and " + std::to_string(snaps) +
+                                      " group snapshot(s); delete them first");
+  return Status::Ok();
+}
+
+// ---- write path ----
+
+Status Groups::write_volume(const std::string& cluster_id, const std::string& project,
+                            const std::string& volume_id, std::uint64_t offset,
+                            std::string_view data, bool durable) {
+  Impl& im = *impl_;
+  constexpr std::size_t kMaxWrite = 64u << 20;
+  if (data.size() > kMaxWrite) return Status::InvalidArgument("data: at most 64 MiB per write");
+  auto b = im.backend_locked(cluster_id);
+  if (!b.ok()) return b.status();
+  auto v = (*b)->get_volume(project, volume_id);
+  if (!v.ok()) return v.status();
+  if (v->state != VolumeState::kAvailable)
+    return Status::FailedPrecondition("volume " + volume_id + " is " +
+                                      std::string(to_string(v->state)));
+  if (offset > v->size || data.size() > v->size - offset)
+    return Status::InvalidArgument("offset: the write ends past the volume's " +
+                                   std::to_string(v->size) + " bytes");
+  // Held for the whole write, so a group snapshot sees all of it or none of it.
+  auto pass = im.fence.enter(fence_key(cluster_id, volume_id),
+                             im.deps.options->group_snapshot_fence_timeout * 2);
+  if (!pass.ok()) return pass.status();
+  auto sink = (*b)->open_volume_sink(project, volume_id, false);
+  if (!sink.ok()) return sink.status();
+  if (!data.empty()) {
+    if (Status s = (*sink)->write_at(offset, data.data(), data.size()); !s.ok()) return s;
+  }
+  if (durable) return (*sink)->sync();
+  return Status::Ok();
+}
+
+}  // namespace detail
+}  // namespace dmscore

@@ -1,0 +1,91 @@
+#include "hook.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+extern char** environ;
+
+namespace dmscore::detail {
+
+Status run_hook(const std::string& path,
+                const std::vector<std::pair<std::string, std::string>>& env,
+                std::chrono::milliseconds timeout) {
+  std::vector<std::string> vars;
+  for (char** e = environ; *e; ++e) {
+    std::string_view v(*e);
+    bool replaced = false;
+    for (const auto& [k, val] : env)
+      if (v.size() > k.size() && v.substr(0, k.size()) == k && v[k.size()] == '=') replaced = true;
+    if (!replaced) vars.emplace_back(v);
+  }
+  for (const auto& [k, v] : env) vars.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  std::string arg0 = path;
+  char* argv[] = {arg0.data(), nullptr};
+
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigset_t deflt;
+  sigemptyset(&deflt);
+  sigaddset(&deflt, SIGPIPE);
+  sigaddset(&deflt, SIGTERM);
+  sigaddset(&deflt, SIGINT);
+  posix_spawnattr_setsigdefault(&attr, &deflt);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, path.c_str(), &fa, &attr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0)
+    return Status::FailedPrecondition("hook " + path + " cannot be started: " + std::strerror(rc));
+
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::milliseconds(1);
+  int status = 0;
+  for (;;) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR)
+      return Status::FailedPrecondition("hook " + path + ": waitpid: " + std::strerror(errno));
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return Status::FailedPrecondition("hook " + path + " did not finish within " +
+                                        std::to_string(timeout.count()) + " ms and was killed");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(20));
+  }
+  // What the hook left running in the background is left alone: a pre hook may keep a lock
+  // held by a child (a database's read lock) until the post hook releases it.
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  if (WIFEXITED(status))
+    return Status::FailedPrecondition("hook " + path + " exited with status " +
+                                      std::to_string(WEXITSTATUS(status)));
+  if (WIFSIGNALED(status))
+    return Status::FailedPrecondition("hook " + path + " was killed by signal " +
+                                      std::to_string(WTERMSIG(status)));
+  return Status::FailedPrecondition("hook " + path + " ended abnormally");
+}
+
+}  // namespace dmscore::detail
