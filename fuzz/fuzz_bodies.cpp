@@ -32,6 +32,10 @@ constexpr Target kTargets[] = {
     {"POST", "/api/v1/volumes/thickclone", true},
     {"POST", "/api/v1/snapshots/thickclone", true},
     {"POST", "/api/v1/workflows/5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e/cancel", true},
+    {"POST", "/api/v1/consistency-groups", true},
+    {"PUT", "/api/v1/consistency-groups/5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e", true},
+    {"POST", "/api/v1/consistency-groups/5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e/action", true},
+    {"POST", "/api/v1/cg-snapshots", true},
 };
 
 }  // namespace

@@ -51,6 +51,11 @@ HTTP = {
     "cancel": (1, req("POST", f"/api/v1/workflows/{SID}/cancel")),
     "chunked": (1, b"POST /api/v1/clusters/refresh HTTP/1.1\r\nHost: x\r\n"
                    b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+    "groups": (1, req("GET", "/api/v1/consistency-groups?pageSize=2")),
+    "group": (1, req("GET", f"/api/v1/consistency-groups/{SID}")),
+    "group_delete": (1, req("DELETE", f"/api/v1/consistency-groups/{SID}")),
+    "cg_snapshots": (1, req("GET", f"/api/v1/cg-snapshots?consistencyGroupId={SID}")),
+    "cg_members": (1, req("GET", f"/api/v1/cg-snapshots/{SID}/members")),
     "bad_token": (0, req("GET", "/api/v1/clusters", headers=["Authorization: Bearer a.b.c"])),
 }
 
@@ -69,6 +74,12 @@ BODIES = {
                           f'"dst":{{"clusterId":"{CID}","projectName":"default","name":"c1"}}}}'.encode()),
     "cancel": (7, b"{}"),
     "nested": (5, b'{"src":' * 64 + b"{}" + b"}" * 64),
+    "group": (8, f'{{"name":"db","description":"d","clusterId":"{CID}","projectName":"p1",'
+                 f'"volumeIds":["{SID}"]}}'.encode()),
+    "group_update": (9, f'{{"name":"db2","addVolumeIds":["{SID}"],"removeVolumeIds":[]}}'.encode()),
+    "group_reset": (10, b'{"resetStatus":{"status":"error"}}'),
+    "group_force": (10, b'{"forceDelete":{}}'),
+    "cg_snapshot": (11, f'{{"consistencyGroupId":"{CID}","name":"n","description":"d"}}'.encode()),
 }
 
 

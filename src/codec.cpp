@@ -32,6 +32,33 @@ void ObjectReader::string(const char* key, std::string& out, bool required) {
   out = std::string(v->as_string());
 }
 
+void ObjectReader::string(const char* key, std::optional<std::string>& out) {
+  std::string v;
+  const bool present = field(key) != nullptr;
+  string(key, v, false);
+  if (present && status_.ok()) out = std::move(v);
+}
+
+void ObjectReader::strings(const char* key, std::vector<std::string>& out, std::size_t max_items,
+                           bool required) {
+  const json::value* v = field(key);
+  if (!v) {
+    if (required) fail(key, "is required");
+    return;
+  }
+  if (!v->is_array()) return fail(key, "must be an array of strings");
+  const auto& a = v->as_array();
+  if (a.size() > max_items)
+    return fail(key, "must hold at most " + std::to_string(max_items) + " items");
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].is_string())
+      return fail((std::string(key) + "[" + std::to_string(i) + "]").c_str(), "must be a string");
+    items.emplace_back(a[i].as_string());
+  }
+  out = std::move(items);
+}
+
 void ObjectReader::boolean(const char* key, bool& out) {
   std::optional<bool> b;
   boolean(key, b);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "dmscore/clone.hpp"
 #include "dmscore/cluster.hpp"
@@ -32,6 +33,10 @@ class ObjectReader {
   void integer(const char* key, std::optional<int>& out);
   // A size: a decimal string (the contract's form) or a non-negative integer.
   void size(const char* key, std::optional<std::uint64_t>& out, bool required = false);
+  void string(const char* key, std::optional<std::string>& out);
+  // An array of at most `max_items` strings.
+  void strings(const char* key, std::vector<std::string>& out, std::size_t max_items,
+               bool required = false);
   // A nested object; nullptr when absent (and an error when required).
   const json::value* object(const char* key, bool required = false);
   // INVALID_ARGUMENT for the first field not read. Call after all getters.

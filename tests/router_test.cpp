@@ -31,7 +31,10 @@ struct Fixture {
     auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
     REQUIRE(s.ok());
     svc = std::move(s).value();
-    router = std::make_unique<http::Router>(*svc);
+    http::RouterOptions ro;
+    // Internal errors are logged with their detail: shown when a test fails on one.
+    ro.log = [](std::string_view line) { UNSCOPED_INFO("router log: " << line); };
+    router = std::make_unique<http::Router>(*svc, ro);
     admin = login("admin", kAdminPw);
   }
 
@@ -184,6 +187,17 @@ TEST_CASE("Router: every /api/v1 route but login answers 401 without a valid tok
       {"GET", "/api/v1/workflows"},
       {"GET", "/api/v1/workflows/w"},
       {"POST", "/api/v1/workflows/w/cancel"},
+      {"GET", "/api/v1/consistency-groups"},
+      {"POST", "/api/v1/consistency-groups"},
+      {"GET", "/api/v1/consistency-groups/g"},
+      {"PUT", "/api/v1/consistency-groups/g"},
+      {"DELETE", "/api/v1/consistency-groups/g"},
+      {"POST", "/api/v1/consistency-groups/g/action"},
+      {"GET", "/api/v1/cg-snapshots"},
+      {"POST", "/api/v1/cg-snapshots"},
+      {"GET", "/api/v1/cg-snapshots/s"},
+      {"GET", "/api/v1/cg-snapshots/s/members"},
+      {"DELETE", "/api/v1/cg-snapshots/s"},
       {"POST", "/api/v1/logout"}};
   for (const auto& [m, p] : routes) {
     INFO(m << " " << p);
@@ -469,4 +483,239 @@ TEST_CASE("Router: an internal error answers with the request id only and logs t
   for (auto& l : lines)
     detailed |= l.find("req-42") != std::string::npos && l.find("INTERNAL") != std::string::npos;
   CHECK(detailed);
+}
+
+TEST_CASE("Router: consistency groups are created, listed, read, updated and deleted") {
+  Fixture f;
+  std::string c1 = f.attach("c1");
+  const std::string vols = "/api/v1/clusters/" + c1 + "/projects/p1/volumes";
+  std::vector<std::string> ids;
+  for (const char* n : {"data", "log", "conf"}) {
+    auto v = f.ok("POST", vols, std::string(R"({"name":")") + n + R"(","size":"1048576"})");
+    ids.emplace_back(v.at("volume").at("id").as_string());
+  }
+  auto created =
+      f.ok("POST", "/api/v1/consistency-groups",
+           R"({"name":"db","description":"orders","clusterId":")" + c1 +
+               R"(","projectName":"p1","volumeIds":[")" + ids[0] + R"(",")" + ids[1] + R"("]})")
+          .at("consistencyGroup")
+          .as_object();
+  const std::string gid(created.at("id").as_string());
+  CHECK(created.at("status") == "available");
+  CHECK(created.at("volumeIds").as_array().size() == 2);
+  CHECK(created.at("clusterId").as_string() == c1);
+  CHECK(created.at("createdAt").as_string().ends_with("Z"));
+  const std::string g = "/api/v1/consistency-groups/" + gid;
+
+  SECTION("bad input changes nothing") {
+    const std::string base = R"("clusterId":")" + c1 + R"(","projectName":"p1")";
+    expect_error(f.call("POST", "/api/v1/consistency-groups", "", f.admin), 400, 3, "body:");
+    expect_error(f.call("POST", "/api/v1/consistency-groups", "{", f.admin), 400, 3, "body:");
+    expect_error(f.call("POST", "/api/v1/consistency-groups", "[]", f.admin), 400, 3, "body:");
+    expect_error(f.call("POST", "/api/v1/consistency-groups", "{" + base + "}", f.admin), 400, 3,
+                 "name:");
+    expect_error(
+        f.call("POST", "/api/v1/consistency-groups", R"({"name":"x","projectName":"p1"})", f.admin),
+        400, 3, "clusterId:");
+    expect_error(
+        f.call("POST", "/api/v1/consistency-groups", R"({"name":"x y",)" + base + "}", f.admin),
+        400, 3, "name:");
+    expect_error(f.call("POST", "/api/v1/consistency-groups",
+                        R"({"name":"x",)" + base + R"(,"volumeIds":"abc"})", f.admin),
+                 400, 3, "volumeIds:");
+    expect_error(f.call("POST", "/api/v1/consistency-groups",
+                        R"({"name":"x",)" + base + R"(,"volumeIds":[1]})", f.admin),
+                 400, 3, "volumeIds[0]:");
+    expect_error(f.call("POST", "/api/v1/consistency-groups",
+                        R"({"name":"x",)" + base + R"(,"volumeIds":["../../etc"]})", f.admin),
+                 400, 3, "volumeIds[0]:");
+    std::string many = R"({"name":"x",)" + base + R"(,"volumeIds":[)";
+    for (int i = 0; i < 65; ++i) many += std::string(i ? "," : "") + "\"" + ids[2] + "\"";
+    expect_error(f.call("POST", "/api/v1/consistency-groups", many + "]}", f.admin), 400, 3,
+                 "volumeIds:");
+    expect_error(f.call("POST", "/api/v1/consistency-groups",
+                        R"({"name":"x",)" + base + R"(,"shareTypes":[]})", f.admin),
+                 400, 3, "shareTypes:");
+    expect_error(
+        f.call("POST", "/api/v1/consistency-groups",
+               R"({"name":"x",)" + base + R"(,"description":")" + std::string(2000, 'd') + "\"}",
+               f.admin),
+        400, 3, "description:");
+    expect_error(
+        f.call("POST", "/api/v1/consistency-groups",
+               R"({"name":"db2",)" + base + R"(,"volumeIds":[")" + ids[0] + "\"]}", f.admin),
+        400, 9, "volumeIds[0]:");
+    expect_error(
+        f.call("POST", "/api/v1/consistency-groups", R"({"name":"db",)" + base + "}", f.admin), 409,
+        6, "name:");
+    expect_error(
+        f.call(
+            "POST", "/api/v1/consistency-groups",
+            R"({"name":"x","projectName":"p1","clusterId":"5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e"})",
+            f.admin),
+        404, 5, "clusterId:");
+    expect_error(f.call("PUT", g, R"({"addVolumeIds":[")" + ids[0] + "\"]}", f.admin), 400, 9,
+                 "addVolumeIds[0]:");
+    expect_error(f.call("PUT", g, R"({"removeVolumeIds":[")" + ids[2] + "\"]}", f.admin), 400, 3,
+                 "removeVolumeIds[0]:");
+    expect_error(f.call("PUT", g, R"({"name":7})", f.admin), 400, 3, "name:");
+    expect_error(f.call("PUT", g, R"({"status":"error"})", f.admin), 400, 3, "status:");
+    expect_error(f.call("PUT", g + "?force=1", "{}", f.admin), 400, 3, "force:");
+    expect_error(f.call("GET", "/api/v1/consistency-groups?pageSize=-1", "", f.admin), 400, 3,
+                 "pageSize:");
+    expect_error(f.call("GET", "/api/v1/consistency-groups?nextPageToken=zz", "", f.admin), 400, 3,
+                 "nextPageToken:");
+    auto after = f.ok("GET", g).at("consistencyGroup").as_object();
+    CHECK(after == created);
+    CHECK(f.ok("GET", "/api/v1/consistency-groups").at("consistencyGroups").as_array().size() == 1);
+  }
+  SECTION("update, page, delete; the volumes stay") {
+    auto u = f.ok("PUT", g,
+                  R"({"name":"db-main","addVolumeIds":[")" + ids[2] + R"("],"removeVolumeIds":[")" +
+                      ids[0] + "\"]}")
+                 .at("consistencyGroup")
+                 .as_object();
+    CHECK(u.at("name") == "db-main");
+    CHECK(u.at("description") == "orders");
+    REQUIRE(u.at("volumeIds").as_array().size() == 2);
+    CHECK(u.at("volumeIds").as_array()[0] == ids[1].c_str());
+    CHECK(u.at("volumeIds").as_array()[1] == ids[2].c_str());
+    f.ok("POST", "/api/v1/consistency-groups",
+         R"({"name":"other","clusterId":")" + c1 + R"(","projectName":"p1"})");
+    auto p1 = f.ok("GET", "/api/v1/consistency-groups?pageSize=1");
+    REQUIRE(p1.at("consistencyGroups").as_array().size() == 1);
+    std::string tok(p1.at("nextPageToken").as_string());
+    REQUIRE(!tok.empty());
+    auto p2 = f.ok("GET", "/api/v1/consistency-groups?pageSize=1&nextPageToken=" + tok);
+    CHECK(p2.at("consistencyGroups").as_array()[0].at("name") == "other");
+    CHECK(p2.at("nextPageToken") == "");
+    // A member cannot be deleted; after the group goes it can.
+    expect_error(f.call("DELETE", vols + "/" + ids[1], "", f.admin), 400, 9);
+    f.ok("DELETE", g);
+    expect_error(f.call("GET", g, "", f.admin), 404, 5);
+    f.ok("GET", vols + "/" + ids[1]);
+    f.ok("DELETE", vols + "/" + ids[1]);
+  }
+  SECTION("admin actions: reset status and force delete; viewers are refused") {
+    REQUIRE(f.svc->auth().create_user("vera", "vera-password", Role::kViewer).ok());
+    std::string viewer = f.login("vera", "vera-password");
+    const std::string act = g + "/action";
+    expect_error(f.call("POST", act, R"({"resetStatus":{"status":"error"}})", viewer), 403, 7);
+    expect_error(f.call("POST", act, R"({"forceDelete":{}})", viewer), 403, 7);
+    expect_error(f.call("PUT", g, R"({"name":"v"})", viewer), 403, 7);
+    expect_error(f.call("DELETE", g, "", viewer), 403, 7);
+    expect_error(
+        f.call("POST", "/api/v1/cg-snapshots", R"({"consistencyGroupId":")" + gid + "\"}", viewer),
+        403, 7);
+    CHECK(f.call("GET", g, "", viewer).status == 200);
+    // Malformed actions.
+    expect_error(f.call("POST", act, "{}", f.admin), 400, 3, "body:");
+    expect_error(
+        f.call("POST", act, R"({"resetStatus":{"status":"error"},"forceDelete":{}})", f.admin), 400,
+        3, "body:");
+    expect_error(f.call("POST", act, R"({"resetStatus":null})", f.admin), 400, 3, "body:");
+    expect_error(f.call("POST", act, R"({"resetStatus":{}})", f.admin), 400, 3,
+                 "resetStatus.status:");
+    expect_error(f.call("POST", act, R"({"resetStatus":{"status":"migrating"}})", f.admin), 400, 3,
+                 "resetStatus.status:");
+    expect_error(f.call("POST", act, R"({"resetStatus":{"status":"error","x":1}})", f.admin), 400,
+                 3, "resetStatus.x:");
+    expect_error(f.call("POST", act, R"({"forceDelete":{"now":true}})", f.admin), 400, 3,
+                 "forceDelete.now:");
+    expect_error(f.call("POST", act, R"({"os-force_delete":{}})", f.admin), 400, 3,
+                 "os-force_delete:");
+    expect_error(
+        f.call("POST", "/api/v1/consistency-groups/nope/action", R"({"forceDelete":{}})", f.admin),
+        404, 5);
+    CHECK(f.ok("GET", g).at("consistencyGroup").at("status") == "available");
+    // reset to creating: delete is refused, a group snapshot too; back to available it works.
+    f.ok("POST", act, R"({"resetStatus":{"status":"creating"}})");
+    CHECK(f.ok("GET", g).at("consistencyGroup").at("status") == "creating");
+    expect_error(f.call("DELETE", g, "", f.admin), 400, 9);
+    expect_error(
+        f.call("POST", "/api/v1/cg-snapshots", R"({"consistencyGroupId":")" + gid + "\"}", f.admin),
+        400, 9);
+    f.ok("POST", act, R"({"forceDelete":{}})");
+    expect_error(f.call("GET", g, "", f.admin), 404, 5);
+    auto audit = dmscore::testing::read_file(f.tmp / "data/audit.log");
+    CHECK_THAT(audit, Catch::Contains(R"("event":"cg_reset_status")"));
+    CHECK_THAT(audit, Catch::Contains(R"("to":"creating")"));
+    CHECK_THAT(audit, Catch::Contains(R"("event":"cg_force_delete")"));
+    CHECK_THAT(audit, Catch::Contains(R"("user":"admin")"));
+  }
+}
+
+TEST_CASE("Router: a group snapshot runs as a workflow and lists its members") {
+  Fixture f;
+  std::string c1 = f.attach("c1");
+  const std::string vols = "/api/v1/clusters/" + c1 + "/projects/p1/volumes";
+  std::vector<std::string> ids;
+  for (const char* n : {"data", "log"}) {
+    auto v = f.ok("POST", vols, std::string(R"({"name":")") + n + R"(","size":"1048576"})");
+    ids.emplace_back(v.at("volume").at("id").as_string());
+  }
+  auto g = f.ok("POST", "/api/v1/consistency-groups",
+                R"({"name":"db","clusterId":")" + c1 + R"(","projectName":"p1","volumeIds":[")" +
+                    ids[0] + R"(",")" + ids[1] + R"("]})");
+  const std::string gid(g.at("consistencyGroup").at("id").as_string());
+
+  expect_error(f.call("POST", "/api/v1/cg-snapshots", "{}", f.admin), 400, 3,
+               "consistencyGroupId:");
+  expect_error(f.call("POST", "/api/v1/cg-snapshots", R"({"consistencyGroupId":"x"})", f.admin),
+               400, 3, "consistencyGroupId:");
+  expect_error(f.call("POST", "/api/v1/cg-snapshots",
+                      R"({"consistencyGroupId":"5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e"})", f.admin),
+               404, 5, "consistencyGroupId:");
+  expect_error(
+      f.call("POST", "/api/v1/cg-snapshots",
+             R"({"consistencyGroupId":")" + gid + R"(","name":")" + std::string(200, 'n') + "\"}",
+             f.admin),
+      400, 3, "name:");
+  expect_error(f.call("POST", "/api/v1/cg-snapshots",
+                      R"({"consistencyGroupId":")" + gid + R"(","extra":1})", f.admin),
+               400, 3, "extra:");
+  expect_error(f.call("GET", "/api/v1/cg-snapshots?consistencyGroupId=zz", "", f.admin), 400, 3,
+               "consistencyGroupId:");
+
+  auto r = f.ok("POST", "/api/v1/cg-snapshots",
+                R"({"consistencyGroupId":")" + gid + R"(","name":"nightly","description":"d"})");
+  auto cs = r.at("cgSnapshot").as_object();
+  CHECK(cs.at("status") == "creating");
+  CHECK(cs.at("workflowId") == r.at("workflowId"));
+  const std::string sid(cs.at("id").as_string());
+  auto w = f.wait_workflow(std::string(r.at("workflowId").as_string()));
+  INFO(json::serialize(w));
+  REQUIRE(w.at("state") == "COMPLETED");
+  CHECK(w.at("type") == "CREATE_CG_SNAPSHOT");
+  CHECK(w.at("cgSnapshotRequest").at("cgSnapshotId") == sid.c_str());
+  CHECK(w.at("result").at("cgSnapshotId") == sid.c_str());
+  auto got = f.ok("GET", "/api/v1/cg-snapshots/" + sid).at("cgSnapshot").as_object();
+  CHECK(got.at("status") == "available");
+  CHECK(got.at("consistencyGroupId") == gid.c_str());
+  auto members = f.ok("GET", "/api/v1/cg-snapshots/" + sid + "/members").at("members").as_array();
+  REQUIRE(members.size() == 2);
+  CHECK(members[0].at("volumeId") == ids[0].c_str());
+  CHECK(members[0].at("size") == "1048576");
+  const std::string snap0(members[0].at("snapshotId").as_string());
+  auto sn = f.ok("GET", "/api/v1/clusters/" + c1 + "/projects/p1/snapshots/" + snap0);
+  CHECK(sn.at("snapshot").at("name") == "nightly-data");
+  CHECK(f.ok("GET", "/api/v1/cg-snapshots?consistencyGroupId=" + gid)
+            .at("cgSnapshots")
+            .as_array()
+            .size() == 1);
+  expect_error(f.call("POST", "/api/v1/cg-snapshots",
+                      R"({"consistencyGroupId":")" + gid + R"(","name":"nightly"})", f.admin),
+               409, 6, "name:");
+  // The member snapshot and the group are protected while the group snapshot exists.
+  expect_error(
+      f.call("DELETE", "/api/v1/clusters/" + c1 + "/projects/p1/snapshots/" + snap0, "", f.admin),
+      400, 9);
+  expect_error(f.call("DELETE", "/api/v1/consistency-groups/" + gid, "", f.admin), 400, 9);
+  expect_error(f.call("DELETE", "/api/v1/clusters/" + c1, "", f.admin), 400, 9);
+  f.ok("DELETE", "/api/v1/cg-snapshots/" + sid);
+  expect_error(f.call("GET", "/api/v1/cg-snapshots/" + sid, "", f.admin), 404, 5);
+  expect_error(
+      f.call("GET", "/api/v1/clusters/" + c1 + "/projects/p1/snapshots/" + snap0, "", f.admin), 404,
+      5);
+  f.ok("DELETE", "/api/v1/consistency-groups/" + gid);
 }

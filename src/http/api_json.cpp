@@ -105,6 +105,7 @@ json::object to_json(const Workflow& w) {
   if (w.type == kThickCloneSnapshot) request_field = "snapshotCloneRequest";
   if (w.type == kAttachCluster) request_field = "attachClusterRequest";
   if (w.type == kRefreshClusters) request_field = "refreshClustersRequest";
+  if (w.type == kCreateCgSnapshot) request_field = "cgSnapshotRequest";
   if (request_field) o[request_field] = parsed(w.request);
   return o;
 }
@@ -117,6 +118,39 @@ json::object to_json(const LoginResult& r) {
   return {{"tokenType", r.token_type},
           {"expiresIn", std::to_string(r.expires_in)},
           {"idToken", r.id_token}};
+}
+
+json::object to_json(const ConsistencyGroup& g) {
+  json::array ids;
+  for (const auto& v : g.volume_ids) ids.push_back(json::value(v));
+  return {{"id", g.id},
+          {"name", g.name},
+          {"description", g.description},
+          {"clusterId", g.cluster_id},
+          {"projectName", g.project_name},
+          {"status", to_string(g.status)},
+          {"volumeIds", std::move(ids)},
+          {"sourceCgSnapshotId", g.source_cg_snapshot_id},
+          {"createdAt", rfc3339(g.created_at)},
+          {"updatedAt", rfc3339(g.updated_at)}};
+}
+
+json::object to_json(const CgSnapshot& c) {
+  return {{"id", c.id},
+          {"name", c.name},
+          {"description", c.description},
+          {"consistencyGroupId", c.consistency_group_id},
+          {"clusterId", c.cluster_id},
+          {"projectName", c.project_name},
+          {"status", to_string(c.status)},
+          {"workflowId", c.workflow_id},
+          {"message", c.message},
+          {"createdAt", rfc3339(c.created_at)}};
+}
+
+json::object to_json(const CgSnapshotMember& m) {
+  return {
+      {"volumeId", m.volume_id}, {"snapshotId", m.snapshot_id}, {"size", std::to_string(m.size)}};
 }
 
 }  // namespace dmscore::http::detail

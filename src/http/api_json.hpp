@@ -8,6 +8,7 @@
 #include "dmscore/auth.hpp"
 #include "dmscore/backend.hpp"
 #include "dmscore/cluster.hpp"
+#include "dmscore/group.hpp"
 #include "dmscore/identity.hpp"
 #include "dmscore/workflow.hpp"
 
@@ -24,5 +25,9 @@ json::object to_json(const Snapshot& s);
 json::object to_json(const Workflow& w);
 json::object to_json(const ServiceCredentials& c);
 json::object to_json(const LoginResult& r);
+json::object to_json(const ConsistencyGroup& g);
+// Without its members (GET .../members lists them).
+json::object to_json(const CgSnapshot& c);
+json::object to_json(const CgSnapshotMember& m);
 
 }  // namespace dmscore::http::detail

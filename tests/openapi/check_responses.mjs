@@ -692,6 +692,67 @@ async function main() {
   await check("a cancelled clone leaves no volume", { method: "GET", path: V(cidB), token }, 200, (r) =>
     r.json.volumes.some((v) => v.name.startsWith("busy-") || v.name.startsWith("dms-tmp-")) ? `left over: ${r.json.volumes.map((v) => v.name)}` : null);
 
+  // ---- consistency groups and group snapshots
+  const G = "/api/v1/consistency-groups", CG = "/api/v1/cg-snapshots";
+
+  const g1 = await check("create a consistency group", { method: "POST", path: G, token,
+    json: { name: "db", description: "orders", clusterId: cidA, projectName: P, volumeIds: [vol1.id, vol2?.id].filter(Boolean) } }, 200,
+    (r) => (r.json.consistencyGroup.status === "available" && r.json.consistencyGroup.volumeIds.length === 2 ? null : "not available with 2 members"));
+  const grp = g1.json?.consistencyGroup;
+  await check("create a second, empty group", { method: "POST", path: G, token, json: { name: "spare", clusterId: cidA, projectName: P } }, 200);
+  await check("create a group with a taken name", { method: "POST", path: G, token, json: { name: "db", clusterId: cidA, projectName: P } }, 409, expectCode(6));
+  await check("create a group with a volume of another group", { method: "POST", path: G, token, json: { name: "db2", clusterId: cidA, projectName: P, volumeIds: [vol1.id] } }, 400, expectCode(9));
+  await check("create a group without projectName", { method: "POST", path: G, token, json: { name: "x", clusterId: cidA } }, 400, expectCode(3));
+  await check("create a group with a non-UUID volume", { method: "POST", path: G, token, json: { name: "x", clusterId: cidA, projectName: P, volumeIds: ["vol-1"] } }, 400, expectCode(3));
+  await check("create a group with an unknown volume", { method: "POST", path: G, token, json: { name: "x", clusterId: cidA, projectName: P, volumeIds: [randomUuid()] } }, 404, expectCode(5));
+  await check("create a group in an unknown cluster", { method: "POST", path: G, token, json: { name: "x", clusterId: randomUuid(), projectName: P } }, 404, expectCode(5));
+  await check("create a group with an unknown field", { method: "POST", path: G, token, json: { name: "x", clusterId: cidA, projectName: P, shareTypes: [] } }, 400, expectCode(3));
+  await walk("list consistency groups", G, "consistencyGroups", 1);
+  if (grp) {
+    const GI = `${G}/${grp.id}`;
+    await check("get a consistency group", { method: "GET", path: GI, token }, 200, (r) => (isDeepStrictEqual(r.json.consistencyGroup, grp) ? null : "differs from the created group"));
+    await check("get an unknown consistency group", { method: "GET", path: `${G}/${randomUuid()}`, token }, 404);
+    await check("rename a consistency group", { method: "PUT", path: GI, token, json: { name: "db-main" } }, 200,
+      (r) => (r.json.consistencyGroup.name === "db-main" && r.json.consistencyGroup.description === "orders" ? null : "not renamed"));
+    await check("remove a volume that is not a member", { method: "PUT", path: GI, token, json: { removeVolumeIds: [randomUuid()] } }, 400, expectCode(3));
+    await check("update a group with a wrong type", { method: "PUT", path: GI, token, json: { addVolumeIds: "x" } }, 400, expectCode(3));
+    await check("update an unknown group", { method: "PUT", path: `${G}/${randomUuid()}`, token, json: {} }, 404);
+    await check("delete a member volume", { method: "DELETE", path: `${V(cidA)}/${vol1.id}`, token }, 400, expectCode(9));
+    await check("a group action with two actions", { method: "POST", path: `${GI}/action`, token, json: { resetStatus: { status: "error" }, forceDelete: {} } }, 400, expectCode(3));
+    await check("reset a group's status to an unknown one", { method: "POST", path: `${GI}/action`, token, json: { resetStatus: { status: "migrating" } } }, 400, expectCode(3));
+    await check("reset a group's status", { method: "POST", path: `${GI}/action`, token, json: { resetStatus: { status: "error" } } }, 200);
+    await check("a group snapshot of a group in error", { method: "POST", path: CG, token, json: { consistencyGroupId: grp.id } }, 400, expectCode(9));
+    await check("reset it back", { method: "POST", path: `${GI}/action`, token, json: { resetStatus: { status: "available" } } }, 200);
+    await check("a group action on an unknown group", { method: "POST", path: `${G}/${randomUuid()}/action`, token, json: { forceDelete: {} } }, 404);
+    const cs = await check("take a group snapshot", { method: "POST", path: CG, token, json: { consistencyGroupId: grp.id, name: "nightly" } }, 200,
+      (r) => (r.json.cgSnapshot.status === "creating" && r.json.cgSnapshot.workflowId === r.json.workflowId ? null : "not creating with its workflow"));
+    await check("take a group snapshot of an unknown group", { method: "POST", path: CG, token, json: { consistencyGroupId: randomUuid() } }, 404);
+    await check("take a group snapshot without the group", { method: "POST", path: CG, token, json: { name: "x" } }, 400, expectCode(3));
+    await check("take a group snapshot with a long name", { method: "POST", path: CG, token, json: { consistencyGroupId: grp.id, name: "n".repeat(129) } }, 400, expectCode(3));
+    const cgs = cs.json?.cgSnapshot;
+    if (cgs) {
+      const w = await waitWorkflow(token, cs.json.workflowId, "group snapshot");
+      if (w?.state !== "COMPLETED" || w.cgSnapshotRequest?.cgSnapshotId !== cgs.id || w.result.cgSnapshotId !== cgs.id) fail(`group snapshot workflow: ${JSON.stringify(w)}`);
+      await check("take a group snapshot with a used name", { method: "POST", path: CG, token, json: { consistencyGroupId: grp.id, name: "nightly" } }, 409, expectCode(6));
+      await check("get a group snapshot", { method: "GET", path: `${CG}/${cgs.id}`, token }, 200, (r) => (r.json.cgSnapshot.status === "available" ? null : `status ${r.json.cgSnapshot.status}`));
+      await check("list a group snapshot's members", { method: "GET", path: `${CG}/${cgs.id}/members`, token }, 200,
+        (r) => (r.json.members.length === 2 && r.json.members[0].volumeId === vol1.id ? null : `members ${JSON.stringify(r.json.members)}`));
+      await check("list the group's snapshots", { method: "GET", path: `${CG}?consistencyGroupId=${grp.id}`, token }, 200, (r) => (r.json.cgSnapshots.length === 1 ? null : "not 1"));
+      await check("list group snapshots with a bad group id", { method: "GET", path: `${CG}?consistencyGroupId=x`, token }, 400, expectCode(3));
+      await check("list group snapshots", { method: "GET", path: `${CG}?pageSize=1`, token }, 200);
+      await check("delete a group that has group snapshots", { method: "DELETE", path: GI, token }, 400, expectCode(9));
+      await check("delete a group snapshot", { method: "DELETE", path: `${CG}/${cgs.id}`, token }, 200);
+      await check("delete it again", { method: "DELETE", path: `${CG}/${cgs.id}`, token }, 404);
+    }
+    await check("get an unknown group snapshot", { method: "GET", path: `${CG}/${randomUuid()}`, token }, 404);
+    await check("members of an unknown group snapshot", { method: "GET", path: `${CG}/${randomUuid()}/members`, token }, 404);
+    await check("delete a consistency group", { method: "DELETE", path: GI, token }, 200);
+    await check("delete it again", { method: "DELETE", path: GI, token }, 404);
+  }
+  const spare = await check("find the spare group", { method: "GET", path: G, token }, 200, (r) => (r.json.consistencyGroups.length === 1 ? null : "not 1 group"));
+  const spareId = spare.json?.consistencyGroups?.[0]?.id;
+  if (spareId) await check("force-delete a group", { method: "POST", path: `${G}/${spareId}/action`, token, json: { forceDelete: {} } }, 200);
+
   // ---- deletes and detach
   if (thin.json?.volume) {
     await check("delete a volume", { method: "DELETE", path: `${V(cidA)}/${thin.json.volume.id}`, token }, 200);
