@@ -302,6 +302,8 @@ struct ServeArgs {
   int blocking_threads = 4;
   std::string cluster_ca_file;
   bool cluster_insecure = false;
+  std::string cg_pre_hook, cg_post_hook;
+  int cg_hook_timeout_ms = 30000;
 };
 
 // Splits "ADDR:PORT" ("[v6]:PORT" too).
@@ -340,6 +342,9 @@ int serve(const ServeArgs& a) {
   o.data_dir = a.data_dir;
   o.max_running_workflows = a.max_running_workflows;
   o.local_cluster_roots = a.local_cluster_roots;
+  o.group_snapshot_pre_hook = a.cg_pre_hook;
+  o.group_snapshot_post_hook = a.cg_post_hook;
+  o.group_snapshot_hook_timeout = std::chrono::milliseconds(a.cg_hook_timeout_ms);
   o.copy_rate_limit_bytes_per_sec = a.copy_rate_limit;
   o.cluster_ca_file = a.cluster_ca_file;
   o.cluster_tls_insecure = a.cluster_insecure;
@@ -510,6 +515,15 @@ int main(int argc, char** argv) {
                         "bytes per second each copy may move at most (0: unlimited)");
   serve_cmd->add_option("--local-cluster-root", sa.local_cluster_roots,
                         "directory under which local clusters may be attached (repeatable)");
+  serve_cmd->add_option("--cg-pre-hook", sa.cg_pre_hook,
+                        "executable run before a group snapshot holds writes (quiesce)");
+  serve_cmd->add_option("--cg-post-hook", sa.cg_post_hook,
+                        "executable run after a group snapshot releases writes (thaw)");
+  serve_cmd
+      ->add_option("--cg-hook-timeout-ms", sa.cg_hook_timeout_ms,
+                   "milliseconds a hook may run before it is killed")
+      ->check(CLI::Range(1, 3600000))
+      ->capture_default_str();
 
   std::string shell;
   auto* completion =
@@ -573,8 +587,10 @@ int main(int argc, char** argv) {
 
   auto* get = verb("get", "Show one object");
   auto* list = verb("list", "List objects");
-  auto* create = verb("create", "Create a volume or snapshot");
-  auto* del = verb("delete", "Delete a volume or snapshot");
+  auto* create = verb("create", "Create a volume, snapshot, consistency group or group snapshot");
+  auto* del = verb("delete", "Delete a volume, snapshot, consistency group or group snapshot");
+  auto* update = verb("update", "Change a consistency group");
+  auto* reset = verb("reset", "Reset the status of a consistency group (admin)");
   auto* attach = verb("attach", "Attach a cluster");
   auto* detach = verb("detach", "Detach a cluster");
   auto* refresh = verb("refresh", "Re-read clusters");
@@ -823,6 +839,159 @@ int main(int argc, char** argv) {
     if (snapshot) c->add_option("--description", description, "the new snapshot's description");
     with_wait(c);
   }
+
+  // consistency groups and group snapshots
+  std::vector<std::string> volume_ids, add_volumes, remove_volumes;
+  std::optional<std::string> new_name, new_description;
+  std::string group_id, group_status;
+  bool force = false, members = false;
+  auto* create_group =
+      leaf(create, "consistency-group", "Group volumes whose snapshots must show one instant",
+           "  dmsctl create consistency-group --cluster CLUSTER_ID --project db --name orders "
+           "--volume DATA_ID --volume LOG_ID",
+           [&] {
+             json::array ids;
+             for (const auto& v : volume_ids) ids.push_back(json::value(v));
+             json::object b{{"name", object_name},
+                            {"clusterId", cluster_id},
+                            {"projectName", project},
+                            {"volumeIds", std::move(ids)}};
+             if (!description.empty()) b["description"] = description;
+             auto c = connect(true);
+             print(check(c.api->create_consistency_group(json::serialize(b))), "consistencyGroup");
+             return kExitOk;
+           });
+  in_project(create_group);
+  create_group->add_option("--name", object_name, "group name")->required();
+  create_group->add_option("--volume", volume_ids, "a member volume id (repeatable, in order)");
+  create_group->add_option("--description", description, "free text");
+  with_output(create_group);
+  auto* list_groups = leaf(
+      list, "consistency-groups", "List consistency groups",
+      "  dmsctl list consistency-groups -o wide", [&] {
+        auto c = connect(true);
+        print(check(c.api->list_consistency_groups({page_size, page_token})), "consistencyGroup");
+        return kExitOk;
+      });
+  list_groups->add_option("--page-size", page_size, "groups per page")->check(CLI::Range(1, 1000));
+  list_groups->add_option("--page-token", page_token, "the page to show");
+  with_output(list_groups);
+  auto* get_group = leaf(get, "consistency-group", "Show a consistency group",
+                         "  dmsctl get consistency-group GROUP_ID -o yaml", [&] {
+                           auto c = connect(true);
+                           print(check(c.api->get_consistency_group(group_id)), "consistencyGroup");
+                           return kExitOk;
+                         });
+  get_group->add_option("id", group_id, "group id")->required();
+  with_output(get_group);
+  auto* update_group = leaf(
+      update, "consistency-group", "Rename a group, change its description or its members",
+      "  dmsctl update consistency-group GROUP_ID --add-volume INDEX_ID --remove-volume OLD_ID",
+      [&] {
+        json::object b;
+        if (new_name) b["name"] = *new_name;
+        if (new_description) b["description"] = *new_description;
+        auto arr = [](const std::vector<std::string>& v) {
+          json::array a;
+          for (const auto& x : v) a.push_back(json::value(x));
+          return a;
+        };
+        if (!add_volumes.empty()) b["addVolumeIds"] = arr(add_volumes);
+        if (!remove_volumes.empty()) b["removeVolumeIds"] = arr(remove_volumes);
+        if (b.empty())
+          fail(kExitUsage,
+               "nothing to change: pass --name, --description, "
+               "--add-volume or --remove-volume");
+        auto c = connect(true);
+        print(check(c.api->update_consistency_group(group_id, json::serialize(b))),
+              "consistencyGroup");
+        return kExitOk;
+      });
+  update_group->add_option("id", group_id, "group id")->required();
+  update_group->add_option("--name", new_name, "new name");
+  update_group->add_option("--description", new_description, "new description");
+  update_group->add_option("--add-volume", add_volumes, "volume to add (repeatable)");
+  update_group->add_option("--remove-volume", remove_volumes, "member to remove (repeatable)");
+  with_output(update_group);
+  auto* reset_group =
+      leaf(reset, "consistency-group", "Set a group's status, whatever it is (admin; audited)",
+           "  dmsctl reset consistency-group GROUP_ID --status available", [&] {
+             auto c = connect(true);
+             json::object b{{"resetStatus", json::object{{"status", group_status}}}};
+             check(c.api->consistency_group_action(group_id, json::serialize(b)));
+             fmt::print(stderr, "consistency group {} is now {}\n", group_id, group_status);
+             return kExitOk;
+           });
+  reset_group->add_option("id", group_id, "group id")->required();
+  reset_group->add_option("--status", group_status, "the new status")
+      ->required()
+      ->check(CLI::IsMember({"creating", "available", "error", "deleting", "error_deleting"}));
+  auto* delete_group = leaf(
+      del, "consistency-group", "Delete a group (never its volumes)",
+      "  dmsctl delete consistency-group GROUP_ID\n"
+      "  dmsctl delete consistency-group GROUP_ID --force   # whatever its status (admin; audited)",
+      [&] {
+        auto c = connect(true);
+        if (force)
+          check(c.api->consistency_group_action(group_id, R"({"forceDelete":{}})"));
+        else
+          check(c.api->delete_consistency_group(group_id));
+        fmt::print(stderr, "deleted consistency group {}\n", group_id);
+        return kExitOk;
+      });
+  delete_group->add_option("id", group_id, "group id")->required();
+  delete_group->add_flag("--force", force, "remove the record whatever its status and snapshots");
+
+  auto* create_cgs =
+      leaf(create, "cg-snapshot",
+           "Snapshot every member of a group at one instant (CREATE_CG_SNAPSHOT workflow)",
+           "  dmsctl create cg-snapshot --group GROUP_ID --name nightly --wait", [&] {
+             json::object b{{"consistencyGroupId", group_id}};
+             if (!object_name.empty()) b["name"] = object_name;
+             if (!description.empty()) b["description"] = description;
+             auto c = connect(true);
+             auto r = c.api->create_cg_snapshot(json::serialize(b));
+             if (!r.ok() && r.status().code() == Code::kResourceExhausted && c.api->retry_after())
+               fail(r.status(), "retry after " + std::to_string(*c.api->retry_after()) + " s");
+             return started(c, check(std::move(r)), "Group snapshot of " + group_id);
+           });
+  create_cgs->add_option("--group", group_id, "consistency group id")->required();
+  create_cgs->add_option("--name", object_name, "name (default: cgsnap-<id>)");
+  create_cgs->add_option("--description", description, "free text");
+  with_wait(create_cgs);
+  auto* list_cgs = leaf(
+      list, "cg-snapshots", "List group snapshots", "  dmsctl list cg-snapshots --group GROUP_ID",
+      [&] {
+        auto c = connect(true);
+        print(check(c.api->list_cg_snapshots({page_size, page_token}, group_id)), "cgSnapshot");
+        return kExitOk;
+      });
+  list_cgs->add_option("--group", group_id, "only this group's");
+  list_cgs->add_option("--page-size", page_size, "per page")->check(CLI::Range(1, 1000));
+  list_cgs->add_option("--page-token", page_token, "the page to show");
+  with_output(list_cgs);
+  auto* get_cgs = leaf(get, "cg-snapshot", "Show a group snapshot, or its members",
+                       "  dmsctl get cg-snapshot CGSNAP_ID\n"
+                       "  dmsctl get cg-snapshot CGSNAP_ID --members -o json",
+                       [&] {
+                         auto c = connect(true);
+                         if (members)
+                           print(check(c.api->list_cg_snapshot_members(object_id)), "member");
+                         else
+                           print(check(c.api->get_cg_snapshot(object_id)), "cgSnapshot");
+                         return kExitOk;
+                       });
+  get_cgs->add_option("id", object_id, "group snapshot id")->required();
+  get_cgs->add_flag("--members", members, "list its members: volume, snapshot, size");
+  with_output(get_cgs);
+  auto* delete_cgs = leaf(del, "cg-snapshot", "Delete a group snapshot and its member snapshots",
+                          "  dmsctl delete cg-snapshot CGSNAP_ID", [&] {
+                            auto c = connect(true);
+                            check(c.api->delete_cg_snapshot(object_id));
+                            fmt::print(stderr, "deleted group snapshot {}\n", object_id);
+                            return kExitOk;
+                          });
+  delete_cgs->add_option("id", object_id, "group snapshot id")->required();
 
   // workflows
   std::string wf_state, wf_type;

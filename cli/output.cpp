@@ -246,6 +246,31 @@ std::vector<Column> columns(const std::string& kind) {
             {"CREATED", false, f("createdAt")},
             {"ENDED", true, f("endedAt")},
             {"MESSAGE", true, f("msg")}};
+  if (kind == "consistencyGroup")
+    return {{"ID", false, f("id")},
+            {"NAME", false, f("name")},
+            {"STATUS", false, f("status")},
+            {"MEMBERS", false,
+             [](const json::object& o) {
+               auto* a = o.if_contains("volumeIds");
+               return a && a->is_array() ? std::to_string(a->as_array().size()) : "";
+             }},
+            {"CLUSTER", true, f("clusterId")},
+            {"PROJECT", true, f("projectName")},
+            {"DESCRIPTION", true, f("description")},
+            {"CREATED", false, f("createdAt")}};
+  if (kind == "cgSnapshot")
+    return {{"ID", false, f("id")},
+            {"NAME", false, f("name")},
+            {"GROUP", false, f("consistencyGroupId")},
+            {"STATUS", false, f("status")},
+            {"WORKFLOW", true, f("workflowId")},
+            {"MESSAGE", true, f("message")},
+            {"CREATED", false, f("createdAt")}};
+  if (kind == "member")
+    return {{"VOLUME", false, f("volumeId")},
+            {"SNAPSHOT", false, f("snapshotId")},
+            {"SIZE", false, [](const json::object& o) { return size_col(o, "size"); }}};
   if (kind == "service-credentials")
     return {{"PUBKEYID", false, f("pubKeyId")}, {"PUBKEY", true, f("pubKey")}};
   return {{"ID", false, f("id")}};

@@ -181,3 +181,48 @@ TEST_CASE("ApiClient: wait_workflow follows a workflow, stops on request and tim
   CHECK(f.api->cancel_workflow(wid).status().code() == Code::kFailedPrecondition);
   CHECK(f.api->thick_clone_snapshot("{}").status().code() == Code::kInvalidArgument);
 }
+
+TEST_CASE("ApiClient: consistency groups and group snapshots over HTTP") {
+  Fixture f;
+  f.login();
+  std::string cid = f.attach("c1");
+  auto v = f.api->create_volume(cid, "p1", R"({"name":"data","size":"1048576"})");
+  REQUIRE(v.ok());
+  std::string vid(json::parse(*v).at("volume").at("id").as_string());
+  auto g = f.api->create_consistency_group(R"({"name":"db","clusterId":")" + cid +
+                                           R"(","projectName":"p1","volumeIds":[")" + vid + "\"]}");
+  INFO(g.status().to_string());
+  REQUIRE(g.ok());
+  std::string gid(json::parse(*g).at("consistencyGroup").at("id").as_string());
+  CHECK(f.api->get_consistency_group(gid).ok());
+  auto u = f.api->update_consistency_group(gid, R"({"description":"orders"})");
+  REQUIRE(u.ok());
+  CHECK(json::parse(*u).at("consistencyGroup").at("description") == "orders");
+  auto list = f.api->list_consistency_groups({1, ""});
+  REQUIRE(list.ok());
+  CHECK(json::parse(*list).at("consistencyGroups").as_array().size() == 1);
+  auto cs = f.api->create_cg_snapshot(R"({"consistencyGroupId":")" + gid + R"(","name":"n1"})");
+  REQUIRE(cs.ok());
+  auto body = json::parse(*cs);
+  std::string sid(body.at("cgSnapshot").at("id").as_string());
+  auto done =
+      f.api->wait_workflow(std::string(body.at("workflowId").as_string()), 30s, 20ms, nullptr);
+  REQUIRE(done.ok());
+  CHECK(json::parse(*done).at("workflow").at("state") == "COMPLETED");
+  auto members = f.api->list_cg_snapshot_members(sid);
+  REQUIRE(members.ok());
+  CHECK(json::parse(*members).at("members").as_array().size() == 1);
+  auto of_group = f.api->list_cg_snapshots({}, gid);
+  REQUIRE(of_group.ok());
+  CHECK(json::parse(*of_group).at("cgSnapshots").as_array().size() == 1);
+  CHECK(f.api->get_cg_snapshot(sid).ok());
+  // Errors come back with their code.
+  CHECK(f.api->delete_consistency_group(gid).status().code() == Code::kFailedPrecondition);
+  CHECK(f.api->list_cg_snapshots({}, "x y").status().code() == Code::kInvalidArgument);
+  CHECK(f.api->consistency_group_action(gid, "{}").status().code() == Code::kInvalidArgument);
+  REQUIRE(f.api->delete_cg_snapshot(sid).ok());
+  CHECK(f.api->get_cg_snapshot(sid).status().code() == Code::kNotFound);
+  REQUIRE(f.api->consistency_group_action(gid, R"({"resetStatus":{"status":"error"}})").ok());
+  REQUIRE(f.api->delete_consistency_group(gid).ok());
+  CHECK(f.api->get_consistency_group(gid).status().code() == Code::kNotFound);
+}

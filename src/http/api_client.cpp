@@ -216,6 +216,51 @@ Result<std::string> ApiClient::list_workflows(const WorkflowFilter& f) {
   add("type", f.type);
   return call("GET", "/api/v1/workflows" + q);
 }
+namespace {
+const std::string kGroups = "/api/v1/consistency-groups";
+const std::string kCgSnapshots = "/api/v1/cg-snapshots";
+}  // namespace
+
+Result<std::string> ApiClient::list_consistency_groups(const PageRequest& page) {
+  return call("GET", kGroups + Impl::page_query(page));
+}
+Result<std::string> ApiClient::get_consistency_group(const std::string& id) {
+  return call("GET", kGroups + "/" + url_encode(id));
+}
+Result<std::string> ApiClient::create_consistency_group(const std::string& body_json) {
+  return call("POST", kGroups, body_json);
+}
+Result<std::string> ApiClient::update_consistency_group(const std::string& id,
+                                                        const std::string& body_json) {
+  return call("PUT", kGroups + "/" + url_encode(id), body_json);
+}
+Result<std::string> ApiClient::delete_consistency_group(const std::string& id) {
+  return call("DELETE", kGroups + "/" + url_encode(id));
+}
+Result<std::string> ApiClient::consistency_group_action(const std::string& id,
+                                                        const std::string& body_json) {
+  return call("POST", kGroups + "/" + url_encode(id) + "/action", body_json);
+}
+Result<std::string> ApiClient::list_cg_snapshots(const PageRequest& page,
+                                                 const std::string& group_id) {
+  std::string q = Impl::page_query(page);
+  if (!group_id.empty())
+    q += (q.empty() ? "?" : "&") + ("consistencyGroupId=" + url_encode(group_id));
+  return call("GET", kCgSnapshots + q);
+}
+Result<std::string> ApiClient::get_cg_snapshot(const std::string& id) {
+  return call("GET", kCgSnapshots + "/" + url_encode(id));
+}
+Result<std::string> ApiClient::list_cg_snapshot_members(const std::string& id) {
+  return call("GET", kCgSnapshots + "/" + url_encode(id) + "/members");
+}
+Result<std::string> ApiClient::create_cg_snapshot(const std::string& body_json) {
+  return call("POST", kCgSnapshots, body_json);
+}
+Result<std::string> ApiClient::delete_cg_snapshot(const std::string& id) {
+  return call("DELETE", kCgSnapshots + "/" + url_encode(id));
+}
+
 Result<std::string> ApiClient::get_workflow(const std::string& id) {
   return call("GET", "/api/v1/workflows/" + url_encode(id));
 }

@@ -80,6 +80,23 @@ class ApiClient {
   Result<std::string> thick_clone_volume(const std::string& body_json);
   Result<std::string> thick_clone_snapshot(const std::string& body_json);
 
+  // Consistency groups and group snapshots. `body_json` as the contract says.
+  Result<std::string> list_consistency_groups(const PageRequest& page);
+  Result<std::string> get_consistency_group(const std::string& group_id);
+  Result<std::string> create_consistency_group(const std::string& body_json);
+  Result<std::string> update_consistency_group(const std::string& group_id,
+                                               const std::string& body_json);
+  Result<std::string> delete_consistency_group(const std::string& group_id);
+  // {"resetStatus": {"status"}} or {"forceDelete": {}}.
+  Result<std::string> consistency_group_action(const std::string& group_id,
+                                               const std::string& body_json);
+  // Every group's when `group_id` is empty.
+  Result<std::string> list_cg_snapshots(const PageRequest& page, const std::string& group_id);
+  Result<std::string> get_cg_snapshot(const std::string& cg_snapshot_id);
+  Result<std::string> list_cg_snapshot_members(const std::string& cg_snapshot_id);
+  Result<std::string> create_cg_snapshot(const std::string& body_json);
+  Result<std::string> delete_cg_snapshot(const std::string& cg_snapshot_id);
+
   Result<std::string> list_workflows(const WorkflowFilter& filter);
   Result<std::string> get_workflow(const std::string& workflow_id);
   Result<std::string> cancel_workflow(const std::string& workflow_id);
