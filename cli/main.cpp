@@ -843,29 +843,49 @@ int main(int argc, char** argv) {
   // consistency groups and group snapshots
   std::vector<std::string> volume_ids, add_volumes, remove_volumes;
   std::optional<std::string> new_name, new_description;
-  std::string group_id, group_status;
+  std::string group_id, group_status, source_cg_snapshot;
   bool force = false, members = false;
-  auto* create_group =
-      leaf(create, "consistency-group", "Group volumes whose snapshots must show one instant",
-           "  dmsctl create consistency-group --cluster CLUSTER_ID --project db --name orders "
-           "--volume DATA_ID --volume LOG_ID",
-           [&] {
-             json::array ids;
-             for (const auto& v : volume_ids) ids.push_back(json::value(v));
-             json::object b{{"name", object_name},
-                            {"clusterId", cluster_id},
-                            {"projectName", project},
-                            {"volumeIds", std::move(ids)}};
-             if (!description.empty()) b["description"] = description;
-             auto c = connect(true);
-             print(check(c.api->create_consistency_group(json::serialize(b))), "consistencyGroup");
-             return kExitOk;
-           });
-  in_project(create_group);
+  auto* create_group = leaf(
+      create, "consistency-group", "Group volumes whose snapshots must show one instant",
+      "  dmsctl create consistency-group --cluster CLUSTER_ID --project db --name orders "
+      "--volume DATA_ID --volume LOG_ID\n"
+      "  dmsctl create consistency-group --name orders-copy --from-cg-snapshot CGSNAP_ID --wait",
+      [&] {
+        json::object b{{"name", object_name}};
+        if (!source_cg_snapshot.empty()) {
+          if (!cluster_id.empty() || !volume_ids.empty())
+            fail(kExitUsage,
+                 "--from-cg-snapshot takes the cluster, project and volumes from the group "
+                 "snapshot: leave --cluster and --volume out");
+          b["sourceCgSnapshotId"] = source_cg_snapshot;
+        } else {
+          if (cluster_id.empty()) fail(kExitUsage, "--cluster is required");
+          json::array ids;
+          for (const auto& v : volume_ids) ids.push_back(json::value(v));
+          b["clusterId"] = cluster_id;
+          b["projectName"] = project;
+          b["volumeIds"] = std::move(ids);
+        }
+        if (!description.empty()) b["description"] = description;
+        auto c = connect(true);
+        std::string answer = check(c.api->create_consistency_group(json::serialize(b)));
+        if (!source_cg_snapshot.empty() && g.wait) {
+          json::value v = parse_answer(answer);
+          std::string wid(v.at("consistencyGroup").at("workflowId").as_string());
+          fmt::print(stderr, "started workflow {}\n", wid);
+          return follow(c, wid, "Making group " + object_name, g.output != "table");
+        }
+        print(answer, "consistencyGroup");
+        return kExitOk;
+      });
+  create_group->add_option("--cluster", cluster_id, "cluster id");
+  create_group->add_option("--project", project, "project name")->capture_default_str();
+  create_group->add_option("--from-cg-snapshot", source_cg_snapshot,
+                           "make the group from this group snapshot: a new volume per member");
   create_group->add_option("--name", object_name, "group name")->required();
   create_group->add_option("--volume", volume_ids, "a member volume id (repeatable, in order)");
   create_group->add_option("--description", description, "free text");
-  with_output(create_group);
+  with_wait(create_group);
   auto* list_groups = leaf(
       list, "consistency-groups", "List consistency groups",
       "  dmsctl list consistency-groups -o wide", [&] {

@@ -49,7 +49,7 @@ constexpr std::size_t kMaxGroupDescription = 1024;
 constexpr std::size_t kMaxCgSnapshotName = 128;
 constexpr const char* kGroupCols =
     "id, name, description, cluster_id, project, status, source_cg_snapshot_id, created_at, "
-    "updated_at, seq";
+    "updated_at, seq, workflow_id, message";
 constexpr const char* kCgSnapshotCols =
     "id, name, description, group_id, cluster_id, project, status, workflow_id, message, "
     "created_at, seq";
@@ -70,6 +70,8 @@ ConsistencyGroup group_from(const Row& r) {
   g.source_cg_snapshot_id = r.text(6);
   g.created_at = from_millis(r.int64(7));
   g.updated_at = from_millis(r.int64(8));
+  g.workflow_id = r.text(10);
+  g.message = r.text(11);
   return g;
 }
 
@@ -122,6 +124,11 @@ Status fill_page(Txn& t, const std::vector<Row>& rows, std::int64_t n, std::size
   return Status::Ok();
 }
 
+// NOT_FOUND for an id the request gave in `field`: the message names the field.
+Status naming(const Status& s, const std::string& field) {
+  return s.code() == Code::kNotFound ? Status::NotFound(field + ": " + s.message()) : s;
+}
+
 Status check_ids(const std::vector<std::string>& ids, const std::string& field) {
   if (ids.size() > kMaxMembers)
     return Status::InvalidArgument(field + ": at most " + std::to_string(kMaxMembers) + " volumes");
@@ -140,6 +147,16 @@ Status check_ids(const std::vector<std::string>& ids, const std::string& field) 
 std::string member_snapshot_name(const std::string& name, const Volume& volume) {
   std::string n = name + "-" + volume.name;
   return n.size() <= 256 ? n : name + "-" + volume.id;
+}
+
+// The volume made from member `index` of group snapshot `c` for group `group`:
+// "<group>-<source volume name>", the volume name read off the member snapshot's name.
+std::string member_volume_name(const std::string& group, const CgSnapshot& c,
+                               const Snapshot& member, std::size_t index) {
+  std::string vol = member.name;
+  if (vol.rfind(c.name + "-", 0) == 0) vol = vol.substr(c.name.size() + 1);
+  std::string n = group + "-" + vol;
+  return n.size() <= 256 && !vol.empty() ? n : group + "-" + std::to_string(index + 1);
 }
 
 // Member snapshots carry this description, which tells a leftover of an interrupted try from
@@ -301,6 +318,24 @@ struct Groups::Impl {
 
   Status snapshot_step(StepContext& ctx);
   Status snapshot_undo(StepContext& ctx);
+
+  Result<ConsistencyGroup> create_from_snapshot(const CreateGroupRequest& req);
+  // The volumes a group made from a group snapshot gets: (name, member) in member order.
+  Result<std::vector<std::pair<std::string, CgSnapshotMember>>> planned_volumes(
+      Backend& b, const ConsistencyGroup& g, const CgSnapshot& c) const;
+  Status clone_group_step(StepContext& ctx);
+  Status clone_group_undo(StepContext& ctx);
+
+  Status set_group_error(const std::string& id, const std::string& why) {
+    return deps.store->transact([&](Txn& t) {
+      return t
+          .exec(
+              "UPDATE consistency_groups SET status = 'error', message = ?, updated_at = ? "
+              "WHERE id = ? AND status = 'creating'",
+              {why.substr(0, 1024), now_ms(), id})
+          .status();
+    });
+  }
 };
 
 Groups::Groups(Deps deps) : impl_(new Impl{std::move(deps), {}, {}}) {}
@@ -313,6 +348,8 @@ Result<ConsistencyGroup> Groups::create(const CreateGroupRequest& req) {
   if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
   if (req.description.size() > kMaxGroupDescription)
     return Status::InvalidArgument("description: must be at most 1024 bytes");
+  if (!req.source_cg_snapshot_id.empty()) return im.create_from_snapshot(req);
+  if (req.cluster_id.empty()) return Status::InvalidArgument("clusterId: is required");
   if (!is_uuid(req.cluster_id)) return Status::InvalidArgument("clusterId: must be a UUID");
   if (Status s = validate_object_name(req.project_name, "projectName"); !s.ok()) return s;
   if (Status s = check_ids(req.volume_ids, "volumeIds"); !s.ok()) return s;
@@ -547,10 +584,7 @@ Result<CgSnapshot> Groups::create_cg_snapshot(const CreateCgSnapshotRequest& req
     std::shared_lock registry(*im.deps.registry_mu);
     std::lock_guard lock(im.mu);
     auto g = im.read_group(req.consistency_group_id);
-    if (!g.ok())
-      return g.status().code() == Code::kNotFound
-                 ? Status::NotFound("consistencyGroupId: " + g.status().message())
-                 : g.status();
+    if (!g.ok()) return naming(g.status(), "consistencyGroupId");
     if (g->status != GroupStatus::kAvailable)
       return Status::FailedPrecondition("consistency group " + g->id + " is " +
                                         std::string(to_string(g->status)) +
@@ -819,6 +853,196 @@ Status Groups::Impl::snapshot_undo(StepContext& ctx) {
   return set_cg_snapshot_error(id, ctx.should_stop() ? "cancelled" : "the workflow failed");
 }
 
+// ---- groups made from a group snapshot ----
+
+Result<ConsistencyGroup> Groups::Impl::create_from_snapshot(const CreateGroupRequest& req) {
+  for (auto [given, field] : {std::pair{!req.cluster_id.empty(), "clusterId"},
+                              std::pair{!req.project_name.empty(), "projectName"},
+                              std::pair{!req.volume_ids.empty(), "volumeIds"}}) {
+    if (given)
+      return Status::InvalidArgument(std::string(field) +
+                                     ": not allowed with sourceCgSnapshotId (the group takes "
+                                     "its cluster, project and volumes from the group snapshot)");
+  }
+  if (!is_uuid(req.source_cg_snapshot_id))
+    return Status::InvalidArgument("sourceCgSnapshotId: must be a UUID");
+  ConsistencyGroup g;
+  std::vector<std::string> resources;
+  {
+    std::shared_lock registry(*deps.registry_mu);
+    std::lock_guard lock(mu);
+    auto c = read_cg_snapshot(req.source_cg_snapshot_id);
+    if (!c.ok()) return naming(c.status(), "sourceCgSnapshotId");
+    if (c->status != GroupStatus::kAvailable)
+      return Status::FailedPrecondition("sourceCgSnapshotId: group snapshot " + c->id + " is " +
+                                        std::string(to_string(c->status)) +
+                                        "; a group is made only from an available one");
+    auto b = deps.backend(c->cluster_id, "clusterId");
+    if (!b.ok()) return b.status();
+    g.id = deps.env->new_uuid();
+    g.name = req.name;
+    g.description = req.description;
+    g.cluster_id = c->cluster_id;
+    g.project_name = c->project_name;
+    g.status = GroupStatus::kCreating;
+    g.source_cg_snapshot_id = c->id;
+    g.created_at = g.updated_at = from_millis(now_ms());
+    resources.push_back("cluster:" + c->cluster_id);
+    for (const auto& m : c->members) resources.push_back("snapshot:" + m.snapshot_id);
+    Status s = deps.store->transact([&](Txn& t) -> Status {
+      auto r = t.exec(
+          "INSERT INTO consistency_groups (id, name, description, cluster_id, project, status, "
+          "source_cg_snapshot_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'creating', ?, "
+          "?, ?)",
+          {g.id, g.name, g.description, g.cluster_id, g.project_name, g.source_cg_snapshot_id,
+           to_millis(g.created_at), to_millis(g.updated_at)});
+      if (!r.ok() && r.status().code() == Code::kAlreadyExists)
+        return Status::AlreadyExists("name: a consistency group named " + g.name +
+                                     " already exists");
+      return r.status();
+    });
+    if (!s.ok()) return s;
+  }
+  auto wf =
+      deps.engine->submit(kCreateConsistencyGroup,
+                          json::serialize(json::object{{"consistencyGroupId", g.id}}), resources);
+  if (!wf.ok()) {
+    (void)deps.store->transact([&](Txn& t) {
+      return t.exec("DELETE FROM consistency_groups WHERE id = ?", {g.id}).status();
+    });
+    return wf.status();
+  }
+  g.workflow_id = *wf;
+  Status s = deps.store->transact([&](Txn& t) {
+    return t
+        .exec("UPDATE consistency_groups SET workflow_id = ? WHERE id = ?", {g.workflow_id, g.id})
+        .status();
+  });
+  if (!s.ok()) return s;
+  return g;
+}
+
+Result<std::vector<std::pair<std::string, CgSnapshotMember>>> Groups::Impl::planned_volumes(
+    Backend& b, const ConsistencyGroup& g, const CgSnapshot& c) const {
+  std::vector<std::pair<std::string, CgSnapshotMember>> out;
+  for (std::size_t i = 0; i < c.members.size(); ++i) {
+    auto sn = b.get_snapshot(c.project_name, c.members[i].snapshot_id);
+    if (!sn.ok()) return sn.status();
+    out.emplace_back(member_volume_name(g.name, c, *sn, i), c.members[i]);
+  }
+  return out;
+}
+
+namespace {
+Result<std::string> request_id(const std::string& request, const char* key) {
+  auto v = parse_json(request);
+  if (!v.ok()) return v.status();
+  const json::value* idv = v->is_object() ? v->as_object().if_contains(key) : nullptr;
+  if (!idv || !idv->is_string()) return Status::InvalidArgument(std::string(key) + ": missing");
+  return std::string(idv->as_string());
+}
+}  // namespace
+
+// The one step of CREATE_CONSISTENCY_GROUP: a thin clone of every member snapshot, then the
+// group available with them as members. Idempotent: a volume of the planned name that is a
+// clone of the planned snapshot is one an earlier run made.
+Status Groups::Impl::clone_group_step(StepContext& ctx) {
+  auto id = request_id(ctx.request(), "consistencyGroupId");
+  if (!id.ok()) return id.status();
+  auto g = read_group(*id);
+  if (!g.ok()) return g.status();
+  if (g->status == GroupStatus::kAvailable) {
+    ctx.set_result(json::serialize(json::object{{"consistencyGroupId", *id}}));
+    return Status::Ok();
+  }
+  if (g->status != GroupStatus::kCreating)
+    return Status::FailedPrecondition("consistency group " + *id + " is " +
+                                      std::string(to_string(g->status)));
+  auto fail = [&](const Status& why) {
+    (void)set_group_error(*id, why.message());
+    return why;
+  };
+  auto c = read_cg_snapshot(g->source_cg_snapshot_id);
+  if (!c.ok()) return fail(c.status());
+  auto b = backend_locked(g->cluster_id);
+  if (!b.ok()) return fail(b.status());
+  auto plan = planned_volumes(**b, *g, *c);
+  if (!plan.ok()) return fail(plan.status());
+  std::vector<std::string> made;
+  for (std::size_t i = 0; i < plan->size(); ++i) {
+    if (ctx.should_stop()) return Status::Cancelled("stopped");
+    const auto& [name, member] = (*plan)[i];
+    ctx.report_progress({static_cast<int>(i * 100 / plan->size()), "clone", 0, 0, 0});
+    auto existing = (*b)->find_volume(g->project_name, name);
+    if (existing.ok()) {
+      if (existing->source_snapshot_id != member.snapshot_id)
+        return fail(Status::AlreadyExists("member " + std::to_string(i + 1) + ": a volume named " +
+                                          name + " already exists"));
+      made.push_back(existing->id);
+      continue;
+    }
+    if (existing.status().code() != Code::kNotFound) return fail(existing.status());
+    CreateVolumeRequest r;
+    r.project_name = g->project_name;
+    r.name = name;
+    r.size = member.size;
+    r.source_snapshot_id = member.snapshot_id;
+    auto v = (*b)->create_volume(r);
+    if (!v.ok())
+      return fail(v.status().with_prefix("member " + std::to_string(i + 1) + " (snapshot " +
+                                         member.snapshot_id + ")"));
+    made.push_back(v->id);
+  }
+  Status s = deps.store->transact([&](Txn& t) -> Status {
+    auto row = t.query_one("SELECT status FROM consistency_groups WHERE id = ?", {*id});
+    if (!row.ok()) return row.status();
+    if (!*row || (*row)->text(0) != "creating")
+      return Status::Aborted("consistency group " + *id + " changed while it was made");
+    if (Status cs = check_not_grouped(t, g->cluster_id, made, "volumeIds"); !cs.ok()) return cs;
+    for (std::size_t i = 0; i < made.size(); ++i) {
+      auto m = t.exec(
+          "INSERT INTO cg_members (cluster_id, volume_id, group_id, position) VALUES (?, ?, ?, ?)",
+          {g->cluster_id, made[i], *id, static_cast<std::int64_t>(i)});
+      if (!m.ok()) return m.status();
+    }
+    return t
+        .exec(
+            "UPDATE consistency_groups SET status = 'available', message = '', updated_at = ? "
+            "WHERE id = ?",
+            {now_ms(), *id})
+        .status();
+  });
+  if (!s.ok()) return fail(s);
+  json::array ids;
+  for (const auto& v : made) ids.push_back(json::value(v));
+  ctx.set_result(
+      json::serialize(json::object{{"consistencyGroupId", *id}, {"volumeIds", std::move(ids)}}));
+  ctx.report_progress({100, "done", 0, 0, 0});
+  return Status::Ok();
+}
+
+// Compensation: the volumes it made go, the group ends in error (it stays, for the operator to
+// see why, until deleted).
+Status Groups::Impl::clone_group_undo(StepContext& ctx) {
+  auto id = request_id(ctx.request(), "consistencyGroupId");
+  if (!id.ok()) return Status::Ok();
+  auto g = read_group(*id);
+  if (!g.ok() || g->status == GroupStatus::kAvailable) return Status::Ok();
+  auto c = read_cg_snapshot(g->source_cg_snapshot_id);
+  auto b = backend_locked(g->cluster_id);
+  if (c.ok() && b.ok()) {
+    auto plan = planned_volumes(**b, *g, *c);
+    if (!plan.ok()) return plan.status();
+    for (const auto& [name, member] : *plan) {
+      auto v = (*b)->find_volume(g->project_name, name);
+      if (!v.ok() || v->source_snapshot_id != member.snapshot_id) continue;
+      Status d = (*b)->delete_volume(g->project_name, v->id);
+      if (!d.ok() && d.code() != Code::kNotFound) return d;
+    }
+  }
+  return set_group_error(*id, ctx.should_stop() ? "cancelled" : "the workflow failed");
+}
+
 void Groups::register_workflows() {
   Impl* im = impl_.get();
   Step step;
@@ -826,6 +1050,11 @@ void Groups::register_workflows() {
   step.run = [im](StepContext& c) { return im->snapshot_step(c); };
   step.undo = [im](StepContext& c) { return im->snapshot_undo(c); };
   (void)im->deps.engine->register_type({kCreateCgSnapshot, {std::move(step)}});
+  Step clone;
+  clone.name = "clone";
+  clone.run = [im](StepContext& c) { return im->clone_group_step(c); };
+  clone.undo = [im](StepContext& c) { return im->clone_group_undo(c); };
+  (void)im->deps.engine->register_type({kCreateConsistencyGroup, {std::move(clone)}});
 }
 
 Status Groups::recover() {
@@ -836,6 +1065,11 @@ Status Groups::recover() {
     auto r = t.exec(
         "UPDATE cg_snapshots SET status = 'error', message = 'interrupted before its workflow "
         "was recorded' WHERE status = 'creating' AND workflow_id = ''");
+    if (!r.ok()) return r.status();
+    r = t.exec(
+        "UPDATE consistency_groups SET status = 'error', message = 'interrupted before its "
+        "workflow was recorded' WHERE status = 'creating' AND workflow_id = '' AND "
+        "source_cg_snapshot_id <> ''");
     if (!r.ok()) return r.status();
     // A crash during a delete: some member snapshots may be gone.
     return t

@@ -112,6 +112,9 @@ CREATE TABLE consistency_groups (
   status                 TEXT NOT NULL CHECK (status IN
                          ('creating','available','error','deleting','error_deleting')),
   source_cg_snapshot_id  TEXT NOT NULL DEFAULT '',
+  -- A group made from a group snapshot: the workflow that makes its volumes, and why it failed.
+  workflow_id            TEXT NOT NULL DEFAULT '',
+  message                TEXT NOT NULL DEFAULT '',
   created_at             INTEGER NOT NULL,
   updated_at             INTEGER NOT NULL
 );

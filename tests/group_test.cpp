@@ -431,3 +431,76 @@ TEST_CASE("Groups: statuses print and parse as Manila's") {
   CHECK(bad.status().code() == Code::kInvalidArgument);
   CHECK_THAT(bad.status().message(), Catch::StartsWith("resetStatus.status:"));
 }
+
+TEST_CASE("Groups: a group made from a group snapshot gets a clone of every member") {
+  Fixture f;
+  ConsistencyGroup g = f.group();
+  for (std::size_t i = 0; i < f.vols.size(); ++i)
+    require_ok(f.svc->write_volume(f.cid, "p1", f.vols[i].id, 4096 * i,
+                                   "member " + std::to_string(i), true));
+  auto [c, w] = f.snapshot(g, "base");
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  // Writes after the group snapshot are not in the new group.
+  require_ok(f.svc->write_volume(f.cid, "p1", f.vols[0].id, 0, "later", true));
+
+  CreateGroupRequest bad{"copy", "", f.cid, "", {}, c.id};
+  CHECK_THAT(f.svc->create_consistency_group(bad).status().message(),
+             Catch::StartsWith("clusterId:"));
+  CreateGroupRequest unknown{"copy", "", "", "", {}, "5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e"};
+  CHECK(f.svc->create_consistency_group(unknown).status().code() == Code::kNotFound);
+  CreateGroupRequest not_uuid{"copy", "", "", "", {}, "base"};
+  CHECK_THAT(f.svc->create_consistency_group(not_uuid).status().message(),
+             Catch::StartsWith("sourceCgSnapshotId:"));
+
+  SECTION("every member is cloned, in order, with the snapshot's data") {
+    CreateGroupRequest r{"copy", "from base", "", "", {}, c.id};
+    auto made = f.svc->create_consistency_group(r);
+    require_ok(made.status());
+    CHECK(made->status == GroupStatus::kCreating);
+    CHECK(made->cluster_id == f.cid);
+    REQUIRE(!made->workflow_id.empty());
+    Workflow mw = f.wait(made->workflow_id);
+    INFO(mw.msg);
+    REQUIRE(mw.state == WorkflowState::kCompleted);
+    CHECK(mw.type == kCreateConsistencyGroup);
+    auto copy = f.svc->get_consistency_group(made->id);
+    require_ok(copy.status());
+    CHECK(copy->status == GroupStatus::kAvailable);
+    CHECK(copy->source_cg_snapshot_id == c.id);
+    REQUIRE(copy->volume_ids.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+      auto v = f.svc->get_volume(f.cid, "p1", copy->volume_ids[i]);
+      require_ok(v.status());
+      CHECK(v->name == "copy-" + f.vols[i].name);
+      CHECK(v->source_snapshot_id == c.members[i].snapshot_id);
+      std::string data = dmscore::testing::read_file(v->device_path);
+      CHECK(data.substr(4096 * i, 8) == "member " + std::to_string(i));
+    }
+    CHECK(dmscore::testing::read_file(
+              f.svc->get_volume(f.cid, "p1", copy->volume_ids[0])->device_path)
+              .substr(0, 5) != "later");
+    // Its source's member snapshots are what it was made from; the new group works on its own.
+    auto [c2, w2] = f.snapshot(*copy, "of-copy");
+    CHECK(w2.state == WorkflowState::kCompleted);
+  }
+  SECTION("a failure at the second member leaves the group in error and no volume behind") {
+    auto taken = f.svc->create_volume(f.cid, {"p1", "copy-log", kVolumeBytes});
+    REQUIRE(taken.ok());
+    CreateGroupRequest r{"copy", "", "", "", {}, c.id};
+    auto made = f.svc->create_consistency_group(r);
+    require_ok(made.status());
+    Workflow mw = f.wait(made->workflow_id);
+    CHECK(mw.state == WorkflowState::kFailed);
+    CHECK_THAT(mw.msg, Catch::Contains("member 2"));
+    auto copy = f.svc->get_consistency_group(made->id);
+    require_ok(copy.status());
+    CHECK(copy->status == GroupStatus::kError);
+    CHECK_THAT(copy->message, Catch::Contains("member 2"));
+    CHECK(copy->volume_ids.empty());
+    auto vols = f.svc->list_volumes(f.cid, "p1", {1000, ""});
+    REQUIRE(vols.ok());
+    for (const auto& v : vols->volumes) CHECK(v.name != "copy-data");
+    CHECK(vols->volumes.size() == 4);  // the three members and the one in the way
+    require_ok(f.svc->delete_consistency_group(made->id));
+  }
+}

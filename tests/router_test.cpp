@@ -712,6 +712,26 @@ TEST_CASE("Router: a group snapshot runs as a workflow and lists its members") {
       400, 9);
   expect_error(f.call("DELETE", "/api/v1/consistency-groups/" + gid, "", f.admin), 400, 9);
   expect_error(f.call("DELETE", "/api/v1/clusters/" + c1, "", f.admin), 400, 9);
+  // A group made from the group snapshot: creating, then available with one clone per member.
+  expect_error(
+      f.call("POST", "/api/v1/consistency-groups",
+             R"({"name":"copy","projectName":"p1","sourceCgSnapshotId":")" + sid + "\"}", f.admin),
+      400, 3, "projectName:");
+  auto made = f.ok("POST", "/api/v1/consistency-groups",
+                   R"({"name":"copy","sourceCgSnapshotId":")" + sid + "\"}")
+                  .at("consistencyGroup")
+                  .as_object();
+  CHECK(made.at("status") == "creating");
+  auto mw = f.wait_workflow(std::string(made.at("workflowId").as_string()));
+  CHECK(mw.at("type") == "CREATE_CONSISTENCY_GROUP");
+  CHECK(mw.at("state") == "COMPLETED");
+  auto copy = f.ok("GET", "/api/v1/consistency-groups/" + std::string(made.at("id").as_string()))
+                  .at("consistencyGroup")
+                  .as_object();
+  CHECK(copy.at("status") == "available");
+  CHECK(copy.at("volumeIds").as_array().size() == 2);
+  CHECK(copy.at("sourceCgSnapshotId") == sid.c_str());
+  f.ok("DELETE", "/api/v1/consistency-groups/" + std::string(made.at("id").as_string()));
   f.ok("DELETE", "/api/v1/cg-snapshots/" + sid);
   expect_error(f.call("GET", "/api/v1/cg-snapshots/" + sid, "", f.admin), 404, 5);
   expect_error(

@@ -40,8 +40,11 @@ struct ConsistencyGroup {
   GroupStatus status = GroupStatus::kCreating;
   // The members, in the order their snapshots are taken.
   std::vector<std::string> volume_ids;
-  // Set when the group was made from a group snapshot.
+  // Set when the group was made from a group snapshot, with the CREATE_CONSISTENCY_GROUP
+  // workflow that makes its volumes and, when that failed, why.
   std::string source_cg_snapshot_id;
+  std::string workflow_id;
+  std::string message;
   Env::SystemTime created_at;
   Env::SystemTime updated_at;
 };
@@ -55,6 +58,11 @@ struct CreateGroupRequest {
   std::string project_name;
   // 0..64 distinct volumes, each Available and in no other group.
   std::vector<std::string> volume_ids;
+  // Instead of the three fields above: an available group snapshot. The group is made in its
+  // cluster and project, `creating` until a CREATE_CONSISTENCY_GROUP workflow has made one new
+  // volume per member (a thin clone of the member snapshot, named "<name>-<source volume
+  // name>"), then `available`; `error` with nothing left behind when that fails.
+  std::string source_cg_snapshot_id;
 };
 
 struct UpdateGroupRequest {

@@ -33,6 +33,7 @@ inline constexpr const char* kRefreshClusters = "REFRESH_CLUSTERS";
 inline constexpr const char* kThickCloneVolume = "THICK_CLONE_VOLUME";
 inline constexpr const char* kThickCloneSnapshot = "THICK_CLONE_SNAPSHOT";
 inline constexpr const char* kCreateCgSnapshot = "CREATE_CG_SNAPSHOT";
+inline constexpr const char* kCreateConsistencyGroup = "CREATE_CONSISTENCY_GROUP";
 
 struct WorkflowCount {
   std::string type;
@@ -120,7 +121,8 @@ class Service {
 
   // Consistency groups (group.hpp). create: INVALID_ARGUMENT naming the field; NOT_FOUND for
   // an unknown cluster or volume; FAILED_PRECONDITION for a volume that is not Available or
-  // already in a group; ALREADY_EXISTS for a taken name. The group is available at once.
+  // already in a group; ALREADY_EXISTS for a taken name. The group is available at once, or,
+  // made from a group snapshot, `creating` with its workflow id until its volumes are made.
   Result<ConsistencyGroup> create_consistency_group(const CreateGroupRequest& request);
   Result<GroupPage> list_consistency_groups(const PageRequest& page) const;
   Result<ConsistencyGroup> get_consistency_group(const std::string& id) const;

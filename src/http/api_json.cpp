@@ -106,6 +106,7 @@ json::object to_json(const Workflow& w) {
   if (w.type == kAttachCluster) request_field = "attachClusterRequest";
   if (w.type == kRefreshClusters) request_field = "refreshClustersRequest";
   if (w.type == kCreateCgSnapshot) request_field = "cgSnapshotRequest";
+  if (w.type == kCreateConsistencyGroup) request_field = "consistencyGroupRequest";
   if (request_field) o[request_field] = parsed(w.request);
   return o;
 }
@@ -131,6 +132,8 @@ json::object to_json(const ConsistencyGroup& g) {
           {"status", to_string(g.status)},
           {"volumeIds", std::move(ids)},
           {"sourceCgSnapshotId", g.source_cg_snapshot_id},
+          {"workflowId", g.workflow_id},
+          {"message", g.message},
           {"createdAt", rfc3339(g.created_at)},
           {"updatedAt", rfc3339(g.updated_at)}};
 }

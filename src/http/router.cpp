@@ -674,9 +674,10 @@ void Router::Impl::build() {
     ObjectReader o(*body, "");
     o.string("name", r.name, true);
     o.string("description", r.description);
-    o.string("clusterId", r.cluster_id, true);
-    o.string("projectName", r.project_name, true);
+    o.string("clusterId", r.cluster_id);
+    o.string("projectName", r.project_name);
     o.strings("volumeIds", r.volume_ids, 64);
+    o.string("sourceCgSnapshotId", r.source_cg_snapshot_id);
     if (Status s = o.finish(); !s.ok()) return s;
     auto g = svc.create_consistency_group(r);
     if (!g.ok()) return g.status();

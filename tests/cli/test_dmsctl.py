@@ -347,6 +347,20 @@ class DmsctlTest(unittest.TestCase):
         t = c.run("get", "cg-snapshot", sid, "--members", check=0).stdout
         self.assertEqual(t.splitlines()[0].split(), ["VOLUME", "SNAPSHOT", "SIZE"])
         self.assertEqual(c.json("get", "cg-snapshot", sid)["cgSnapshot"]["status"], "available")
+        # A group made from the group snapshot: a new volume per member.
+        self.assertEqual(c.run("create", "consistency-group", "--name", "x", "--cluster", self.c1,
+                               "--from-cg-snapshot", sid).returncode, 2)
+        p = c.run("create", "consistency-group", "--name", "orders-copy", "--from-cg-snapshot",
+                  sid, "--wait", "-o", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        w = json.loads(p.stdout)["workflow"]
+        self.assertEqual(w["type"], "CREATE_CONSISTENCY_GROUP")
+        copy = c.json("get", "consistency-group", w["result"]["consistencyGroupId"])
+        copy = copy["consistencyGroup"]
+        self.assertEqual((copy["status"], len(copy["volumeIds"])), ("available", 2))
+        c.run("delete", "consistency-group", copy["id"], check=0)
+        for v in copy["volumeIds"]:
+            c.run("delete", "volume", v, "--cluster", self.c1, check=0)
         # Protected while the group snapshot exists.
         p = c.run("delete", "consistency-group", g["id"])
         self.assertEqual(p.returncode, 1, p.stderr)

@@ -741,6 +741,18 @@ async function main() {
       await check("list group snapshots with a bad group id", { method: "GET", path: `${CG}?consistencyGroupId=x`, token }, 400, expectCode(3));
       await check("list group snapshots", { method: "GET", path: `${CG}?pageSize=1`, token }, 200);
       await check("delete a group that has group snapshots", { method: "DELETE", path: GI, token }, 400, expectCode(9));
+      const fromSnap = await check("make a group from the group snapshot", { method: "POST", path: G, token, json: { name: "db-copy", sourceCgSnapshotId: cgs.id } }, 200,
+        (r) => (r.json.consistencyGroup.status === "creating" && r.json.consistencyGroup.workflowId ? null : "not creating with a workflow"));
+      await check("make a group from a group snapshot and a cluster", { method: "POST", path: G, token, json: { name: "x", clusterId: cidA, sourceCgSnapshotId: cgs.id } }, 400, expectCode(3));
+      await check("make a group from an unknown group snapshot", { method: "POST", path: G, token, json: { name: "x", sourceCgSnapshotId: randomUuid() } }, 404);
+      const made = fromSnap.json?.consistencyGroup;
+      if (made) {
+        const w2 = await waitWorkflow(token, made.workflowId, "group from a group snapshot");
+        if (w2?.state !== "COMPLETED" || w2.consistencyGroupRequest?.consistencyGroupId !== made.id) fail(`group from snapshot workflow: ${JSON.stringify(w2)}`);
+        await check("the group made from the group snapshot", { method: "GET", path: `${G}/${made.id}`, token }, 200,
+          (r) => (r.json.consistencyGroup.status === "available" && r.json.consistencyGroup.volumeIds.length === 2 ? null : `not available with 2 volumes: ${JSON.stringify(r.json)}`));
+        await check("delete the group made from the group snapshot", { method: "DELETE", path: `${G}/${made.id}`, token }, 200);
+      }
       await check("delete a group snapshot", { method: "DELETE", path: `${CG}/${cgs.id}`, token }, 200);
       await check("delete it again", { method: "DELETE", path: `${CG}/${cgs.id}`, token }, 404);
     }
