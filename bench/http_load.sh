@@ -41,7 +41,7 @@ run() {  # name url
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   printf '%-34s %10s req/s  p50 %8s  p99 %8s  %s\n' "$1" "$rps" "$p50" "$p99" "${errs:-no errors}"
-  echo "$rps" >"$work/$(tr -c 'a-z' _ <<<"$1").rps"
+  printf '%s\t%s\n' "$1" "$rps" >>"$work/results.tsv"
 }
 
 echo "wrk -t2 -c$conns -d${secs}s, each target in turn (2 cores shared by wrk and the server)"
@@ -50,13 +50,13 @@ run "GET /api/v1/workflows/{id}" "$endpoint/api/v1/workflows/$wf"
 run "GET /api/v1/clusters" "$endpoint/api/v1/clusters"
 run "ceiling: fixed JSON body (again)" "$ceiling/"
 python3 - "$work" <<'PY'
-import glob, os, sys
-w = sys.argv[1]
-r = {os.path.basename(p)[:-4]: float(open(p).read() or 0) for p in glob.glob(w + "/*.rps")}
+import sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1] + "/results.tsv")]
+r = {name: float(rps or 0) for name, rps in rows}
 ceil = max(v for k, v in r.items() if k.startswith("ceiling"))
-for k, v in sorted(r.items()):
+for k, v in r.items():
     if not k.startswith("ceiling"):
-        print(f"{k:34s} {v / ceil:.2f} of the ceiling")
+        print(f"{k:34s} {v / ceil:.2f} of the better ceiling run")
 PY
 
 if ((rss_secs > 0)); then
