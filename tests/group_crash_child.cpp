@@ -1,0 +1,98 @@
+// A service process the group crash test kills with SIGKILL while group snapshots are taken.
+//
+//   group_crash_child setup DATA DIR      attach a local cluster, make three volumes with data
+//                                         and a group of them; prints "IDS <cluster> <group>"
+//   group_crash_child snap DATA GROUP N   finish what a kill interrupted, then take group
+//                                         snapshots again and again ("ACK <cg snapshot id>" each)
+//   group_crash_child drain DATA          resume and run until nothing is left, exit 0
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "dmscore/service.hpp"
+
+using namespace dmscore;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<Service> open_service(const std::string& data) {
+  Options o;
+  o.data_dir = data;
+  o.progress_persist_interval = 15ms;
+  o.health_check_interval = 0ms;
+  o.rsa_bits = 2048;
+  o.admin_password = "crash-test-admin";
+  o.log = [](std::string_view) {};
+  auto s = Service::open(o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "open: %s\n", s.status().to_string().c_str());
+    std::exit(1);
+  }
+  return std::move(s).value();
+}
+
+int wait_idle(Service& svc) {
+  for (int i = 0; i < 12000; ++i) {
+    ListWorkflowsRequest r;
+    r.state = WorkflowState::kRunning;
+    auto running = svc.list_workflows(r);
+    r.state = WorkflowState::kPending;
+    auto pending = svc.list_workflows(r);
+    if (running.ok() && pending.ok() && running->workflows.empty() && pending->workflows.empty())
+      return 0;
+    std::this_thread::sleep_for(10ms);
+  }
+  return 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  std::string mode = argv[1];
+  auto svc = open_service(argv[2]);
+  if (mode == "setup" && argc == 4) {
+    auto a = svc->attach_cluster({std::string("file://") + argv[3], "c1"});
+    if (!a.ok()) return 1;
+    auto w = svc->wait_workflow(*a, 60s);
+    if (!w.ok() || w->state != WorkflowState::kCompleted) return 1;
+    std::string cid = w->result.substr(w->result.find("\"clusterId\":\"") + 13, 36);
+    CreateGroupRequest g{"db", "", cid, "p1", {}, ""};
+    std::mt19937_64 rng(5);
+    for (const char* name : {"data", "log", "conf"}) {
+      auto v = svc->create_volume(cid, {"p1", name, 4u << 20});
+      if (!v.ok()) return 1;
+      std::string block(1 << 20, '\0');
+      for (std::uint64_t off = 0; off < (4u << 20); off += block.size()) {
+        for (auto& ch : block) ch = static_cast<char>(rng());
+        if (!svc->write_volume(cid, "p1", v->id, off, block).ok()) return 1;
+      }
+      g.volume_ids.push_back(v->id);
+    }
+    auto group = svc->create_consistency_group(g);
+    if (!group.ok()) return 1;
+    std::printf("IDS %s %s\n", cid.c_str(), group->id.c_str());
+    return 0;
+  }
+  if (mode == "snap" && argc == 5) {
+    if (wait_idle(*svc) != 0) return 3;  // first finish what a kill interrupted
+    for (int n = 0;; ++n) {
+      auto c = svc->create_cg_snapshot(
+          {argv[3], std::string("s") + argv[4] + "-" + std::to_string(n), ""});
+      if (!c.ok()) {
+        std::fprintf(stderr, "submit: %s\n", c.status().to_string().c_str());
+        return 1;
+      }
+      std::printf("ACK %s\n", c->id.c_str());
+      std::fflush(stdout);
+      (void)svc->wait_workflow(c->workflow_id, 60s);
+    }
+  }
+  if (mode == "drain") return wait_idle(*svc);
+  return 2;
+}
