@@ -26,6 +26,7 @@
 #include "dmscore/http/server.hpp"
 #include "dmscore/service.hpp"
 #include "dmscore/version.hpp"
+#include "log_buffer.hpp"
 #include "output.hpp"
 #include "progress.hpp"
 
@@ -179,7 +180,14 @@ bool ask_cancel(const std::string& id) {
   fmt::print(tty, "\nInterrupted. Cancel workflow {}? [y/N] ", id);
   std::fflush(tty);
   char buf[16] = {};
+  // Another Ctrl-C at the prompt means no: let it interrupt the read (no SA_RESTART here).
+  struct sigaction once {
+  }, old{};
+  once.sa_handler = [](int) {};
+  sigemptyset(&once.sa_mask);
+  sigaction(SIGINT, &once, &old);
   bool yes = std::fgets(buf, sizeof buf, tty) && (buf[0] == 'y' || buf[0] == 'Y');
+  sigaction(SIGINT, &old, nullptr);
   std::fclose(tty);
   return yes;
 }
@@ -337,9 +345,15 @@ int serve(const ServeArgs& a) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // The service's and the access log's lines: one write(2) per batch, not per request (a line
+  // is at most 100 ms late). Started after the mask, so its thread takes no signal either.
+  dmsctl::LogBuffer log_lines(std::chrono::milliseconds(100));
 
   dmscore::Options o;
   o.data_dir = a.data_dir;
+  o.log = [&log_lines](std::string_view line) {
+    log_lines.add(std::string("dmscore: ").append(line));
+  };
   o.max_running_workflows = a.max_running_workflows;
   o.local_cluster_roots = a.local_cluster_roots;
   o.group_snapshot_pre_hook = a.cg_pre_hook;
@@ -349,6 +363,7 @@ int serve(const ServeArgs& a) {
   o.cluster_ca_file = a.cluster_ca_file;
   o.cluster_tls_insecure = a.cluster_insecure;
   auto svc = dmscore::Service::open(o);
+  log_lines.flush();
   if (!svc.ok()) {
     fmt::print(stderr, "error: {}\n", svc.status().to_string());
     return svc.status().code() == Code::kInvalidArgument ? kExitUsage : kExitError;
@@ -361,7 +376,9 @@ int serve(const ServeArgs& a) {
   so.allow_plain_http = a.allow_plain_http;
   so.io_threads = a.io_threads;
   so.blocking_threads = a.blocking_threads;
-  so.log = [](std::string_view line) { fmt::print(stderr, "dmsctl serve: {}\n", line); };
+  so.log = [&log_lines](std::string_view line) {
+    log_lines.add(std::string("dmsctl serve: ").append(line));
+  };
   auto server = dmscore::http::Server::create(**svc, so);
   if (!server.ok()) {
     fmt::print(stderr, "error: {}\n", server.status().to_string());
@@ -371,16 +388,19 @@ int serve(const ServeArgs& a) {
     fmt::print(stderr, "error: {}\n", s.to_string());
     return kExitError;
   }
-  fmt::print(stderr, "dmsctl serve: listening on {}://{}:{} (data dir {})\n",
-             (*server)->tls() ? "https" : "http", addr, (*server)->port(), a.data_dir);
+  log_lines.add(fmt::format("dmsctl serve: listening on {}://{}:{} (data dir {})",
+                            (*server)->tls() ? "https" : "http", addr, (*server)->port(),
+                            a.data_dir));
+  log_lines.flush();
   int sig = 0;
   sigwait(&signals, &sig);
-  fmt::print(stderr, "dmsctl serve: {} received, stopping\n",
-             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  log_lines.add(
+      fmt::format("dmsctl serve: {} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
   (*server)->stop();
   server->reset();
   svc->reset();
-  fmt::print(stderr, "dmsctl serve: stopped\n");
+  log_lines.add("dmsctl serve: stopped");
+  log_lines.flush();
   return kExitOk;
 }
 
@@ -1079,6 +1099,9 @@ int main(int argc, char** argv) {
   struct sigaction sa_int {};
   sa_int.sa_handler = [](int) { interrupted = true; };
   sigemptyset(&sa_int.sa_mask);
+  // SA_RESTART: a Ctrl-C in the middle of writing a progress line must not fail the write
+  // (EINTR); the wait loop notices `interrupted` at its next poll.
+  sa_int.sa_flags = SA_RESTART;
   if (chosen != serve_cmd) sigaction(SIGINT, &sa_int, nullptr);
 
   try {
