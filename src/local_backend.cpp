@@ -255,7 +255,9 @@ struct LocalBackend::Impl {
       if (!s.ok()) return s;
     }
     // A held volume belongs to a workflow that will fill it; if the crash came between its row
-    // and its file, give it back its (empty) file so the workflow can go on.
+    // and its file being sized (the file missing, or created but not yet extended), give it
+    // back its empty file of the full size so the workflow can go on. Nothing was written into
+    // it yet: the workflow writes only after create_volume returned, the size fsynced.
     std::vector<std::pair<std::string, std::int64_t>> held;
     s = store->read([&](Txn& t) -> Status {
       auto v = t.query(
@@ -267,7 +269,8 @@ struct LocalBackend::Impl {
     });
     if (!s.ok()) return s;
     for (auto& [vid, size] : held) {
-      if (::access(volume_path(vid).c_str(), F_OK) == 0) continue;
+      struct stat st {};
+      if (::stat(volume_path(vid).c_str(), &st) == 0 && st.st_size >= size) continue;
       Fd fd(::open(volume_path(vid).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
       if (!fd.valid() || ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 ||
           ::fsync(fd.get()) != 0)

@@ -238,6 +238,32 @@ TEST_CASE("LocalBackend: reopening removes orphan files and half-deleted objects
   CHECK_FALSE(fs::exists(tmp / ("c/data/" + deleting_id + ".vol")));
 }
 
+TEST_CASE("LocalBackend: a held volume whose file was not sized before a crash gets its size") {
+  TempDir tmp;
+  std::string created, missing;
+  {
+    auto b = open_cluster(tmp / "c");
+    CreateVolumeRequest r{"p1", "held-a", 1 << 20};
+    r.hold_in_creating = true;
+    created = b->create_volume(r)->id;
+    r.name = "held-b";
+    missing = b->create_volume(r)->id;
+  }
+  // As if the process died after creating the file but before extending it, and before
+  // creating the other one at all.
+  fs::resize_file(tmp / ("c/data/" + created + ".vol"), 0);
+  fs::remove(tmp / ("c/data/" + missing + ".vol"));
+  auto b = open_cluster(tmp / "c");
+  for (const auto& id : {created, missing}) {
+    INFO(id);
+    CHECK(b->get_volume("p1", id)->state == VolumeState::kCreating);
+    CHECK(fs::file_size(tmp / ("c/data/" + id + ".vol")) == (1u << 20));
+    auto sink = b->open_volume_sink("p1", id, false);
+    REQUIRE(sink.ok());
+    CHECK((*sink)->size() == (1u << 20));
+  }
+}
+
 TEST_CASE("LocalBackend: sinks and sources move data and refuse deleted objects") {
   TempDir tmp;
   auto b = open_cluster(tmp / "c");
