@@ -124,6 +124,15 @@ Status fill_page(Txn& t, const std::vector<Row>& rows, std::int64_t n, std::size
   return Status::Ok();
 }
 
+// The id a workflow's request names under `key` ({"cgSnapshotId": ...}).
+Result<std::string> request_id(const std::string& request, const char* key) {
+  auto v = parse_json(request);
+  if (!v.ok()) return v.status();
+  const json::value* idv = v->is_object() ? v->as_object().if_contains(key) : nullptr;
+  if (!idv || !idv->is_string()) return Status::InvalidArgument(std::string(key) + ": missing");
+  return std::string(idv->as_string());
+}
+
 // NOT_FOUND for an id the request gave in `field`: the message names the field.
 Status naming(const Status& s, const std::string& field) {
   return s.code() == Code::kNotFound ? Status::NotFound(field + ": " + s.message()) : s;
@@ -267,6 +276,27 @@ struct Groups::Impl {
                                           " already belongs to consistency group " + (*r)->text(0));
     }
     return Status::Ok();
+  }
+
+  // Starts the workflow of an object recorded as `creating` in `table` (its row is the
+  // workflow's subject) and records its id there. When the workflow cannot be recorded (429)
+  // the row goes too, so nothing is left. `table` is one of this file's constants.
+  Result<std::string> start_workflow(const char* table, const char* type, const char* key,
+                                     const std::string& id, std::vector<std::string> resources) {
+    auto wf =
+        deps.engine->submit(type, json::serialize(json::object{{key, id}}), std::move(resources));
+    if (!wf.ok()) {
+      (void)deps.store->transact([&](Txn& t) {
+        return t.exec(std::string("DELETE FROM ") + table + " WHERE id = ?", {id}).status();
+      });
+      return wf.status();
+    }
+    Status s = deps.store->transact([&](Txn& t) {
+      return t.exec(std::string("UPDATE ") + table + " SET workflow_id = ? WHERE id = ?", {*wf, id})
+          .status();
+    });
+    if (!s.ok()) return s;
+    return *wf;
   }
 
   Status set_cg_snapshot_error(const std::string& id, const std::string& why) {
@@ -612,19 +642,10 @@ Result<CgSnapshot> Groups::create_cg_snapshot(const CreateCgSnapshotRequest& req
     });
     if (!s.ok()) return s;
   }
-  auto wf = im.deps.engine->submit(
-      kCreateCgSnapshot, json::serialize(json::object{{"cgSnapshotId", c.id}}), resources);
-  if (!wf.ok()) {
-    (void)im.deps.store->transact(
-        [&](Txn& t) { return t.exec("DELETE FROM cg_snapshots WHERE id = ?", {c.id}).status(); });
-    return wf.status();
-  }
+  auto wf = im.start_workflow("cg_snapshots", kCreateCgSnapshot, "cgSnapshotId", c.id,
+                              std::move(resources));
+  if (!wf.ok()) return wf.status();
   c.workflow_id = *wf;
-  Status s = im.deps.store->transact([&](Txn& t) {
-    return t.exec("UPDATE cg_snapshots SET workflow_id = ? WHERE id = ?", {c.workflow_id, c.id})
-        .status();
-  });
-  if (!s.ok()) return s;
   return c;
 }
 
@@ -720,11 +741,9 @@ Status Groups::delete_cg_snapshot(const std::string& id) {
 // The one step of CREATE_CG_SNAPSHOT. Idempotent: a resumed run first removes what an earlier
 // run left, then takes every member snapshot again behind the fence.
 Status Groups::Impl::snapshot_step(StepContext& ctx) {
-  auto v = parse_json(ctx.request());
-  if (!v.ok()) return v.status();
-  const json::value* idv = v->is_object() ? v->as_object().if_contains("cgSnapshotId") : nullptr;
-  if (!idv || !idv->is_string()) return Status::InvalidArgument("cgSnapshotId: missing");
-  const std::string id(idv->as_string());
+  auto rid = request_id(ctx.request(), "cgSnapshotId");
+  if (!rid.ok()) return rid.status();
+  const std::string& id = *rid;
   auto c = read_cg_snapshot(id);
   if (!c.ok()) return c.status();
   if (c->status == GroupStatus::kAvailable) {  // done before a crash
@@ -833,11 +852,9 @@ Status Groups::Impl::snapshot_step(StepContext& ctx) {
 // Compensation (failure, cancellation): no member snapshot stays, the group snapshot ends in
 // error.
 Status Groups::Impl::snapshot_undo(StepContext& ctx) {
-  auto v = parse_json(ctx.request());
-  if (!v.ok()) return Status::Ok();
-  const json::value* idv = v->is_object() ? v->as_object().if_contains("cgSnapshotId") : nullptr;
-  if (!idv || !idv->is_string()) return Status::Ok();
-  const std::string id(idv->as_string());
+  auto rid = request_id(ctx.request(), "cgSnapshotId");
+  if (!rid.ok()) return Status::Ok();
+  const std::string& id = *rid;
   auto c = read_cg_snapshot(id);
   if (!c.ok() || c->status != GroupStatus::kCreating) return Status::Ok();
   auto g = read_group(c->consistency_group_id);
@@ -903,22 +920,10 @@ Result<ConsistencyGroup> Groups::Impl::create_from_snapshot(const CreateGroupReq
     });
     if (!s.ok()) return s;
   }
-  auto wf =
-      deps.engine->submit(kCreateConsistencyGroup,
-                          json::serialize(json::object{{"consistencyGroupId", g.id}}), resources);
-  if (!wf.ok()) {
-    (void)deps.store->transact([&](Txn& t) {
-      return t.exec("DELETE FROM consistency_groups WHERE id = ?", {g.id}).status();
-    });
-    return wf.status();
-  }
+  auto wf = start_workflow("consistency_groups", kCreateConsistencyGroup, "consistencyGroupId",
+                           g.id, std::move(resources));
+  if (!wf.ok()) return wf.status();
   g.workflow_id = *wf;
-  Status s = deps.store->transact([&](Txn& t) {
-    return t
-        .exec("UPDATE consistency_groups SET workflow_id = ? WHERE id = ?", {g.workflow_id, g.id})
-        .status();
-  });
-  if (!s.ok()) return s;
   return g;
 }
 
@@ -932,16 +937,6 @@ Result<std::vector<std::pair<std::string, CgSnapshotMember>>> Groups::Impl::plan
   }
   return out;
 }
-
-namespace {
-Result<std::string> request_id(const std::string& request, const char* key) {
-  auto v = parse_json(request);
-  if (!v.ok()) return v.status();
-  const json::value* idv = v->is_object() ? v->as_object().if_contains(key) : nullptr;
-  if (!idv || !idv->is_string()) return Status::InvalidArgument(std::string(key) + ": missing");
-  return std::string(idv->as_string());
-}
-}  // namespace
 
 // The one step of CREATE_CONSISTENCY_GROUP: a thin clone of every member snapshot, then the
 // group available with them as members. Idempotent: a volume of the planned name that is a
