@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "crash_child.hpp"
 #include "dmscore/service.hpp"
 
 using namespace dmscore;
@@ -47,20 +48,6 @@ std::string wait_ok(Service& svc, const std::string& id) {
   return w->result.substr(w->result.find("\"clusterId\":\"") + 13, 36);
 }
 
-int wait_idle(Service& svc) {
-  for (int i = 0; i < 12000; ++i) {
-    ListWorkflowsRequest r;
-    r.state = WorkflowState::kRunning;
-    auto running = svc.list_workflows(r);
-    r.state = WorkflowState::kPending;
-    auto pending = svc.list_workflows(r);
-    if (running.ok() && pending.ok() && running->workflows.empty() && pending->workflows.empty())
-      return 0;
-    std::this_thread::sleep_for(10ms);
-  }
-  return 3;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,7 +79,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "clone" && argc == 7) {
-    if (wait_idle(*svc) != 0) return 3;  // first finish what a kill interrupted
+    if (dmscore::testing::wait_idle(*svc) != 0) return 3;  // first finish what a kill interrupted
     for (int n = 0;; ++n) {
       ThickCloneRequest r;
       r.src = {argv[5], "p1", argv[3]};
@@ -108,6 +95,6 @@ int main(int argc, char** argv) {
       (void)svc->wait_workflow(*id, 60s);
     }
   }
-  if (mode == "drain") return wait_idle(*svc);
+  if (mode == "drain") return dmscore::testing::wait_idle(*svc);
   return 2;
 }

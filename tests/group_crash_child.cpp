@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "crash_child.hpp"
 #include "dmscore/service.hpp"
 
 using namespace dmscore;
@@ -34,20 +35,6 @@ std::unique_ptr<Service> open_service(const std::string& data) {
     std::exit(1);
   }
   return std::move(s).value();
-}
-
-int wait_idle(Service& svc) {
-  for (int i = 0; i < 12000; ++i) {
-    ListWorkflowsRequest r;
-    r.state = WorkflowState::kRunning;
-    auto running = svc.list_workflows(r);
-    r.state = WorkflowState::kPending;
-    auto pending = svc.list_workflows(r);
-    if (running.ok() && pending.ok() && running->workflows.empty() && pending->workflows.empty())
-      return 0;
-    std::this_thread::sleep_for(10ms);
-  }
-  return 3;
 }
 
 }  // namespace
@@ -80,7 +67,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "snap" && argc == 5) {
-    if (wait_idle(*svc) != 0) return 3;  // first finish what a kill interrupted
+    if (dmscore::testing::wait_idle(*svc) != 0) return 3;  // first finish what a kill interrupted
     for (int n = 0;; ++n) {
       auto c = svc->create_cg_snapshot(
           {argv[3], std::string("s") + argv[4] + "-" + std::to_string(n), ""});
@@ -93,6 +80,6 @@ int main(int argc, char** argv) {
       (void)svc->wait_workflow(c->workflow_id, 60s);
     }
   }
-  if (mode == "drain") return wait_idle(*svc);
+  if (mode == "drain") return dmscore::testing::wait_idle(*svc);
   return 2;
 }
