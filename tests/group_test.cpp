@@ -17,6 +17,7 @@
 #include "dmscore/store.hpp"
 #include "service_options.hpp"
 #include "test_util.hpp"
+#include "write_fence.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
@@ -503,4 +504,55 @@ TEST_CASE("Groups: a group made from a group snapshot gets a clone of every memb
     CHECK(vols->volumes.size() == 4);  // the three members and the one in the way
     require_ok(f.svc->delete_consistency_group(made->id));
   }
+}
+
+TEST_CASE("Groups: the write fence wins over a steady stream of overlapping writes") {
+  // Writers that always overlap one another would starve a reader-preferring lock; the fence
+  // must still go up, and then hold every new write.
+  dmscore::detail::WriteFence fence;
+  std::atomic<bool> stop{false};
+  std::atomic<int> entered{0};
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 4; ++i) {
+    writers.emplace_back([&] {
+      while (!stop) {
+        auto pass = fence.enter("c/v", 10s);
+        if (!pass.ok()) continue;
+        ++entered;
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+  }
+  while (entered < 20) std::this_thread::yield();
+  auto raised = fence.raise({"c/v", "c/w"}, 5s);
+  require_ok(raised.status());
+  const int at_raise = entered.load();
+  std::this_thread::sleep_for(50ms);
+  CHECK(entered.load() <= at_raise + 4);  // only writers already past the gate, if any
+  CHECK(fence.enter("c/w", 20ms).status().code() == Code::kUnavailable);
+  raised->release();
+  std::this_thread::sleep_for(20ms);
+  CHECK(entered.load() > at_raise + 4);  // writes flow again
+  stop = true;
+  for (auto& t : writers) t.join();
+  CHECK(fence.active_keys() == 0);
+}
+
+TEST_CASE("Groups: a group snapshot refused at maxRunningWorkflows leaves nothing recorded") {
+  TempDir hooks;
+  Options o;
+  o.max_running_workflows = 1;
+  o.group_snapshot_pre_hook = hooks / "pre";
+  write_script(o.group_snapshot_pre_hook, "sleep 1");
+  Fixture f(o);
+  ConsistencyGroup g = f.group();
+  auto first = f.svc->create_cg_snapshot({g.id, "first", ""});
+  require_ok(first.status());
+  auto second = f.svc->create_cg_snapshot({g.id, "second", ""});
+  CHECK(second.status().code() == Code::kResourceExhausted);
+  auto page = f.svc->list_cg_snapshots({}, g.id);
+  require_ok(page.status());
+  REQUIRE(page->cg_snapshots.size() == 1);
+  CHECK(page->cg_snapshots[0].id == first->id);
+  CHECK(f.wait(first->workflow_id).state == WorkflowState::kCompleted);
 }
