@@ -581,35 +581,56 @@ bool WorkflowEngine::ready() const { return impl_->is_ready; }
 
 Result<std::string> WorkflowEngine::submit(const std::string& type, std::string request_json,
                                            std::vector<std::string> resources) {
+  std::vector<Submission> batch;
+  batch.push_back({type, std::move(request_json), std::move(resources)});
+  auto ids = submit_all(std::move(batch));
+  if (!ids.ok()) return ids.status();
+  return std::move(ids->front());
+}
+
+Result<std::vector<std::string>> WorkflowEngine::submit_all(
+    std::vector<Submission> batch,
+    const std::function<Status(Txn&, const std::vector<std::string>&)>& record) {
   Impl& im = *impl_;
   if (!im.is_ready || im.stopping) return Status::Unavailable("the workflow engine is not running");
-  if (!im.types.count(type)) return Status::InvalidArgument("type: unknown workflow type " + type);
-  std::string id = im.env->new_uuid();
+  if (batch.empty()) return Status::InvalidArgument("batch: no workflow to submit");
+  for (const auto& b : batch) {
+    if (!im.types.count(b.type))
+      return Status::InvalidArgument("type: unknown workflow type " + b.type);
+  }
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < batch.size(); ++i) ids.push_back(im.env->new_uuid());
   const std::int64_t limit = im.options.max_running_workflows;
   Status s = im.store.transact([&](Txn& t) -> Status {
     auto row = t.query_one("SELECT value FROM workflow_counters WHERE name = 'active'");
     if (!row.ok()) return row.status();
     if (!*row) return Status::Internal("store: workflow counters missing");
-    if ((*row)->int64(0) >= limit) {
-      return Status::ResourceExhausted("maxRunningWorkflows (" + std::to_string(limit) +
-                                       ") workflows are already running; retry later");
+    const auto wanted = static_cast<std::int64_t>(batch.size());
+    if ((*row)->int64(0) + wanted > limit) {
+      return Status::ResourceExhausted(
+          "maxRunningWorkflows (" + std::to_string(limit) + ") workflows are already running" +
+          (wanted > 1 ? " or would be with these " + std::to_string(wanted) : std::string()) +
+          "; retry later");
     }
-    auto r = t.exec(
-        "INSERT INTO workflows (id, type, state, created_at, request) VALUES (?, ?, 'PENDING', ?, "
-        "?)",
-        {id, type, im.now_ms(), request_json});
-    if (!r.ok()) return r.status();
-    for (const auto& res : resources) {
-      auto rr =
-          t.exec("INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
-                 {res, id});
-      if (!rr.ok()) return rr.status();
+    const std::int64_t now = im.now_ms();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto r = t.exec(
+          "INSERT INTO workflows (id, type, state, created_at, request) VALUES (?, ?, 'PENDING', "
+          "?, ?)",
+          {ids[i], batch[i].type, now, batch[i].request_json});
+      if (!r.ok()) return r.status();
+      for (const auto& res : batch[i].resources) {
+        auto rr =
+            t.exec("INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
+                   {res, ids[i]});
+        if (!rr.ok()) return rr.status();
+      }
     }
-    return Status::Ok();
+    return record ? record(t, ids) : Status::Ok();
   });
   if (!s.ok()) return s;
-  im.enqueue(id);
-  return id;
+  for (const auto& id : ids) im.enqueue(id);
+  return ids;
 }
 
 Result<Workflow> WorkflowEngine::get(const std::string& id) const {

@@ -257,6 +257,64 @@ TEST_CASE("WorkflowEngine: admission refuses beyond maxRunningWorkflows and reco
   CHECK(f.engine->submit("BLOCKS", "{}").ok());
 }
 
+TEST_CASE("WorkflowEngine: submit_all admits a whole batch or nothing, with the caller's rows") {
+  Fixture f;
+  EngineOptions o;
+  o.max_running_workflows = 3;
+  o.threads = 1;
+  f.make_engine(o);
+  REQUIRE(f.store
+              ->transact([](Txn& t) {
+                return t.exec("CREATE TABLE mine (workflow_id TEXT NOT NULL)").status();
+              })
+              .ok());
+  auto record = [](Txn& t, const std::vector<std::string>& ids) -> Status {
+    for (const auto& id : ids) {
+      auto r = t.exec("INSERT INTO mine (workflow_id) VALUES (?)", {id});
+      if (!r.ok()) return r.status();
+    }
+    return Status::Ok();
+  };
+  auto rows = [&] {
+    std::int64_t n = -1;
+    REQUIRE(f.store
+                ->read([&](Txn& t) -> Status {
+                  auto r = t.query_one("SELECT COUNT(*) FROM mine");
+                  if (!r.ok()) return r.status();
+                  n = (*r)->int64(0);
+                  return Status::Ok();
+                })
+                .ok());
+    return n;
+  };
+  auto batch = [](int n) {
+    std::vector<WorkflowEngine::Submission> b;
+    for (int i = 0; i < n; ++i) b.push_back({"BLOCKS", "{}", {"thing:" + std::to_string(i)}});
+    return b;
+  };
+  // Four do not fit under three: none is recorded, nor the caller's rows.
+  auto big = f.engine->submit_all(batch(4), record);
+  CHECK(big.status().code() == Code::kResourceExhausted);
+  CHECK(rows() == 0);
+  CHECK(f.engine->list({})->workflows.empty());
+  // The caller's error rolls the batch back too.
+  auto refused = f.engine->submit_all(batch(2), [](Txn&, const std::vector<std::string>&) {
+    return Status::AlreadyExists("name: taken");
+  });
+  CHECK(refused.status().code() == Code::kAlreadyExists);
+  CHECK(f.engine->list({})->workflows.empty());
+  CHECK(!*f.engine->resource_in_use("thing:0"));
+  // Three fit: ids in batch order, recorded with the caller's rows, all run.
+  auto ok = f.engine->submit_all(batch(3), record);
+  REQUIRE(ok.ok());
+  REQUIRE(ok->size() == 3);
+  CHECK(rows() == 3);
+  CHECK(*f.engine->resource_in_use("thing:2"));
+  CHECK(f.engine->submit_all({}).status().code() == Code::kInvalidArgument);
+  f.gate.open();
+  for (const auto& id : *ok) CHECK(f.wait(id).state == WorkflowState::kCompleted);
+}
+
 TEST_CASE("WorkflowEngine: cancelling a PENDING workflow ends it CANCELLED at once") {
   Fixture f;
   EngineOptions o;

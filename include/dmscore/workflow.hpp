@@ -201,6 +201,20 @@ class WorkflowEngine {
   Result<std::string> submit(const std::string& type, std::string request_json,
                              std::vector<std::string> resources = {});
 
+  struct Submission {
+    std::string type;
+    std::string request_json;
+    std::vector<std::string> resources;
+  };
+  // Records every workflow of `batch` or none: admission counts them all against
+  // max_running_workflows (RESOURCE_EXHAUSTED, nothing recorded, when they do not all fit).
+  // `record`, when given, runs inside the same transaction with the new ids (in batch order),
+  // so the caller's rows that name the workflows commit with them; its error records nothing.
+  // Returns the ids in batch order. An empty batch is INVALID_ARGUMENT.
+  Result<std::vector<std::string>> submit_all(
+      std::vector<Submission> batch,
+      const std::function<Status(Txn&, const std::vector<std::string>& ids)>& record = {});
+
   // NOT_FOUND for an unknown id.
   Result<Workflow> get(const std::string& id) const;
 
