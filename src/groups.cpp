@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -326,6 +327,19 @@ struct Groups::Impl {
     return Status::Ok();
   }
 
+  // remove_leftovers under the names group snapshot `c` gives the group's current members (OK
+  // when the group is gone).
+  Status remove_member_leftovers(Backend& b, const CgSnapshot& c) {
+    auto g = read_group(c.consistency_group_id);
+    if (!g.ok()) return Status::Ok();
+    std::vector<std::string> names;
+    for (const auto& vid : g->volume_ids) {
+      auto v = b.get_volume(c.project_name, vid);
+      if (v.ok()) names.push_back(member_snapshot_name(c.name, *v));
+    }
+    return remove_leftovers(b, c.project_name, names, c.id);
+  }
+
   std::vector<std::pair<std::string, std::string>> hook_env(const ConsistencyGroup& g,
                                                             const CgSnapshot& c,
                                                             const char* phase) const {
@@ -346,8 +360,45 @@ struct Groups::Impl {
     if (!s.ok()) o.log("group snapshot " + c.id + ": post hook failed: " + s.message());
   }
 
+  // The group `id` when a group snapshot of it can be taken now: available, with members that
+  // are all Available, not being restored. Called with registry_mu (shared) and mu held.
+  Result<ConsistencyGroup> snapshot_ready(const std::string& id, const std::string& field) const {
+    auto g = read_group(id);
+    if (!g.ok()) return naming(g.status(), field);
+    if (g->status != GroupStatus::kAvailable)
+      return Status::FailedPrecondition("consistency group " + g->id + " is " +
+                                        std::string(to_string(g->status)) +
+                                        "; a group snapshot needs it available");
+    if (g->volume_ids.empty())
+      return Status::FailedPrecondition("consistency group " + g->id + " has no volumes");
+    if (restoring_group(g->id))
+      return Status::FailedPrecondition("consistency group " + g->id +
+                                        " is being restored from a full copy");
+    auto b = deps.backend(g->cluster_id, "clusterId");
+    if (!b.ok()) return b.status();
+    auto vols = check_volumes(**b, g->project_name, g->volume_ids, "volumeIds");
+    if (!vols.ok()) return vols.status();
+    return g;
+  }
+
   Status snapshot_step(StepContext& ctx);
   Status snapshot_undo(StepContext& ctx);
+  // Takes group snapshot `id` (recorded `creating`): what snapshot_step does.
+  Status take(StepContext& ctx, const std::string& id);
+
+  // Volumes a restore is writing ("<cluster>/<volume>") and their groups, with how many
+  // restores hold each.
+  mutable std::mutex restore_mu;
+  std::map<std::string, int> restoring_volumes;
+  std::map<std::string, int> restoring_groups;
+  bool restoring_group(const std::string& group_id) const {
+    std::lock_guard lock(restore_mu);
+    return restoring_groups.count(group_id) > 0;
+  }
+  bool restoring_volume(const std::string& key) const {
+    std::lock_guard lock(restore_mu);
+    return restoring_volumes.count(key) > 0;
+  }
 
   Result<ConsistencyGroup> create_from_snapshot(const CreateGroupRequest& req);
   // The volumes a group made from a group snapshot gets: (name, member) in member order.
@@ -541,6 +592,15 @@ Status Groups::remove(const std::string& id) {
       return Status::FailedPrecondition("consistency group " + id + " has " +
                                         std::to_string((*snaps)->int64(0)) +
                                         " group snapshot(s); delete them first");
+    auto copies = t.query_one(
+        "SELECT COUNT(*) FROM full_copies f JOIN copy_sets c ON c.id = f.copy_set_id "
+        "WHERE c.group_id = ? AND f.status <> 'detached'",
+        {id});
+    if (!copies.ok()) return copies.status();
+    if ((*copies)->int64(0) > 0)
+      return Status::FailedPrecondition("consistency group " + id + " has " +
+                                        std::to_string((*copies)->int64(0)) +
+                                        " linked full copy(ies); detach them first");
     // Its volumes stay: only the membership goes (ON DELETE CASCADE).
     return t.exec("DELETE FROM consistency_groups WHERE id = ?", {id}).status();
   });
@@ -613,18 +673,8 @@ Result<CgSnapshot> Groups::create_cg_snapshot(const CreateCgSnapshotRequest& req
   {
     std::shared_lock registry(*im.deps.registry_mu);
     std::lock_guard lock(im.mu);
-    auto g = im.read_group(req.consistency_group_id);
-    if (!g.ok()) return naming(g.status(), "consistencyGroupId");
-    if (g->status != GroupStatus::kAvailable)
-      return Status::FailedPrecondition("consistency group " + g->id + " is " +
-                                        std::string(to_string(g->status)) +
-                                        "; a group snapshot needs it available");
-    if (g->volume_ids.empty())
-      return Status::FailedPrecondition("consistency group " + g->id + " has no volumes");
-    auto b = im.deps.backend(g->cluster_id, "clusterId");
-    if (!b.ok()) return b.status();
-    auto vols = im.check_volumes(**b, g->project_name, g->volume_ids, "volumeIds");
-    if (!vols.ok()) return vols.status();
+    auto g = im.snapshot_ready(req.consistency_group_id, "consistencyGroupId");
+    if (!g.ok()) return g.status();
     c.cluster_id = g->cluster_id;
     c.project_name = g->project_name;
     resources.push_back("cluster:" + g->cluster_id);
@@ -684,6 +734,14 @@ Status Groups::delete_cg_snapshot(const std::string& id) {
   std::unique_lock lock(im.mu);
   auto c = im.read_cg_snapshot(id);
   if (!c.ok()) return c.status();
+  auto copy = im.first_text(
+      "SELECT copy_set_id || ' copy ' || idx FROM full_copies WHERE cg_snapshot_id = ?1 OR "
+      "sync_cg_snapshot_id = ?1",
+      {id});
+  if (!copy.ok()) return copy.status();
+  if (!copy->empty())
+    return Status::FailedPrecondition("group snapshot " + id + " is the source of copy set " +
+                                      *copy + "; detach or resynchronize the copy instead");
   if (c->status != GroupStatus::kAvailable && c->status != GroupStatus::kError &&
       c->status != GroupStatus::kErrorDeleting)
     return Status::FailedPrecondition("group snapshot " + id + " is " +
@@ -715,15 +773,7 @@ Status Groups::delete_cg_snapshot(const std::string& id) {
   }
   if (failed.ok()) {
     // An error one may hold leftovers of its interrupted creation under the member names.
-    auto g = im.read_group(c->consistency_group_id);
-    if (g.ok()) {
-      std::vector<std::string> names;
-      for (const auto& vid : g->volume_ids) {
-        auto v = (*b)->get_volume(c->project_name, vid);
-        if (v.ok()) names.push_back(member_snapshot_name(c->name, *v));
-      }
-      failed = im.remove_leftovers(**b, c->project_name, names, id);
-    }
+    failed = im.remove_member_leftovers(**b, *c);
   }
   if (!failed.ok()) {
     (void)im.deps.store->transact([&](Txn& t) {
@@ -743,7 +793,10 @@ Status Groups::delete_cg_snapshot(const std::string& id) {
 Status Groups::Impl::snapshot_step(StepContext& ctx) {
   auto rid = request_id(ctx.request(), "cgSnapshotId");
   if (!rid.ok()) return rid.status();
-  const std::string& id = *rid;
+  return take(ctx, *rid);
+}
+
+Status Groups::Impl::take(StepContext& ctx, const std::string& id) {
   auto c = read_cg_snapshot(id);
   if (!c.ok()) return c.status();
   if (c->status == GroupStatus::kAvailable) {  // done before a crash
@@ -751,8 +804,12 @@ Status Groups::Impl::snapshot_step(StepContext& ctx) {
     return Status::Ok();
   }
   if (c->status != GroupStatus::kCreating)
-    return Status::FailedPrecondition("group snapshot " + id + " is " +
-                                      std::string(to_string(c->status)));
+    return Status::FailedPrecondition(
+        "group snapshot " + id + " is " + std::string(to_string(c->status)) +
+        (c->message.empty() ? std::string() : " (" + c->message + ")"));
+  if (restoring_group(c->consistency_group_id))
+    return Status::FailedPrecondition("consistency group " + c->consistency_group_id +
+                                      " is being restored from a full copy");
   auto fail = [&](const Status& why) {
     (void)set_cg_snapshot_error(id, why.message());
     return why;
@@ -857,15 +914,9 @@ Status Groups::Impl::snapshot_undo(StepContext& ctx) {
   const std::string& id = *rid;
   auto c = read_cg_snapshot(id);
   if (!c.ok() || c->status != GroupStatus::kCreating) return Status::Ok();
-  auto g = read_group(c->consistency_group_id);
   auto b = backend_locked(c->cluster_id);
-  if (g.ok() && b.ok()) {
-    std::vector<std::string> names;
-    for (const auto& vid : g->volume_ids) {
-      auto vol = (*b)->get_volume(c->project_name, vid);
-      if (vol.ok()) names.push_back(member_snapshot_name(c->name, *vol));
-    }
-    if (Status s = remove_leftovers(**b, c->project_name, names, id); !s.ok()) return s;
+  if (b.ok()) {
+    if (Status s = remove_member_leftovers(**b, *c); !s.ok()) return s;
   }
   return set_cg_snapshot_error(id, ctx.should_stop() ? "cancelled" : "the workflow failed");
 }
@@ -1075,6 +1126,69 @@ Status Groups::recover() {
   });
 }
 
+// ---- for full copies ----
+
+Result<ConsistencyGroup> Groups::snapshot_ready_group(const std::string& id,
+                                                      const std::string& field) const {
+  const Impl& im = *impl_;
+  std::shared_lock registry(*im.deps.registry_mu);
+  std::lock_guard lock(im.mu);
+  return im.snapshot_ready(id, field);
+}
+
+Status Groups::take_cg_snapshot(StepContext& ctx, const std::string& id) {
+  return impl_->take(ctx, id);
+}
+
+Status Groups::drop_cg_snapshot(const std::string& id) {
+  Impl& im = *impl_;
+  auto c = im.read_cg_snapshot(id);
+  if (!c.ok()) return c.status().is_not_found() ? Status::Ok() : c.status();
+  auto b = im.backend_locked(c->cluster_id);
+  if (!b.ok()) return b.status();
+  for (const auto& m : c->members) {
+    Status d = (*b)->delete_snapshot(c->project_name, m.snapshot_id);
+    if (!d.ok() && d.code() != Code::kNotFound) return d;
+  }
+  // Leftovers of an interrupted try are tagged with its id.
+  if (Status s = im.remove_member_leftovers(**b, *c); !s.ok()) return s;
+  return im.deps.store->transact(
+      [&](Txn& t) { return t.exec("DELETE FROM cg_snapshots WHERE id = ?", {id}).status(); });
+}
+
+Status Groups::begin_restore(const std::string& group_id, const std::string& cluster_id,
+                             const std::vector<std::string>& volume_ids) {
+  Impl& im = *impl_;
+  std::vector<std::string> keys;
+  {
+    std::lock_guard lock(im.restore_mu);
+    ++im.restoring_groups[group_id];
+    for (const auto& v : volume_ids) {
+      keys.push_back(fence_key(cluster_id, v));
+      ++im.restoring_volumes[keys.back()];
+    }
+  }
+  // Writes that passed the check before it was set are drained by raising the fence once.
+  auto hold = im.fence.raise(keys, im.deps.options->group_snapshot_fence_timeout);
+  if (!hold.ok()) {
+    end_restore(group_id, cluster_id, volume_ids);
+    return hold.status().with_prefix("write fence");
+  }
+  return Status::Ok();
+}
+
+void Groups::end_restore(const std::string& group_id, const std::string& cluster_id,
+                         const std::vector<std::string>& volume_ids) {
+  Impl& im = *impl_;
+  std::lock_guard lock(im.restore_mu);
+  auto drop = [](std::map<std::string, int>& m, const std::string& k) {
+    auto it = m.find(k);
+    if (it != m.end() && --it->second <= 0) m.erase(it);
+  };
+  drop(im.restoring_groups, group_id);
+  for (const auto& v : volume_ids) drop(im.restoring_volumes, fence_key(cluster_id, v));
+}
+
 // ---- refusals ----
 
 Status Groups::check_volume_free(const std::string& cluster_id,
@@ -1086,6 +1200,15 @@ Status Groups::check_volume_free(const std::string& cluster_id,
   if (!group->empty())
     return Status::FailedPrecondition("volume " + volume_id + " belongs to consistency group " +
                                       *group + "; remove it from the group first");
+  auto copy = impl_->first_text(
+      "SELECT v.copy_set_id || ' copy ' || v.idx FROM full_copy_volumes v JOIN full_copies f ON "
+      "f.copy_set_id = v.copy_set_id AND f.idx = v.idx JOIN copy_sets c ON c.id = v.copy_set_id "
+      "WHERE v.volume_id = ? AND c.cluster_id = ? AND f.status <> 'detached'",
+      {volume_id, cluster_id});
+  if (!copy.ok()) return copy.status();
+  if (!copy->empty())
+    return Status::FailedPrecondition("volume " + volume_id + " is a full copy (copy set " + *copy +
+                                      "); detach the copy first");
   return Status::Ok();
 }
 
@@ -1112,6 +1235,20 @@ Status Groups::check_cluster_free(const std::string& cluster_id) const {
     return Status::Ok();
   });
   if (!s.ok()) return s;
+  std::int64_t copies = 0;
+  s = impl_->deps.store->read([&](Txn& t) -> Status {
+    auto c = t.query_one(
+        "SELECT COUNT(*) FROM full_copies f JOIN copy_sets c ON c.id = f.copy_set_id WHERE "
+        "c.cluster_id = ? AND f.status <> 'detached'",
+        {cluster_id});
+    if (!c.ok()) return c.status();
+    copies = (*c)->int64(0);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (copies > 0)
+    return Status::FailedPrecondition("cluster " + cluster_id + " holds " + std::to_string(copies) +
+                                      " linked full copy(ies); detach them first");
   if (groups > 0 || snaps > 0)
     return Status::FailedPrecondition("cluster " + cluster_id + " holds " + std::to_string(groups) +
                                       " consistency group(s) and " + std::to_string(snaps) +
@@ -1137,6 +1274,10 @@ Status Groups::write_volume(const std::string& cluster_id, const std::string& pr
   if (offset > v->size || data.size() > v->size - offset)
     return Status::InvalidArgument("offset: the write ends past the volume's " +
                                    std::to_string(v->size) + " bytes");
+  if (im.restoring_volume(fence_key(cluster_id, volume_id)))
+    return Status::FailedPrecondition("volume " + volume_id +
+                                      " is being restored from a full copy; retry when the "
+                                      "restore has ended");
   // Held for the whole write, so a group snapshot sees all of it or none of it.
   auto pass = im.fence.enter(fence_key(cluster_id, volume_id),
                              im.deps.options->group_snapshot_fence_timeout * 2);

@@ -64,6 +64,23 @@ class Groups {
   Status check_snapshot_free(const std::string& snapshot_id) const;
   Status check_cluster_free(const std::string& cluster_id) const;
 
+  // For full copies (full_copies.cpp).
+  // The group `id` when a group snapshot of it can be taken now (as create_cg_snapshot checks).
+  Result<ConsistencyGroup> snapshot_ready_group(const std::string& id,
+                                                const std::string& field) const;
+  // Takes group snapshot `id`, recorded `creating`, as CREATE_CG_SNAPSHOT does: OK when it is
+  // available already; FAILED_PRECONDITION when it ended in error.
+  Status take_cg_snapshot(StepContext& ctx, const std::string& id);
+  // Deletes a group snapshot whatever its status: member snapshots, tagged leftovers, record.
+  // OK when it does not exist.
+  Status drop_cg_snapshot(const std::string& id);
+  // While a restore writes `volume_ids` (members of `group_id`), write_volume to them and new
+  // group snapshots of the group are refused. begin_restore drains writes in flight.
+  Status begin_restore(const std::string& group_id, const std::string& cluster_id,
+                       const std::vector<std::string>& volume_ids);
+  void end_restore(const std::string& group_id, const std::string& cluster_id,
+                   const std::vector<std::string>& volume_ids);
+
   Status write_volume(const std::string& cluster_id, const std::string& project,
                       const std::string& volume_id, std::uint64_t offset, std::string_view data,
                       bool durable);
