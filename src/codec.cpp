@@ -59,6 +59,26 @@ void ObjectReader::strings(const char* key, std::vector<std::string>& out, std::
   out = std::move(items);
 }
 
+void ObjectReader::integers(const char* key, std::vector<int>& out, std::size_t max_items) {
+  const json::value* v = field(key);
+  if (!v) return;
+  if (!v->is_array()) return fail(key, "must be an array of integers");
+  const auto& a = v->as_array();
+  if (a.size() > max_items)
+    return fail(key, "must hold at most " + std::to_string(max_items) + " items");
+  std::vector<int> items;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].is_int64() && a[i].as_int64() >= INT32_MIN && a[i].as_int64() <= INT32_MAX) {
+      items.push_back(static_cast<int>(a[i].as_int64()));
+    } else if (a[i].is_uint64() && a[i].as_uint64() <= INT32_MAX) {
+      items.push_back(static_cast<int>(a[i].as_uint64()));
+    } else {
+      return fail((std::string(key) + "[" + std::to_string(i) + "]").c_str(), "must be an integer");
+    }
+  }
+  out = std::move(items);
+}
+
 void ObjectReader::boolean(const char* key, bool& out) {
   std::optional<bool> b;
   boolean(key, b);

@@ -37,6 +37,8 @@ class ObjectReader {
   // An array of at most `max_items` strings.
   void strings(const char* key, std::vector<std::string>& out, std::size_t max_items,
                bool required = false);
+  // An array of at most `max_items` integers (int32).
+  void integers(const char* key, std::vector<int>& out, std::size_t max_items);
   // A nested object; nullptr when absent (and an error when required).
   const json::value* object(const char* key, bool required = false);
   // INVALID_ARGUMENT for the first field not read. Call after all getters.

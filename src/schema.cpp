@@ -155,6 +155,57 @@ CREATE TABLE cg_snapshot_members (
   PRIMARY KEY (cg_snapshot_id, position)
 );
 )sql"},
+      {5, R"sql(
+-- A group snapshot taken for full copies belongs to their copy set: the service deletes it
+-- when no copy refers to it any more.
+ALTER TABLE cg_snapshots ADD COLUMN copy_set_id TEXT NOT NULL DEFAULT '';
+
+-- One full-copy request: `count` copies of a group's members (all, or some with partial).
+CREATE TABLE copy_sets (
+  seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+  id               TEXT NOT NULL UNIQUE,
+  name             TEXT NOT NULL,
+  group_id         TEXT NOT NULL REFERENCES consistency_groups (id) ON DELETE CASCADE,
+  cluster_id       TEXT NOT NULL,
+  project          TEXT NOT NULL,
+  copy_count       INTEGER NOT NULL,
+  partial          INTEGER NOT NULL,
+  create_inactive  INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL,
+  UNIQUE (group_id, name)
+);
+
+-- One copy of a set: a volume per member, its state, and the group snapshot its content is
+-- from (cg_snapshot_id) or is being made from (sync_cg_snapshot_id).
+CREATE TABLE full_copies (
+  copy_set_id          TEXT NOT NULL REFERENCES copy_sets (id) ON DELETE CASCADE,
+  idx                  INTEGER NOT NULL,
+  status               TEXT NOT NULL CHECK (status IN ('creating', 'inactive',
+                       'synchronizing', 'synchronized', 'restoring', 'detached', 'error')),
+  cg_snapshot_id       TEXT NOT NULL DEFAULT '',
+  sync_cg_snapshot_id  TEXT NOT NULL DEFAULT '',
+  workflow_id          TEXT NOT NULL DEFAULT '',
+  message              TEXT NOT NULL DEFAULT '',
+  updated_at           INTEGER NOT NULL,
+  PRIMARY KEY (copy_set_id, idx)
+);
+CREATE INDEX full_copies_by_snapshot ON full_copies (cg_snapshot_id);
+CREATE INDEX full_copies_by_sync_snapshot ON full_copies (sync_cg_snapshot_id);
+
+CREATE TABLE full_copy_volumes (
+  copy_set_id       TEXT NOT NULL,
+  idx               INTEGER NOT NULL,
+  position          INTEGER NOT NULL,
+  source_volume_id  TEXT NOT NULL,
+  name              TEXT NOT NULL,
+  size              INTEGER NOT NULL,
+  -- Empty until the copy's volume is made.
+  volume_id         TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (copy_set_id, idx, position),
+  FOREIGN KEY (copy_set_id, idx) REFERENCES full_copies (copy_set_id, idx) ON DELETE CASCADE
+);
+CREATE INDEX full_copy_volumes_by_volume ON full_copy_volumes (volume_id);
+)sql"},
   };
   return kMigrations;
 }

@@ -23,6 +23,7 @@
 #include "dmscore/local_backend.hpp"
 #include "dmscore/store.hpp"
 #include "file_io.hpp"
+#include "full_copies.hpp"
 #include "groups.hpp"
 #include "util.hpp"
 
@@ -176,6 +177,7 @@ struct Service::Impl {
   std::map<std::string, std::shared_ptr<Backend>> backends;  // by cluster id
 
   std::unique_ptr<detail::Groups> groups;
+  std::unique_ptr<detail::FullCopies> full_copies;
 
   std::atomic<std::uint64_t> copy_bytes{0};
   std::atomic<std::uint64_t> verify_bytes{0};
@@ -814,6 +816,7 @@ Service::~Service() {
   }
   if (impl_->engine) impl_->engine->stop();
   impl_->engine.reset();
+  impl_->full_copies.reset();
   impl_->groups.reset();
   impl_->backends.clear();
 }
@@ -894,10 +897,17 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
       return raw->backend(cid, field);
     };
   }
-  impl->groups = std::make_unique<detail::Groups>(std::move(gd));
+  impl->groups = std::make_unique<detail::Groups>(gd);
   impl->groups->register_workflows();
+  detail::FullCopies::Deps fd;
+  static_cast<detail::Groups::Deps&>(fd) = gd;
+  fd.groups = impl->groups.get();
+  fd.copy_bytes = &impl->copy_bytes;
+  impl->full_copies = std::make_unique<detail::FullCopies>(std::move(fd));
+  impl->full_copies->register_workflows();
   if (Status s = impl->groups->recover(); !s.ok()) return s;
   if (Status s = impl->engine->start(); !s.ok()) return s;
+  if (Status s = impl->full_copies->recover(); !s.ok()) return s;
   if (impl->options.health_check_interval.count() > 0) {
     Impl* raw = impl.get();
     impl->health = std::thread([raw] { raw->health_loop(); });
@@ -1201,6 +1211,33 @@ Result<CgSnapshot> Service::get_cg_snapshot(const std::string& id) const {
 
 Status Service::delete_cg_snapshot(const std::string& id) {
   return impl_->groups->delete_cg_snapshot(id);
+}
+
+// ---- group full copies (full_copies.cpp) ----
+
+Result<CopySetWork> Service::create_full_copies(const CreateFullCopiesRequest& request) {
+  return impl_->full_copies->create(request);
+}
+
+Result<CopySetPage> Service::list_copy_sets(const std::string& group_id,
+                                            const PageRequest& page) const {
+  return impl_->full_copies->list(group_id, page);
+}
+
+Result<CopySet> Service::get_copy_set(const std::string& group_id,
+                                      const std::string& copy_set_id) const {
+  return impl_->full_copies->get(group_id, copy_set_id);
+}
+
+Result<CopySetWork> Service::copy_set_action(const std::string& group_id,
+                                             const std::string& copy_set_id,
+                                             const CopySetActionRequest& request) {
+  return impl_->full_copies->act(group_id, copy_set_id, request);
+}
+
+Result<ConsistencyGroup> Service::thick_clone_consistency_group(
+    const ThickCloneGroupRequest& request) {
+  return impl_->full_copies->thick_clone_group(request);
 }
 
 }  // namespace dmscore

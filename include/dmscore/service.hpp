@@ -19,6 +19,7 @@
 #include "dmscore/backend.hpp"
 #include "dmscore/clone.hpp"
 #include "dmscore/cluster.hpp"
+#include "dmscore/full_copy.hpp"
 #include "dmscore/group.hpp"
 #include "dmscore/identity.hpp"
 #include "dmscore/options.hpp"
@@ -34,6 +35,11 @@ inline constexpr const char* kThickCloneVolume = "THICK_CLONE_VOLUME";
 inline constexpr const char* kThickCloneSnapshot = "THICK_CLONE_SNAPSHOT";
 inline constexpr const char* kCreateCgSnapshot = "CREATE_CG_SNAPSHOT";
 inline constexpr const char* kCreateConsistencyGroup = "CREATE_CONSISTENCY_GROUP";
+inline constexpr const char* kCreateFullCopy = "CREATE_FULL_COPY";
+inline constexpr const char* kActivateFullCopy = "ACTIVATE_FULL_COPY";
+inline constexpr const char* kResynchronizeFullCopy = "RESYNCHRONIZE_FULL_COPY";
+inline constexpr const char* kRestoreFullCopy = "RESTORE_FULL_COPY";
+inline constexpr const char* kThickCloneConsistencyGroup = "THICK_CLONE_CONSISTENCY_GROUP";
 
 struct WorkflowCount {
   std::string type;
@@ -148,6 +154,26 @@ class Service {
   // Deletes the member snapshots, then the record. FAILED_PRECONDITION unless available, error
   // or error_deleting; a member that cannot be deleted leaves it error_deleting.
   Status delete_cg_snapshot(const std::string& id);
+
+  // Group full copies (full_copy.hpp). create: INVALID_ARGUMENT naming the field; NOT_FOUND
+  // for an unknown group or cluster; FAILED_PRECONDITION unless the group and its members are
+  // available; ALREADY_EXISTS for a taken set name or copy volume name; RESOURCE_EXHAUSTED
+  // (nothing recorded) when the `count` workflows do not all fit under maxRunningWorkflows.
+  // Answers the copy set and one workflow per copy (CREATE_FULL_COPY).
+  Result<CopySetWork> create_full_copies(const CreateFullCopiesRequest& request);
+  Result<CopySetPage> list_copy_sets(const std::string& consistency_group_id,
+                                     const PageRequest& page) const;
+  Result<CopySet> get_copy_set(const std::string& consistency_group_id,
+                               const std::string& copy_set_id) const;
+  // activate, resynchronize (one workflow per copy, sharing one new group snapshot), restore
+  // (one workflow; FAILED_PRECONDITION while any workflow uses the group or its volumes) and
+  // detach (at once, no workflow). FAILED_PRECONDITION naming the copy in the wrong state.
+  Result<CopySetWork> copy_set_action(const std::string& consistency_group_id,
+                                      const std::string& copy_set_id,
+                                      const CopySetActionRequest& request);
+  // A new group, `creating` with its THICK_CLONE_CONSISTENCY_GROUP workflow id, whose volumes
+  // are thick clones of the group snapshot's members; `available` when they are made.
+  Result<ConsistencyGroup> thick_clone_consistency_group(const ThickCloneGroupRequest& request);
 
   // Monitoring counters; one store read.
   Result<ServiceStats> stats() const;

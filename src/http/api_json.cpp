@@ -107,6 +107,10 @@ json::object to_json(const Workflow& w) {
   if (w.type == kRefreshClusters) request_field = "refreshClustersRequest";
   if (w.type == kCreateCgSnapshot) request_field = "cgSnapshotRequest";
   if (w.type == kCreateConsistencyGroup) request_field = "consistencyGroupRequest";
+  if (w.type == kCreateFullCopy || w.type == kActivateFullCopy ||
+      w.type == kResynchronizeFullCopy || w.type == kRestoreFullCopy)
+    request_field = "fullCopyRequest";
+  if (w.type == kThickCloneConsistencyGroup) request_field = "groupThickCloneRequest";
   if (request_field) o[request_field] = parsed(w.request);
   return o;
 }
@@ -154,6 +158,42 @@ json::object to_json(const CgSnapshot& c) {
 json::object to_json(const CgSnapshotMember& m) {
   return {
       {"volumeId", m.volume_id}, {"snapshotId", m.snapshot_id}, {"size", std::to_string(m.size)}};
+}
+
+json::object to_json(const CopySet& c) {
+  json::array copies;
+  for (const auto& f : c.copies) {
+    json::array vols;
+    for (const auto& v : f.volumes)
+      vols.push_back(json::object{{"sourceVolumeId", v.source_volume_id},
+                                  {"volumeId", v.volume_id},
+                                  {"name", v.name},
+                                  {"size", std::to_string(v.size)}});
+    copies.push_back(json::object{{"index", f.index},
+                                  {"status", to_string(f.status)},
+                                  {"cgSnapshotId", f.cg_snapshot_id},
+                                  {"workflowId", f.workflow_id},
+                                  {"message", f.message},
+                                  {"updatedAt", rfc3339(f.updated_at)},
+                                  {"volumes", std::move(vols)}});
+  }
+  return {{"id", c.id},
+          {"name", c.name},
+          {"consistencyGroupId", c.consistency_group_id},
+          {"clusterId", c.cluster_id},
+          {"projectName", c.project_name},
+          {"count", c.count},
+          {"partial", c.partial},
+          {"createInactive", c.create_inactive},
+          {"createdAt", rfc3339(c.created_at)},
+          {"copies", std::move(copies)}};
+}
+
+json::object to_json(const CopySetWork& w) {
+  json::array wfs;
+  for (const auto& cw : w.workflows)
+    wfs.push_back(json::object{{"copy", cw.index}, {"workflowId", cw.workflow_id}});
+  return {{"copySet", to_json(w.copy_set)}, {"workflows", std::move(wfs)}};
 }
 
 }  // namespace dmscore::http::detail

@@ -8,6 +8,7 @@
 #include "dmscore/auth.hpp"
 #include "dmscore/backend.hpp"
 #include "dmscore/cluster.hpp"
+#include "dmscore/full_copy.hpp"
 #include "dmscore/group.hpp"
 #include "dmscore/identity.hpp"
 #include "dmscore/workflow.hpp"
@@ -29,5 +30,7 @@ json::object to_json(const ConsistencyGroup& g);
 // Without its members (GET .../members lists them).
 json::object to_json(const CgSnapshot& c);
 json::object to_json(const CgSnapshotMember& m);
+json::object to_json(const CopySet& c);
+json::object to_json(const CopySetWork& w);
 
 }  // namespace dmscore::http::detail

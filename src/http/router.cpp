@@ -118,6 +118,17 @@ Result<json::value> parse_body(const Request& req, bool allow_empty) {
   return dmscore::detail::parse_json(body);
 }
 
+// A body of exactly one action, {"<action>": {...}}: INVALID_ARGUMENT listing `actions`
+// otherwise.
+Result<json::value> action_body(const Request& req, const char* actions) {
+  auto body = parse_body(req, false);
+  if (!body.ok()) return body.status();
+  const json::object* obj = body->if_object();
+  if (!obj || obj->size() != 1)
+    return Status::InvalidArgument(std::string("body: must hold exactly one action: ") + actions);
+  return body;
+}
+
 // Only the named query parameters are accepted.
 Status check_query(const Params& p, std::initializer_list<const char*> allowed) {
   for (const auto& [k, v] : p.query) {
@@ -722,12 +733,8 @@ void Router::Impl::build() {
   });
   add("POST", groups + "/{consistencyGroupId}/action", [this](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
-    auto body = parse_body(c.req, false);
+    auto body = action_body(c.req, "resetStatus or forceDelete");
     if (!body.ok()) return body.status();
-    const json::object* obj = body->if_object();
-    if (!obj || obj->size() != 1)
-      return Status::InvalidArgument(
-          "body: must hold exactly one action, resetStatus or forceDelete");
     ObjectReader o(*body, "");
     const json::value* reset = o.object("resetStatus");
     const json::value* force = o.object("forceDelete");
@@ -750,6 +757,98 @@ void Router::Impl::build() {
       if (Status s = svc.force_delete_consistency_group(id, c.principal.user); !s.ok()) return s;
     }
     return json::value(ok_body());
+  });
+
+  // A literal segment: it wins over "{consistencyGroupId}" (see handle).
+  add("POST", groups + "/thickclone", [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {}); !s.ok()) return s;
+    auto body = parse_body(c.req, false);
+    if (!body.ok()) return body.status();
+    ThickCloneGroupRequest r;
+    ObjectReader o(*body, "");
+    const json::value* src = o.object("src", true);
+    const json::value* dst = o.object("dst", true);
+    o.boolean("verifyClone", r.verify_clone);
+    if (Status s = o.finish(); !s.ok()) return s;
+    ObjectReader so(*src, "src");
+    so.string("cgSnapshotId", r.src_cg_snapshot_id, true);
+    if (Status s = so.finish(); !s.ok()) return s;
+    ObjectReader dso(*dst, "dst");
+    dso.string("name", r.dst_name, true);
+    dso.string("clusterId", r.dst_cluster_id);
+    dso.string("projectName", r.dst_project_name);
+    if (Status s = dso.finish(); !s.ok()) return s;
+    auto g = svc.thick_clone_consistency_group(r);
+    if (!g.ok()) return g.status();
+    return json::value(json::object{{"consistencyGroup", http::detail::to_json(*g)},
+                                    {"workflowId", g->workflow_id}});
+  });
+  const std::string copies = "/api/v1/consistency-groups/{consistencyGroupId}/full-copies";
+  add("POST", copies, [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {}); !s.ok()) return s;
+    auto body = parse_body(c.req, false);
+    if (!body.ok()) return body.status();
+    CreateFullCopiesRequest r;
+    r.consistency_group_id = c.params.path["consistencyGroupId"];
+    std::optional<int> count;
+    ObjectReader o(*body, "");
+    o.string("name", r.name, true);
+    o.integer("count", count);
+    o.boolean("partial", r.partial);
+    o.strings("volumeIds", r.volume_ids, 64);
+    o.boolean("createInactive", r.create_inactive);
+    o.string("clusterId", r.cluster_id);
+    o.string("projectName", r.project_name);
+    if (Status s = o.finish(); !s.ok()) return s;
+    if (count) r.count = *count;
+    auto w = svc.create_full_copies(r);
+    if (!w.ok()) return w.status();
+    return json::value(http::detail::to_json(*w));
+  });
+  add("GET", copies, [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
+    auto n = page_size(c.params);
+    if (!n.ok()) return n.status();
+    auto page = svc.list_copy_sets(c.params.path["consistencyGroupId"],
+                                   {*n, query(c.params, "nextPageToken")});
+    if (!page.ok()) return page.status();
+    json::array a;
+    for (auto& cs : page->copy_sets) a.push_back(http::detail::to_json(cs));
+    return json::value(
+        json::object{{"copySets", std::move(a)}, {"nextPageToken", page->next_page_token}});
+  });
+  add("GET", copies + "/{copySetId}", [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {}); !s.ok()) return s;
+    auto cs = svc.get_copy_set(c.params.path["consistencyGroupId"], c.params.path["copySetId"]);
+    if (!cs.ok()) return cs.status();
+    return json::value(json::object{{"copySet", http::detail::to_json(*cs)}});
+  });
+  add("POST", copies + "/{copySetId}/action", [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {}); !s.ok()) return s;
+    auto body = action_body(c.req, "activate, detach, resynchronize or restore");
+    if (!body.ok()) return body.status();
+    CopySetActionRequest r;
+    ObjectReader o(*body, "");
+    const json::value* found = nullptr;
+    for (auto a : {CopyAction::kActivate, CopyAction::kDetach, CopyAction::kResynchronize,
+                   CopyAction::kRestore}) {
+      const std::string key(to_string(a));
+      if (const json::value* v = o.object(key.c_str())) {
+        found = v;
+        r.action = a;
+      }
+    }
+    if (Status s = o.finish(); !s.ok()) return s;
+    if (!found) return Status::InvalidArgument("body: the action must be an object, not null");
+    const std::string key(to_string(r.action));
+    ObjectReader ao(*found, key);
+    ao.integers("copies", r.copies, 8);
+    if (r.action == CopyAction::kRestore) ao.boolean("confirm", r.confirm);
+    if (Status s = ao.finish(); !s.ok()) return s;
+    auto w =
+        svc.copy_set_action(c.params.path["consistencyGroupId"], c.params.path["copySetId"], r);
+    if (!w.ok()) return w.status();
+    return json::value(http::detail::to_json(*w));
   });
 
   const std::string cgsnaps = "/api/v1/cg-snapshots";

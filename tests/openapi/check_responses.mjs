@@ -753,6 +753,78 @@ async function main() {
           (r) => (r.json.consistencyGroup.status === "available" && r.json.consistencyGroup.volumeIds.length === 2 ? null : `not available with 2 volumes: ${JSON.stringify(r.json)}`));
         await check("delete the group made from the group snapshot", { method: "DELETE", path: `${G}/${made.id}`, token }, 200);
       }
+      // ---- thick clone of the group snapshot into a new group, on cluster B
+      const tc = await check("thick clone the group snapshot into a new group", { method: "POST", path: `${G}/thickclone`, token,
+        json: { src: { cgSnapshotId: cgs.id }, dst: { name: "db-thick", clusterId: cidB, projectName: "p3" }, verifyClone: true } }, 200,
+        (r) => (r.json.consistencyGroup.status === "creating" && r.json.consistencyGroup.workflowId === r.json.workflowId ? null : "not creating with its workflow"));
+      await check("thick clone a group snapshot without dst", { method: "POST", path: `${G}/thickclone`, token, json: { src: { cgSnapshotId: cgs.id } } }, 400, expectCode(3));
+      await check("thick clone an unknown group snapshot", { method: "POST", path: `${G}/thickclone`, token, json: { src: { cgSnapshotId: randomUuid() }, dst: { name: "x" } } }, 404);
+      await check("thick clone with an unknown field", { method: "POST", path: `${G}/thickclone`, token, json: { src: { cgSnapshotId: cgs.id }, dst: { name: "x", size: "1" } } }, 400, expectCode(3));
+      if (tc.json?.workflowId) {
+        const w3 = await waitWorkflow(token, tc.json.workflowId, "group thick clone");
+        if (w3?.state !== "COMPLETED" || w3.groupThickCloneRequest?.cgSnapshotId !== cgs.id) fail(`group thick clone workflow: ${JSON.stringify(w3)}`);
+        await check("the thick-cloned group", { method: "GET", path: `${G}/${tc.json.consistencyGroup.id}`, token }, 200,
+          (r) => (r.json.consistencyGroup.status === "available" && r.json.consistencyGroup.volumeIds.length === 2 && r.json.consistencyGroup.clusterId === cidB ? null : `not available with 2 volumes on B: ${JSON.stringify(r.json)}`));
+        await check("thick clone into a taken group name", { method: "POST", path: `${G}/thickclone`, token, json: { src: { cgSnapshotId: cgs.id }, dst: { name: "db-thick" } } }, 409, expectCode(6));
+        await check("delete the thick-cloned group", { method: "DELETE", path: `${G}/${tc.json.consistencyGroup.id}`, token }, 200);
+      }
+      // ---- full copies of the group
+      const FC = `${GI}/full-copies`;
+      const fc = await check("full copies of the group on cluster B", { method: "POST", path: FC, token,
+        json: { name: "fc", count: 1, clusterId: cidB, projectName: "copies" } }, 200,
+        (r) => (r.json.workflows.length === 1 && r.json.copySet.copies[0].status === "creating" && r.json.copySet.copies[0].volumes.length === 2 ? null : `not one creating copy of 2 volumes: ${JSON.stringify(r.json)}`));
+      await check("full copies with count 9", { method: "POST", path: FC, token, json: { name: "x", count: 9 } }, 400, expectCode(3));
+      await check("full copies with volumeIds but not partial", { method: "POST", path: FC, token, json: { name: "x", volumeIds: [vol1.id] } }, 400, expectCode(3));
+      await check("full copies with an unknown field", { method: "POST", path: FC, token, json: { name: "x", copyMode: "sync" } }, 400, expectCode(3));
+      await check("full copies of an unknown group", { method: "POST", path: `${G}/${randomUuid()}/full-copies`, token, json: { name: "x" } }, 404);
+      const set = fc.json?.copySet;
+      if (set) {
+        const fw = await waitWorkflow(token, fc.json.workflows[0].workflowId, "full copy");
+        if (fw?.state !== "COMPLETED" || fw.fullCopyRequest?.copySetId !== set.id || fw.result.copySetId !== set.id) fail(`full copy workflow: ${JSON.stringify(fw)}`);
+        await check("full copies with a taken name", { method: "POST", path: FC, token, json: { name: "fc" } }, 409, expectCode(6));
+        const SI = `${FC}/${set.id}`;
+        await check("get a copy set", { method: "GET", path: SI, token }, 200,
+          (r) => (r.json.copySet.copies[0].status === "synchronized" && r.json.copySet.copies[0].cgSnapshotId ? null : `not synchronized: ${JSON.stringify(r.json)}`));
+        await check("get an unknown copy set", { method: "GET", path: `${FC}/${randomUuid()}`, token }, 404);
+        await check("list copy sets", { method: "GET", path: `${FC}?pageSize=1`, token }, 200, (r) => (r.json.copySets.length === 1 ? null : "not 1"));
+        await check("list copy sets with a bad page size", { method: "GET", path: `${FC}?pageSize=x`, token }, 400, expectCode(3));
+        await check("list copy sets of an unknown group", { method: "GET", path: `${G}/${randomUuid()}/full-copies`, token }, 404);
+        await check("a copy set action with two actions", { method: "POST", path: `${SI}/action`, token, json: { detach: {}, activate: {} } }, 400, expectCode(3));
+        await check("activate a synchronized copy", { method: "POST", path: `${SI}/action`, token, json: { activate: {} } }, 400, expectCode(9));
+        await check("restore without confirm", { method: "POST", path: `${SI}/action`, token, json: { restore: {} } }, 400, expectCode(3));
+        await check("an action on copy 2 of 1", { method: "POST", path: `${SI}/action`, token, json: { resynchronize: { copies: [2] } } }, 400, expectCode(3));
+        const rs = await check("resynchronize the copies", { method: "POST", path: `${SI}/action`, token, json: { resynchronize: {} } }, 200,
+          (r) => (r.json.workflows.length === 1 && r.json.copySet.copies[0].status === "synchronizing" ? null : `not synchronizing: ${JSON.stringify(r.json)}`));
+        if (rs.json?.workflows?.[0]) {
+          const rw = await waitWorkflow(token, rs.json.workflows[0].workflowId, "resynchronize");
+          if (rw?.state !== "COMPLETED" || rw.type !== "RESYNCHRONIZE_FULL_COPY") fail(`resynchronize workflow: ${JSON.stringify(rw)}`);
+        }
+        const rr = await check("restore the sources from copy 1", { method: "POST", path: `${SI}/action`, token, json: { restore: { confirm: true, copies: [1] } } }, 200,
+          (r) => (r.json.workflows.length === 1 && r.json.copySet.copies[0].status === "restoring" ? null : `not restoring: ${JSON.stringify(r.json)}`));
+        if (rr.json?.workflows?.[0]) {
+          const rw = await waitWorkflow(token, rr.json.workflows[0].workflowId, "restore");
+          if (rw?.state !== "COMPLETED" || rw.type !== "RESTORE_FULL_COPY") fail(`restore workflow: ${JSON.stringify(rw)}`);
+        }
+        await check("delete a group with linked copies", { method: "DELETE", path: GI, token }, 400, expectCode(9));
+        await check("detach the copies", { method: "POST", path: `${SI}/action`, token, json: { detach: {} } }, 200,
+          (r) => (r.json.workflows.length === 0 && r.json.copySet.copies[0].status === "detached" ? null : `not detached: ${JSON.stringify(r.json)}`));
+        await check("detach them again", { method: "POST", path: `${SI}/action`, token, json: { detach: {} } }, 400, expectCode(9));
+      }
+      const ina = await check("inactive partial full copies", { method: "POST", path: FC, token,
+        json: { name: "cold", count: 2, partial: true, volumeIds: [vol2.id], createInactive: true } }, 200,
+        (r) => (r.json.workflows.length === 2 && r.json.copySet.copies.every((c) => c.volumes.length === 1) ? null : `not 2 copies of 1 volume: ${JSON.stringify(r.json)}`));
+      if (ina.json?.copySet) {
+        for (const w of ina.json.workflows) await waitWorkflow(token, w.workflowId, "inactive copy");
+        const SI = `${FC}/${ina.json.copySet.id}`;
+        await check("the copies are inactive", { method: "GET", path: SI, token }, 200, (r) => (r.json.copySet.copies.every((c) => c.status === "inactive") ? null : "not inactive"));
+        const act = await check("activate copy 2", { method: "POST", path: `${SI}/action`, token, json: { activate: { copies: [2] } } }, 200,
+          (r) => (r.json.workflows.length === 1 && r.json.workflows[0].copy === 2 ? null : `not copy 2: ${JSON.stringify(r.json)}`));
+        if (act.json?.workflows?.[0]) {
+          const aw = await waitWorkflow(token, act.json.workflows[0].workflowId, "activate");
+          if (aw?.state !== "COMPLETED" || aw.type !== "ACTIVATE_FULL_COPY") fail(`activate workflow: ${JSON.stringify(aw)}`);
+        }
+        await check("detach the inactive set", { method: "POST", path: `${SI}/action`, token, json: { detach: {} } }, 200);
+      }
       await check("delete a group snapshot", { method: "DELETE", path: `${CG}/${cgs.id}`, token }, 200);
       await check("delete it again", { method: "DELETE", path: `${CG}/${cgs.id}`, token }, 404);
     }

@@ -1,0 +1,50 @@
+#pragma once
+// The service's group full copies (copy sets) and thick clones of group snapshots into new
+// groups (see full_copy.hpp). The Service owns one; it reaches groups through Groups and the
+// rest of the service through Deps.
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "dmscore/backend.hpp"
+#include "dmscore/full_copy.hpp"
+#include "dmscore/group.hpp"
+#include "dmscore/options.hpp"
+#include "dmscore/store.hpp"
+#include "dmscore/workflow.hpp"
+#include "groups.hpp"
+
+namespace dmscore::detail {
+
+class FullCopies {
+ public:
+  // The groups' dependencies (auth unused) and the groups themselves.
+  struct Deps : Groups::Deps {
+    Groups* groups = nullptr;
+    // Data bytes written into destinations (the service's copy counter).
+    std::atomic<std::uint64_t>* copy_bytes = nullptr;
+  };
+
+  explicit FullCopies(Deps deps);
+  ~FullCopies();
+
+  // Before the engine starts.
+  void register_workflows();
+  // After the engine started: copies (and groups) whose workflow was cancelled before it ran
+  // get their terminal status (see Impl::reconcile).
+  Status recover();
+
+  Result<CopySetWork> create(const CreateFullCopiesRequest& request);
+  Result<CopySetPage> list(const std::string& group_id, const PageRequest& page) const;
+  Result<CopySet> get(const std::string& group_id, const std::string& id) const;
+  Result<CopySetWork> act(const std::string& group_id, const std::string& id,
+                          const CopySetActionRequest& request);
+  Result<ConsistencyGroup> thick_clone_group(const ThickCloneGroupRequest& request);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dmscore::detail
