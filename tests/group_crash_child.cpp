@@ -4,6 +4,9 @@
 //                                         and a group of them; prints "IDS <cluster> <group>"
 //   group_crash_child snap DATA GROUP N   finish what a kill interrupted, then take group
 //                                         snapshots again and again ("ACK <cg snapshot id>" each)
+//   group_crash_child copy DATA GROUP N   finish what a kill interrupted, then make copy sets of
+//                                         two full copies and resynchronize the previous one,
+//                                         again and again ("ACK <copy set id>" each)
 //   group_crash_child drain DATA          resume and run until nothing is left, exit 0
 #include <fcntl.h>
 #include <unistd.h>
@@ -78,6 +81,32 @@ int main(int argc, char** argv) {
       std::printf("ACK %s\n", c->id.c_str());
       std::fflush(stdout);
       (void)svc->wait_workflow(c->workflow_id, 60s);
+    }
+  }
+  if (mode == "copy" && argc == 5) {
+    if (dmscore::testing::wait_idle(*svc) != 0) return 3;
+    std::string previous;
+    for (int n = 0;; ++n) {
+      CreateFullCopiesRequest r;
+      r.consistency_group_id = argv[3];
+      r.name = std::string("f") + argv[4] + "-" + std::to_string(n);
+      r.count = 2;
+      auto w = svc->create_full_copies(r);
+      if (!w.ok()) {
+        std::fprintf(stderr, "submit: %s\n", w.status().to_string().c_str());
+        return 1;
+      }
+      std::printf("ACK %s\n", w->copy_set.id.c_str());
+      std::fflush(stdout);
+      for (const auto& cw : w->workflows) (void)svc->wait_workflow(cw.workflow_id, 60s);
+      if (!previous.empty()) {
+        CopySetActionRequest a;
+        a.action = CopyAction::kResynchronize;
+        auto rs = svc->copy_set_action(argv[3], previous, a);
+        if (rs.ok())
+          for (const auto& cw : rs->workflows) (void)svc->wait_workflow(cw.workflow_id, 60s);
+      }
+      previous = w->copy_set.id;
     }
   }
   if (mode == "drain") return dmscore::testing::wait_idle(*svc);
