@@ -612,10 +612,13 @@ int main(int argc, char** argv) {
   auto* update = verb("update", "Change a consistency group");
   auto* reset = verb("reset", "Reset the status of a consistency group (admin)");
   auto* attach = verb("attach", "Attach a cluster");
-  auto* detach = verb("detach", "Detach a cluster");
+  auto* detach = verb("detach", "Detach a cluster, or full copies from their group");
   auto* refresh = verb("refresh", "Re-read clusters");
-  auto* clone = verb("clone", "Thick clone a snapshot");
+  auto* clone = verb("clone", "Thick clone a snapshot, or a group snapshot into a new group");
   auto* cancel = verb("cancel", "Cancel a workflow");
+  auto* activate = verb("activate", "Copy a group into inactive full copies");
+  auto* resync = verb("resync", "Copy a group's current state onto its full copies again");
+  auto* restore = verb("restore", "Copy a full copy back onto its group's volumes");
 
   // service credentials
   std::string pem_out;
@@ -1032,6 +1035,164 @@ int main(int argc, char** argv) {
                             return kExitOk;
                           });
   delete_cgs->add_option("id", object_id, "group snapshot id")->required();
+
+  // full copies of groups (copy sets) and group thick clones
+  int copy_count = 1;
+  std::string target_cluster, target_project;
+  bool partial = false, inactive = false, confirm = false;
+  std::vector<int> copy_indexes;
+  // Prints the copy set; with --wait follows each copy's workflow in turn.
+  auto copy_work = [&](Connection& c, const std::string& answer, const std::string& title) {
+    json::value v = parse_answer(answer);
+    std::vector<std::pair<std::int64_t, std::string>> wfs;
+    for (const auto& w : v.at("workflows").as_array())
+      wfs.emplace_back(w.at("copy").to_number<std::int64_t>(),
+                       std::string(w.at("workflowId").as_string()));
+    if (!g.wait || wfs.empty()) {
+      print(answer, "copySet");
+      for (const auto& [copy, id] : wfs)
+        fmt::print(stderr, "copy {}: workflow {}; follow it with: dmsctl get workflow {} --watch\n",
+                   copy, id, id);
+      return kExitOk;
+    }
+    int rc = kExitOk;
+    for (const auto& [copy, id] : wfs) {
+      fmt::print(stderr, "copy {}: workflow {}\n", copy, id);
+      int one = follow(c, id, title + " copy " + std::to_string(copy), false);
+      if (one != kExitOk) rc = one;
+    }
+    print(check(c.api->get_copy_set(group_id, std::string(v.at("copySet").at("id").as_string()))),
+          "copySet");
+    return rc;
+  };
+  auto* create_set = leaf(
+      create, "copy-set",
+      "Full copies of a group: one group snapshot, its members thick cloned COUNT times",
+      "  dmsctl create copy-set --group GROUP_ID --name nightly --count 3 --wait\n"
+      "  dmsctl create copy-set --group GROUP_ID --name dr --cluster C2 --project dr --inactive\n"
+      "  dmsctl create copy-set --group GROUP_ID --name data-only --partial --volume DATA_ID",
+      [&] {
+        json::object b{{"name", object_name}, {"count", copy_count}};
+        if (partial) b["partial"] = true;
+        if (!volume_ids.empty()) {
+          json::array ids;
+          for (const auto& v : volume_ids) ids.push_back(json::value(v));
+          b["volumeIds"] = std::move(ids);
+        }
+        if (inactive) b["createInactive"] = true;
+        if (!target_cluster.empty()) b["clusterId"] = target_cluster;
+        if (!target_project.empty()) b["projectName"] = target_project;
+        auto c = connect(true);
+        auto r = c.api->create_full_copies(group_id, json::serialize(b));
+        if (!r.ok() && r.status().code() == Code::kResourceExhausted && c.api->retry_after())
+          fail(r.status(), "retry after " + std::to_string(*c.api->retry_after()) + " s");
+        return copy_work(c, check(std::move(r)), "Full copy " + object_name);
+      });
+  create_set->add_option("--group", group_id, "consistency group id")->required();
+  create_set->add_option("--name", object_name, "copy set name")->required();
+  create_set->add_option("--count", copy_count, "copies (1-8)")
+      ->check(CLI::Range(1, 8))
+      ->capture_default_str();
+  create_set->add_flag("--partial", partial, "copy only the members given with --volume");
+  create_set->add_option("--volume", volume_ids, "a member to copy, with --partial (repeatable)");
+  create_set->add_flag("--inactive", inactive, "make the volumes, copy nothing until activate");
+  create_set->add_option("--cluster", target_cluster,
+                         "cluster of the copies (default: the group's)");
+  create_set->add_option("--project", target_project,
+                         "project of the copies (default: the group's)");
+  with_wait(create_set);
+  auto* list_sets =
+      leaf(list, "copy-sets", "List a group's copy sets",
+           "  dmsctl list copy-sets --group GROUP_ID -o wide", [&] {
+             auto c = connect(true);
+             print(check(c.api->list_copy_sets(group_id, {page_size, page_token})), "copySet");
+             return kExitOk;
+           });
+  list_sets->add_option("--group", group_id, "consistency group id")->required();
+  list_sets->add_option("--page-size", page_size, "per page")->check(CLI::Range(1, 1000));
+  list_sets->add_option("--page-token", page_token, "the page to show");
+  with_output(list_sets);
+  auto* get_set = leaf(get, "copy-set", "Show a copy set: its copies, their states and volumes",
+                       "  dmsctl get copy-set SET_ID --group GROUP_ID -o yaml", [&] {
+                         auto c = connect(true);
+                         print(check(c.api->get_copy_set(group_id, object_id)), "copySet");
+                         return kExitOk;
+                       });
+  get_set->add_option("id", object_id, "copy set id")->required();
+  get_set->add_option("--group", group_id, "consistency group id")->required();
+  with_output(get_set);
+  // activate, resync, restore and detach copy-set: one action each.
+  struct SetAction {
+    CLI::App* verb;
+    const char* action;
+    const char* what;
+    const char* example;
+  };
+  for (const SetAction& a :
+       {SetAction{activate, "activate", "Take a group snapshot and copy it into inactive copies",
+                  "  dmsctl activate copy-set SET_ID --group GROUP_ID --wait"},
+        SetAction{resync, "resynchronize",
+                  "Take a new group snapshot and copy the group's current state onto the copies",
+                  "  dmsctl resync copy-set SET_ID --group GROUP_ID --copy 2 --wait"},
+        SetAction{restore, "restore",
+                  "Write one copy back onto the group's volumes (their data is overwritten)",
+                  "  dmsctl restore copy-set SET_ID --group GROUP_ID --copy 1 --confirm --wait"},
+        SetAction{detach, "detach", "Unlink copies from the group: they become ordinary volumes",
+                  "  dmsctl detach copy-set SET_ID --group GROUP_ID"}}) {
+    const std::string action = a.action;
+    auto* cmd = leaf(a.verb, "copy-set", a.what, a.example, [&, action] {
+      json::object body;
+      if (!copy_indexes.empty()) {
+        json::array idx;
+        for (int i : copy_indexes) idx.push_back(i);
+        body["copies"] = std::move(idx);
+      }
+      if (action == "restore") body["confirm"] = confirm;
+      auto c = connect(true);
+      auto r = c.api->copy_set_action(group_id, object_id,
+                                      json::serialize(json::object{{action, std::move(body)}}));
+      if (!r.ok() && r.status().code() == Code::kResourceExhausted && c.api->retry_after())
+        fail(r.status(), "retry after " + std::to_string(*c.api->retry_after()) + " s");
+      return copy_work(c, check(std::move(r)), action);
+    });
+    cmd->add_option("id", object_id, "copy set id")->required();
+    cmd->add_option("--group", group_id, "consistency group id")->required();
+    cmd->add_option("--copy", copy_indexes, "a copy (1-8; repeatable; default: all)")
+        ->check(CLI::Range(1, 8));
+    if (action == "restore")
+      cmd->add_flag("--confirm", confirm, "yes, overwrite the group's volumes");
+    if (action == "detach")
+      with_output(cmd);
+    else
+      with_wait(cmd);
+  }
+  bool verify_group = false;
+  auto* clone_group = leaf(
+      clone, "cg-snapshot",
+      "Thick clone a group snapshot into a new group (THICK_CLONE_CONSISTENCY_GROUP workflow)",
+      "  dmsctl clone cg-snapshot CGSNAP_ID --name orders-dr --dst-cluster C2 --dst-project dr "
+      "--verify --wait",
+      [&] {
+        json::object dst{{"name", object_name}};
+        if (!target_cluster.empty()) dst["clusterId"] = target_cluster;
+        if (!target_project.empty()) dst["projectName"] = target_project;
+        json::object b{{"src", json::object{{"cgSnapshotId", object_id}}},
+                       {"dst", std::move(dst)},
+                       {"verifyClone", verify_group}};
+        auto c = connect(true);
+        auto r = c.api->thick_clone_consistency_group(json::serialize(b));
+        if (!r.ok() && r.status().code() == Code::kResourceExhausted && c.api->retry_after())
+          fail(r.status(), "retry after " + std::to_string(*c.api->retry_after()) + " s");
+        return started(c, check(std::move(r)), "Group " + object_name);
+      });
+  clone_group->add_option("id", object_id, "group snapshot id")->required();
+  clone_group->add_option("--name", object_name, "the new group's name")->required();
+  clone_group->add_option("--dst-cluster", target_cluster,
+                          "cluster (default: the group snapshot's)");
+  clone_group->add_option("--dst-project", target_project,
+                          "project (default: the group snapshot's)");
+  clone_group->add_flag("--verify", verify_group, "read every volume back and compare it");
+  with_wait(clone_group);
 
   // workflows
   std::string wf_state, wf_type;

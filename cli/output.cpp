@@ -267,6 +267,24 @@ std::vector<Column> columns(const std::string& kind) {
             {"WORKFLOW", true, f("workflowId")},
             {"MESSAGE", true, f("message")},
             {"CREATED", false, f("createdAt")}};
+  if (kind == "copySet")
+    return {{"ID", false, f("id")},
+            {"NAME", false, f("name")},
+            {"GROUP", true, f("consistencyGroupId")},
+            {"COPIES", false,
+             // "1:synchronized 2:error ..."
+             [](const json::object& o) {
+               std::string out;
+               if (auto* a = o.if_contains("copies"); a && a->is_array())
+                 for (const auto& c : a->as_array())
+                   if (c.is_object())
+                     out += (out.empty() ? "" : " ") + str(c.as_object(), "index") + ":" +
+                            str(c.as_object(), "status");
+               return out;
+             }},
+            {"CLUSTER", true, f("clusterId")},
+            {"PROJECT", true, f("projectName")},
+            {"CREATED", false, f("createdAt")}};
   if (kind == "member")
     return {{"VOLUME", false, f("volumeId")},
             {"SNAPSHOT", false, f("snapshotId")},

@@ -586,12 +586,7 @@ Status Groups::remove(const std::string& id) {
       return Status::FailedPrecondition("consistency group " + id + " is " +
                                         std::string(to_string(g->status)) +
                                         "; only an available or error group can be deleted");
-    auto snaps = t.query_one("SELECT COUNT(*) FROM cg_snapshots WHERE group_id = ?", {id});
-    if (!snaps.ok()) return snaps.status();
-    if ((*snaps)->int64(0) > 0)
-      return Status::FailedPrecondition("consistency group " + id + " has " +
-                                        std::to_string((*snaps)->int64(0)) +
-                                        " group snapshot(s); delete them first");
+    // Linked copies first: their group snapshots go with them.
     auto copies = t.query_one(
         "SELECT COUNT(*) FROM full_copies f JOIN copy_sets c ON c.id = f.copy_set_id "
         "WHERE c.group_id = ? AND f.status <> 'detached'",
@@ -601,6 +596,12 @@ Status Groups::remove(const std::string& id) {
       return Status::FailedPrecondition("consistency group " + id + " has " +
                                         std::to_string((*copies)->int64(0)) +
                                         " linked full copy(ies); detach them first");
+    auto snaps = t.query_one("SELECT COUNT(*) FROM cg_snapshots WHERE group_id = ?", {id});
+    if (!snaps.ok()) return snaps.status();
+    if ((*snaps)->int64(0) > 0)
+      return Status::FailedPrecondition("consistency group " + id + " has " +
+                                        std::to_string((*snaps)->int64(0)) +
+                                        " group snapshot(s); delete them first");
     // Its volumes stay: only the membership goes (ON DELETE CASCADE).
     return t.exec("DELETE FROM consistency_groups WHERE id = ?", {id}).status();
   });

@@ -182,15 +182,20 @@ TEST_CASE("ApiClient: wait_workflow follows a workflow, stops on request and tim
   CHECK(f.api->thick_clone_snapshot("{}").status().code() == Code::kInvalidArgument);
 }
 
+// A volume "data" in project p1 of cluster `cid`, and group "db" of it over the API.
+Result<std::string> make_group(Fixture& f, const std::string& cid) {
+  auto v = f.api->create_volume(cid, "p1", R"({"name":"data","size":"1048576"})");
+  if (!v.ok()) return v.status();
+  std::string vid(json::parse(*v).at("volume").at("id").as_string());
+  return f.api->create_consistency_group(R"({"name":"db","clusterId":")" + cid +
+                                         R"(","projectName":"p1","volumeIds":[")" + vid + "\"]}");
+}
+
 TEST_CASE("ApiClient: consistency groups and group snapshots over HTTP") {
   Fixture f;
   f.login();
   std::string cid = f.attach("c1");
-  auto v = f.api->create_volume(cid, "p1", R"({"name":"data","size":"1048576"})");
-  REQUIRE(v.ok());
-  std::string vid(json::parse(*v).at("volume").at("id").as_string());
-  auto g = f.api->create_consistency_group(R"({"name":"db","clusterId":")" + cid +
-                                           R"(","projectName":"p1","volumeIds":[")" + vid + "\"]}");
+  auto g = make_group(f, cid);
   INFO(g.status().to_string());
   REQUIRE(g.ok());
   std::string gid(json::parse(*g).at("consistencyGroup").at("id").as_string());
@@ -225,4 +230,53 @@ TEST_CASE("ApiClient: consistency groups and group snapshots over HTTP") {
   REQUIRE(f.api->consistency_group_action(gid, R"({"resetStatus":{"status":"error"}})").ok());
   REQUIRE(f.api->delete_consistency_group(gid).ok());
   CHECK(f.api->get_consistency_group(gid).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("ApiClient: full copies and group thick clones over HTTP") {
+  Fixture f;
+  f.login();
+  std::string cid = f.attach("c1");
+  auto g = make_group(f, cid);
+  REQUIRE(g.ok());
+  std::string gid(json::parse(*g).at("consistencyGroup").at("id").as_string());
+  auto wait = [&](const json::value& w) {
+    auto done =
+        f.api->wait_workflow(std::string(w.at("workflowId").as_string()), 30s, 20ms, nullptr);
+    REQUIRE(done.ok());
+    CHECK(json::parse(*done).at("workflow").at("state") == "COMPLETED");
+  };
+  auto made = f.api->create_full_copies(gid, R"({"name":"fc","count":2})");
+  INFO(made.status().to_string());
+  REQUIRE(made.ok());
+  auto body = json::parse(*made);
+  std::string sid(body.at("copySet").at("id").as_string());
+  REQUIRE(body.at("workflows").as_array().size() == 2);
+  for (const auto& w : body.at("workflows").as_array()) wait(w);
+  auto list = f.api->list_copy_sets(gid, {1, ""});
+  REQUIRE(list.ok());
+  CHECK(json::parse(*list).at("copySets").as_array().size() == 1);
+  auto one = f.api->get_copy_set(gid, sid);
+  REQUIRE(one.ok());
+  CHECK(json::parse(*one).at("copySet").at("copies").at(1).at("status") == "synchronized");
+  auto rs = f.api->copy_set_action(gid, sid, R"({"resynchronize":{"copies":[1]}})");
+  REQUIRE(rs.ok());
+  wait(json::parse(*rs).at("workflows").at(0));
+  // Errors come back with their code.
+  CHECK(f.api->copy_set_action(gid, sid, R"({"restore":{}})").status().code() ==
+        Code::kInvalidArgument);
+  CHECK(f.api->get_copy_set(gid, "x").status().code() == Code::kNotFound);
+  CHECK(f.api->create_full_copies(gid, R"({"name":"fc"})").status().code() == Code::kAlreadyExists);
+  REQUIRE(f.api->copy_set_action(gid, sid, R"({"detach":{}})").ok());
+  auto cs = f.api->create_cg_snapshot(R"({"consistencyGroupId":")" + gid + R"("})");
+  REQUIRE(cs.ok());
+  auto csb = json::parse(*cs);
+  wait(csb);
+  auto tc = f.api->thick_clone_consistency_group(
+      R"({"src":{"cgSnapshotId":")" + std::string(csb.at("cgSnapshot").at("id").as_string()) +
+      R"("},"dst":{"name":"db-thick"},"verifyClone":true})");
+  INFO(tc.status().to_string());
+  REQUIRE(tc.ok());
+  wait(json::parse(*tc));
+  CHECK(f.api->thick_clone_consistency_group(R"({"src":{}})").status().code() ==
+        Code::kInvalidArgument);
 }

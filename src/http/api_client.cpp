@@ -261,6 +261,28 @@ Result<std::string> ApiClient::delete_cg_snapshot(const std::string& id) {
   return call("DELETE", kCgSnapshots + "/" + url_encode(id));
 }
 
+Result<std::string> ApiClient::create_full_copies(const std::string& group_id,
+                                                  const std::string& body_json) {
+  return call("POST", kGroups + "/" + url_encode(group_id) + "/full-copies", body_json);
+}
+Result<std::string> ApiClient::list_copy_sets(const std::string& group_id,
+                                              const PageRequest& page) {
+  return call("GET",
+              kGroups + "/" + url_encode(group_id) + "/full-copies" + Impl::page_query(page));
+}
+Result<std::string> ApiClient::get_copy_set(const std::string& group_id, const std::string& id) {
+  return call("GET", kGroups + "/" + url_encode(group_id) + "/full-copies/" + url_encode(id));
+}
+Result<std::string> ApiClient::copy_set_action(const std::string& group_id, const std::string& id,
+                                               const std::string& body_json) {
+  return call("POST",
+              kGroups + "/" + url_encode(group_id) + "/full-copies/" + url_encode(id) + "/action",
+              body_json);
+}
+Result<std::string> ApiClient::thick_clone_consistency_group(const std::string& body_json) {
+  return call("POST", kGroups + "/thickclone", body_json);
+}
+
 Result<std::string> ApiClient::get_workflow(const std::string& id) {
   return call("GET", "/api/v1/workflows/" + url_encode(id));
 }

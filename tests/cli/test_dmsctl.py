@@ -377,6 +377,114 @@ class DmsctlTest(unittest.TestCase):
         for v in vols:  # the volumes stay and can be deleted now
             c.run("delete", "volume", v, "--cluster", self.c1, check=0)
 
+    def test_full_copies_and_group_thick_clone(self):
+        c = self.cli
+        self.wait_idle()
+        vols = []
+        for n in range(2):
+            v = c.json("create", "volume", "--cluster", self.c1, "--name", f"fc-src-{n}",
+                       "--size", "4MiB")["volume"]
+            with open(v["devicePath"], "r+b") as f:
+                f.write(bytes([n + 7]) * MIB)
+            vols.append(v)
+        g = c.json("create", "consistency-group", "--cluster", self.c1, "--name", "fc-db",
+                   "--volume", vols[0]["id"], "--volume", vols[1]["id"])["consistencyGroup"]
+
+        def device(cluster, vid, project="copies"):
+            return c.json("get", "volume", vid, "--cluster", cluster, "--project",
+                          project)["volume"]["devicePath"]
+
+        def data(path):
+            with open(path, "rb") as f:
+                return f.read()
+
+        # Bad input: usage errors (2) before anything is sent, refusals (1) naming the field.
+        self.assertEqual(c.run("create", "copy-set", "--name", "x").returncode, 2)
+        self.assertEqual(c.run("create", "copy-set", "--group", g["id"], "--name", "x",
+                               "--count", "9").returncode, 2)
+        p = c.run("create", "copy-set", "--group", g["id"], "--name", "bad name")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("name", p.stderr)
+        p = c.run("create", "copy-set", "--group", g["id"], "--name", "x", "--volume",
+                  vols[0]["id"])
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("volumeIds", p.stderr)
+        # 5: three copies do not fit under --max-running-workflows 2; nothing is made.
+        p = c.run("create", "copy-set", "--group", g["id"], "--name", "three", "--count", "3")
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertEqual(c.json("list", "copy-sets", "--group", g["id"])["copySets"], [])
+
+        p = c.run("create", "copy-set", "--group", g["id"], "--name", "fc", "--count", "2",
+                  "--cluster", self.c2, "--project", "copies", "--wait", check=0)
+        self.assertIn("copy 1", p.stderr)
+        self.assertIn("copy 2", p.stderr)
+        self.assertIn("100%", p.stderr)
+        self.assertIn("synchronized", p.stdout)  # the table of the set after the wait
+        sets = c.json("list", "copy-sets", "--group", g["id"])["copySets"]
+        self.assertEqual(len(sets), 1)
+        cs = sets[0]
+        for copy in cs["copies"]:
+            self.assertEqual(copy["status"], "synchronized")
+            for i, v in enumerate(copy["volumes"]):
+                self.assertEqual(data(device(self.c2, v["volumeId"])),
+                                 data(vols[i]["devicePath"]))
+        for fmt in ("json", "yaml", "table", "wide", "name"):
+            with self.subTest(fmt=fmt):
+                out = c.run("get", "copy-set", cs["id"], "--group", g["id"], "-o", fmt,
+                            check=0).stdout
+                if fmt == "json":
+                    self.assertEqual(json.loads(out)["copySet"]["id"], cs["id"])
+                elif fmt == "yaml":
+                    self.assertEqual(yaml_load(out)["copySet"]["id"], cs["id"])
+                elif fmt == "name":
+                    self.assertEqual(out.strip(), "copySet/" + cs["id"])
+                else:
+                    self.assertIn("1:synchronized 2:synchronized", out)
+        self.assertEqual(c.run("get", "copy-set", "0b6f4c7e-2a0e-4d4e-8f55-7c1a2b3c4d5e",
+                               "--group", g["id"]).returncode, 4)
+
+        # The sources change; resynchronize copy 2 brings it forward, copy 1 stays.
+        old = data(vols[0]["devicePath"])
+        with open(vols[0]["devicePath"], "r+b") as f:
+            f.write(b"\x55" * MIB)
+        new = data(vols[0]["devicePath"])
+        c.run("resync", "copy-set", cs["id"], "--group", g["id"], "--copy", "2", "--wait",
+              "--no-progress", check=0)
+        cs = c.json("get", "copy-set", cs["id"], "--group", g["id"])["copySet"]
+        self.assertEqual(data(device(self.c2, cs["copies"][1]["volumes"][0]["volumeId"])), new)
+        self.assertEqual(data(device(self.c2, cs["copies"][0]["volumes"][0]["volumeId"])), old)
+        # Restore needs --confirm; copy 1 brings the old data back.
+        p = c.run("restore", "copy-set", cs["id"], "--group", g["id"], "--copy", "1")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("confirm", p.stderr)
+        self.assertEqual(data(vols[0]["devicePath"]), new)
+        c.run("restore", "copy-set", cs["id"], "--group", g["id"], "--copy", "1", "--confirm",
+              "--wait", "--no-progress", check=0)
+        self.assertEqual(data(vols[0]["devicePath"]), old)
+        # Detach: the copies become ordinary volumes; then the group can go.
+        p = c.run("delete", "consistency-group", g["id"])
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("detach", p.stderr)
+        d = c.json("detach", "copy-set", cs["id"], "--group", g["id"])["copySet"]
+        self.assertEqual([x["status"] for x in d["copies"]], ["detached", "detached"])
+        self.assertEqual(c.run("activate", "copy-set", cs["id"], "--group", g["id"]).returncode, 1)
+
+        # A group snapshot thick cloned into a new group on the other cluster.
+        sid = c.json("create", "cg-snapshot", "--group", g["id"], "--name", "fc-s", "--wait",
+                     "--no-progress")["workflow"]["result"]["cgSnapshotId"]
+        p = c.run("clone", "cg-snapshot", sid, "--name", "fc-db-dr", "--dst-cluster", self.c2,
+                  "--dst-project", "dr", "--verify", "--wait", check=0)
+        self.assertIn("100%", p.stderr)
+        made = [x for x in c.json("list", "consistency-groups")["consistencyGroups"]
+                if x["name"] == "fc-db-dr"]
+        self.assertEqual(len(made), 1)
+        self.assertEqual((made[0]["status"], made[0]["clusterId"], len(made[0]["volumeIds"])),
+                         ("available", self.c2, 2))
+        self.assertEqual(c.run("clone", "cg-snapshot", sid).returncode, 2)  # --name is required
+        c.run("delete", "consistency-group", made[0]["id"], check=0)
+        c.run("delete", "cg-snapshot", sid, check=0)
+        c.run("delete", "consistency-group", g["id"], check=0)
+
     def test_refresh_and_detach(self):
         c = self.cli
         p = c.run("refresh", "clusters", "--wait", check=0)

@@ -97,6 +97,16 @@ class ApiClient {
   Result<std::string> create_cg_snapshot(const std::string& body_json);
   Result<std::string> delete_cg_snapshot(const std::string& cg_snapshot_id);
 
+  // Full copies of a group (copy sets) and group thick clones.
+  Result<std::string> create_full_copies(const std::string& group_id, const std::string& body_json);
+  Result<std::string> list_copy_sets(const std::string& group_id, const PageRequest& page);
+  Result<std::string> get_copy_set(const std::string& group_id, const std::string& copy_set_id);
+  // {"activate"|"detach"|"resynchronize": {"copies"}} or {"restore": {"confirm", "copies"}}.
+  Result<std::string> copy_set_action(const std::string& group_id, const std::string& copy_set_id,
+                                      const std::string& body_json);
+  // {"src": {"cgSnapshotId"}, "dst": {"name", "clusterId", "projectName"}, "verifyClone"}.
+  Result<std::string> thick_clone_consistency_group(const std::string& body_json);
+
   Result<std::string> list_workflows(const WorkflowFilter& filter);
   Result<std::string> get_workflow(const std::string& workflow_id);
   Result<std::string> cancel_workflow(const std::string& workflow_id);
