@@ -36,6 +36,12 @@ constexpr Target kTargets[] = {
     {"PUT", "/api/v1/consistency-groups/5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e", true},
     {"POST", "/api/v1/consistency-groups/5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e/action", true},
     {"POST", "/api/v1/cg-snapshots", true},
+    {"POST", "/api/v1/consistency-groups/5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e/full-copies", true},
+    {"POST",
+     "/api/v1/consistency-groups/5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e/full-copies/"
+     "5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e/action",
+     true},
+    {"POST", "/api/v1/consistency-groups/thickclone", true},
 };
 
 }  // namespace

@@ -56,6 +56,7 @@ HTTP = {
     "group_delete": (1, req("DELETE", f"/api/v1/consistency-groups/{SID}")),
     "cg_snapshots": (1, req("GET", f"/api/v1/cg-snapshots?consistencyGroupId={SID}")),
     "cg_members": (1, req("GET", f"/api/v1/cg-snapshots/{SID}/members")),
+    "copy_sets": (1, req("GET", f"/api/v1/consistency-groups/{SID}/full-copies?pageSize=2")),
     "bad_token": (0, req("GET", "/api/v1/clusters", headers=["Authorization: Bearer a.b.c"])),
 }
 
@@ -80,6 +81,12 @@ BODIES = {
     "group_reset": (10, b'{"resetStatus":{"status":"error"}}'),
     "group_force": (10, b'{"forceDelete":{}}'),
     "cg_snapshot": (11, f'{{"consistencyGroupId":"{CID}","name":"n","description":"d"}}'.encode()),
+    "full_copies": (12, f'{{"name":"fc","count":3,"partial":true,"volumeIds":["{SID}"],'
+                        f'"createInactive":true,"clusterId":"{CID}","projectName":"p2"}}'.encode()),
+    "copy_set_resync": (13, b'{"resynchronize":{"copies":[1,2]}}'),
+    "copy_set_restore": (13, b'{"restore":{"confirm":true,"copies":[1]}}'),
+    "group_thickclone": (14, f'{{"src":{{"cgSnapshotId":"{SID}"}},"dst":{{"name":"g2",'
+                             f'"clusterId":"{CID}","projectName":"p2"}},"verifyClone":true}}'.encode()),
 }
 
 

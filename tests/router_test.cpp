@@ -739,3 +739,97 @@ TEST_CASE("Router: a group snapshot runs as a workflow and lists its members") {
       5);
   f.ok("DELETE", "/api/v1/consistency-groups/" + gid);
 }
+
+TEST_CASE("Router: full copies and group thick clones: bad, oversized and hostile input, roles") {
+  Fixture f;
+  std::string c1 = f.attach("c1");
+  const std::string vols = "/api/v1/clusters/" + c1 + "/projects/p1/volumes";
+  auto v = f.ok("POST", vols, R"({"name":"data","size":"1048576"})");
+  const std::string vid(v.at("volume").at("id").as_string());
+  auto created = f.ok("POST", "/api/v1/consistency-groups",
+                      R"({"name":"db","clusterId":")" + c1 +
+                          R"(","projectName":"p1","volumeIds":[")" + vid + R"("]})");
+  const std::string gid(created.at("consistencyGroup").at("id").as_string());
+  const std::string fc = "/api/v1/consistency-groups/" + gid + "/full-copies";
+  auto none_recorded = [&] {
+    CHECK(f.ok("GET", fc).at("copySets").as_array().empty());
+    CHECK(f.ok("GET", "/api/v1/cg-snapshots").at("cgSnapshots").as_array().empty());
+  };
+
+  // Malformed, missing, wrong types, out of range, oversized, hostile: 400 naming the field.
+  expect_error(f.call("POST", fc, "", f.admin), 400, 3, "body:");
+  expect_error(f.call("POST", fc, "{", f.admin), 400, 3, "body:");
+  expect_error(f.call("POST", fc, "{}", f.admin), 400, 3, "name:");
+  expect_error(f.call("POST", fc, R"({"name":"x","count":"many"})", f.admin), 400, 3, "count:");
+  expect_error(f.call("POST", fc, R"({"name":"x","count":0})", f.admin), 400, 3, "count:");
+  expect_error(f.call("POST", fc, R"({"name":"x","count":4294967297})", f.admin), 400, 3, "count:");
+  expect_error(f.call("POST", fc, R"({"name":"x","partial":"yes"})", f.admin), 400, 3, "partial:");
+  expect_error(f.call("POST", fc, R"({"name":"x","partial":true,"volumeIds":[1]})", f.admin), 400,
+               3, "volumeIds[0]:");
+  expect_error(f.call("POST", fc, R"({"name":"x","copyMode":"sync"})", f.admin), 400, 3,
+               "copyMode:");
+  expect_error(f.call("POST", fc, R"({"name":")" + std::string(300, 'n') + "\"}", f.admin), 400, 3,
+               "name:");
+  expect_error(f.call("POST", fc, R"({"name":"../../etc"})", f.admin), 400, 3, "name:");
+  expect_error(f.call("POST", fc, R"({"name":"x\u0000y"})", f.admin), 400, 3, "name:");
+  expect_error(f.call("POST", fc, R"({"name":"x","projectName":"a/b"})", f.admin), 400, 3,
+               "projectName:");
+  std::string many = R"({"name":"x","partial":true,"volumeIds":[)";
+  for (int i = 0; i < 65; ++i) many += std::string(i ? "," : "") + "\"" + vid + "\"";
+  expect_error(f.call("POST", fc, many + "]}", f.admin), 400, 3, "volumeIds:");
+  expect_error(
+      f.call("POST", "/api/v1/consistency-groups/nope/full-copies", R"({"name":"x"})", f.admin),
+      400, 3, "consistencyGroupId:");
+  none_recorded();
+
+  auto made = f.ok("POST", fc, R"({"name":"fc"})");
+  const std::string sid(made.at("copySet").at("id").as_string());
+  const std::string wid(made.at("workflows").at(0).at("workflowId").as_string());
+  REQUIRE(f.svc->wait_workflow(wid, 60s).ok());
+  const std::string act = fc + "/" + sid + "/action";
+  expect_error(f.call("POST", act, "{}", f.admin), 400, 3, "body:");
+  expect_error(f.call("POST", act, R"({"detach":{},"activate":{}})", f.admin), 400, 3, "body:");
+  expect_error(f.call("POST", act, R"({"explode":{}})", f.admin), 400, 3, "explode:");
+  expect_error(f.call("POST", act, R"({"detach":null})", f.admin), 400, 3, "body:");
+  expect_error(f.call("POST", act, R"({"resynchronize":{"copies":"all"}})", f.admin), 400, 3,
+               "resynchronize.copies:");
+  expect_error(f.call("POST", act, R"({"resynchronize":{"copies":[1,1]}})", f.admin), 400, 3,
+               "copies[1]:");
+  expect_error(f.call("POST", act, R"({"resynchronize":{"confirm":true}})", f.admin), 400, 3,
+               "resynchronize.confirm:");
+  expect_error(f.call("POST", act, R"({"restore":{"confirm":"true"}})", f.admin), 400, 3,
+               "restore.confirm:");
+  expect_error(f.call("POST", act, R"({"restore":{}})", f.admin), 400, 3, "confirm:");
+  expect_error(f.call("POST", act, R"({"activate":{}})", f.admin), 400, 9, "copy 1");
+  expect_error(f.call("POST", fc + "/" + sid + "x/action", R"({"detach":{}})", f.admin), 404, 5);
+  expect_error(f.call("GET", fc + "/" + sid + "?x=1", "", f.admin), 400, 3);
+  // The group snapshot thick clone's body.
+  const std::string tc = "/api/v1/consistency-groups/thickclone";
+  expect_error(f.call("POST", tc, "{}", f.admin), 400, 3, "src:");
+  expect_error(f.call("POST", tc, R"({"src":{"cgSnapshotId":"x"},"dst":{"name":"n"}})", f.admin),
+               400, 3, "src.cgSnapshotId:");
+  expect_error(f.call("POST", tc, R"({"src":{},"dst":{"name":"n"}})", f.admin), 400, 3,
+               "src.cgSnapshotId:");
+  expect_error(
+      f.call("POST", tc, R"({"src":{"cgSnapshotId":"x"},"dst":{"name":"n","size":1}})", f.admin),
+      400, 3, "dst.size:");
+  // GET of it is the group route with the id "thickclone".
+  expect_error(f.call("GET", tc, "", f.admin), 404, 5);
+
+  // Viewers read and are refused every write.
+  REQUIRE(f.svc->auth().create_user("vera", "vera-password", Role::kViewer).ok());
+  std::string viewer = f.login("vera", "vera-password");
+  CHECK(f.call("GET", fc, "", viewer).status == 200);
+  CHECK(f.call("GET", fc + "/" + sid, "", viewer).status == 200);
+  expect_error(f.call("POST", fc, R"({"name":"v"})", viewer), 403, 7);
+  for (const char* body : {R"({"detach":{}})", R"({"resynchronize":{}})",
+                           R"({"restore":{"confirm":true}})", R"({"activate":{}})"})
+    expect_error(f.call("POST", act, body, viewer), 403, 7);
+  expect_error(f.call("POST", tc, R"({"src":{"cgSnapshotId":"x"},"dst":{"name":"n"}})", viewer),
+               403, 7);
+  // Without a token: 401.
+  expect_error(f.call("GET", fc, "", ""), 401, 16);
+  // Refusals changed nothing: the one copy is still synchronized.
+  CHECK(f.ok("GET", fc + "/" + sid).at("copySet").at("copies").at(0).at("status") ==
+        "synchronized");
+}
