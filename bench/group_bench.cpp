@@ -12,6 +12,10 @@
 // volume files one after another (what the snapshots do underneath, without any metadata).
 // Reported: group snapshot latency (submit to COMPLETED), the longest single write and the p99
 // write latency seen by the writers, and their throughput.
+//
+// Then group full copies: a copy set of three copies (one group snapshot, nine thick clones,
+// fsynced), submit to the last COMPLETED, three rounds, side by side with `cp --sparse=always`
+// of the nine volume files followed by `sync` (the same bytes, made durable).
 
 #include <algorithm>
 #include <atomic>
@@ -178,6 +182,64 @@ int main(int argc, char** argv) {
   }
   std::printf("%-10s three files p50 %7.1f ms  p99 %7.1f ms  (cp --reflink=auto --sparse=always)\n",
               "peer cp", pct(cp_ms, 0.5), pct(cp_ms, 0.99));
+  // Group full copies against cp of the same nine files.
+  std::vector<double> fc_ms, peer_ms;
+  {
+    auto svc = open(dir, true);
+    for (int round = 0; round < 3; ++round) {
+      CreateFullCopiesRequest r;
+      r.consistency_group_id = g.id;
+      r.name = "fc" + std::to_string(round);
+      r.count = 3;
+      auto t0 = Clock::now();
+      auto w = svc->create_full_copies(r);
+      if (!w.ok()) {
+        std::fprintf(stderr, "full copies: %s\n", w.status().to_string().c_str());
+        return 1;
+      }
+      for (const auto& cw : w->workflows) {
+        auto done = svc->wait_workflow(cw.workflow_id, 600s);
+        if (!done.ok() || done->state != WorkflowState::kCompleted) {
+          std::fprintf(stderr, "full copy: %s\n", done.ok() ? done->msg.c_str() : "wait failed");
+          return 1;
+        }
+      }
+      fc_ms.push_back(ms(Clock::now() - t0));
+      CopySetActionRequest d;
+      d.action = CopyAction::kDetach;
+      auto detached = svc->copy_set_action(g.id, w->copy_set.id, d);
+      if (!detached.ok()) {
+        std::fprintf(stderr, "detach: %s\n", detached.status().to_string().c_str());
+        return 1;
+      }
+      for (const auto& copy : detached->copy_set.copies)
+        for (const auto& v : copy.volumes)
+          if (Status s = svc->delete_volume(cid, "p1", v.volume_id); !s.ok()) {
+            std::fprintf(stderr, "delete: %s\n", s.to_string().c_str());
+            return 1;
+          }
+    }
+  }
+  for (int round = 0; round < 3; ++round) {
+    auto t0 = Clock::now();
+    std::string cmd;
+    for (int k = 0; k < 3; ++k)
+      for (std::size_t f = 0; f < files.size(); ++f)
+        cmd += "cp --sparse=always '" + files[f] + "' '" + dir + "/peer-" + std::to_string(k) +
+               "-" + std::to_string(f) + "' && ";
+    cmd += "sync";
+    if (std::system(cmd.c_str()) != 0) return 1;
+    peer_ms.push_back(ms(Clock::now() - t0));
+    for (int k = 0; k < 3; ++k)
+      for (std::size_t f = 0; f < files.size(); ++f)
+        fs::remove(dir + "/peer-" + std::to_string(k) + "-" + std::to_string(f));
+  }
+  const double copied_mib = 9.0 * static_cast<double>(mib);
+  std::printf("%-10s 3 copies of the group p50 %7.1f ms  (%6.0f MiB/s)\n", "full copy",
+              pct(fc_ms, 0.5), copied_mib / (pct(fc_ms, 0.5) / 1000));
+  std::printf("%-10s nine files p50 %7.1f ms  (%6.0f MiB/s)  (cp --sparse=always; sync)\n",
+              "peer cp", pct(peer_ms, 0.5), copied_mib / (pct(peer_ms, 0.5) / 1000));
+  std::printf("full copy / peer: %.2f\n", pct(fc_ms, 0.5) / pct(peer_ms, 0.5));
   fs::remove_all(dir);
   return 0;
 }
