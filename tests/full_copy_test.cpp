@@ -439,7 +439,7 @@ TEST_CASE("Full copies: one copy failing does not stop the others") {
   CHECK(f.svc->copy_set_action(f.group.id, set.id, d).ok());
 }
 
-TEST_CASE("Full copies: writes to the sources are refused while a restore runs") {
+TEST_CASE("Full copies: a restore waits for other work on the group and holds off writes") {
   Options o;
   o.copy_rate_limit_bytes_per_sec = 4 << 20;  // a restore of 12 MiB takes about 3 s
   Fixture f(o);
@@ -449,6 +449,18 @@ TEST_CASE("Full copies: writes to the sources are refused while a restore runs")
   CopySetActionRequest r;
   r.action = CopyAction::kRestore;
   r.confirm = true;
+  // Refused while another workflow uses the group: a resynchronize of another copy set.
+  auto other = f.svc->create_full_copies(f.request("other", 1));
+  REQUIRE(other.ok());
+  f.wait_all(*other);
+  CopySetActionRequest rs;
+  rs.action = CopyAction::kResynchronize;
+  auto resync = f.svc->copy_set_action(f.group.id, other->copy_set.id, rs);
+  REQUIRE(resync.ok());
+  auto busy = f.svc->copy_set_action(f.group.id, w->copy_set.id, r);
+  CHECK(busy.status().code() == Code::kFailedPrecondition);
+  CHECK(busy.status().message().find("running") != std::string::npos);
+  f.wait_all(*resync);
   auto started = f.svc->copy_set_action(f.group.id, w->copy_set.id, r);
   REQUIRE(started.ok());
   // Refused once the restore holds the sources (or accepted before it does; then retried).
