@@ -479,6 +479,50 @@ TEST_CASE("Full copies: a restore waits for other work on the group and holds of
   CHECK(f.svc->write_volume(f.c1, "p1", f.vols[1].id, 0, "after", false).ok());
 }
 
+TEST_CASE("Full copies: a restore cut short leaves the group in error until an admin resets it") {
+  Options o;
+  o.copy_rate_limit_bytes_per_sec = 2 << 20;  // 12 MiB: about 6 s
+  Fixture f(o);
+  auto w = f.svc->create_full_copies(f.request("fc", 1));
+  REQUIRE(w.ok());
+  f.wait_all(*w);
+  CopySetActionRequest r;
+  r.action = CopyAction::kRestore;
+  r.confirm = true;
+  auto started = f.svc->copy_set_action(f.group.id, w->copy_set.id, r);
+  REQUIRE(started.ok());
+  const std::string wid = started->workflows[0].workflow_id;
+  for (int i = 0; i < 500; ++i) {  // until it copies
+    auto now = f.svc->get_workflow(wid);
+    REQUIRE(now.ok());
+    if (now->progress.bytes_done > 0) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(f.svc->cancel_workflow(wid).ok());
+  CHECK(f.wait(wid).state == WorkflowState::kCancelled);
+  auto g = f.svc->get_consistency_group(f.group.id);
+  REQUIRE(g.ok());
+  CHECK(g->status == GroupStatus::kError);
+  CHECK(g->message.find("partly restored") != std::string::npos);
+  // The copy is intact and says what happened; the group takes no snapshot until reset.
+  CopySet set = f.get(w->copy_set.id);
+  CHECK(set.copies[0].status == CopyStatus::kSynchronized);
+  CHECK(set.copies[0].message.find("cancelled") != std::string::npos);
+  CHECK(f.svc->create_cg_snapshot({f.group.id, "", ""}).status().code() ==
+        Code::kFailedPrecondition);
+  CHECK(f.svc->write_volume(f.c1, "p1", f.vols[0].id, 0, "writable again", false).ok());
+  REQUIRE(f.svc->reset_consistency_group_status(f.group.id, GroupStatus::kAvailable, "admin").ok());
+  // Restoring again finishes the job.
+  auto again = f.svc->copy_set_action(f.group.id, w->copy_set.id, r);
+  REQUIRE(again.ok());
+  f.wait_all(*again);
+  auto snap = f.svc->get_cg_snapshot(set.copies[0].cg_snapshot_id);
+  REQUIRE(snap.ok());
+  for (std::size_t i = 0; i < 3; ++i)
+    CHECK(same(read_file(f.volume_file("c1", f.vols[i].id)),
+               read_file(f.snapshot_file(snap->members[i].snapshot_id))));
+}
+
 TEST_CASE("Full copies: a group snapshot thick clones into a new group on another cluster") {
   Fixture f;
   auto c = f.svc->create_cg_snapshot({f.group.id, "s1", ""});
