@@ -112,6 +112,23 @@ struct Fixture {
     return r;
   }
 
+  // A copy set of `count` copies of the group, made.
+  CopySetWork copies(const std::string& name, int count) {
+    auto w = svc->create_full_copies(request(name, count));
+    INFO(w.status().to_string());
+    REQUIRE(w.ok());
+    wait_all(*w);
+    return *w;
+  }
+
+  static CopySetActionRequest restore(int copy = 1) {
+    CopySetActionRequest r;
+    r.action = CopyAction::kRestore;
+    r.confirm = true;
+    r.copies = {copy};
+    return r;
+  }
+
   std::vector<CgSnapshot> cg_snapshots() {
     auto p = svc->list_cg_snapshots({1000, ""}, group.id);
     REQUIRE(p.ok());
@@ -443,12 +460,8 @@ TEST_CASE("Full copies: a restore waits for other work on the group and holds of
   Options o;
   o.copy_rate_limit_bytes_per_sec = 4 << 20;  // a restore of 12 MiB takes about 3 s
   Fixture f(o);
-  auto w = f.svc->create_full_copies(f.request("fc", 1));
-  REQUIRE(w.ok());
-  f.wait_all(*w);
-  CopySetActionRequest r;
-  r.action = CopyAction::kRestore;
-  r.confirm = true;
+  CopySetWork w = f.copies("fc", 1);
+  CopySetActionRequest r = Fixture::restore();
   // Refused while another workflow uses the group: a resynchronize of another copy set.
   auto other = f.svc->create_full_copies(f.request("other", 1));
   REQUIRE(other.ok());
@@ -457,11 +470,11 @@ TEST_CASE("Full copies: a restore waits for other work on the group and holds of
   rs.action = CopyAction::kResynchronize;
   auto resync = f.svc->copy_set_action(f.group.id, other->copy_set.id, rs);
   REQUIRE(resync.ok());
-  auto busy = f.svc->copy_set_action(f.group.id, w->copy_set.id, r);
+  auto busy = f.svc->copy_set_action(f.group.id, w.copy_set.id, r);
   CHECK(busy.status().code() == Code::kFailedPrecondition);
   CHECK(busy.status().message().find("running") != std::string::npos);
   f.wait_all(*resync);
-  auto started = f.svc->copy_set_action(f.group.id, w->copy_set.id, r);
+  auto started = f.svc->copy_set_action(f.group.id, w.copy_set.id, r);
   REQUIRE(started.ok());
   // Refused once the restore holds the sources (or accepted before it does; then retried).
   Status s = Status::Ok();
@@ -473,7 +486,7 @@ TEST_CASE("Full copies: a restore waits for other work on the group and holds of
   // A group snapshot is refused meanwhile too, and a second restore.
   CHECK(f.svc->create_cg_snapshot({f.group.id, "", ""}).status().code() ==
         Code::kFailedPrecondition);
-  CHECK(f.svc->copy_set_action(f.group.id, w->copy_set.id, r).status().code() ==
+  CHECK(f.svc->copy_set_action(f.group.id, w.copy_set.id, r).status().code() ==
         Code::kFailedPrecondition);
   f.wait_all(*started);
   CHECK(f.svc->write_volume(f.c1, "p1", f.vols[1].id, 0, "after", false).ok());
@@ -483,13 +496,9 @@ TEST_CASE("Full copies: a restore cut short leaves the group in error until an a
   Options o;
   o.copy_rate_limit_bytes_per_sec = 2 << 20;  // 12 MiB: about 6 s
   Fixture f(o);
-  auto w = f.svc->create_full_copies(f.request("fc", 1));
-  REQUIRE(w.ok());
-  f.wait_all(*w);
-  CopySetActionRequest r;
-  r.action = CopyAction::kRestore;
-  r.confirm = true;
-  auto started = f.svc->copy_set_action(f.group.id, w->copy_set.id, r);
+  CopySetWork w = f.copies("fc", 1);
+  CopySetActionRequest r = Fixture::restore();
+  auto started = f.svc->copy_set_action(f.group.id, w.copy_set.id, r);
   REQUIRE(started.ok());
   const std::string wid = started->workflows[0].workflow_id;
   for (int i = 0; i < 500; ++i) {  // until it copies
@@ -505,7 +514,7 @@ TEST_CASE("Full copies: a restore cut short leaves the group in error until an a
   CHECK(g->status == GroupStatus::kError);
   CHECK(g->message.find("partly restored") != std::string::npos);
   // The copy is intact and says what happened; the group takes no snapshot until reset.
-  CopySet set = f.get(w->copy_set.id);
+  CopySet set = f.get(w.copy_set.id);
   CHECK(set.copies[0].status == CopyStatus::kSynchronized);
   CHECK(set.copies[0].message.find("cancelled") != std::string::npos);
   CHECK(f.svc->create_cg_snapshot({f.group.id, "", ""}).status().code() ==
@@ -513,7 +522,7 @@ TEST_CASE("Full copies: a restore cut short leaves the group in error until an a
   CHECK(f.svc->write_volume(f.c1, "p1", f.vols[0].id, 0, "writable again", false).ok());
   REQUIRE(f.svc->reset_consistency_group_status(f.group.id, GroupStatus::kAvailable, "admin").ok());
   // Restoring again finishes the job.
-  auto again = f.svc->copy_set_action(f.group.id, w->copy_set.id, r);
+  auto again = f.svc->copy_set_action(f.group.id, w.copy_set.id, r);
   REQUIRE(again.ok());
   f.wait_all(*again);
   auto snap = f.svc->get_cg_snapshot(set.copies[0].cg_snapshot_id);
