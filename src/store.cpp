@@ -99,13 +99,12 @@ class Conn {
   }
 
   Result<sqlite3_stmt*> prepare(std::string_view sql) {
-    std::string key(sql);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    if (auto it = cache_.find(sql); it != cache_.end()) return it->second;
     sqlite3_stmt* stmt = nullptr;
     int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                 SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (rc != SQLITE_OK) return sqlite_status(db_, rc, "prepare");
-    cache_.emplace(std::move(key), stmt);
+    cache_.emplace(std::string(sql), stmt);
     return stmt;
   }
 
@@ -172,7 +171,12 @@ class Conn {
 
  private:
   sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  // Looked up by string_view: no allocation per statement run.
+  struct SqlHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, sqlite3_stmt*, SqlHash, std::equal_to<>> cache_;
 };
 
 class ConnTxn final : public Txn {
@@ -394,11 +398,12 @@ Status Store::read(const std::function<Status(Txn&)>& fn) {
     conn = std::move(im.idle_readers.back());
     im.idle_readers.pop_back();
   }
-  Status s = conn->exec_script("BEGIN", "begin read");
+  // Prepared once per connection (Conn::run caches statements), not parsed per read.
+  Status s = conn->run("BEGIN", {}, nullptr);
   if (s.ok()) {
     ConnTxn txn(*conn, true);
     s = run_guarded(fn, txn);
-    (void)conn->exec_script("COMMIT", "end read");
+    (void)conn->run("COMMIT", {}, nullptr);
   }
   {
     std::lock_guard lock(im.read_mu);

@@ -197,6 +197,14 @@ TEST_CASE("Auth: tokens are refused for every kind of forgery and staleness") {
     c = f.claims();
     c["nbf"] = c["iat"].as_int64() + 30;  // within the skew
     CHECK(f.auth->verify(f.sign(f.header(), c)).ok());
+    // The times are checked on every use, not only the first: a token refused as not yet
+    // valid is accepted once its nbf has come (its checked content is remembered).
+    c = f.claims();
+    c["nbf"] = c["iat"].as_int64() + 120;
+    const std::string later = f.sign(f.header(), c);
+    f.expect_rejected(later);
+    f.env->advance(61s);
+    CHECK(f.auth->verify(later).ok());
   }
   SECTION("missing exp, iat or version") {
     for (const char* k : {"exp", "iat", "tv", "sub"}) {
