@@ -25,6 +25,7 @@
 #include "file_io.hpp"
 #include "full_copies.hpp"
 #include "groups.hpp"
+#include "store_cache.hpp"
 #include "util.hpp"
 
 namespace dmscore {
@@ -177,6 +178,8 @@ struct Service::Impl {
   std::map<std::string, std::shared_ptr<Backend>> backends;  // by cluster id
 
   std::unique_ptr<detail::Groups> groups;
+  // The clusters table as list_clusters() answers it; every write to the table goes through it.
+  detail::StoreCache<std::vector<Cluster>> clusters_cache;
   std::unique_ptr<detail::FullCopies> full_copies;
 
   std::atomic<std::uint64_t> copy_bytes{0};
@@ -265,7 +268,7 @@ struct Service::Impl {
   }
 
   Status set_status(const std::string& id, ConnectionStatus s) {
-    return store->transact([&](Txn& t) {
+    return clusters_cache.write(*store, [&](Txn& t) {
       return t
           .exec("UPDATE clusters SET access_status = ?, data_status = ? WHERE id = ?",
                 {std::string(to_string(s)), std::string(to_string(s)), id})
@@ -300,7 +303,7 @@ struct Service::Impl {
 
   Status record_cluster(const ClusterInfo& info, ClusterKind kind, const std::string& endpoint,
                         bool adopt) {
-    return store->transact([&](Txn& t) -> Status {
+    return clusters_cache.write(*store, [&](Txn& t) -> Status {
       auto existing = t.query_one("SELECT api_endpoint FROM clusters WHERE id = ?", {info.id});
       if (!existing.ok()) return existing.status();
       if (*existing) {
@@ -321,7 +324,7 @@ struct Service::Impl {
   }
 
   Status update_cluster_info(const std::string& id, const ClusterInfo& info) {
-    return store->transact([&](Txn& t) {
+    return clusters_cache.write(*store, [&](Txn& t) {
       return t
           .exec(
               "UPDATE clusters SET name = ?, version = ?, subsystem_nqn = ?, api_endpoints = ?, "
@@ -953,16 +956,19 @@ Result<std::string> Service::attach_cluster(const AttachClusterRequest& request)
 }
 
 Result<std::vector<Cluster>> Service::list_clusters() const {
-  std::vector<Cluster> out;
-  Status s = impl_->store->read([&](Txn& t) -> Status {
-    auto r =
-        t.query(std::string("SELECT ") + kClusterCols + " FROM clusters ORDER BY attached_at, id");
-    if (!r.ok()) return r.status();
-    for (auto& row : *r) out.push_back(cluster_from(row));
-    return Status::Ok();
+  // Every write to the clusters table goes through clusters_cache.write().
+  return impl_->clusters_cache.get([this]() -> Result<std::vector<Cluster>> {
+    std::vector<Cluster> out;
+    Status s = impl_->store->read([&](Txn& t) -> Status {
+      auto r = t.query(std::string("SELECT ") + kClusterCols +
+                       " FROM clusters ORDER BY attached_at, id");
+      if (!r.ok()) return r.status();
+      for (auto& row : *r) out.push_back(cluster_from(row));
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return out;
   });
-  if (!s.ok()) return s;
-  return out;
 }
 
 Result<Cluster> Service::get_cluster(const std::string& cluster_id) const {
@@ -1004,8 +1010,9 @@ Status Service::detach_cluster(const std::string& cluster_id) {
     return Status::FailedPrecondition("cluster " + cluster_id +
                                       " is used by a running workflow; wait for it or cancel it");
   if (Status g = impl_->groups->check_cluster_free(cluster_id); !g.ok()) return g;
-  Status s = impl_->store->transact(
-      [&](Txn& t) { return t.exec("DELETE FROM clusters WHERE id = ?", {cluster_id}).status(); });
+  Status s = impl_->clusters_cache.write(*impl_->store, [&](Txn& t) {
+    return t.exec("DELETE FROM clusters WHERE id = ?", {cluster_id}).status();
+  });
   if (!s.ok()) return s;
   impl_->backends.erase(cluster_id);
   return Status::Ok();

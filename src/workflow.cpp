@@ -120,6 +120,11 @@ struct WorkflowEngine::Impl {
   };
 
   mutable std::mutex mu;
+  // Workflows get() read in a terminal state: such a row never changes again (no write touches
+  // a terminal workflow), so they are answered from memory. Bounded: emptied when full.
+  static constexpr std::size_t kFinishedCap = 4096;
+  mutable std::mutex finished_mu;
+  mutable std::unordered_map<std::string, Workflow> finished;
   mutable std::condition_variable terminal_cv;  // any workflow became terminal
   std::condition_variable queue_cv;
   std::deque<std::string> queue;
@@ -635,6 +640,10 @@ Result<std::vector<std::string>> WorkflowEngine::submit_all(
 
 Result<Workflow> WorkflowEngine::get(const std::string& id) const {
   Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.finished_mu);
+    if (auto it = im.finished.find(id); it != im.finished.end()) return it->second;
+  }
   std::optional<Workflow> wf;
   Status s = im.store.read([&](Txn& t) -> Status {
     auto row = t.query_one(
@@ -653,6 +662,11 @@ Result<Workflow> WorkflowEngine::get(const std::string& id) const {
   if (lv && wf->state == WorkflowState::kRunning) {
     std::lock_guard lock(lv->mu);
     wf->progress = lv->progress;
+  }
+  if (is_terminal(wf->state)) {
+    std::lock_guard lock(im.finished_mu);
+    if (im.finished.size() >= Impl::kFinishedCap) im.finished.clear();
+    im.finished.emplace(id, *wf);
   }
   return *wf;
 }

@@ -497,6 +497,31 @@ TEST_CASE("Service: detach removes the cluster from the registry but never its d
   CHECK(f.svc->list_volumes(f.c1, "p1", {}).status().code() == Code::kNotFound);
 }
 
+TEST_CASE("Service: the cluster list kept in memory never shows what a finished write changed") {
+  Fixture f;
+  // Readers list all the time, so lists overlap every write below.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 2; ++i)
+    readers.emplace_back([&] {
+      while (!stop) (void)f.svc->list_clusters();
+    });
+  for (int round = 0; round < 20; ++round) {
+    const std::string id = f.attach("r" + std::to_string(round));
+    auto listed = f.svc->list_clusters();
+    REQUIRE(listed.ok());
+    CHECK(std::count_if(listed->begin(), listed->end(),
+                        [&](const Cluster& c) { return c.id == id; }) == 1);
+    REQUIRE(f.svc->detach_cluster(id).ok());
+    listed = f.svc->list_clusters();
+    REQUIRE(listed.ok());
+    CHECK(
+        std::none_of(listed->begin(), listed->end(), [&](const Cluster& c) { return c.id == id; }));
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+}
+
 TEST_CASE("Service: clones cancelled at random moments leave only the completed copies") {
   Options o;
   o.copy_rate_limit_bytes_per_sec = 32 * kMiB;

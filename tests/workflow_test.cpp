@@ -189,6 +189,30 @@ TEST_CASE("WorkflowEngine: a workflow runs its steps in order and completes with
   CHECK(f.log == std::vector<std::string>{"first", "second:thing-1"});
 }
 
+TEST_CASE("WorkflowEngine: get follows a workflow through its states; a finished one stays put") {
+  Fixture f;
+  EngineOptions o;
+  o.threads = 1;
+  f.make_engine(o);
+  auto id = f.engine->submit("BLOCKS", "{}");
+  REQUIRE(id.ok());
+  for (int i = 0; i < 500 && f.engine->get(*id)->state != WorkflowState::kRunning; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(f.engine->get(*id)->state == WorkflowState::kRunning);
+  f.gate.open();
+  Workflow done = f.wait(*id);
+  REQUIRE(done.state == WorkflowState::kCompleted);
+  // Every later read answers the same finished workflow.
+  for (int i = 0; i < 3; ++i) {
+    auto again = f.engine->get(*id);
+    REQUIRE(again.ok());
+    CHECK(again->state == WorkflowState::kCompleted);
+    CHECK(again->ended_at == done.ended_at);
+    CHECK(again->result == done.result);
+  }
+  CHECK(f.engine->get("00000000-0000-4000-8000-000000000000").status().code() == Code::kNotFound);
+}
+
 TEST_CASE("WorkflowEngine: submit refuses unknown types and works only once started") {
   Fixture f;
   WorkflowEngine engine(*f.store, {});
