@@ -222,6 +222,22 @@ struct FullCopies::Impl {
   // their terminal status here, and group snapshots left without a copy go. Idempotent; run
   // before every read and change.
   Status reconcile() {
+    // Almost always there is nothing to do: find out with a read (GETs run on I/O threads).
+    bool work = false;
+    Status r = deps.store->read([&](Txn& t) -> Status {
+      auto q = t.query_one(
+          "SELECT EXISTS (SELECT 1 FROM full_copies f JOIN workflows w ON w.id = f.workflow_id "
+          "WHERE f.status IN ('creating', 'synchronizing', 'restoring') AND w.state IN "
+          "('FAILED', 'CANCELLED')) OR EXISTS (SELECT 1 FROM consistency_groups g JOIN workflows "
+          "w ON w.id = g.workflow_id WHERE g.status = 'creating' AND w.state IN ('FAILED', "
+          "'CANCELLED')) OR EXISTS (SELECT 1 FROM cg_snapshots s WHERE s.copy_set_id <> '' AND "
+          "NOT EXISTS (SELECT 1 FROM full_copies f WHERE f.cg_snapshot_id = s.id OR "
+          "f.sync_cg_snapshot_id = s.id))");
+      if (!q.ok()) return q.status();
+      work = (*q)->int64(0) != 0;
+      return Status::Ok();
+    });
+    if (!r.ok() || !work) return r;
     std::vector<std::string> orphans;
     Status s = deps.store->transact([&](Txn& t) -> Status {
       const char* ended =
