@@ -7,6 +7,7 @@
 #include <set>
 
 #include "codec.hpp"
+#include "copy_options.hpp"
 #include "dmscore/copy.hpp"
 #include "dmscore/service.hpp"
 #include "util.hpp"
@@ -116,15 +117,6 @@ std::string target_name(const std::string& prefix, const std::string& volume_nam
                         std::size_t position) {
   std::string n = prefix + "-" + volume_name;
   return n.size() <= 256 && !volume_name.empty() ? n : prefix + "-" + std::to_string(position + 1);
-}
-
-// Progress about every 1% of the work, between 1 and 64 MiB.
-std::uint64_t progress_step(std::uint64_t size) {
-  return std::clamp<std::uint64_t>(size / 100, 1 << 20, 64 << 20);
-}
-
-Status naming(const Status& s, const std::string& field) {
-  return s.code() == Code::kNotFound ? Status::NotFound(field + ": " + s.message()) : s;
 }
 
 // One volume a workflow copies: from a snapshot (or, for a restore, a volume) into a volume.
@@ -366,12 +358,7 @@ struct FullCopies::Impl {
       const bool fresh = fresh_targets && from == 0 && !(i == first && c.resumed());
       auto sink = (*dst)->open_volume_sink(it.dst_project, it.dst_volume_id, fresh);
       if (!sink.ok()) return sink.status().with_prefix("volume " + std::to_string(i + 1));
-      CopyOptions co;
-      co.threads = deps.options->copy_threads;
-      co.chunk_bytes = deps.options->copy_chunk_bytes;
-      co.rate_limit_bytes_per_sec = deps.options->copy_rate_limit_bytes_per_sec;
-      co.progress_every_bytes = progress_step((*source)->size());
-      co.env = deps.env;
+      CopyOptions co = service_copy_options(*deps.options, deps.env, (*source)->size());
       BlockSink& out = **sink;
       auto last_checkpoint = deps.env->steady_now();
       std::uint64_t counted = 0;
@@ -418,11 +405,7 @@ struct FullCopies::Impl {
       if (!a.ok()) return a.status();
       auto b = (*dst)->open_volume_data(it.dst_project, it.dst_volume_id);
       if (!b.ok()) return b.status();
-      CopyOptions co;
-      co.threads = deps.options->copy_threads;
-      co.chunk_bytes = deps.options->copy_chunk_bytes;
-      co.progress_every_bytes = progress_step((*a)->size());
-      co.env = deps.env;
+      CopyOptions co = service_copy_options(*deps.options, deps.env, (*a)->size(), false);
       Status s = CopyEngine(co).verify(
           **a, **b, [&c] { return c.should_stop(); },
           [&](const CopyProgress& p) -> Status {

@@ -134,11 +134,6 @@ Result<std::string> request_id(const std::string& request, const char* key) {
   return std::string(idv->as_string());
 }
 
-// NOT_FOUND for an id the request gave in `field`: the message names the field.
-Status naming(const Status& s, const std::string& field) {
-  return s.code() == Code::kNotFound ? Status::NotFound(field + ": " + s.message()) : s;
-}
-
 Status check_ids(const std::vector<std::string>& ids, const std::string& field) {
   if (ids.size() > kMaxMembers)
     return Status::InvalidArgument(field + ": at most " + std::to_string(kMaxMembers) + " volumes");

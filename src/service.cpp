@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include "codec.hpp"
+#include "copy_options.hpp"
 #include "dmscore/lightbits_backend.hpp"
 #include "dmscore/local_backend.hpp"
 #include "dmscore/store.hpp"
@@ -546,15 +547,6 @@ struct Service::Impl {
 
 // ---- thick clones ----
 
-namespace {
-
-// Progress about every 1% of the image, between one chunk and 64 MiB.
-std::uint64_t progress_step(std::uint64_t size) {
-  return std::clamp<std::uint64_t>(size / 100, 1 << 20, 64 << 20);
-}
-
-}  // namespace
-
 void Service::Impl::register_clone_workflows() {
   auto load = [](StepContext& c) -> Result<ThickCloneRequest> {
     auto v = detail::parse_json(c.request());
@@ -671,12 +663,7 @@ void Service::Impl::register_clone_workflows() {
            const bool fresh = start == 0 && !c.resumed();
            auto sink = (*dst)->open_volume_sink(c.var("dstProject"), c.var("dstVolumeId"), fresh);
            if (!sink.ok()) return sink.status();
-           CopyOptions co;
-           co.threads = options.copy_threads;
-           co.chunk_bytes = options.copy_chunk_bytes;
-           co.rate_limit_bytes_per_sec = options.copy_rate_limit_bytes_per_sec;
-           co.progress_every_bytes = progress_step((*source)->size());
-           co.env = env;
+           CopyOptions co = detail::service_copy_options(options, env, (*source)->size());
            const int span = req->verify_clone ? 90 : 99;
            auto last_checkpoint = env->steady_now();
            BlockSink& out = **sink;
@@ -716,11 +703,7 @@ void Service::Impl::register_clone_workflows() {
            if (!a.ok()) return a.status();
            auto b = (*dst)->open_volume_data(c.var("dstProject"), c.var("dstVolumeId"));
            if (!b.ok()) return b.status();
-           CopyOptions co;
-           co.threads = options.copy_threads;
-           co.chunk_bytes = options.copy_chunk_bytes;
-           co.progress_every_bytes = progress_step((*a)->size());
-           co.env = env;
+           CopyOptions co = detail::service_copy_options(options, env, (*a)->size(), false);
            std::uint64_t verified = 0;
            Status s = CopyEngine(co).verify(
                **a, **b, [&c] { return c.should_stop(); },

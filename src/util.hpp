@@ -40,4 +40,10 @@ inline Result<std::int64_t> parse_page_token(const std::string& token, std::stri
   return v;
 }
 
+// NOT_FOUND for an id the request gave in `field`: the message names the field. Other statuses
+// pass unchanged.
+inline Status naming(const Status& s, const std::string& field) {
+  return s.code() == Code::kNotFound ? Status::NotFound(field + ": " + s.message()) : s;
+}
+
 }  // namespace dmscore::detail
