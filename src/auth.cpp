@@ -19,6 +19,7 @@
 #include "dmscore/backend.hpp"
 #include "file_io.hpp"
 #include "jwt.hpp"
+#include "store_cache.hpp"
 #include "util.hpp"
 
 namespace dmscore {
@@ -247,57 +248,26 @@ struct Auth::Impl {
     std::int64_t token_version = 0;
   };
 
-  // Users read by find(), kept until any write to the users table. Exact because one process
-  // owns the store (the data directory's lock) and every write to users goes through
-  // write_users(); a store shared by several processes would have to drop this. While a write
-  // is under way nothing is served from or put in the cache, so a reader never sees a row
-  // older than the last acknowledged write (a logout revokes at once); the generation keeps a
-  // read that overlapped a write from caching what it read.
-  mutable std::mutex users_mu;
-  mutable std::unordered_map<std::string, Row> users_cache;
-  mutable std::uint64_t users_gen = 0;
-  mutable int users_writers = 0;
+  // Users read by find(), kept until any write to the users table: every write goes through
+  // write_users() (see store_cache.hpp for why that is exact in one process). A store shared by
+  // several processes would have to drop this.
+  mutable detail::StoreCache<std::string, std::optional<Row>> users;
 
-  Status write_users(const std::function<Status(Txn&)>& fn) {
-    {
-      std::lock_guard lock(users_mu);
-      ++users_writers;
-      ++users_gen;
-      users_cache.clear();
-    }
-    Status s = store.transact(fn);
-    std::lock_guard lock(users_mu);
-    --users_writers;
-    ++users_gen;
-    users_cache.clear();
-    return s;
-  }
+  Status write_users(const std::function<Status(Txn&)>& fn) { return users.write(store, fn); }
 
   Result<std::optional<Row>> find(const std::string& name) const {
-    std::uint64_t gen;
-    {
-      std::lock_guard lock(users_mu);
-      if (auto it = users_cache.find(name); users_writers == 0 && it != users_cache.end())
-        return std::optional<Row>(it->second);
-      gen = users_gen;
-    }
-    std::optional<Row> out;
-    Status s = store.read([&](Txn& t) -> Status {
-      auto r = t.query_one("SELECT role, password_hash, token_version FROM users WHERE name = ?",
-                           {name});
-      if (!r.ok()) return r.status();
-      if (*r) out = Row{(*r)->text(0), (*r)->text(1), (*r)->int64(2)};
-      return Status::Ok();
+    return users.get(name, [&]() -> Result<std::optional<Row>> {
+      std::optional<Row> out;
+      Status s = store.read([&](Txn& t) -> Status {
+        auto r = t.query_one("SELECT role, password_hash, token_version FROM users WHERE name = ?",
+                             {name});
+        if (!r.ok()) return r.status();
+        if (*r) out = Row{(*r)->text(0), (*r)->text(1), (*r)->int64(2)};
+        return Status::Ok();
+      });
+      if (!s.ok()) return s;
+      return out;
     });
-    if (!s.ok()) return s;
-    if (out) {
-      std::lock_guard lock(users_mu);
-      if (gen == users_gen && users_writers == 0) {
-        if (users_cache.size() >= 10000) users_cache.clear();
-        users_cache.emplace(name, *out);
-      }
-    }
-    return out;
   }
 
   Result<LoginResult> issue(const std::string& name, std::int64_t token_version) {

@@ -180,7 +180,7 @@ struct Service::Impl {
 
   std::unique_ptr<detail::Groups> groups;
   // The clusters table as list_clusters() answers it; every write to the table goes through it.
-  detail::StoreCache<std::vector<Cluster>> clusters_cache;
+  detail::StoreCache<int, std::vector<Cluster>> clusters_cache{1};
   std::unique_ptr<detail::FullCopies> full_copies;
 
   std::atomic<std::uint64_t> copy_bytes{0};
@@ -940,7 +940,7 @@ Result<std::string> Service::attach_cluster(const AttachClusterRequest& request)
 
 Result<std::vector<Cluster>> Service::list_clusters() const {
   // Every write to the clusters table goes through clusters_cache.write().
-  return impl_->clusters_cache.get([this]() -> Result<std::vector<Cluster>> {
+  return impl_->clusters_cache.get(0, [this]() -> Result<std::vector<Cluster>> {
     std::vector<Cluster> out;
     Status s = impl_->store->read([&](Txn& t) -> Status {
       auto r = t.query(std::string("SELECT ") + kClusterCols +

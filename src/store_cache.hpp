@@ -1,57 +1,72 @@
 #pragma once
-// A value read from the store and kept in memory until the next write made through write():
+// Values read from the store and kept in memory until the next write made through write():
 // exact as long as one process owns the store (the data directory's lock) and every write to
-// the rows it reflects goes through write(). While a write is under way nothing is served from
-// it or put into it, so a read that starts after a write was acknowledged always sees that
-// write; the generation keeps a read that overlapped a write from caching what it read.
+// the rows they reflect goes through write(). While a write is under way nothing is served from
+// the cache or put into it, so a read that starts after a write was acknowledged always sees
+// that write; the generation keeps a read that overlapped a write from keeping what it read.
+// Used for the users (keyed by name) and the cluster list (one key).
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <mutex>
-#include <optional>
+#include <unordered_map>
 
 #include "dmscore/result.hpp"
 #include "dmscore/store.hpp"
 
 namespace dmscore::detail {
 
-template <class T>
+template <class Key, class T>
 class StoreCache {
  public:
-  // The kept value, or read()'s (kept unless a write overlapped it).
-  Result<T> get(const std::function<Result<T>()>& read) const {
+  StoreCache() = default;
+  // Emptied when it would hold more than `capacity` keys (default 10000).
+  explicit StoreCache(std::size_t capacity) : capacity_(capacity) {}
+
+  // The value kept for `key`, or read()'s (kept unless a write overlapped it).
+  Result<T> get(const Key& key, const std::function<Result<T>()>& read) const {
     std::uint64_t gen;
     {
       std::lock_guard lock(mu_);
-      if (writers_ == 0 && value_) return *value_;
+      if (auto it = values_.find(key); writers_ == 0 && it != values_.end()) return it->second;
       gen = gen_;
     }
     auto v = read();
     if (!v.ok()) return v.status();
     std::lock_guard lock(mu_);
-    if (gen == gen_ && writers_ == 0) value_ = *v;
+    if (gen == gen_ && writers_ == 0) {
+      if (values_.size() >= capacity_) values_.clear();
+      values_.insert_or_assign(key, *v);
+    }
     return v;
   }
 
-  // store.transact(fn), with the kept value dropped before and after.
+  // store.transact(fn), with every kept value dropped before and after.
   Status write(Store& store, const std::function<Status(Txn&)>& fn) {
-    {
-      std::lock_guard lock(mu_);
-      ++writers_;
-      ++gen_;
-      value_.reset();
-    }
+    begin_write();
     Status s = store.transact(fn);
-    std::lock_guard lock(mu_);
-    --writers_;
-    ++gen_;
-    value_.reset();
+    end_write();
     return s;
   }
 
  private:
+  void begin_write() {
+    std::lock_guard lock(mu_);
+    ++writers_;
+    ++gen_;
+    values_.clear();
+  }
+  void end_write() {
+    std::lock_guard lock(mu_);
+    --writers_;
+    ++gen_;
+    values_.clear();
+  }
+
+  std::size_t capacity_ = 10000;
   mutable std::mutex mu_;
-  mutable std::optional<T> value_;
+  mutable std::unordered_map<Key, T> values_;
   std::uint64_t gen_ = 0;
   int writers_ = 0;
 };
