@@ -23,20 +23,10 @@ namespace {
 
 std::unique_ptr<Service> open_service(const std::string& data) {
   Options o;
-  o.data_dir = data;
   o.copy_chunk_bytes = 1 << 20;
   o.copy_threads = 3;
   o.copy_rate_limit_bytes_per_sec = 48 << 20;
-  o.progress_persist_interval = 15ms;
-  o.rsa_bits = 2048;
-  o.admin_password = "crash-test-admin";
-  o.log = [](std::string_view) {};
-  auto s = Service::open(o);
-  if (!s.ok()) {
-    std::fprintf(stderr, "open: %s\n", s.status().to_string().c_str());
-    std::exit(1);
-  }
-  return std::move(s).value();
+  return dmscore::testing::open_crash_service(data, o);
 }
 
 std::string wait_ok(Service& svc, const std::string& id) {

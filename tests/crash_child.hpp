@@ -2,11 +2,32 @@
 // Shared by the crash tests' child processes (clone_crash_child, group_crash_child).
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
 #include <thread>
 
 #include "dmscore/service.hpp"
 
 namespace dmscore::testing {
+
+// Opens the service of a crash test's data directory: progress persisted often (a kill finds
+// recent checkpoints), a cheap key, a known admin password, no log; exits 1 when it cannot.
+// `o` carries what a child sets on top.
+inline std::unique_ptr<Service> open_crash_service(const std::string& data, Options o = {}) {
+  o.data_dir = data;
+  o.progress_persist_interval = std::chrono::milliseconds(15);
+  o.rsa_bits = 2048;
+  o.admin_password = "crash-test-admin";
+  o.log = [](std::string_view) {};
+  auto s = Service::open(o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "open: %s\n", s.status().to_string().c_str());
+    std::exit(1);
+  }
+  return std::move(s).value();
+}
 
 // Waits until no workflow is PENDING or RUNNING (a reopened service finishing what a kill
 // interrupted). 0 when idle, 3 after two minutes.
