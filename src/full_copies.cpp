@@ -209,49 +209,11 @@ struct FullCopies::Impl {
                         d.message());
   }
 
-  // A workflow cancelled while still PENDING ends without running any step, so nothing of it
-  // moves its copy (or its group) out of the busy status it was recorded in. Such rows get
-  // their terminal status here, and group snapshots left without a copy go. Idempotent; run
-  // before every read and change.
-  Status reconcile() {
-    // Almost always there is nothing to do: find out with a read (GETs run on I/O threads).
-    bool work = false;
-    Status r = deps.store->read([&](Txn& t) -> Status {
-      auto q = t.query_one(
-          "SELECT EXISTS (SELECT 1 FROM full_copies f JOIN workflows w ON w.id = f.workflow_id "
-          "WHERE f.status IN ('creating', 'synchronizing', 'restoring') AND w.state IN "
-          "('FAILED', 'CANCELLED')) OR EXISTS (SELECT 1 FROM consistency_groups g JOIN workflows "
-          "w ON w.id = g.workflow_id WHERE g.status = 'creating' AND w.state IN ('FAILED', "
-          "'CANCELLED')) OR EXISTS (SELECT 1 FROM cg_snapshots s WHERE s.copy_set_id <> '' AND "
-          "NOT EXISTS (SELECT 1 FROM full_copies f WHERE f.cg_snapshot_id = s.id OR "
-          "f.sync_cg_snapshot_id = s.id))");
-      if (!q.ok()) return q.status();
-      work = (*q)->int64(0) != 0;
-      return Status::Ok();
-    });
-    if (!r.ok() || !work) return r;
+  // Group snapshots taken for copies that no copy refers to any more (their last copy was
+  // cancelled before it ran, or a crash came between a copy's end and the release) go.
+  Status release_orphans() {
     std::vector<std::string> orphans;
-    Status s = deps.store->transact([&](Txn& t) -> Status {
-      const char* ended =
-          "workflow_id IN (SELECT id FROM workflows WHERE state IN ('FAILED', 'CANCELLED'))";
-      auto r = t.exec(std::string("UPDATE full_copies SET status = 'error', sync_cg_snapshot_id = "
-                                  "'', message = 'its workflow ended before it ran', updated_at = "
-                                  "?1 WHERE status IN ('creating', 'synchronizing') AND ") +
-                          ended,
-                      {now_ms()});
-      if (!r.ok()) return r.status();
-      r = t.exec(std::string("UPDATE full_copies SET status = 'synchronized', message = 'the "
-                             "restore was cancelled before it ran', updated_at = ?1 WHERE "
-                             "status = 'restoring' AND ") +
-                     ended,
-                 {now_ms()});
-      if (!r.ok()) return r.status();
-      r = t.exec(std::string("UPDATE consistency_groups SET status = 'error', message = 'its "
-                             "workflow ended before it ran', updated_at = ?1 WHERE status = "
-                             "'creating' AND ") +
-                     ended,
-                 {now_ms()});
-      if (!r.ok()) return r.status();
+    Status s = deps.store->read([&](Txn& t) -> Status {
       auto o = t.query(
           "SELECT id FROM cg_snapshots s WHERE copy_set_id <> '' AND NOT EXISTS (SELECT 1 FROM "
           "full_copies f WHERE f.cg_snapshot_id = s.id OR f.sync_cg_snapshot_id = s.id)");
@@ -262,6 +224,42 @@ struct FullCopies::Impl {
     if (!s.ok()) return s;
     for (const auto& id : orphans) release_snapshot(id);
     return Status::Ok();
+  }
+
+  // WorkflowType::cancelled_before_start of the copy workflows: the copy leaves its busy
+  // status in the cancel's transaction (a restore that never ran leaves the copy as it was).
+  static Status settle_copy(Txn& t, const std::string& request, std::int64_t now) {
+    auto v = parse_json(request);
+    const auto* o = v.ok() ? v->if_object() : nullptr;
+    if (!o || !o->contains("copySetId") || !o->contains("copy")) return Status::Ok();
+    const std::string set(o->at("copySetId").as_string());
+    const auto idx = o->at("copy").to_number<std::int64_t>();
+    auto r = t.exec(
+        "UPDATE full_copies SET status = 'error', sync_cg_snapshot_id = '', message = 'its "
+        "workflow was cancelled before it started', updated_at = ? WHERE copy_set_id = ? AND "
+        "idx = ? AND status IN ('creating', 'synchronizing')",
+        {now, set, idx});
+    if (!r.ok()) return r.status();
+    return t
+        .exec(
+            "UPDATE full_copies SET status = 'synchronized', message = 'the restore was "
+            "cancelled before it started', updated_at = ? WHERE copy_set_id = ? AND idx = ? AND "
+            "status = 'restoring'",
+            {now, set, idx})
+        .status();
+  }
+
+  static Status settle_group(Txn& t, const std::string& request, std::int64_t now) {
+    auto v = parse_json(request);
+    const auto* o = v.ok() ? v->if_object() : nullptr;
+    const auto* id = o ? o->if_contains("consistencyGroupId") : nullptr;
+    if (!id || !id->is_string()) return Status::Ok();
+    return t
+        .exec(
+            "UPDATE consistency_groups SET status = 'error', message = 'its workflow was "
+            "cancelled before it started', updated_at = ? WHERE id = ? AND status = 'creating'",
+            {now, std::string(id->as_string())})
+        .status();
   }
 
   // ---- shared by copies and group thick clones ----
@@ -883,7 +881,10 @@ void FullCopies::register_workflows() {
     s.undo = std::move(undo);
     return s;
   };
-  WorkflowType create{kCreateFullCopy, {}};
+  auto settle_copy = [im](Txn& t, const std::string& request) {
+    return Impl::settle_copy(t, request, im->now_ms());
+  };
+  WorkflowType create{kCreateFullCopy, {}, settle_copy};
   create.steps.push_back(step(
       "create-targets", [im](StepContext& c) { return im->create_targets_step(c); },
       [im](StepContext& c) { return im->create_targets_undo(c); }));
@@ -894,7 +895,7 @@ void FullCopies::register_workflows() {
   (void)im->deps.engine->register_type(std::move(create));
 
   for (const char* type : {kActivateFullCopy, kResynchronizeFullCopy}) {
-    WorkflowType sync{type, {}};
+    WorkflowType sync{type, {}, settle_copy};
     sync.steps.push_back(step(
         "group-snapshot", [im](StepContext& c) { return im->snapshot_step(c); },
         [im](StepContext& c) { return im->snapshot_undo(c); }));
@@ -903,13 +904,15 @@ void FullCopies::register_workflows() {
     (void)im->deps.engine->register_type(std::move(sync));
   }
 
-  WorkflowType restore{kRestoreFullCopy, {}};
+  WorkflowType restore{kRestoreFullCopy, {}, settle_copy};
   restore.steps.push_back(step(
       "restore", [im](StepContext& c) { return im->restore_step(c); },
       [im](StepContext& c) { return im->restore_undo(c); }));
   (void)im->deps.engine->register_type(std::move(restore));
 
-  WorkflowType clone{kThickCloneConsistencyGroup, {}};
+  WorkflowType clone{kThickCloneConsistencyGroup, {}, [im](Txn& t, const std::string& request) {
+                       return Impl::settle_group(t, request, im->now_ms());
+                     }};
   clone.steps.push_back(step(
       "create-destination", [im](StepContext& c) { return im->clone_create_step(c); },
       [im](StepContext& c) { return im->clone_create_undo(c); }));
@@ -920,7 +923,9 @@ void FullCopies::register_workflows() {
   (void)im->deps.engine->register_type(std::move(clone));
 }
 
-Status FullCopies::recover() { return impl_->reconcile(); }
+Status FullCopies::recover() { return impl_->release_orphans(); }
+
+Status FullCopies::workflow_cancelled() { return impl_->release_orphans(); }
 
 Result<CopySetWork> FullCopies::create(const CreateFullCopiesRequest& req) {
   Impl& im = *impl_;
@@ -949,7 +954,6 @@ Result<CopySetWork> FullCopies::create(const CreateFullCopiesRequest& req) {
   if (!req.project_name.empty()) {
     if (Status s = validate_object_name(req.project_name, "projectName"); !s.ok()) return s;
   }
-  if (Status s = im.reconcile(); !s.ok()) return s;
   auto g = im.deps.groups->snapshot_ready_group(req.consistency_group_id, "consistencyGroupId");
   if (!g.ok()) return g.status();
   for (std::size_t i = 0; i < req.volume_ids.size(); ++i) {
@@ -1055,7 +1059,6 @@ Result<CopySetPage> FullCopies::list(const std::string& group_id, const PageRequ
     return Status::InvalidArgument("pageSize: must be 0..1000");
   auto after = parse_page_token(page.page_token, "f");
   if (!after.ok()) return after.status();
-  if (Status s = impl_->reconcile(); !s.ok()) return s;
   auto g = impl_->deps.groups->get(group_id);
   if (!g.ok()) return g.status();
   const std::int64_t n = page.page_size == 0 ? 100 : page.page_size;
@@ -1079,7 +1082,6 @@ Result<CopySetPage> FullCopies::list(const std::string& group_id, const PageRequ
 }
 
 Result<CopySet> FullCopies::get(const std::string& group_id, const std::string& id) const {
-  if (Status s = impl_->reconcile(); !s.ok()) return s;
   auto g = impl_->deps.groups->get(group_id);
   if (!g.ok()) return g.status();
   auto c = impl_->read_set(id);

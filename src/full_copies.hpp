@@ -31,9 +31,12 @@ class FullCopies {
 
   // Before the engine starts.
   void register_workflows();
-  // After the engine started: copies (and groups) whose workflow was cancelled before it ran
-  // get their terminal status (see Impl::reconcile).
+  // After the engine started: group snapshots taken for copies that no copy refers to go
+  // (see workflow_cancelled).
   Status recover();
+  // After a workflow was cancelled: its copy's rows were settled with the cancel
+  // (WorkflowType::cancelled_before_start); a group snapshot only it would have used goes.
+  Status workflow_cancelled();
 
   Result<CopySetWork> create(const CreateFullCopiesRequest& request);
   Result<CopySetPage> list(const std::string& group_id, const PageRequest& page) const;

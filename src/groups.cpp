@@ -1091,12 +1091,28 @@ void Groups::register_workflows() {
   step.name = "snapshot";
   step.run = [im](StepContext& c) { return im->snapshot_step(c); };
   step.undo = [im](StepContext& c) { return im->snapshot_undo(c); };
-  (void)im->deps.engine->register_type({kCreateCgSnapshot, {std::move(step)}});
+  // Cancelled before it ran: nothing was taken; the group snapshot ends in error.
+  auto settle = [](const char* table, const char* key) {
+    return [table, key](Txn& t, const std::string& request) -> Status {
+      auto id = request_id(request, key);
+      if (!id.ok()) return Status::Ok();
+      return t
+          .exec(std::string("UPDATE ") + table +
+                    " SET status = 'error', message = 'cancelled before it started' WHERE id = ? "
+                    "AND status = 'creating'",
+                {*id})
+          .status();
+    };
+  };
+  (void)im->deps.engine->register_type(
+      {kCreateCgSnapshot, {std::move(step)}, settle("cg_snapshots", "cgSnapshotId")});
   Step clone;
   clone.name = "clone";
   clone.run = [im](StepContext& c) { return im->clone_group_step(c); };
   clone.undo = [im](StepContext& c) { return im->clone_group_undo(c); };
-  (void)im->deps.engine->register_type({kCreateConsistencyGroup, {std::move(clone)}});
+  (void)im->deps.engine->register_type({kCreateConsistencyGroup,
+                                        {std::move(clone)},
+                                        settle("consistency_groups", "consistencyGroupId")});
 }
 
 Status Groups::recover() {

@@ -1142,7 +1142,10 @@ Result<Workflow> Service::get_workflow(const std::string& id) const {
 Result<WorkflowPage> Service::list_workflows(const ListWorkflowsRequest& r) const {
   return impl_->engine->list(r);
 }
-Status Service::cancel_workflow(const std::string& id) { return impl_->engine->cancel(id); }
+Status Service::cancel_workflow(const std::string& id) {
+  if (Status s = impl_->engine->cancel(id); !s.ok()) return s;
+  return impl_->full_copies->workflow_cancelled();
+}
 Result<Workflow> Service::wait_workflow(const std::string& id,
                                         std::chrono::milliseconds timeout) const {
   return impl_->engine->wait(id, timeout);

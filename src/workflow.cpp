@@ -726,7 +726,7 @@ Status WorkflowEngine::cancel(const std::string& id) {
   Impl& im = *impl_;
   bool ended = false;
   Status s = im.store.transact([&](Txn& t) -> Status {
-    auto row = t.query_one("SELECT state FROM workflows WHERE id = ?", {id});
+    auto row = t.query_one("SELECT state, type, request FROM workflows WHERE id = ?", {id});
     if (!row.ok()) return row.status();
     if (!*row) return Status::NotFound("workflow " + id + " not found");
     std::string state = (*row)->text(0);
@@ -737,7 +737,13 @@ Status WorkflowEngine::cancel(const std::string& id) {
           "cancel_requested = 1 WHERE id = ?",
           {im.now_ms(), id});
       if (!r.ok()) return r.status();
-      return t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id}).status();
+      r = t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id});
+      if (!r.ok()) return r.status();
+      // No step ran, so no undo will: the type settles what was recorded for it, atomically.
+      auto type = im.types.find((*row)->text(1));
+      if (type != im.types.end() && type->second.cancelled_before_start)
+        return type->second.cancelled_before_start(t, (*row)->text(2));
+      return Status::Ok();
     }
     if (state == "RUNNING")
       return t.exec("UPDATE workflows SET cancel_requested = 1 WHERE id = ?", {id}).status();

@@ -556,3 +556,28 @@ TEST_CASE("Groups: a group snapshot refused at maxRunningWorkflows leaves nothin
   CHECK(page->cg_snapshots[0].id == first->id);
   CHECK(f.wait(first->workflow_id).state == WorkflowState::kCompleted);
 }
+
+TEST_CASE("Groups: a group snapshot cancelled before its workflow started ends in error") {
+  TempDir hooks;
+  Options o;
+  o.workflow_threads = 1;
+  o.group_snapshot_pre_hook = hooks / "pre";
+  o.group_snapshot_hook_timeout = 10s;
+  write_script(o.group_snapshot_pre_hook, "sleep 1");  // keeps the one worker busy
+  Fixture f(o);
+  auto g = f.group();
+  auto first = f.svc->create_cg_snapshot({g.id, "first", ""});
+  REQUIRE(first.ok());
+  auto second = f.svc->create_cg_snapshot({g.id, "second", ""});
+  REQUIRE(second.ok());
+  REQUIRE(f.svc->cancel_workflow(second->workflow_id).ok());
+  auto w = f.wait(second->workflow_id);
+  CHECK(w.state == WorkflowState::kCancelled);
+  CHECK(!w.started_at.has_value());  // it never ran
+  auto c = f.svc->get_cg_snapshot(second->id);
+  REQUIRE(c.ok());
+  CHECK(c->status == GroupStatus::kError);
+  CHECK(c->message == "cancelled before it started");
+  CHECK(f.wait(first->workflow_id).state == WorkflowState::kCompleted);
+  CHECK(f.svc->delete_cg_snapshot(second->id).ok());  // an error one can be deleted
+}

@@ -1,5 +1,6 @@
 #include "dmscore/workflow.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
@@ -109,6 +110,16 @@ struct Fixture {
                                      record("undo wait");
                                      return Status::Ok();
                                    }}}})
+                .ok());
+    // Its submitter's rows: a table the cancel of a PENDING one settles (or refuses to).
+    REQUIRE(engine
+                ->register_type({"SETTLES",
+                                 {{"only", [](StepContext&) { return Status::Ok(); }}},
+                                 [this](Txn& t, const std::string& request) -> Status {
+                                   record("settle " + request);
+                                   if (request == "refuse") return Status::Aborted("no");
+                                   return t.exec("UPDATE mine SET status = 'cancelled'").status();
+                                 }})
                 .ok());
     REQUIRE(engine
                 ->register_type(
@@ -358,6 +369,51 @@ TEST_CASE("WorkflowEngine: cancelling a PENDING workflow ends it CANCELLED at on
   f.wait(*a);
   CHECK(f.engine->get(*b)->state == WorkflowState::kCancelled);
   CHECK(std::find(f.log.begin(), f.log.end(), "first") == f.log.end());
+}
+
+TEST_CASE("WorkflowEngine: a workflow cancelled before it started settles its rows atomically") {
+  Fixture f;
+  EngineOptions o;
+  o.threads = 1;
+  f.make_engine(o);
+  REQUIRE(f.store
+              ->transact([](Txn& t) {
+                auto r = t.exec("CREATE TABLE mine (status TEXT NOT NULL)");
+                if (!r.ok()) return r.status();
+                return t.exec("INSERT INTO mine (status) VALUES ('waiting')").status();
+              })
+              .ok());
+  auto status = [&] {
+    std::string out;
+    REQUIRE(f.store
+                ->read([&](Txn& t) -> Status {
+                  auto r = t.query_one("SELECT status FROM mine");
+                  if (!r.ok()) return r.status();
+                  out = (*r)->text(0);
+                  return Status::Ok();
+                })
+                .ok());
+    return out;
+  };
+  auto busy = f.engine->submit("BLOCKS", "{}");  // holds the one worker
+  REQUIRE(busy.ok());
+  auto refused = f.engine->submit("SETTLES", "refuse");
+  REQUIRE(refused.ok());
+  // The type's error aborts the cancel: still PENDING, nothing changed.
+  CHECK(f.engine->cancel(*refused).code() == Code::kAborted);
+  CHECK(f.engine->get(*refused)->state == WorkflowState::kPending);
+  auto id = f.engine->submit("SETTLES", "mine");
+  REQUIRE(id.ok());
+  REQUIRE(f.engine->cancel(*id).ok());
+  CHECK(f.engine->get(*id)->state == WorkflowState::kCancelled);
+  CHECK(status() == "cancelled");
+  f.gate.open();
+  f.wait(*busy);
+  f.wait(*refused);  // runs normally: its settle is for a cancel only
+  // One settle per cancel, none for the workflow that ran.
+  auto settles = std::count_if(f.log.begin(), f.log.end(),
+                               [](const std::string& l) { return l.rfind("settle ", 0) == 0; });
+  CHECK(settles == 2);
 }
 
 TEST_CASE("WorkflowEngine: cancelling a RUNNING workflow stops its step and compensates") {

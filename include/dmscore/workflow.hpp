@@ -135,6 +135,10 @@ struct Step {
 struct WorkflowType {
   std::string name;
   std::vector<Step> steps;
+  // Optional. A workflow cancelled while PENDING ends at once without running any step, so no
+  // undo runs for it; this runs instead, inside the cancel's transaction, with the workflow's
+  // request, to settle the rows its submitter recorded for it (an error aborts the cancel).
+  std::function<Status(Txn&, const std::string& request)> cancelled_before_start;
 };
 
 struct EngineOptions {
