@@ -192,8 +192,10 @@ bool ask_cancel(const std::string& id) {
   return yes;
 }
 
-// Follows a workflow to its end with progress on stderr; prints it (-o) when asked.
-int follow(Connection& c, const std::string& id, const std::string& title, bool print_result) {
+// Follows a workflow to its end with progress on stderr; prints it (-o) when asked, or only its
+// result (as YAML) with `show_result` in table mode.
+int follow(Connection& c, const std::string& id, const std::string& title, bool print_result,
+           bool show_result = false) {
   dmsctl::Progress progress(title, !g.no_progress);
   auto on_update = [&](const std::string& body) {
     if (interrupted.load()) return false;
@@ -227,11 +229,14 @@ int follow(Connection& c, const std::string& id, const std::string& title, bool 
   const json::object& w = v.at("workflow").as_object();
   progress.finish(w);
   if (print_result) print(*r, "workflow");
+  if (!print_result && show_result && w.contains("result"))
+    fmt::print("{}", dmsctl::to_yaml(w.at("result")));
   return w.at("state").as_string() == "COMPLETED" ? kExitOk : kExitWorkflowFailed;
 }
 
 // Starts long work: prints the workflow id, or follows it with --wait.
-int started(Connection& c, const std::string& answer, const std::string& title) {
+int started(Connection& c, const std::string& answer, const std::string& title,
+            bool show_result = false) {
   std::string id = workflow_id_of(answer);
   if (!g.wait) {
     dmsctl::Format f = output_format();
@@ -246,7 +251,7 @@ int started(Connection& c, const std::string& answer, const std::string& title) 
     return kExitOk;
   }
   fmt::print(stderr, "started workflow {}\n", id);
-  return follow(c, id, title, g.output != "table");
+  return follow(c, id, title, g.output != "table", show_result);
 }
 
 // "10GiB", "512M", "4096" → bytes as a decimal string.
@@ -351,6 +356,12 @@ int serve(const ServeArgs& a) {
 
   dmscore::Options o;
   o.data_dir = a.data_dir;
+  // The library reads no environment; the admin's first password comes from here, and the
+  // variable is dropped so that nothing this process starts inherits it.
+  if (const char* pw = std::getenv("DMS_ADMIN_PASSWORD")) {
+    o.admin_password = pw;
+    ::unsetenv("DMS_ADMIN_PASSWORD");
+  }
   o.log = [&log_lines](std::string_view line) {
     log_lines.add(std::string("dmscore: ").append(line));
   };
@@ -614,6 +625,7 @@ int main(int argc, char** argv) {
   auto* attach = verb("attach", "Attach a cluster");
   auto* detach = verb("detach", "Detach a cluster, or full copies from their group");
   auto* refresh = verb("refresh", "Re-read clusters");
+  auto* repair = verb("repair", "Rebuild a local cluster's metadata from its data files");
   auto* clone = verb("clone", "Thick clone a snapshot, or a group snapshot into a new group");
   auto* cancel = verb("cancel", "Cancel a workflow");
   auto* activate = verb("activate", "Copy a group into inactive full copies");
@@ -700,6 +712,18 @@ int main(int argc, char** argv) {
            });
   refresh_clusters->add_option("id", cluster_id, "only this cluster");
   with_wait(refresh_clusters);
+  auto* repair_cluster = leaf(
+      repair, "cluster",
+      "Rebuild the metadata of a local cluster in NeedsRepair from its data files and their "
+      "sidecars; files it cannot explain go to the cluster's lost+found/, nothing is deleted "
+      "(REPAIR_CLUSTER). With --wait, prints what it found",
+      "  dmsctl repair cluster CLUSTER_ID --wait", [&] {
+        auto c = connect(true);
+        return started(c, check(c.api->repair_cluster(cluster_id)),
+                       "Repairing cluster " + cluster_id, /*show_result=*/true);
+      });
+  repair_cluster->add_option("id", cluster_id, "cluster id")->required();
+  with_wait(repair_cluster);
   auto* detach_cluster = leaf(detach, "cluster", "Forget a cluster (its data is not touched)",
                               "  dmsctl detach cluster CLUSTER_ID", [&] {
                                 auto c = connect(true);

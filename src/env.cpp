@@ -40,6 +40,8 @@ std::string Env::new_uuid() {
   return out;
 }
 
+int Env::file_fault(FileOp, std::string_view) { return 0; }
+
 std::shared_ptr<Env> Env::Default() {
   static std::shared_ptr<Env> env = std::make_shared<RealEnv>();
   return env;

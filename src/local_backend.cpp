@@ -1,24 +1,11 @@
 #include "dmscore/local_backend.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <boost/json.hpp>
-#include <filesystem>
-#include <mutex>
-#include <set>
-
-#include "dmscore/store.hpp"
-#include "file_io.hpp"
-#include "util.hpp"
+#include "call_scope.hpp"
+#include "local_impl.hpp"
 
 namespace dmscore {
 
-namespace json = boost::json;
-namespace fs = std::filesystem;
-using detail::Fd;
+using namespace detail::local;
 
 std::string_view to_string(VolumeState state) {
   switch (state) {
@@ -61,354 +48,45 @@ Status validate_object_name(const std::string& name, const std::string& field) {
   return Status::Ok();
 }
 
-namespace {
-
-constexpr const char* kFormat = "dmscore-local-1";
-
-const std::vector<Migration>& local_migrations() {
-  static const std::vector<Migration> kMigrations = {{1, R"sql(
-CREATE TABLE volumes (
-  seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
-  id                  TEXT NOT NULL UNIQUE,
-  project             TEXT NOT NULL,
-  name                TEXT NOT NULL,
-  size                INTEGER NOT NULL,
-  replica_count       INTEGER NOT NULL,
-  sector_size         INTEGER NOT NULL,
-  compression         INTEGER NOT NULL,
-  state               TEXT NOT NULL,
-  held                INTEGER NOT NULL DEFAULT 0,
-  source_snapshot_id  TEXT NOT NULL DEFAULT '',
-  created_at          INTEGER NOT NULL,
-  UNIQUE (project, name)
-);
-CREATE TABLE snapshots (
-  seq               INTEGER PRIMARY KEY AUTOINCREMENT,
-  id                TEXT NOT NULL UNIQUE,
-  project           TEXT NOT NULL,
-  name              TEXT NOT NULL,
-  source_volume_id  TEXT NOT NULL,
-  size              INTEGER NOT NULL,
-  state             TEXT NOT NULL,
-  description       TEXT NOT NULL DEFAULT '',
-  created_at        INTEGER NOT NULL,
-  replica_count     INTEGER NOT NULL,
-  sector_size       INTEGER NOT NULL,
-  compression       INTEGER NOT NULL,
-  UNIQUE (project, name)
-);
-)sql"}};
-  return kMigrations;
-}
-
-constexpr const char* kVolumeCols =
-    "id, project, name, size, replica_count, sector_size, compression, state, source_snapshot_id, "
-    "created_at, seq";
-constexpr const char* kSnapshotCols =
-    "id, project, name, source_volume_id, size, state, description, created_at, replica_count, "
-    "sector_size, compression, seq";
-
-VolumeState volume_state(const std::string& s) {
-  for (auto v : {VolumeState::kCreating, VolumeState::kAvailable, VolumeState::kUpdating,
-                 VolumeState::kDeleting, VolumeState::kFailed})
-    if (to_string(v) == s) return v;
-  return VolumeState::kFailed;
-}
-
-SnapshotState snapshot_state(const std::string& s) {
-  for (auto v : {SnapshotState::kCreating, SnapshotState::kAvailable, SnapshotState::kDeleting,
-                 SnapshotState::kFailed})
-    if (to_string(v) == s) return v;
-  return SnapshotState::kFailed;
-}
-
-Status check_page(const PageRequest& p) {
-  if (p.page_size < 0 || p.page_size > 1000)
-    return Status::InvalidArgument("pageSize: must be 0..1000");
+Status validate_labels(const std::map<std::string, std::string>& labels, const std::string& field) {
+  if (labels.size() > 16) return Status::InvalidArgument(field + ": at most 16 labels");
+  auto ok = [](const std::string& s, std::size_t min, std::size_t max) {
+    if (s.size() < min || s.size() > max) return false;
+    for (char c : s)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' &&
+          c != ':' && c != '/')
+        return false;
+    return true;
+  };
+  for (const auto& [k, v] : labels) {
+    if (!ok(k, 1, 63) || !ok(v, 0, 253))
+      return Status::InvalidArgument(field + ": keys 1-63 and values 0-253 characters of " +
+                                     "[A-Za-z0-9._:/-]");
+  }
   return Status::Ok();
 }
 
-// True when `dir` holds nothing, or only what an interrupted initialisation leaves behind
-// (cluster.json is written last, so without it nothing else there can hold user data).
-bool dir_is_initialisable(const std::string& dir) {
-  static const std::set<std::string> kOurs = {
-      ".lock", "data", "cluster.db", "cluster.db-wal", "cluster.db-shm", "cluster.json.tmp"};
-  std::error_code ec;
-  for (auto& e : fs::directory_iterator(dir, ec)) {
-    std::string name = e.path().filename().string();
-    if (!kOurs.count(name)) return false;
-    if (name == "data" && !fs::is_empty(e.path(), ec)) return false;
-  }
-  return !ec;
+
+namespace {
+
+// Stops a local copy at the caller's deadline (CallScope), when it has one.
+StopFn deadline_stop(const std::shared_ptr<Env>& env) {
+  auto d = detail::CallScope::deadline();
+  if (!d) return {};
+  return [env, at = *d] { return env->steady_now() >= at; };
+}
+
+Status copy_outcome(const Status& s, const std::string& what) {
+  if (s.code() != Code::kCancelled) return s;
+  return Status::DeadlineExceeded(
+      what + " did not finish within the request's deadline (this file system cannot reflink; "
+             "on XFS or Btrfs it is instant)");
 }
 
 }  // namespace
 
-struct LocalBackend::Impl {
-  std::string dir;
-  std::string id;
-  std::string name;
-  std::shared_ptr<Env> env;
-  CopyEngine copy;
-  std::unique_ptr<Store> store;
-  Fd lock;
-
-  Impl(LocalBackendOptions& o) : copy(o.copy) {}
-
-  std::string data_dir() const { return dir + "/data"; }
-  std::string volume_path(const std::string& vid) const { return data_dir() + "/" + vid + ".vol"; }
-  std::string snapshot_path(const std::string& sid) const {
-    return data_dir() + "/" + sid + ".snap";
-  }
-
-  Volume volume_from(const Row& r) const {
-    Volume v;
-    v.id = r.text(0);
-    v.project_name = r.text(1);
-    v.name = r.text(2);
-    v.size = static_cast<std::uint64_t>(r.int64(3));
-    v.replica_count = static_cast<int>(r.int64(4));
-    v.sector_size = static_cast<int>(r.int64(5));
-    v.compression = r.int64(6) != 0;
-    v.state = volume_state(r.text(7));
-    v.source_snapshot_id = r.text(8);
-    v.created_at = detail::from_millis(r.int64(9));
-    v.cluster_id = id;
-    v.device_path = volume_path(v.id);
-    return v;
-  }
-
-  Snapshot snapshot_from(const Row& r) const {
-    Snapshot s;
-    s.id = r.text(0);
-    s.project_name = r.text(1);
-    s.name = r.text(2);
-    s.source_volume_id = r.text(3);
-    s.size = static_cast<std::uint64_t>(r.int64(4));
-    s.state = snapshot_state(r.text(5));
-    s.description = r.text(6);
-    s.created_at = detail::from_millis(r.int64(7));
-    s.replica_count = static_cast<int>(r.int64(8));
-    s.sector_size = static_cast<int>(r.int64(9));
-    s.compression = r.int64(10) != 0;
-    s.cluster_id = id;
-    return s;
-  }
-
-  Result<Volume> volume_where(const std::string& where, std::vector<SqlValue> params,
-                              const std::string& what) {
-    std::optional<Volume> out;
-    Status s = store->read([&](Txn& t) -> Status {
-      auto row = t.query_one(std::string("SELECT ") + kVolumeCols + " FROM volumes WHERE " + where,
-                             params);
-      if (!row.ok()) return row.status();
-      if (*row) out = volume_from(**row);
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
-    if (!out) return Status::NotFound(what + " not found");
-    return *out;
-  }
-
-  Result<Snapshot> snapshot_where(const std::string& where, std::vector<SqlValue> params,
-                                  const std::string& what) {
-    std::optional<Snapshot> out;
-    Status s = store->read([&](Txn& t) -> Status {
-      auto row = t.query_one(
-          std::string("SELECT ") + kSnapshotCols + " FROM snapshots WHERE " + where, params);
-      if (!row.ok()) return row.status();
-      if (*row) out = snapshot_from(**row);
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
-    if (!out) return Status::NotFound(what + " not found");
-    return *out;
-  }
-
-  // Finishes or rolls back what a crash interrupted, then removes data files nothing names.
-  Status recover() {
-    std::vector<std::pair<std::string, std::string>> drop_volumes, drop_snapshots;
-    Status s = store->read([&](Txn& t) -> Status {
-      auto v = t.query(
-          "SELECT id, state FROM volumes WHERE state = 'Deleting' OR (state = 'Creating' AND "
-          "held = 0)");
-      if (!v.ok()) return v.status();
-      for (auto& r : *v) drop_volumes.emplace_back(r.text(0), r.text(1));
-      auto sn = t.query("SELECT id, state FROM snapshots WHERE state IN ('Deleting', 'Creating')");
-      if (!sn.ok()) return sn.status();
-      for (auto& r : *sn) drop_snapshots.emplace_back(r.text(0), r.text(1));
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
-    for (auto& entry : drop_volumes) {
-      const std::string& vid = entry.first;
-      ::unlink(volume_path(vid).c_str());
-      s = store->transact(
-          [&](Txn& t) { return t.exec("DELETE FROM volumes WHERE id = ?", {vid}).status(); });
-      if (!s.ok()) return s;
-    }
-    for (auto& entry : drop_snapshots) {
-      const std::string& sid = entry.first;
-      ::unlink(snapshot_path(sid).c_str());
-      s = store->transact(
-          [&](Txn& t) { return t.exec("DELETE FROM snapshots WHERE id = ?", {sid}).status(); });
-      if (!s.ok()) return s;
-    }
-    // A held volume belongs to a workflow that will fill it; if the crash came between its row
-    // and its file being sized (the file missing, or created but not yet extended), give it
-    // back its empty file of the full size so the workflow can go on. Nothing was written into
-    // it yet: the workflow writes only after create_volume returned, the size fsynced.
-    std::vector<std::pair<std::string, std::int64_t>> held;
-    s = store->read([&](Txn& t) -> Status {
-      auto v = t.query(
-          "SELECT id, size FROM volumes WHERE state = 'Creating' AND held = 1 AND "
-          "source_snapshot_id = ''");
-      if (!v.ok()) return v.status();
-      for (auto& r : *v) held.emplace_back(r.text(0), r.int64(1));
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
-    for (auto& [vid, size] : held) {
-      struct stat st {};
-      if (::stat(volume_path(vid).c_str(), &st) == 0 && st.st_size >= size) continue;
-      Fd fd(::open(volume_path(vid).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-      if (!fd.valid() || ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 ||
-          ::fsync(fd.get()) != 0)
-        return detail::errno_status("recreate " + volume_path(vid));
-      if (s = detail::fsync_dir(data_dir()); !s.ok()) return s;
-    }
-    std::set<std::string> known;
-    s = store->read([&](Txn& t) -> Status {
-      auto v = t.query("SELECT id FROM volumes");
-      if (!v.ok()) return v.status();
-      for (auto& r : *v) known.insert(r.text(0) + ".vol");
-      auto sn = t.query("SELECT id FROM snapshots");
-      if (!sn.ok()) return sn.status();
-      for (auto& r : *sn) known.insert(r.text(0) + ".snap");
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
-    std::error_code ec;
-    bool removed = false;
-    for (auto& e : fs::directory_iterator(data_dir(), ec)) {
-      std::string file = e.path().filename().string();
-      if (!known.count(file)) {
-        fs::remove(e.path(), ec);
-        removed = true;
-      }
-    }
-    if (removed) return detail::fsync_dir(data_dir());
-    return Status::Ok();
-  }
-
-  Status unlink_durably(const std::string& path) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-      return detail::errno_status("unlink " + path);
-    return detail::fsync_dir(data_dir());
-  }
-};
-
-LocalBackend::LocalBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-LocalBackend::~LocalBackend() = default;
-
-bool LocalBackend::is_cluster_dir(const std::string& dir) {
-  std::error_code ec;
-  return fs::is_regular_file(dir + "/cluster.json", ec);
-}
-
-Result<std::unique_ptr<LocalBackend>> LocalBackend::open(const std::string& dir,
-                                                         const std::string& name,
-                                                         LocalBackendOptions options) {
-  if (dir.empty() || dir[0] != '/')
-    return Status::InvalidArgument("apiEndpoint: a local cluster directory must be absolute");
-  if (!name.empty()) {
-    if (Status s = validate_object_name(name, "name"); !s.ok()) return s;
-  }
-  if (Status s = validate(options.copy); !s.ok()) return s;
-  auto impl = std::make_unique<Impl>(options);
-  impl->dir = fs::path(dir).lexically_normal().string();
-  if (impl->dir.size() > 1 && impl->dir.back() == '/') impl->dir.pop_back();
-  impl->env = options.env ? options.env : Env::Default();
-
-  std::error_code ec;
-  const bool exists = fs::exists(impl->dir, ec);
-  if (exists && !fs::is_directory(impl->dir, ec))
-    return Status::FailedPrecondition(impl->dir + " is not a directory");
-  const bool initialised = is_cluster_dir(impl->dir);
-  if (exists && !initialised && !dir_is_initialisable(impl->dir))
-    return Status::FailedPrecondition(impl->dir +
-                                      " is not empty and holds no local cluster; use an empty "
-                                      "or new directory");
-  if (!exists) {
-    fs::create_directories(impl->dir, ec);
-    if (ec) return Status::Unavailable("cannot create " + impl->dir + ": " + ec.message());
-  }
-
-  impl->lock = Fd(::open((impl->dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!impl->lock.valid()) return detail::errno_status("open " + impl->dir + "/.lock");
-  if (::flock(impl->lock.get(), LOCK_EX | LOCK_NB) != 0)
-    return Status::Unavailable("local cluster " + impl->dir +
-                               " is open in another process; stop it first");
-
-  if (!initialised) {
-    fs::create_directories(impl->data_dir(), ec);
-    if (ec) return Status::Unavailable("cannot create " + impl->data_dir() + ": " + ec.message());
-    impl->id = impl->env->new_uuid();
-    impl->name = name.empty() ? fs::path(impl->dir).filename().string() : name;
-    if (validate_object_name(impl->name, "name").ok() == false) impl->name = "local";
-    json::object o{{"id", impl->id},
-                   {"name", impl->name},
-                   {"format", kFormat},
-                   {"createdAt", detail::to_millis(impl->env->now())}};
-    // Written last: its presence is what makes the directory a cluster.
-    auto store = Store::open(impl->dir + "/cluster.db", StoreOptions{5000, 2, local_migrations()});
-    if (!store.ok()) return store.status();
-    impl->store = std::move(store).value();
-    if (Status s = detail::write_file_atomic(impl->dir + "/cluster.json", json::serialize(o));
-        !s.ok())
-      return s;
-  } else {
-    auto text = detail::read_small_file(impl->dir + "/cluster.json");
-    if (!text.ok()) return text.status();
-    boost::system::error_code jec;
-    auto v = json::parse(*text, jec);
-    if (jec || !v.is_object() || !v.as_object().contains("id") ||
-        !v.as_object().at("id").is_string() || !v.as_object().contains("format") ||
-        v.as_object().at("format") != kFormat)
-      return Status::FailedPrecondition(impl->dir +
-                                        "/cluster.json is not a local cluster "
-                                        "description this release understands");
-    impl->id = std::string(v.as_object().at("id").as_string());
-    if (auto* n = v.as_object().if_contains("name"); n && n->is_string())
-      impl->name = std::string(n->as_string());
-    fs::create_directories(impl->data_dir(), ec);
-    auto store = Store::open(impl->dir + "/cluster.db", StoreOptions{5000, 2, local_migrations()});
-    if (!store.ok()) return store.status();
-    impl->store = std::move(store).value();
-  }
-  if (Status s = impl->recover(); !s.ok()) return s;
-  return std::unique_ptr<LocalBackend>(new LocalBackend(std::move(impl)));
-}
-
-const std::string& LocalBackend::dir() const { return impl_->dir; }
-const std::string& LocalBackend::cluster_id() const { return impl_->id; }
-
-Result<ClusterInfo> LocalBackend::info() {
-  if (!is_cluster_dir(impl_->dir))
-    return Status::Unavailable("local cluster " + impl_->dir + " is gone (no cluster.json)");
-  ClusterInfo c;
-  c.id = impl_->id;
-  c.name = impl_->name;
-  c.version = std::string("libdmscore-local/") + kFormat;
-  c.subsystem_nqn = "nqn.2024-01.io.dmscore:local:" + impl_->id;
-  c.api_endpoints = {"file://" + impl_->dir};
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  c.servers = {{host, "file://" + impl_->dir, "Active"}};
-  return c;
-}
-
 Result<VolumePage> LocalBackend::list_volumes(const std::string& project, const PageRequest& page) {
+  if (Status u = impl_->usable(); !u.ok()) return u;
   if (Status s = validate_object_name(project, "projectName"); !s.ok()) return s;
   if (Status s = check_page(page); !s.ok()) return s;
   auto after = detail::parse_page_token(page.page_token, "v1.");
@@ -435,20 +113,25 @@ Result<VolumePage> LocalBackend::list_volumes(const std::string& project, const 
 }
 
 Result<Volume> LocalBackend::get_volume(const std::string& project, const std::string& id) {
+  if (Status u = impl_->usable(); !u.ok()) return u;
   return impl_->volume_where("project = ? AND id = ?", {project, id}, "volume " + id);
 }
 
 Result<Volume> LocalBackend::find_volume(const std::string& project, const std::string& name) {
+  if (Status u = impl_->usable(); !u.ok()) return u;
   return impl_->volume_where("project = ? AND name = ?", {project, name}, "volume named " + name);
 }
 
 Result<Volume> LocalBackend::create_volume(const CreateVolumeRequest& req) {
+  Impl& im = *impl_;
+  if (Status u = im.usable(); !u.ok()) return u;
   if (Status s = validate_object_name(req.project_name, "projectName"); !s.ok()) return s;
   if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
   if (req.replica_count < 1 || req.replica_count > 3)
     return Status::InvalidArgument("replicaCount: must be 1..3");
   if (req.sector_size != 512 && req.sector_size != 4096)
     return Status::InvalidArgument("sectorSize: must be 512 or 4096");
+  if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
   std::uint64_t size = req.size;
   std::optional<Snapshot> source;
   if (!req.source_snapshot_id.empty()) {
@@ -468,7 +151,7 @@ Result<Volume> LocalBackend::create_volume(const CreateVolumeRequest& req) {
   if (size > (std::uint64_t{1} << 50)) return Status::InvalidArgument("size: larger than 1 PiB");
 
   Volume v;
-  v.id = impl_->env->new_uuid();
+  v.id = im.env->new_uuid();
   v.project_name = req.project_name;
   v.name = req.name;
   v.size = size;
@@ -477,21 +160,23 @@ Result<Volume> LocalBackend::create_volume(const CreateVolumeRequest& req) {
   v.compression = req.compression;
   v.state = VolumeState::kCreating;
   v.source_snapshot_id = req.source_snapshot_id;
-  v.created_at = impl_->env->now();
-  v.cluster_id = impl_->id;
-  v.device_path = impl_->volume_path(v.id);
-  // The row first (it claims the name); the file second; Available last. A crash in between
-  // leaves a Creating row that recover() rolls back (unless held by a workflow).
-  Status s = impl_->store->transact([&](Txn& t) -> Status {
+  v.created_at = im.env->now();
+  v.cluster_id = im.id;
+  v.device_path = im.volume_path(v.id);
+  v.labels = req.labels;
+  // The row first: it claims the name and records the intent, so recovery knows the files that
+  // follow are ours. Then the sidecar, then the data under a temporary name, renamed into place
+  // once whole; Available last.
+  Status s = im.store->transact([&](Txn& t) -> Status {
     return t
         .exec(
             "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, "
-            "compression, state, held, source_snapshot_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'Creating', ?, ?, ?)",
+            "compression, state, held, source_snapshot_id, created_at, labels) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?)",
             {v.id, v.project_name, v.name, static_cast<std::int64_t>(v.size),
              std::int64_t{v.replica_count}, std::int64_t{v.sector_size},
              std::int64_t{v.compression}, std::int64_t{req.hold_in_creating}, v.source_snapshot_id,
-             detail::to_millis(v.created_at)})
+             detail::to_millis(v.created_at), labels_json(v.labels)})
         .status();
   });
   if (s.code() == Code::kAlreadyExists)
@@ -500,24 +185,26 @@ Result<Volume> LocalBackend::create_volume(const CreateVolumeRequest& req) {
   if (!s.ok()) return s;
 
   auto undo = [&](Status why) -> Status {
-    ::unlink(v.device_path.c_str());
-    (void)impl_->store->transact(
-        [&](Txn& t) { return t.exec("DELETE FROM volumes WHERE id = ?", {v.id}).status(); });
+    if (im.remove_files(Kind::kVolume, v.id).ok()) (void)im.drop_row(Kind::kVolume, v.id);
     return why;
   };
+  if (s = im.write_sidecar(im.meta_of(v, req.hold_in_creating), false); !s.ok()) return undo(s);
+  const std::string tmp = im.temp(Kind::kVolume, v.id);
   if (source) {
-    auto r = detail::clone_file(impl_->snapshot_path(source->id), v.device_path, size, impl_->copy,
-                                0644);
-    if (!r.ok()) return undo(r.status());
+    auto r = detail::clone_file(im.snapshot_path(source->id), tmp, size, im.copy, im.volume_mode(),
+                                im.gid(), deadline_stop(im.env), im.env);
+    if (!r.ok())
+      return undo(copy_outcome(r.status(), "copying snapshot " + source->id + " into a volume"));
   } else {
-    Fd fd(::open(v.device_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (!fd.valid()) return undo(detail::errno_status("create " + v.device_path));
-    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 || ::fsync(fd.get()) != 0)
-      return undo(detail::errno_status("size " + v.device_path));
-    if (Status ds = detail::fsync_dir(impl_->data_dir()); !ds.ok()) return undo(ds);
+    s = detail::create_sparse_file(tmp, size, im.volume_mode(), im.gid(), im.env.get());
+    if (!s.ok()) return undo(s);
   }
+  if (s = detail::rename_noreplace(tmp, v.device_path); !s.ok()) return undo(s);
+  if (s = detail::fsync_dir(im.data_dir()); !s.ok()) return undo(s);
   if (!req.hold_in_creating) {
-    s = mark_volume_available(v.project_name, v.id);
+    s = im.store->transact([&](Txn& t) {
+      return t.exec("UPDATE volumes SET state = 'Available' WHERE id = ?", {v.id}).status();
+    });
     if (!s.ok()) return undo(s);
     v.state = VolumeState::kAvailable;
   }
@@ -525,8 +212,16 @@ Result<Volume> LocalBackend::create_volume(const CreateVolumeRequest& req) {
 }
 
 Status LocalBackend::mark_volume_available(const std::string& project, const std::string& id) {
+  Impl& im = *impl_;
+  if (Status u = im.usable(); !u.ok()) return u;
+  auto v = im.volume_where("project = ? AND id = ?", {project, id}, "volume " + id);
+  if (!v.ok()) return v.status();
+  if (v->state == VolumeState::kAvailable) return Status::Ok();
+  if (v->state != VolumeState::kCreating) return Status::NotFound("volume " + id + " not found");
+  // The sidecar first: a rebuild after this point makes the volume Available, as it now is.
+  if (Status s = im.write_sidecar(im.meta_of(*v, false), true); !s.ok()) return s;
   bool found = false;
-  Status s = impl_->store->transact([&](Txn& t) -> Status {
+  Status s = im.store->transact([&](Txn& t) -> Status {
     auto r = t.exec(
         "UPDATE volumes SET state = 'Available', held = 0 WHERE project = ? AND id = ? AND state "
         "IN ('Creating', 'Available')",
@@ -541,8 +236,10 @@ Status LocalBackend::mark_volume_available(const std::string& project, const std
 }
 
 Status LocalBackend::delete_volume(const std::string& project, const std::string& id) {
+  Impl& im = *impl_;
+  if (Status u = im.usable(); !u.ok()) return u;
   bool found = false;
-  Status s = impl_->store->transact([&](Txn& t) -> Status {
+  Status s = im.store->transact([&](Txn& t) -> Status {
     auto r =
         t.exec("UPDATE volumes SET state = 'Deleting' WHERE project = ? AND id = ?", {project, id});
     if (!r.ok()) return r.status();
@@ -551,13 +248,13 @@ Status LocalBackend::delete_volume(const std::string& project, const std::string
   });
   if (!s.ok()) return s;
   if (!found) return Status::NotFound("volume " + id + " not found");
-  if (s = impl_->unlink_durably(impl_->volume_path(id)); !s.ok()) return s;
-  return impl_->store->transact(
-      [&](Txn& t) { return t.exec("DELETE FROM volumes WHERE id = ?", {id}).status(); });
+  if (s = im.remove_files(Kind::kVolume, id); !s.ok()) return s;
+  return im.drop_row(Kind::kVolume, id);
 }
 
 Result<SnapshotPage> LocalBackend::list_snapshots(const std::string& project,
                                                   const PageRequest& page) {
+  if (Status u = impl_->usable(); !u.ok()) return u;
   if (Status s = validate_object_name(project, "projectName"); !s.ok()) return s;
   if (Status s = check_page(page); !s.ok()) return s;
   auto after = detail::parse_page_token(page.page_token, "s1.");
@@ -584,49 +281,55 @@ Result<SnapshotPage> LocalBackend::list_snapshots(const std::string& project,
 }
 
 Result<Snapshot> LocalBackend::get_snapshot(const std::string& project, const std::string& id) {
+  if (Status u = impl_->usable(); !u.ok()) return u;
   return impl_->snapshot_where("project = ? AND id = ?", {project, id}, "snapshot " + id);
 }
 
 Result<Snapshot> LocalBackend::find_snapshot(const std::string& project, const std::string& name) {
+  if (Status u = impl_->usable(); !u.ok()) return u;
   return impl_->snapshot_where("project = ? AND name = ?", {project, name},
                                "snapshot named " + name);
 }
 
 Result<Snapshot> LocalBackend::create_snapshot(const CreateSnapshotRequest& req) {
+  Impl& im = *impl_;
+  if (Status u = im.usable(); !u.ok()) return u;
   if (Status s = validate_object_name(req.project_name, "projectName"); !s.ok()) return s;
   if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
   if (req.description.size() > 256)
     return Status::InvalidArgument("description: must be at most 256 bytes");
   if (req.source_volume_id.empty())
     return Status::InvalidArgument("sourceVolumeId: must not be empty");
+  if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
   auto vol = get_volume(req.project_name, req.source_volume_id);
   if (!vol.ok()) return vol.status();
   if (vol->state != VolumeState::kAvailable)
     return Status::FailedPrecondition("volume " + vol->id + " is " +
                                       std::string(to_string(vol->state)));
   Snapshot sn;
-  sn.id = impl_->env->new_uuid();
+  sn.id = im.env->new_uuid();
   sn.project_name = req.project_name;
   sn.name = req.name;
   sn.source_volume_id = vol->id;
   sn.size = vol->size;
   sn.state = SnapshotState::kCreating;
   sn.description = req.description;
-  sn.created_at = impl_->env->now();
+  sn.created_at = im.env->now();
   sn.replica_count = vol->replica_count;
   sn.sector_size = vol->sector_size;
   sn.compression = vol->compression;
-  sn.cluster_id = impl_->id;
-  Status s = impl_->store->transact([&](Txn& t) -> Status {
+  sn.cluster_id = im.id;
+  sn.labels = req.labels;
+  Status s = im.store->transact([&](Txn& t) -> Status {
     return t
         .exec(
             "INSERT INTO snapshots (id, project, name, source_volume_id, size, state, "
-            "description, created_at, replica_count, sector_size, compression) "
-            "VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?, ?)",
+            "description, created_at, replica_count, sector_size, compression, labels) "
+            "VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?, ?, ?)",
             {sn.id, sn.project_name, sn.name, sn.source_volume_id,
              static_cast<std::int64_t>(sn.size), sn.description, detail::to_millis(sn.created_at),
              std::int64_t{sn.replica_count}, std::int64_t{sn.sector_size},
-             std::int64_t{sn.compression}})
+             std::int64_t{sn.compression}, labels_json(sn.labels)})
         .status();
   });
   if (s.code() == Code::kAlreadyExists)
@@ -634,15 +337,17 @@ Result<Snapshot> LocalBackend::create_snapshot(const CreateSnapshotRequest& req)
                                  " already exists in project " + req.project_name);
   if (!s.ok()) return s;
   auto undo = [&](Status why) -> Status {
-    ::unlink(impl_->snapshot_path(sn.id).c_str());
-    (void)impl_->store->transact(
-        [&](Txn& t) { return t.exec("DELETE FROM snapshots WHERE id = ?", {sn.id}).status(); });
+    if (im.remove_files(Kind::kSnapshot, sn.id).ok()) (void)im.drop_row(Kind::kSnapshot, sn.id);
     return why;
   };
-  auto r =
-      detail::clone_file(vol->device_path, impl_->snapshot_path(sn.id), sn.size, impl_->copy, 0444);
-  if (!r.ok()) return undo(r.status());
-  s = impl_->store->transact([&](Txn& t) {
+  if (s = im.write_sidecar(im.meta_of(sn), false); !s.ok()) return undo(s);
+  const std::string tmp = im.temp(Kind::kSnapshot, sn.id);
+  auto r = detail::clone_file(vol->device_path, tmp, sn.size, im.copy, im.snapshot_mode(), im.gid(),
+                              deadline_stop(im.env), im.env);
+  if (!r.ok()) return undo(copy_outcome(r.status(), "copying volume " + vol->id + " into a snapshot"));
+  if (s = detail::rename_noreplace(tmp, im.snapshot_path(sn.id)); !s.ok()) return undo(s);
+  if (s = detail::fsync_dir(im.data_dir()); !s.ok()) return undo(s);
+  s = im.store->transact([&](Txn& t) {
     return t.exec("UPDATE snapshots SET state = 'Available' WHERE id = ?", {sn.id}).status();
   });
   if (!s.ok()) return undo(s);
@@ -651,8 +356,10 @@ Result<Snapshot> LocalBackend::create_snapshot(const CreateSnapshotRequest& req)
 }
 
 Status LocalBackend::delete_snapshot(const std::string& project, const std::string& id) {
+  Impl& im = *impl_;
+  if (Status u = im.usable(); !u.ok()) return u;
   bool found = false;
-  Status s = impl_->store->transact([&](Txn& t) -> Status {
+  Status s = im.store->transact([&](Txn& t) -> Status {
     auto r = t.exec("UPDATE snapshots SET state = 'Deleting' WHERE project = ? AND id = ?",
                     {project, id});
     if (!r.ok()) return r.status();
@@ -661,9 +368,8 @@ Status LocalBackend::delete_snapshot(const std::string& project, const std::stri
   });
   if (!s.ok()) return s;
   if (!found) return Status::NotFound("snapshot " + id + " not found");
-  if (s = impl_->unlink_durably(impl_->snapshot_path(id)); !s.ok()) return s;
-  return impl_->store->transact(
-      [&](Txn& t) { return t.exec("DELETE FROM snapshots WHERE id = ?", {id}).status(); });
+  if (s = im.remove_files(Kind::kSnapshot, id); !s.ok()) return s;
+  return im.drop_row(Kind::kSnapshot, id);
 }
 
 Result<std::unique_ptr<BlockSource>> LocalBackend::open_snapshot_data(const std::string& project,
@@ -696,7 +402,7 @@ Result<std::unique_ptr<BlockSink>> LocalBackend::open_volume_sink(const std::str
   if (!v.ok()) return v.status();
   if (v->state != VolumeState::kAvailable && v->state != VolumeState::kCreating)
     return Status::FailedPrecondition("volume " + id + " is " + std::string(to_string(v->state)));
-  auto sink = detail::FileSink::open(v->device_path, fresh);
+  auto sink = detail::FileSink::open(v->device_path, fresh, impl_->env);
   if (!sink.ok()) return sink.status();
   return std::unique_ptr<BlockSink>(std::move(sink).value());
 }

@@ -40,6 +40,23 @@ Status validate(const Options& o) {
     return Status::InvalidArgument("group_snapshot_pre_hook: must be an absolute path");
   if (!o.group_snapshot_post_hook.empty() && o.group_snapshot_post_hook[0] != '/')
     return Status::InvalidArgument("group_snapshot_post_hook: must be an absolute path");
+  if (o.password_hash_concurrency < 1 || o.password_hash_concurrency > 64)
+    return Status::InvalidArgument("password_hash_concurrency: must be 1..64");
+  if (o.password_hash_queue < 0 || o.password_hash_queue > 1024)
+    return Status::InvalidArgument("password_hash_queue: must be 0..1024");
+  if (o.login_failures_per_source < 1 || o.login_failures_per_source > 10000)
+    return Status::InvalidArgument("login_failures_per_source: must be 1..10000");
+  if (o.login_failures_per_user < 1 || o.login_failures_per_user > 10000)
+    return Status::InvalidArgument("login_failures_per_user: must be 1..10000");
+  if (o.cluster_call_deadline < std::chrono::milliseconds(100) ||
+      o.cluster_call_deadline > std::chrono::minutes(10))
+    return Status::InvalidArgument("cluster_call_deadline: must be 100 ms..10 min");
+  if (o.cluster_max_concurrent_calls < 1 || o.cluster_max_concurrent_calls > 256)
+    return Status::InvalidArgument("cluster_max_concurrent_calls: must be 1..256");
+  if (o.cluster_breaker_cooldown.count() < 0 || o.cluster_breaker_cooldown > std::chrono::minutes(10))
+    return Status::InvalidArgument("cluster_breaker_cooldown: must be 0..10 min");
+  if (o.store_retry_budget.count() < 0 || o.store_retry_budget > std::chrono::hours(1))
+    return Status::InvalidArgument("store_retry_budget: must be 0..1 h");
   for (const auto& root : o.local_cluster_roots) {
     if (root.empty() || root[0] != '/')
       return Status::InvalidArgument("local_cluster_roots: each entry must be an absolute path");

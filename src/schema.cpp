@@ -206,6 +206,10 @@ CREATE TABLE full_copy_volumes (
 );
 CREATE INDEX full_copy_volumes_by_volume ON full_copy_volumes (volume_id);
 )sql"},
+      {6, R"sql(
+-- Why a cluster is not Connected (a local cluster that needs repair says what is wrong).
+ALTER TABLE clusters ADD COLUMN status_message TEXT NOT NULL DEFAULT '';
+)sql"},
   };
   return kMigrations;
 }

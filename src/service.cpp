@@ -43,6 +43,8 @@ std::string_view to_string(ConnectionStatus s) {
       return "Disconnected";
     case ConnectionStatus::kUnauthorized:
       return "Unauthorized";
+    case ConnectionStatus::kNeedsRepair:
+      return "NeedsRepair";
   }
   return "Disconnected";
 }
@@ -91,7 +93,7 @@ namespace {
 
 constexpr const char* kClusterCols =
     "id, name, kind, api_endpoint, version, subsystem_nqn, api_endpoints, discovery_endpoints, "
-    "servers, access_status, data_status, attached_at, refreshed_at";
+    "servers, access_status, data_status, attached_at, refreshed_at, status_message";
 
 json::array to_json_array(const std::vector<std::string>& v) {
   json::array a;
@@ -135,6 +137,7 @@ std::vector<ClusterServer> servers_from(const std::string& text) {
 ConnectionStatus connection_status(const std::string& s) {
   if (s == "Connected") return ConnectionStatus::kConnected;
   if (s == "Unauthorized") return ConnectionStatus::kUnauthorized;
+  if (s == "NeedsRepair") return ConnectionStatus::kNeedsRepair;
   return ConnectionStatus::kDisconnected;
 }
 
@@ -152,6 +155,7 @@ Cluster cluster_from(const Row& r) {
   c.data_status = connection_status(r.text(10));
   c.attached_at = detail::from_millis(r.int64(11));
   if (!r.is_null(12)) c.refreshed_at = detail::from_millis(r.int64(12));
+  c.status_message = r.text(13);
   return c;
 }
 
@@ -208,17 +212,78 @@ struct Service::Impl {
     return backend(cluster_id);
   }
 
-  Status open_local(const std::string& id, const std::string& dir) {
+  // The gid of Options::local_cluster_file_group, -1 for none.
+  int file_gid = -1;
+
+  LocalBackendOptions local_options() const {
     LocalBackendOptions lo;
     lo.copy.threads = options.copy_threads;
     lo.copy.chunk_bytes = options.copy_chunk_bytes;
     lo.env = env;
-    auto b = LocalBackend::open(dir, "", lo);
+    lo.file_group = file_gid;
+    lo.log = options.log;
+    return lo;
+  }
+
+  Status open_local(const std::string& id, const std::string& dir) {
+    auto b = LocalBackend::open(dir, "", local_options());
     if (!b.ok()) return b.status();
     if ((*b)->cluster_id() != id)
       return Status::FailedPrecondition("the directory " + dir + " now holds another cluster (" +
                                         (*b)->cluster_id() + ")");
     backends[id] = std::shared_ptr<Backend>(std::move(b).value());
+    return Status::Ok();
+  }
+
+  // The status a cluster has after `probe` answered: NeedsRepair when its driver says so.
+  std::pair<ConnectionStatus, std::string> condition(const std::string& id, const Status& probe) {
+    if (!probe.ok()) return {status_for(probe), probe.message()};
+    std::shared_ptr<Backend> b;
+    {
+      std::shared_lock lock(registry_mu);
+      if (auto it = backends.find(id); it != backends.end()) b = it->second;
+    }
+    if (b) {
+      if (Status r = b->repair_needed(); !r.ok()) return {ConnectionStatus::kNeedsRepair, r.message()};
+    }
+    return {ConnectionStatus::kConnected, ""};
+  }
+
+  // FAILED_PRECONDITION when `dir` is, lies inside or contains the service's data directory or
+  // another attached local cluster's directory (compared after resolving symlinks): a cluster's
+  // recovery owns everything under its directory, so two must never nest.
+  Status check_no_overlap(const std::string& dir) const {
+    auto real = [](const std::string& p) {
+      std::error_code ec;
+      auto c = fs::weakly_canonical(p, ec);
+      return ec ? fs::path(p).lexically_normal().string() : c.string();
+    };
+    auto nested = [](const std::string& a, const std::string& b) {  // a is b or inside b
+      return a == b || (a.size() > b.size() && a.compare(0, b.size(), b) == 0 &&
+                        (b == "/" || a[b.size()] == '/'));
+    };
+    const std::string mine = real(dir);
+    std::vector<std::pair<std::string, std::string>> others;  // what, directory
+    others.emplace_back("the service's data directory", real(options.data_dir));
+    Status s = store->read([&](Txn& t) -> Status {
+      auto rows = t.query("SELECT id, name, api_endpoint FROM clusters WHERE kind = 'local'");
+      if (!rows.ok()) return rows.status();
+      for (auto& r : *rows) {
+        auto d = local_cluster_dir(r.text(2));
+        if (d.ok() && *d)
+          others.emplace_back("the local cluster " + r.text(1) + " (" + r.text(0) + ")", real(**d));
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    for (const auto& [what, other] : others) {
+      if (mine == other) continue;  // the same directory: attach answers ALREADY_EXISTS for it
+      if (nested(mine, other) || nested(other, mine))
+        return Status::FailedPrecondition("apiEndpoint: " + dir + (nested(mine, other) ? " lies inside " : " contains ") +
+                                          what + " at " + other + "; clusters never overlap");
+    }
+    if (mine == others.front().second)
+      return Status::FailedPrecondition("apiEndpoint: " + dir + " is " + others.front().first);
     return Status::Ok();
   }
 
@@ -268,11 +333,13 @@ struct Service::Impl {
     return ConnectionStatus::kDisconnected;
   }
 
-  Status set_status(const std::string& id, ConnectionStatus s) {
+  Status set_status(const std::string& id, ConnectionStatus s, const std::string& message = "") {
     return clusters_cache.write(*store, [&](Txn& t) {
       return t
-          .exec("UPDATE clusters SET access_status = ?, data_status = ? WHERE id = ?",
-                {std::string(to_string(s)), std::string(to_string(s)), id})
+          .exec(
+              "UPDATE clusters SET access_status = ?, data_status = ?, status_message = ? "
+              "WHERE id = ?",
+              {std::string(to_string(s)), std::string(to_string(s)), message.substr(0, 1024), id})
           .status();
     });
   }
@@ -296,8 +363,8 @@ struct Service::Impl {
     for (auto& [id, endpoint] : rows) {
       auto dir = local_cluster_dir(endpoint);
       Status os = dir.ok() && *dir ? open_local(id, **dir) : Status::Internal("bad endpoint");
-      (void)set_status(id,
-                       os.ok() ? ConnectionStatus::kConnected : ConnectionStatus::kDisconnected);
+      auto [status, message] = condition(id, os);
+      if (Status w = set_status(id, status, message); !w.ok()) return w;
     }
     return Status::Ok();
   }
@@ -330,7 +397,7 @@ struct Service::Impl {
           .exec(
               "UPDATE clusters SET name = ?, version = ?, subsystem_nqn = ?, api_endpoints = ?, "
               "discovery_endpoints = ?, servers = ?, access_status = 'Connected', "
-              "data_status = 'Connected', refreshed_at = ? WHERE id = ?",
+              "data_status = 'Connected', status_message = '', refreshed_at = ? WHERE id = ?",
               {info.name, info.version, info.subsystem_nqn,
                json::serialize(to_json_array(info.api_endpoints)),
                json::serialize(to_json_array(info.discovery_endpoints)), servers_json(info.servers),
@@ -368,11 +435,8 @@ struct Service::Impl {
       return Status::AlreadyExists("the cluster at " + endpoint + " is already attached as " +
                                    *attached_id);
     }
-    LocalBackendOptions lo;
-    lo.copy.threads = options.copy_threads;
-    lo.copy.chunk_bytes = options.copy_chunk_bytes;
-    lo.env = env;
-    auto b = LocalBackend::open(**dir, req->name, lo);
+    if (Status o = check_no_overlap(**dir); !o.ok()) return o;
+    auto b = LocalBackend::open(**dir, req->name, local_options());
     if (!b.ok()) return b.status();
     auto info = (*b)->info();
     if (!info.ok()) return info.status();
@@ -381,6 +445,10 @@ struct Service::Impl {
     ctx.set_var("clusterId", info->id);
     s = record_cluster(*info, ClusterKind::kLocal, endpoint, ctx.resumed());
     if (!s.ok()) return s;
+    if (Status r = (*b)->repair_needed(); !r.ok()) {
+      s = set_status(info->id, ConnectionStatus::kNeedsRepair, r.message());
+      if (!s.ok()) return s;
+    }
     backends[info->id] = std::shared_ptr<Backend>(std::move(b).value());
     ctx.set_result(json::serialize(json::object{{"clusterId", info->id}}));
     return Status::Ok();
@@ -472,11 +540,14 @@ struct Service::Impl {
   }
 
   void check_health_once() {
-    std::vector<std::tuple<std::string, std::string, std::string>> targets;  // id, endpoint, status
+    // id, endpoint, status, message
+    std::vector<std::tuple<std::string, std::string, std::string, std::string>> targets;
     (void)store->read([&](Txn& t) -> Status {
-      auto r = t.query("SELECT id, api_endpoint, access_status FROM clusters ORDER BY attached_at");
+      auto r = t.query(
+          "SELECT id, api_endpoint, access_status, status_message FROM clusters "
+          "ORDER BY attached_at");
       if (!r.ok()) return r.status();
-      for (auto& row : *r) targets.emplace_back(row.text(0), row.text(1), row.text(2));
+      for (auto& row : *r) targets.emplace_back(row.text(0), row.text(1), row.text(2), row.text(3));
       return Status::Ok();
     });
     // Probed in parallel, 8 at a time, each recorded as soon as it answers: a cluster that does
@@ -487,13 +558,14 @@ struct Service::Impl {
       const std::size_t last = std::min(targets.size(), first + kParallel);
       for (std::size_t i = first; i < last; ++i) {
         probes.push_back(std::async(std::launch::async, [this, &t = targets[i]] {
-          const auto& [id, endpoint, before] = t;
+          const auto& [id, endpoint, before, before_message] = t;
           Status st = probe(id, endpoint).status();
-          auto now = status_for(st);
+          auto [now, message] = condition(id, st);
+          if (std::string(to_string(now)) == before && message == before_message) return;
+          if (!set_status(id, now, message).ok()) return;
           if (std::string(to_string(now)) == before) return;
-          if (!set_status(id, now).ok()) return;
           options.log("cluster " + id + " is now " + std::string(to_string(now)) +
-                      (st.ok() ? std::string() : " (" + st.message() + ")"));
+                      (message.empty() ? std::string() : " (" + message + ")"));
         }));
       }
       for (auto& p : probes) p.get();
@@ -520,12 +592,10 @@ struct Service::Impl {
       if (ctx.should_stop()) return Status::Cancelled("refresh stopped");
       const auto& [id, endpoint] = targets[i];
       Result<ClusterInfo> info = probe(id, endpoint);
-      if (info.ok()) {
-        s = update_cluster_info(id, *info);
-        ++connected;
-      } else {
-        s = set_status(id, status_for(info.status()));
-      }
+      auto [status, message] = condition(id, info.status());
+      if (info.ok()) s = update_cluster_info(id, *info);
+      if (s.ok() && status != ConnectionStatus::kConnected) s = set_status(id, status, message);
+      if (status == ConnectionStatus::kConnected) ++connected;
       if (!s.ok()) return s;
       ctx.report_progress({static_cast<int>((i + 1) * 100 / targets.size()), "refresh", 0, 0, 0});
     }
@@ -534,11 +604,43 @@ struct Service::Impl {
     return Status::Ok();
   }
 
-  void register_cluster_workflows() {
-    (void)engine->register_type(
-        {kAttachCluster, {{"attach", [this](StepContext& c) { return attach_step(c); }}}});
-    (void)engine->register_type(
-        {kRefreshClusters, {{"refresh", [this](StepContext& c) { return refresh_step(c); }}}});
+  Status repair_step(StepContext& ctx) {
+    auto v = detail::parse_json(ctx.request());
+    if (!v.ok()) return v.status();
+    const std::string id = json_string(*v, "clusterId");
+    auto b = backend_locked(id);
+    if (!b.ok()) return b.status();
+    auto* local = dynamic_cast<LocalBackend*>(b->get());
+    if (!local) return Status::FailedPrecondition("cluster " + id + " is not a local cluster");
+    if (local->repair_needed().ok()) {
+      if (!ctx.resumed()) return Status::FailedPrecondition("cluster " + id + " needs no repair");
+      // Repaired before a restart cut the workflow short; the report went with the process.
+      ctx.set_result(json::serialize(json::object{{"repairedBeforeRestart", true}}));
+      return set_status(id, ConnectionStatus::kConnected);
+    }
+    auto report = local->repair();
+    if (!report.ok()) return report.status();
+    if (Status s = set_status(id, ConnectionStatus::kConnected); !s.ok()) return s;
+    json::object r{{"volumes", report->volumes},
+                   {"snapshots", report->snapshots},
+                   {"setAside", to_json_array(report->set_aside)},
+                   {"missing", to_json_array(report->missing)},
+                   {"previousMetadata", report->previous_metadata}};
+    ctx.set_result(json::serialize(r));
+    return Status::Ok();
+  }
+
+  Status register_cluster_workflows() {
+    if (Status s = engine->register_type(
+            {kAttachCluster, {{"attach", [this](StepContext& c) { return attach_step(c); }}}});
+        !s.ok())
+      return s;
+    if (Status s = engine->register_type(
+            {kRefreshClusters, {{"refresh", [this](StepContext& c) { return refresh_step(c); }}}});
+        !s.ok())
+      return s;
+    return engine->register_type(
+        {kRepairCluster, {{"repair", [this](StepContext& c) { return repair_step(c); }}}});
   }
 
   void register_clone_workflows();
@@ -811,6 +913,11 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   if (Status s = validate(options); !s.ok()) return s;
   auto impl = std::make_unique<Impl>();
   impl->env = options.env ? options.env : Env::Default();
+  if (!options.log) {
+    options.log = [](std::string_view line) {
+      std::fprintf(stderr, "dmscore: %.*s\n", static_cast<int>(line.size()), line.data());
+    };
+  }
   std::error_code ec;
   if (!fs::exists(options.data_dir, ec)) {
     fs::create_directories(options.data_dir, ec);
@@ -821,6 +928,12 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   } else if (!fs::is_directory(options.data_dir, ec)) {
     return Status::InvalidArgument("data_dir: " + options.data_dir + " is not a directory");
   }
+  if (Status s = detail::keep_private(options.data_dir, options.log); !s.ok()) return s;
+  if (!options.local_cluster_file_group.empty()) {
+    auto gid = detail::group_id(options.local_cluster_file_group);
+    if (!gid.ok()) return gid.status();
+    impl->file_gid = *gid;
+  }
   impl->dir_lock =
       Fd(::open((options.data_dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!impl->dir_lock.valid()) return detail::errno_status("open " + options.data_dir + "/.lock");
@@ -829,14 +942,10 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
                                " is in use by another process; stop it first");
   StoreOptions so;
   so.busy_timeout_ms = static_cast<int>(options.store_busy_timeout.count());
+  so.env = impl->env;
   auto store = Store::open(options.data_dir + "/dms.db", so);
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
-  if (!options.log) {
-    options.log = [](std::string_view line) {
-      std::fprintf(stderr, "dmscore: %.*s\n", static_cast<int>(line.size()), line.data());
-    };
-  }
   impl->options = options;
 
   IdentityOptions io;
@@ -854,11 +963,8 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   ao.log = options.log;
   ao.env = impl->env;
   impl->auth = std::make_unique<Auth>(*impl->store, *impl->identity, ao);
-  std::string admin_password = options.admin_password;
-  if (admin_password.empty()) {
-    if (const char* env_pw = std::getenv("DMS_ADMIN_PASSWORD")) admin_password = env_pw;
-  }
-  auto boot = impl->auth->bootstrap_admin(admin_password, options.data_dir + "/admin-password");
+  auto boot =
+      impl->auth->bootstrap_admin(options.admin_password, options.data_dir + "/admin-password");
   if (!boot.ok()) return boot.status().with_prefix("bootstrap admin");
   if (Status s = impl->load_clusters(); !s.ok()) return s;
 
@@ -868,7 +974,7 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   eo.progress_persist_interval = options.progress_persist_interval;
   eo.env = impl->env;
   impl->engine = std::make_unique<WorkflowEngine>(*impl->store, eo);
-  impl->register_cluster_workflows();
+  if (Status s = impl->register_cluster_workflows(); !s.ok()) return s;
   impl->register_clone_workflows();
   detail::Groups::Deps gd;
   gd.store = impl->store.get();
@@ -931,9 +1037,7 @@ Result<std::string> Service::attach_cluster(const AttachClusterRequest& request)
       return Status::PermissionDenied(
           "apiEndpoint: local clusters may only be attached under the configured roots");
   }
-  if (!request.name.empty()) {
-    if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
-  }
+  if (Status s = impl_->check_no_overlap(**dir); !s.ok()) return s;
   AttachClusterRequest normal{"file://" + **dir, request.name};
   return impl_->engine->submit(kAttachCluster, json::serialize(detail::to_json(normal)));
 }
@@ -999,6 +1103,19 @@ Status Service::detach_cluster(const std::string& cluster_id) {
   if (!s.ok()) return s;
   impl_->backends.erase(cluster_id);
   return Status::Ok();
+}
+
+Result<std::string> Service::repair_cluster(const std::string& cluster_id) {
+  auto c = get_cluster(cluster_id);
+  if (!c.ok()) return c.status();
+  if (c->kind != ClusterKind::kLocal)
+    return Status::FailedPrecondition("cluster " + cluster_id +
+                                      " is a Lightbits cluster; the service repairs local ones");
+  if (c->access_status != ConnectionStatus::kNeedsRepair)
+    return Status::FailedPrecondition("cluster " + cluster_id + " needs no repair (it is " +
+                                      std::string(to_string(c->access_status)) + ")");
+  json::object req{{"clusterId", cluster_id}};
+  return impl_->engine->submit(kRepairCluster, json::serialize(req), {"cluster:" + cluster_id});
 }
 
 Result<VolumePage> Service::list_volumes(const std::string& cid, const std::string& project,
@@ -1133,6 +1250,10 @@ Result<ServiceStats> Service::stats() const {
   if (!s.ok()) return s;
   out.copy_bytes_total = impl_->copy_bytes.load();
   out.verify_bytes_total = impl_->verify_bytes.load();
+  std::shared_lock lock(impl_->registry_mu);
+  for (const auto& [id, b] : impl_->backends)
+    if (auto* local = dynamic_cast<LocalBackend*>(b.get()))
+      out.set_aside_files.emplace_back(id, local->set_aside_count());
   return out;
 }
 

@@ -2,8 +2,15 @@
 
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cassert>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -67,6 +74,8 @@ Status sqlite_status(sqlite3* db, int rc, std::string_view what) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return Status::DataLoss(std::move(msg));
+    case SQLITE_IOERR:
+      return Status::Unavailable(std::move(msg));
     default:
       return Status::Internal(std::move(msg));
   }
@@ -80,8 +89,8 @@ class Conn {
     if (db_) sqlite3_close_v2(db_);
   }
 
-  Status open(const std::string& path, int flags, int busy_timeout_ms) {
-    int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  Status open(const std::string& path, int flags, int busy_timeout_ms, const char* vfs = nullptr) {
+    int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) return sqlite_status(db_, rc, "cannot open " + path);
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, busy_timeout_ms);
@@ -220,12 +229,163 @@ Status run_guarded(const std::function<Status(Txn&)>& fn, Txn& txn) {
   }
 }
 
+
+// A VFS over SQLite's default one that asks an Env before every write, truncate and sync of a
+// file, so tests can fail chosen writes of the database or its WAL as a full (ENOSPC) or failing
+// (EIO) disk would. Installed only for an Env that injects faults.
+class FaultVfs {
+ public:
+  FaultVfs(Env* env) : env_(env) {
+    static std::atomic<int> next{0};
+    name_ = "dmscore-fault-" + std::to_string(next++);
+    real_ = sqlite3_vfs_find(nullptr);
+    std::memset(&vfs_, 0, sizeof vfs_);
+    vfs_.iVersion = 3;
+    vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
+    vfs_.mxPathname = real_->mxPathname;
+    vfs_.zName = name_.c_str();
+    vfs_.pAppData = this;
+    vfs_.xOpen = &FaultVfs::open;
+    vfs_.xDelete = [](sqlite3_vfs* v, const char* n, int d) { return real(v)->xDelete(real(v), n, d); };
+    vfs_.xAccess = [](sqlite3_vfs* v, const char* n, int f, int* o) {
+      return real(v)->xAccess(real(v), n, f, o);
+    };
+    vfs_.xFullPathname = [](sqlite3_vfs* v, const char* n, int k, char* o) {
+      return real(v)->xFullPathname(real(v), n, k, o);
+    };
+    vfs_.xDlOpen = [](sqlite3_vfs* v, const char* n) { return real(v)->xDlOpen(real(v), n); };
+    vfs_.xDlError = [](sqlite3_vfs* v, int n, char* o) { real(v)->xDlError(real(v), n, o); };
+    vfs_.xDlSym = [](sqlite3_vfs* v, void* h, const char* n) { return real(v)->xDlSym(real(v), h, n); };
+    vfs_.xDlClose = [](sqlite3_vfs* v, void* h) { real(v)->xDlClose(real(v), h); };
+    vfs_.xRandomness = [](sqlite3_vfs* v, int n, char* o) { return real(v)->xRandomness(real(v), n, o); };
+    vfs_.xSleep = [](sqlite3_vfs* v, int us) { return real(v)->xSleep(real(v), us); };
+    vfs_.xCurrentTime = [](sqlite3_vfs* v, double* t) { return real(v)->xCurrentTime(real(v), t); };
+    vfs_.xGetLastError = [](sqlite3_vfs* v, int n, char* o) {
+      return real(v)->xGetLastError(real(v), n, o);
+    };
+    vfs_.xCurrentTimeInt64 = [](sqlite3_vfs* v, sqlite3_int64* t) {
+      return real(v)->xCurrentTimeInt64(real(v), t);
+    };
+    sqlite3_vfs_register(&vfs_, 0);
+  }
+  ~FaultVfs() { sqlite3_vfs_unregister(&vfs_); }
+  FaultVfs(const FaultVfs&) = delete;
+  FaultVfs& operator=(const FaultVfs&) = delete;
+
+  const char* name() const { return name_.c_str(); }
+
+ private:
+  struct File {
+    sqlite3_file base;
+    sqlite3_file* real;
+    Env* env;
+    char path[512];
+  };
+
+  static sqlite3_vfs* real(sqlite3_vfs* v) { return static_cast<FaultVfs*>(v->pAppData)->real_; }
+  static File* file(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
+  static sqlite3_file* inner(sqlite3_file* f) { return file(f)->real; }
+
+  static int fault(sqlite3_file* f, FileOp op) {
+    File* sf = file(f);
+    int e = sf->env->file_fault(op, sf->path);
+    if (e == 0) return SQLITE_OK;
+    if (e == ENOSPC || e == EDQUOT) return SQLITE_FULL;
+    return op == FileOp::kWrite ? SQLITE_IOERR_WRITE : SQLITE_IOERR_FSYNC;
+  }
+
+  static int open(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* f, int flags, int* out) {
+    auto* self = static_cast<FaultVfs*>(v->pAppData);
+    File* sf = file(f);
+    sf->real = reinterpret_cast<sqlite3_file*>(sf + 1);
+    sf->env = self->env_;
+    std::snprintf(sf->path, sizeof sf->path, "%s", name ? name : "");
+    int rc = self->real_->xOpen(self->real_, name, sf->real, flags, out);
+    sf->base.pMethods = rc == SQLITE_OK && sf->real->pMethods ? &kMethods : nullptr;
+    return rc;
+  }
+
+  static const sqlite3_io_methods kMethods;
+
+  Env* env_;
+  std::string name_;
+  sqlite3_vfs* real_ = nullptr;
+  sqlite3_vfs vfs_;
+};
+
+const sqlite3_io_methods FaultVfs::kMethods = {
+    3,
+    [](sqlite3_file* f) {
+      int rc = inner(f)->pMethods->xClose(inner(f));
+      f->pMethods = nullptr;
+      return rc;
+    },
+    [](sqlite3_file* f, void* b, int n, sqlite3_int64 o) {
+      return inner(f)->pMethods->xRead(inner(f), b, n, o);
+    },
+    [](sqlite3_file* f, const void* b, int n, sqlite3_int64 o) {
+      if (int rc = fault(f, FileOp::kWrite); rc != SQLITE_OK) return rc;
+      return inner(f)->pMethods->xWrite(inner(f), b, n, o);
+    },
+    [](sqlite3_file* f, sqlite3_int64 size) {
+      if (int rc = fault(f, FileOp::kWrite); rc != SQLITE_OK) return rc;
+      return inner(f)->pMethods->xTruncate(inner(f), size);
+    },
+    [](sqlite3_file* f, int flags) {
+      if (int rc = fault(f, FileOp::kSync); rc != SQLITE_OK) return rc;
+      return inner(f)->pMethods->xSync(inner(f), flags);
+    },
+    [](sqlite3_file* f, sqlite3_int64* size) {
+      return inner(f)->pMethods->xFileSize(inner(f), size);
+    },
+    [](sqlite3_file* f, int l) { return inner(f)->pMethods->xLock(inner(f), l); },
+    [](sqlite3_file* f, int l) { return inner(f)->pMethods->xUnlock(inner(f), l); },
+    [](sqlite3_file* f, int* out) { return inner(f)->pMethods->xCheckReservedLock(inner(f), out); },
+    [](sqlite3_file* f, int op, void* arg) {
+      return inner(f)->pMethods->xFileControl(inner(f), op, arg);
+    },
+    [](sqlite3_file* f) { return inner(f)->pMethods->xSectorSize(inner(f)); },
+    [](sqlite3_file* f) { return inner(f)->pMethods->xDeviceCharacteristics(inner(f)); },
+    [](sqlite3_file* f, int pg, int sz, int ext, void volatile** out) {
+      return inner(f)->pMethods->xShmMap(inner(f), pg, sz, ext, out);
+    },
+    [](sqlite3_file* f, int off, int n, int flags) {
+      return inner(f)->pMethods->xShmLock(inner(f), off, n, flags);
+    },
+    [](sqlite3_file* f) { inner(f)->pMethods->xShmBarrier(inner(f)); },
+    [](sqlite3_file* f, int del) { return inner(f)->pMethods->xShmUnmap(inner(f), del); },
+    [](sqlite3_file* f, sqlite3_int64 o, int n, void** pp) {
+      // Memory-mapped reads would bypass nothing we inject, but keep them off for a simple shim.
+      (void)f, (void)o, (void)n;
+      *pp = nullptr;
+      return SQLITE_OK;
+    },
+    [](sqlite3_file* f, sqlite3_int64 o, void* p) {
+      (void)f, (void)o, (void)p;
+      return SQLITE_OK;
+    },
+};
+
+// Creates `path` with mode 0600 when it does not exist, so that SQLite, which gives its journal
+// and WAL the mode of the database file, makes them 0600 too.
+Status create_private(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    return Status::Ok();
+  }
+  if (errno == EEXIST) return Status::Ok();
+  return Status::Unavailable("store: cannot create " + path + ": " + std::strerror(errno));
+}
+
 }  // namespace
 
 struct Store::Impl {
   std::string path;
   StoreOptions options;
   int schema_version = 0;
+  // Declared first, destroyed last: the connections below use it.
+  std::unique_ptr<FaultVfs> vfs;
 
   Conn writer;
   // Group commit: the front of the queue is the leader; it commits the whole queue prefix.
@@ -294,11 +454,20 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
   }
   const int known = static_cast<int>(options.migrations.size());
 
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (!options.create_if_missing)
+      return Status::Unavailable("store: " + path + " does not exist");
+    if (Status c = create_private(path); !c.ok()) return c;
+  }
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->options = options;
+  if (options.env && options.env->injects_file_faults())
+    impl->vfs = std::make_unique<FaultVfs>(options.env.get());
+  const char* vfs = impl->vfs ? impl->vfs->name() : nullptr;
   Conn& w = impl->writer;
-  Status s = w.open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.busy_timeout_ms);
+  Status s = w.open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.busy_timeout_ms, vfs);
   if (!s.ok()) return s;
 
   // Inspect before changing anything: a file we refuse must be left exactly as it was.
@@ -352,7 +521,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
 
   for (int i = 0; i < options.read_connections; ++i) {
     auto c = std::make_unique<Conn>();
-    s = c->open(path, SQLITE_OPEN_READONLY, options.busy_timeout_ms);
+    s = c->open(path, SQLITE_OPEN_READONLY, options.busy_timeout_ms, vfs);
     if (!s.ok()) return s;
     impl->idle_readers.push_back(std::move(c));
   }
@@ -411,6 +580,18 @@ Status Store::read(const std::function<Status(Txn&)>& fn) {
   }
   im.read_cv.notify_one();
   return s;
+}
+
+Result<int> Store::peek_schema_version(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::NotFound("store: " + path + " does not exist");
+  Conn c;
+  if (Status s = c.open(path, SQLITE_OPEN_READONLY, 1000); !s.ok())
+    return Status::DataLoss(s.message());
+  std::vector<Row> rows;
+  Status s = c.run("PRAGMA user_version", {}, &rows);
+  if (!s.ok() || rows.empty()) return Status::DataLoss("store: " + path + " is not a database");
+  return static_cast<int>(rows[0].int64(0));
 }
 
 int Store::schema_version() const { return impl_->schema_version; }

@@ -89,11 +89,17 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
     made.insert(vid + ".vol");
   }
   for (const auto& id : acked) CHECK((*svc)->get_workflow(id).ok());
-  // No orphans: the destination holds exactly the completed clones' files.
-  std::set<std::string> files;
+  // No orphans: the destination holds exactly the completed clones' files and their sidecars,
+  // and recovery set nothing aside (it only ever finishes or undoes its own intents).
+  std::set<std::string> files, want;
   for (auto& e : fs::directory_iterator(dir / "c2/data"))
     files.insert(e.path().filename().string());
-  CHECK(files == made);
+  for (const auto& m : made) {
+    want.insert(m);
+    want.insert(m + ".meta");
+  }
+  CHECK(files == want);
+  CHECK((!fs::exists(dir / "c2/lost+found") || fs::is_empty(dir / "c2/lost+found")));
   CHECK((*svc)->list_volumes(c2, "p1", {1000, ""})->volumes.size() == made.size());
   WARN("kills=" << real_kills << " clones=" << made.size()
                 << " resumed from a checkpoint=" << resumed);

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <utility>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,11 +23,10 @@ struct ChildRun {
   int exit_code = -1;  // when it exited by itself
 };
 
-// Starts `argv`, waits `kill_after` (or until it exits), SIGKILLs it if still alive.
-// A zero `kill_after` means: let it run to its end (up to `limit`).
-inline ChildRun run_child(const std::vector<std::string>& argv,
-                          std::chrono::milliseconds kill_after,
-                          std::chrono::milliseconds limit = std::chrono::minutes(5)) {
+namespace harness {
+
+// Forks and execs `argv` with its stdout on a pipe; answers the pid and the pipe's read end.
+inline std::pair<pid_t, int> spawn(const std::vector<std::string>& argv) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) std::abort();
   pid_t pid = fork();
@@ -39,6 +40,40 @@ inline ChildRun run_child(const std::vector<std::string>& argv,
     _exit(127);
   }
   close(fds[1]);
+  return {pid, fds[0]};
+}
+
+// Kills the child unless it reached the end of its output, drains what it wrote, reaps it.
+inline void finish(pid_t pid, int fd, bool eof, ChildRun& run) {
+  char buf[4096];
+  if (!eof) {
+    kill(pid, SIGKILL);
+    run.killed = true;
+  }
+  for (;;) {  // Drain what was written before the kill.
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    run.out.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) {
+    run.exit_code = WEXITSTATUS(status);
+    if (eof) run.killed = false;
+  } else {
+    run.killed = true;
+  }
+}
+
+}  // namespace harness
+
+// Starts `argv`, waits `kill_after` (or until it exits), SIGKILLs it if still alive.
+// A zero `kill_after` means: let it run to its end (up to `limit`).
+inline ChildRun run_child(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds kill_after,
+                          std::chrono::milliseconds limit = std::chrono::minutes(5)) {
+  auto [pid, fd] = harness::spawn(argv);
   ChildRun run;
   auto start = std::chrono::steady_clock::now();
   auto deadline = start + (kill_after.count() > 0 ? kill_after : limit);
@@ -51,34 +86,54 @@ inline ChildRun run_child(const std::vector<std::string>& argv,
         static_cast<int>(
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) +
         1;
-    pollfd p{fds[0], POLLIN, 0};
+    pollfd p{fd, POLLIN, 0};
     int r = poll(&p, 1, wait_ms);
     if (r > 0) {
-      ssize_t n = read(fds[0], buf, sizeof buf);
+      ssize_t n = read(fd, buf, sizeof buf);
       if (n <= 0)
         eof = true;
       else
         run.out.append(buf, static_cast<std::size_t>(n));
     }
   }
-  if (!eof) {
-    kill(pid, SIGKILL);
-    run.killed = true;
+  harness::finish(pid, fd, eof, run);
+  return run;
+}
+
+// Starts `argv` and SIGKILLs it `delay` after it printed a line starting with `marker` (or lets
+// it finish when it exits first). For killing inside a short phase that follows the marker.
+inline ChildRun run_child_kill_after_line(const std::vector<std::string>& argv,
+                                          const std::string& marker,
+                                          std::chrono::microseconds delay,
+                                          std::chrono::milliseconds limit = std::chrono::minutes(2)) {
+  auto [pid, fd] = harness::spawn(argv);
+  ChildRun run;
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  bool eof = false;
+  char buf[4096];
+  while (!eof) {
+    auto now = std::chrono::steady_clock::now();
+    if (kill_at && now >= *kill_at) break;
+    if (now - start >= limit) break;
+    auto until = kill_at ? *kill_at : start + limit;
+    int wait_us = static_cast<int>(
+        std::chrono::duration_cast<std::chrono::microseconds>(until - now).count());
+    pollfd p{fd, POLLIN, 0};
+    timespec ts{wait_us / 1000000, (wait_us % 1000000) * 1000};
+    int r = ppoll(&p, 1, &ts, nullptr);
+    if (r > 0) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) {
+        eof = true;
+      } else {
+        run.out.append(buf, static_cast<std::size_t>(n));
+        if (!kill_at && run.out.find(marker) != std::string::npos)
+          kill_at = std::chrono::steady_clock::now() + delay;
+      }
+    }
   }
-  for (;;) {  // Drain what was written before the kill.
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    run.out.append(buf, static_cast<std::size_t>(n));
-  }
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) {
-    run.exit_code = WEXITSTATUS(status);
-    if (eof) run.killed = false;
-  } else {
-    run.killed = true;
-  }
+  harness::finish(pid, fd, eof, run);
   return run;
 }
 

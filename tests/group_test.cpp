@@ -278,10 +278,10 @@ TEST_CASE("Groups: quiesce hooks run around the fence; a failing pre hook takes 
     write_script(o.group_snapshot_pre_hook,
                  "echo \"pre $DMS_HOOK_PHASE $DMS_CG_ID $DMS_CLUSTER_ID $DMS_PROJECT "
                  "$(ls " +
-                     (f.tmp / "c1/data") + " | grep -c snap)\" >> " + log +
+                     (f.tmp / "c1/data") + " | grep -c 'snap$')\" >> " + log +
                      "\necho \"$DMS_VOLUME_IDS\" >> " + log);
     write_script(o.group_snapshot_post_hook, "echo \"post $DMS_CG_SNAPSHOT_RESULT $(ls " +
-                                                 (f.tmp / "c1/data") + " | grep -c snap)\" >> " +
+                                                 (f.tmp / "c1/data") + " | grep -c 'snap$')\" >> " +
                                                  log);
     ConsistencyGroup g = f.group();
     auto [c, w] = f.snapshot(g, "hooked");

@@ -173,7 +173,7 @@ TEST_CASE("LocalBackend: a snapshot is an immutable point-in-time image") {
   auto data = b->open_snapshot_data("p1", sn->id);
   REQUIRE(data.ok());
   CHECK(read_all(**data).substr(4096, 6) == "before");
-  CHECK(dmscore::testing::file_mode(tmp / ("c/data/" + sn->id + ".snap")) == 0444);
+  CHECK(dmscore::testing::file_mode(tmp / ("c/data/" + sn->id + ".snap")) == 0400);
   CHECK(b->create_snapshot({"p1", "snap", v.id, ""}).status().code() == Code::kAlreadyExists);
   CHECK(b->create_snapshot({"p1", "s2", "nope", ""}).status().code() == Code::kNotFound);
   CHECK(b->create_snapshot({"p1", "s3", v.id, std::string(257, 'd')}).status().code() ==
@@ -212,7 +212,7 @@ TEST_CASE("LocalBackend: a held volume stays Creating until marked Available") {
   CHECK(b->get_volume("p1", v->id)->state == VolumeState::kAvailable);
 }
 
-TEST_CASE("LocalBackend: reopening removes orphan files and half-deleted objects") {
+TEST_CASE("LocalBackend: reopening finishes half-deleted objects and sets orphan files aside") {
   TempDir tmp;
   std::string held_id, deleting_id;
   {
@@ -233,6 +233,7 @@ TEST_CASE("LocalBackend: reopening removes orphan files and half-deleted objects
   sqlite3_close(db);
   auto b = open_cluster(tmp / "c");
   CHECK_FALSE(fs::exists(tmp / "c/data/0000-orphan.vol"));
+  CHECK(dmscore::testing::read_file(tmp / "c/lost+found/0000-orphan.vol") == "junk");
   CHECK(b->get_volume("p1", held_id)->state == VolumeState::kCreating);  // a workflow owns it
   CHECK(b->get_volume("p1", deleting_id).status().code() == Code::kNotFound);
   CHECK_FALSE(fs::exists(tmp / ("c/data/" + deleting_id + ".vol")));

@@ -97,9 +97,14 @@ struct Fixture {
   }
 };
 
+// Volume and snapshot files in a local cluster (not their sidecars); none is half made.
 std::size_t data_files(const std::string& dir) {
   std::size_t n = 0;
-  for (auto& e : fs::directory_iterator(dir + "/data")) n += e.is_regular_file();
+  for (auto& e : fs::directory_iterator(dir + "/data")) {
+    const auto ext = e.path().extension();
+    CHECK(ext != ".tmp");
+    n += e.is_regular_file() && (ext == ".vol" || ext == ".snap");
+  }
   return n;
 }
 

@@ -13,6 +13,7 @@
 // Implementations are safe for concurrent use.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,9 @@ struct Volume {
   Env::SystemTime created_at;
   // Where hosts reach the data: a file for a local cluster, empty when not attached here.
   std::string device_path;
+  // Marks set at creation (LightOS labels): the service records there which workflow made an
+  // object, so its compensation deletes only what it made.
+  std::map<std::string, std::string> labels;
 };
 
 struct Snapshot {
@@ -63,6 +67,7 @@ struct Snapshot {
   int replica_count = 1;
   int sector_size = 4096;
   bool compression = false;
+  std::map<std::string, std::string> labels;
 };
 
 struct ClusterServer {
@@ -96,6 +101,8 @@ struct CreateVolumeRequest {
   // When true the volume stays Creating until mark_volume_available(); a thick clone writes
   // into it meanwhile. Default: false.
   bool hold_in_creating = false;
+  // At most 16 labels; keys 1-63 and values 0-253 characters of [A-Za-z0-9._:/-].
+  std::map<std::string, std::string> labels;
 };
 
 struct CreateSnapshotRequest {
@@ -104,6 +111,8 @@ struct CreateSnapshotRequest {
   std::string source_volume_id;
   // At most 256 bytes.
   std::string description;
+  // As CreateVolumeRequest::labels.
+  std::map<std::string, std::string> labels;
 };
 
 struct PageRequest {
@@ -129,6 +138,11 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual Result<ClusterInfo> info() = 0;
+
+  // OK, or FAILED_PRECONDITION saying why the cluster cannot be used until an operator repairs
+  // it (a local cluster whose metadata was lost or is older than its data files). Contacts
+  // nothing. Default: OK.
+  virtual Status repair_needed() const { return Status::Ok(); }
 
   virtual Result<VolumePage> list_volumes(const std::string& project, const PageRequest& page) = 0;
   virtual Result<Volume> get_volume(const std::string& project, const std::string& id) = 0;
@@ -165,5 +179,11 @@ class Backend {
 
 // Lightbits naming rules: 1-256 characters of [A-Za-z0-9._-]. INVALID_ARGUMENT naming `field`.
 Status validate_object_name(const std::string& name, const std::string& field);
+
+// The label rules above. INVALID_ARGUMENT naming `field`.
+Status validate_labels(const std::map<std::string, std::string>& labels, const std::string& field);
+
+// The label key under which the service records the workflow that created an object.
+inline constexpr const char* kOwnerLabel = "dms.workflow";
 
 }  // namespace dmscore

@@ -14,8 +14,10 @@
 
 namespace dmscore {
 
-enum class ConnectionStatus { kConnected, kDisconnected, kUnauthorized };
-// "Connected", "Disconnected", "Unauthorized".
+// NeedsRepair: a local cluster whose metadata does not explain its data (lost, empty or older
+// than its files); nothing is written to it until an operator repairs it.
+enum class ConnectionStatus { kConnected, kDisconnected, kUnauthorized, kNeedsRepair };
+// "Connected", "Disconnected", "Unauthorized", "NeedsRepair".
 std::string_view to_string(ConnectionStatus status);
 
 enum class ClusterKind { kLocal, kLightbits };
@@ -31,6 +33,8 @@ struct Cluster {
   std::vector<std::string> discovery_endpoints;
   ConnectionStatus access_status = ConnectionStatus::kConnected;
   ConnectionStatus data_status = ConnectionStatus::kConnected;
+  // Why the cluster is not Connected, when the service knows; empty otherwise.
+  std::string status_message;
   ClusterKind kind = ClusterKind::kLocal;
   Env::SystemTime attached_at;
   std::optional<Env::SystemTime> refreshed_at;

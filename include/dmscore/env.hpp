@@ -1,16 +1,23 @@
 #pragma once
-// Env: the seam between libdmscore and the operating system's clocks and randomness.
+// Env: the seam between libdmscore and the operating system's clocks, randomness and the
+// outcome of its file writes.
 //
 // Everything in the library that reads the time, sleeps or draws random ids goes through an
-// Env, so tests can substitute a manual clock and deterministic ids. Implementations must be
-// safe for concurrent use.
+// Env, so tests can substitute a manual clock and deterministic ids; every write and sync of a
+// file the library owns asks file_fault() first, so a test can make chosen writes fail as a
+// full or failing disk would (leveldb's fault-injection Env does the same). Implementations
+// must be safe for concurrent use.
 
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace dmscore {
+
+// What a file call is about to do, for Env::file_fault.
+enum class FileOp { kWrite, kSync };
 
 class Env {
  public:
@@ -29,6 +36,15 @@ class Env {
   virtual void random_bytes(void* buf, std::size_t len) = 0;
   // A random (version 4) UUID in lowercase canonical form.
   std::string new_uuid();
+
+  // Asked before each write or sync of a file the library owns: the store's database and its
+  // journal, volume and snapshot data, their metadata sidecars. 0 lets the call proceed; an
+  // errno value (ENOSPC, EIO, ...) makes it fail with that error instead, untouched.
+  // Only consulted when injects_file_faults() is true, so the default costs nothing.
+  // Default: 0.
+  virtual int file_fault(FileOp op, std::string_view path);
+  // True when file_fault() may answer non-zero. Default: false.
+  virtual bool injects_file_faults() const { return false; }
 
   // The process-wide Env backed by the real clocks and the OS random generator.
   static std::shared_ptr<Env> Default();

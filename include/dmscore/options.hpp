@@ -51,9 +51,10 @@ struct Options {
   // Default: 5 s.
   std::chrono::milliseconds store_busy_timeout{5000};
 
-  // Password of the `admin` user made when the store holds no user yet.
-  // Default: empty, meaning $DMS_ADMIN_PASSWORD when set, otherwise a random password written to
-  // <data_dir>/admin-password (mode 0600) and its path logged once.
+  // Password of the `admin` user made when the store holds no user yet. The library reads no
+  // environment variable (dmsctl serve passes $DMS_ADMIN_PASSWORD here).
+  // Default: empty, meaning a random password written to <data_dir>/admin-password (mode 0600)
+  // and its path logged once.
   std::string admin_password;
 
   // Size of the service's RSA keys (cluster credentials and login tokens).
@@ -66,6 +67,19 @@ struct Options {
 
   // Lifetime of login tokens. Default: 1 hour. REQUIRES: 1 min..30 days.
   std::chrono::seconds token_ttl{3600};
+
+  // Password hashes (login, user changes) computed at once, and logins allowed to wait for one;
+  // a login beyond both is refused with RESOURCE_EXHAUSTED at once (Retry-After), so a spray
+  // of logins cannot take the CPU from everything else.
+  // Defaults: 2, 8. REQUIRES: 1..64, 0..1024.
+  int password_hash_concurrency = 2;
+  int password_hash_queue = 8;
+  // Failed logins allowed within 5 minutes per source address (whatever the user names) and
+  // per user (whatever the source); beyond them login answers RESOURCE_EXHAUSTED without
+  // hashing until the oldest failure leaves the window.
+  // Defaults: 20, 5. REQUIRES: 1..10000.
+  int login_failures_per_source = 20;
+  int login_failures_per_user = 5;
 
   // How often every attached cluster is probed and its connection status updated (changes are
   // logged). 0 turns the checks off. Default: 30 s.
@@ -80,11 +94,34 @@ struct Options {
   // 409/412/429/503 to clear). Defaults: 30 s, 100 s.
   std::chrono::milliseconds cluster_request_timeout{30000};
   std::chrono::milliseconds cluster_operation_timeout{100000};
+  // Endpoints a Lightbits cluster reports with a scheme other than https are ignored, so the
+  // service's token never travels in clear; true uses them (labs only). Default: false.
+  bool cluster_allow_plain_http = false;
+
+  // Isolation of the callers of one cluster from the others. A call the service makes to a
+  // cluster on behalf of a caller (a request, not a workflow step) has one deadline for all its
+  // work, retries included; at most `cluster_max_concurrent_calls` such calls run per cluster
+  // and more are refused at once with UNAVAILABLE; after a call timed out, calls to that
+  // cluster are refused at once for `cluster_breaker_cooldown`, then one is let through to try.
+  // Defaults: 10 s, 4, 5 s. REQUIRES: deadline 100 ms..10 min, calls 1..256, cooldown 0..10 min.
+  std::chrono::milliseconds cluster_call_deadline{10000};
+  int cluster_max_concurrent_calls = 4;
+  std::chrono::milliseconds cluster_breaker_cooldown{5000};
 
   // Directories under which a local (file://) cluster may be attached. An API caller with the
   // admin role can otherwise make the service create a cluster directory anywhere it may write.
   // Default: empty, meaning anywhere. REQUIRES: absolute paths.
   std::vector<std::string> local_cluster_roots;
+  // A group (name or number) allowed to read local clusters' data: volume files 0640,
+  // snapshots 0440, cluster directories 0750, owned by that group. Default: "", meaning none
+  // (0600, 0400, 0700).
+  std::string local_cluster_file_group;
+
+  // How long a workflow retries a store write that fails (a full or failing disk) before it
+  // gives up: it then compensates (freeing its partial destination) and ends FAILED with
+  // RESOURCE_EXHAUSTED. Retries wait with backoff through `env`.
+  // Default: 30 s. REQUIRES: 0..1 h.
+  std::chrono::milliseconds store_retry_budget{30000};
 
   // Group snapshots. While the member snapshots are taken, writes through
   // Service::write_volume to every member wait: the write fence. Raising it waits for writes in

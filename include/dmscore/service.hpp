@@ -40,6 +40,7 @@ inline constexpr const char* kActivateFullCopy = "ACTIVATE_FULL_COPY";
 inline constexpr const char* kResynchronizeFullCopy = "RESYNCHRONIZE_FULL_COPY";
 inline constexpr const char* kRestoreFullCopy = "RESTORE_FULL_COPY";
 inline constexpr const char* kThickCloneConsistencyGroup = "THICK_CLONE_CONSISTENCY_GROUP";
+inline constexpr const char* kRepairCluster = "REPAIR_CLUSTER";
 
 struct WorkflowCount {
   std::string type;
@@ -55,6 +56,8 @@ struct ServiceStats {
   std::uint64_t copy_bytes_total = 0;
   // Bytes read back and compared by verifyClone since the service opened.
   std::uint64_t verify_bytes_total = 0;
+  // Per local cluster (by id): files moved into its lost+found/ since the service opened.
+  std::vector<std::pair<std::string, std::uint64_t>> set_aside_files;
 };
 
 class Service {
@@ -90,6 +93,11 @@ class Service {
   Result<Cluster> get_cluster(const std::string& cluster_id) const;
   Result<std::string> refresh_clusters(const std::optional<std::string>& cluster_id = {});
   Status detach_cluster(const std::string& cluster_id);
+  // Rebuilds the metadata of a local cluster in NeedsRepair from its data files (see
+  // LocalBackend::repair); the REPAIR_CLUSTER workflow's result reports what it found:
+  // {"volumes", "snapshots", "setAside": [...], "missing": [...], "previousMetadata"}.
+  // NOT_FOUND; FAILED_PRECONDITION for a Lightbits cluster or one that needs no repair.
+  Result<std::string> repair_cluster(const std::string& cluster_id);
 
   // Storage objects on an attached cluster (NOT_FOUND for an unknown cluster).
   Result<VolumePage> list_volumes(const std::string& cluster_id, const std::string& project,

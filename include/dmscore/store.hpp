@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "dmscore/env.hpp"
 #include "dmscore/result.hpp"
 #include "dmscore/status.hpp"
 
@@ -74,6 +75,13 @@ struct StoreOptions {
   // Ordered migrations; the library's own set when empty (tests pass their own).
   // Default: empty.
   std::vector<Migration> migrations;
+  // Create the database when the file does not exist (mode 0600; its journal and WAL files
+  // get the same mode). false: UNAVAILABLE for a missing file. Default: true.
+  bool create_if_missing = true;
+  // When it injects file faults (Env::injects_file_faults), every write and sync of the
+  // database and its journal asks it first, through a shim over SQLite's file layer; an
+  // ENOSPC is reported as SQLite reports a full disk. Default: nullptr (no shim).
+  std::shared_ptr<Env> env;
 };
 
 class Store {
@@ -85,6 +93,10 @@ class Store {
   //                        database / fails quick_check (the message says which and what to do);
   //   UNAVAILABLE          the file cannot be opened (permissions, missing directory).
   static Result<std::unique_ptr<Store>> open(const std::string& path, StoreOptions options = {});
+
+  // Reads the schema version of the database at `path` without changing anything:
+  // NOT_FOUND when there is no such file; DATA_LOSS when it is not an SQLite database.
+  static Result<int> peek_schema_version(const std::string& path);
 
   ~Store();
   Store(const Store&) = delete;

@@ -162,6 +162,9 @@ Result<std::string> ApiClient::refresh_clusters(const std::string& id) {
   if (!id.empty()) o["clusterId"] = id;
   return call("POST", "/api/v1/clusters/refresh", body(std::move(o)));
 }
+Result<std::string> ApiClient::repair_cluster(const std::string& id) {
+  return call("POST", "/api/v1/clusters/" + url_encode(id) + "/repair", "{}");
+}
 Result<std::string> ApiClient::detach_cluster(const std::string& id) {
   return call("DELETE", "/api/v1/clusters/" + url_encode(id));
 }

@@ -54,6 +54,8 @@ json::object to_json(const Cluster& c) {
                  {"attachedAt", rfc3339(c.attached_at)},
                  {"servers", std::move(servers)}};
   if (c.refreshed_at) o["refreshedAt"] = rfc3339(*c.refreshed_at);
+  if (!c.status_message.empty())
+    o["clusterConnectionStatus"].as_object()["message"] = c.status_message;
   return o;
 }
 
@@ -111,6 +113,7 @@ json::object to_json(const Workflow& w) {
       w.type == kResynchronizeFullCopy || w.type == kRestoreFullCopy)
     request_field = "fullCopyRequest";
   if (w.type == kThickCloneConsistencyGroup) request_field = "groupThickCloneRequest";
+  if (w.type == kRepairCluster) request_field = "repairClusterRequest";
   if (request_field) o[request_field] = parsed(w.request);
   return o;
 }

@@ -279,6 +279,14 @@ struct Router::Impl {
     out += "# TYPE dms_verify_bytes_total counter\n";
     out += "dms_verify_bytes_total " + std::to_string(stats.ok() ? stats->verify_bytes_total : 0) +
            "\n";
+    out += "# HELP dms_local_cluster_files_set_aside_total Files a local cluster moved to its "
+           "lost+found/ since start.\n";
+    out += "# TYPE dms_local_cluster_files_set_aside_total counter\n";
+    if (stats.ok()) {
+      for (const auto& [cluster, n] : stats->set_aside_files)
+        out += "dms_local_cluster_files_set_aside_total{cluster=\"" + label(cluster) + "\"} " +
+               std::to_string(n) + "\n";
+    }
     std::lock_guard lock(metrics.mu);
     out += "# HELP dms_http_requests_total HTTP requests by route and status code.\n";
     out += "# TYPE dms_http_requests_total counter\n";
@@ -566,6 +574,16 @@ void Router::Impl::build() {
     auto cl = svc.get_cluster(c.params.path["clusterId"]);
     if (!cl.ok()) return cl.status();
     return json::value(json::object{{"cluster", http::detail::to_json(*cl)}});
+  });
+  add("POST", "/api/v1/clusters/{clusterId}/repair", [this](Call& c) -> R {
+    if (Status s = check_query(c.params, {}); !s.ok()) return s;
+    auto body = parse_body(c.req, true);
+    if (!body.ok()) return body.status();
+    ObjectReader o(*body, "");
+    if (Status s = o.finish(); !s.ok()) return s;
+    auto id = svc.repair_cluster(c.params.path["clusterId"]);
+    if (!id.ok()) return id.status();
+    return workflow_id_body(*id);
   });
   add("DELETE", "/api/v1/clusters/{clusterId}", [this](Call& c) -> R {
     if (Status s = svc.detach_cluster(c.params.path["clusterId"]); !s.ok()) return s;

@@ -501,6 +501,36 @@ async function main() {
   await check("refreshed cluster has refreshedAt", { method: "GET", path: `${C}/${cidA}`, token }, 200, (r) =>
     r.json.cluster.refreshedAt ? null : "no refreshedAt after a refresh");
 
+  // ---- clusters never overlap; a cluster whose metadata is lost waits for a repair
+  await check("attach a directory inside cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirA}/data/inner` } }, 400, expectCode(9));
+  await check("attach the directory that holds cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${args.dataDir}` } }, 400, expectCode(9));
+  await check("repair a cluster that needs none", { method: "POST", path: `${C}/${cidA}/repair`, token }, 400, expectCode(9));
+  await check("repair an unknown cluster", { method: "POST", path: `${C}/${randomUuid()}/repair`, token }, 404, expectCode(5));
+  await check("repair with an unknown field", { method: "POST", path: `${C}/${cidA}/repair`, token, json: { force: true } }, 400, expectCode(3));
+  {
+    const dirC = path.join(args.dataDir, "clusterC");
+    const attachC = await check("attach cluster C", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirC}`, name: "clusterC" } }, 200);
+    const wC = attachC.json?.workflowId && (await waitWorkflow(token, attachC.json.workflowId, "attach C"));
+    const cidC = wC?.result?.clusterId;
+    if (!cidC) return fail("cannot attach cluster C");
+    const vc = await check("create a volume on C", { method: "POST", path: `${C}/${cidC}/projects/p1/volumes`, token, json: { name: "kept", size: "1048576" } }, 200);
+    await check("detach cluster C", { method: "DELETE", path: `${C}/${cidC}`, token }, 200);
+    for (const f of ["cluster.db", "cluster.db-wal", "cluster.db-shm"]) fs.rmSync(path.join(dirC, f), { force: true });
+    const again = await check("attach cluster C without its metadata", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirC}` } }, 200);
+    if (again.json?.workflowId) await waitWorkflow(token, again.json.workflowId, "attach C again");
+    await check("a cluster without its metadata needs repair", { method: "GET", path: `${C}/${cidC}`, token }, 200, (r) => {
+      const s = r.json.cluster.clusterConnectionStatus;
+      return s.accessConnectionStatus === "NeedsRepair" && s.message ? null : `status ${JSON.stringify(s)}`;
+    });
+    await check("a cluster that needs repair refuses volume lists", { method: "GET", path: `${C}/${cidC}/projects/p1/volumes`, token }, 400, expectCode(9));
+    const rep = await check("repair cluster C", { method: "POST", path: `${C}/${cidC}/repair`, token }, 200);
+    const wr = rep.json?.workflowId && (await waitWorkflow(token, rep.json.workflowId, "repair C"));
+    if (!wr || wr.state !== "COMPLETED" || wr.result.volumes !== 1 || !wr.repairClusterRequest) fail(`repair C ended ${JSON.stringify(wr)}`);
+    await check("a repaired cluster lists its volume again", { method: "GET", path: `${C}/${cidC}/projects/p1/volumes`, token }, 200, (r) =>
+      r.json.volumes.length === 1 && r.json.volumes[0].id === vc.json?.volume?.id ? null : `volumes ${JSON.stringify(r.json.volumes)}`);
+    await check("detach the repaired cluster", { method: "DELETE", path: `${C}/${cidC}`, token }, 200);
+  }
+
   // ---- volumes
   const P = "p1";
   const V = (cid, p = P) => `${C}/${cid}/projects/${p}/volumes`;
@@ -648,8 +678,9 @@ async function main() {
   const W = "/api/v1/workflows";
   await check("list COMPLETED workflows", { method: "GET", path: `${W}?state=COMPLETED`, token }, 200, (r) =>
     r.json.workflows.length && r.json.workflows.every((w) => w.state === "COMPLETED") ? null : "filter by state not applied");
+  // Four attaches above, and two of cluster C (made, then attached again without its metadata).
   await check("list ATTACH_CLUSTER workflows", { method: "GET", path: `${W}?type=ATTACH_CLUSTER&pageSize=10`, token }, 200, (r) =>
-    r.json.workflows.length === 4 && r.json.workflows.every((w) => w.type === "ATTACH_CLUSTER") ? null : "filter by type not applied");
+    r.json.workflows.length === 6 && r.json.workflows.every((w) => w.type === "ATTACH_CLUSTER") ? null : "filter by type not applied");
   await check("list FAILED workflows", { method: "GET", path: `${W}?state=FAILED`, token }, 200);
   await check("list workflows of an unknown type", { method: "GET", path: `${W}?type=NOPE`, token }, 200, (r) => (r.json.workflows.length === 0 ? null : "not empty"));
   await check("list workflows with a lower-case state", { method: "GET", path: `${W}?state=completed`, token }, 400);

@@ -55,6 +55,7 @@ class ApiClient {
   Result<std::string> attach_cluster(const std::string& api_endpoint, const std::string& name);
   // All clusters when `cluster_id` is empty.
   Result<std::string> refresh_clusters(const std::string& cluster_id);
+  Result<std::string> repair_cluster(const std::string& cluster_id);
   Result<std::string> detach_cluster(const std::string& cluster_id);
 
   Result<std::string> list_volumes(const std::string& cluster_id, const std::string& project,
