@@ -10,21 +10,15 @@
 #include <cstring>
 #include <thread>
 
-extern char** environ;
-
 namespace dmscore::detail {
 
 Status run_hook(const std::string& path,
                 const std::vector<std::pair<std::string, std::string>>& env,
                 std::chrono::milliseconds timeout) {
-  std::vector<std::string> vars;
-  for (char** e = environ; *e; ++e) {
-    std::string_view v(*e);
-    bool replaced = false;
-    for (const auto& [k, val] : env)
-      if (v.size() > k.size() && v.substr(0, k.size()) == k && v[k.size()] == '=') replaced = true;
-    if (!replaced) vars.emplace_back(v);
-  }
+  // A minimal environment: nothing of the service's own (its DMS_* secrets above all) reaches
+  // the hook, only a standard PATH and what the hook is given.
+  std::vector<std::string> vars = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                   "LC_ALL=C"};
   for (const auto& [k, v] : env) vars.push_back(k + "=" + v);
   std::vector<char*> envp;
   for (auto& v : vars) envp.push_back(v.data());
@@ -39,6 +33,9 @@ Status run_hook(const std::string& path,
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  // And no descriptor of the service: whatever is not close-on-exec yet (a socket accepted a
+  // moment ago) is closed in the child before the hook runs.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t none;
   sigemptyset(&none);

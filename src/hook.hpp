@@ -1,7 +1,9 @@
 #pragma once
-// Runs an operator's hook: an executable with extra environment variables, in its own process
-// group, killed (the whole group) when it outlives its timeout. Output goes to /dev/null: a
-// hook's output is the operator's business and may hold anything.
+// Runs an operator's hook: an executable with a minimal environment (a standard PATH, LC_ALL=C
+// and the variables given, nothing inherited from the service) and no descriptor of the
+// service's (stdin and the outputs are /dev/null: a hook's output is the operator's business and
+// may hold anything), in its own process group, killed (the whole group) when it outlives its
+// timeout.
 
 #include <chrono>
 #include <string>

@@ -1,5 +1,7 @@
 #include "dmscore/http/client.hpp"
 
+#include <fcntl.h>
+
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -153,6 +155,7 @@ struct Client::Impl {
     stream.async_connect(results, [&](beast::error_code err, const tcp::endpoint&) { ec = err; });
     run();
     if (ec) return Status::Unavailable(e.text + ": cannot connect: " + describe(ec));
+    ::fcntl(stream.socket().native_handle(), F_SETFD, FD_CLOEXEC);  // Asio does not
     stream.socket().set_option(tcp::no_delay(true), ec);
 
     if (!e.tls) {

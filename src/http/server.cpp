@@ -1,5 +1,7 @@
 #include "dmscore/http/server.hpp"
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -292,6 +294,9 @@ struct Server::Impl {
         shared->log(std::string("accept failed: ") + ec.message());
         return accept();
       }
+      // Asio does not open sockets close-on-exec; a hook started meanwhile closes what it
+      // inherited anyway (run_hook), this keeps every other child from holding a connection.
+      ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
       if (shared->stopping) return;
       if (shared->connections.load() >= shared->options.max_connections) {
         beast::error_code e;
@@ -368,6 +373,7 @@ Result<std::unique_ptr<Server>> Server::build(Service& service, ServerOptions op
   if (ec) return Status::InvalidArgument("listen: " + options.address + " is not an IP address");
   tcp::endpoint ep(address, options.port);
   impl->acceptor.open(ep.protocol(), ec);
+  if (!ec) ::fcntl(impl->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
   if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(ep, ec);
   if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
