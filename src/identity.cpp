@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -290,41 +291,63 @@ struct ClusterTokenSigner::Impl {
   ClusterTokenOptions options;
   std::shared_ptr<Env> env;
   std::mutex mu;
-  std::string cached;
-  std::string cached_kid;
-  Env::SystemTime expires{};
+  struct Cached {
+    std::string token;
+    std::string kid;
+    Env::SystemTime expires{};
+  };
+  std::map<std::string, Cached> cached;  // by audience
 };
 
 ClusterTokenSigner::ClusterTokenSigner(const Identity& identity, ClusterTokenOptions options,
                                        std::shared_ptr<Env> env)
-    : impl_(new Impl{identity, std::move(options), env ? env : Env::Default(), {}, {}, {}, {}}) {}
+    : impl_(new Impl{identity, std::move(options), env ? env : Env::Default(), {}, {}}) {}
 ClusterTokenSigner::~ClusterTokenSigner() = default;
 
-Result<std::string> ClusterTokenSigner::token() {
+Result<std::string> ClusterTokenSigner::token(const std::string& audience) {
+  return token(std::vector<std::string>{audience});
+}
+
+Result<std::string> ClusterTokenSigner::token(const std::vector<std::string>& audiences) {
   Impl& im = *impl_;
   if (im.options.ttl < std::chrono::seconds(1) || im.options.ttl > std::chrono::hours(24))
     return Status::InvalidArgument("ttl: must be 1 s..24 h");
+  if (audiences.empty() || audiences.size() > 16)
+    return Status::InvalidArgument("audience: must name 1-16 clusters");
+  std::string audience;  // the cache key
+  json::array aud_list;
+  for (const auto& a : audiences) {
+    if (a.empty() || a.size() > 512)
+      return Status::InvalidArgument("audience: each must be 1-512 bytes");
+    audience += a + '\n';
+    aud_list.emplace_back(a);
+  }
   auto creds = im.identity.credentials();
   std::lock_guard lock(im.mu);
   auto now = im.env->now();
-  if (!im.cached.empty() && im.cached_kid == creds.pub_key_id &&
-      now + im.options.refresh_before < im.expires)
-    return im.cached;
+  if (auto it = im.cached.find(audience); it != im.cached.end() &&
+                                          it->second.kid == creds.pub_key_id &&
+                                          now + im.options.refresh_before < it->second.expires)
+    return it->second.token;
   auto iat = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   auto exp = iat + im.options.ttl.count();
   json::object header{{"alg", "RS256"}, {"typ", "JWT"}, {"kid", "system:" + creds.pub_key_id}};
   json::object claims{{"iss", im.options.issuer},
                       {"sub", im.options.subject},
+                      {"aud", audiences.size() == 1 ? json::value(audiences.front())
+                                                    : json::value(std::move(aud_list))},
                       {"iat", iat},
                       {"exp", exp},
                       {"roles", json::array{"system:cluster-admin"}}};
   std::string input = detail::jws_signing_input(json::serialize(header), json::serialize(claims));
   auto sig = im.identity.sign_with_cluster_key(input);
   if (!sig.ok()) return sig.status();
-  im.cached = input + "." + detail::base64url_encode(*sig);
-  im.cached_kid = creds.pub_key_id;
-  im.expires = Env::SystemTime(std::chrono::seconds(exp));
-  return im.cached;
+  if (im.cached.size() >= 1024) im.cached.clear();  // bounded: one entry per attached cluster
+  auto& c = im.cached[audience];
+  c.token = input + "." + detail::base64url_encode(*sig);
+  c.kid = creds.pub_key_id;
+  c.expires = Env::SystemTime(std::chrono::seconds(exp));
+  return c.token;
 }
 
 }  // namespace dmscore

@@ -164,9 +164,26 @@ struct LightbitsBackend::Impl {
   std::shared_ptr<Env> env;
   std::mutex mu;  // one connection
   std::unique_ptr<http::Client> client;
-  std::string cluster_id;  // learnt from clusterinfo
+  mutable std::mutex id_mu;
+  std::string cluster_id;  // learnt from clusterinfo (guarded by id_mu)
+
+  std::string known_cluster_id() const {
+    if (!options.cluster_id.empty()) return options.cluster_id;
+    std::lock_guard lock(id_mu);
+    return cluster_id;
+  }
+  std::vector<std::string> endpoint_urls;
 
   std::string prefix() const { return "cluster " + options.label + ": "; }
+
+  // Whom this driver's tokens are for: the attached cluster's UUID, else the one it reported,
+  // else the endpoint being attached.
+  std::vector<std::string> audience() {
+    if (!options.cluster_id.empty()) return {options.cluster_id};
+    std::lock_guard lock(id_mu);
+    if (!cluster_id.empty()) return {cluster_id};
+    return endpoint_urls;
+  }
 
   Status error(Code code, const std::string& msg) const { return Status(code, prefix() + msg); }
 
@@ -175,7 +192,7 @@ struct LightbitsBackend::Impl {
                                     const std::string& body, const http::Headers& extra) {
     http::Headers headers = extra;
     if (options.token) {
-      auto t = options.token();
+      auto t = options.token(audience());
       if (!t.ok()) return t.status();
       headers.emplace_back("Authorization", "Bearer " + *t);
     }
@@ -288,7 +305,7 @@ struct LightbitsBackend::Impl {
     auto st = volume_state(state);
     if (!st.ok()) return error(Code::kUnavailable, "malformed answer: " + st.status().message());
     out.state = *st;
-    out.cluster_id = cluster_id;
+    out.cluster_id = known_cluster_id();
     return out;
   }
 
@@ -311,7 +328,7 @@ struct LightbitsBackend::Impl {
     auto st = snapshot_state(state);
     if (!st.ok()) return error(Code::kUnavailable, "malformed answer: " + st.status().message());
     out.state = *st;
-    out.cluster_id = cluster_id;
+    out.cluster_id = known_cluster_id();
     return out;
   }
 
@@ -389,8 +406,13 @@ Result<std::unique_ptr<LightbitsBackend>> LightbitsBackend::open(LightbitsOption
   http::ClientOptions co;
   for (const auto& e : options.endpoints) {
     bool has_scheme = e.find("://") != std::string::npos;
+    if (has_scheme && e.rfind("https://", 0) != 0 && !options.plain_http)
+      return Status::InvalidArgument("endpoints: " + e.substr(0, 256) +
+                                     " would carry the service's token in the clear; only "
+                                     "https:// endpoints are used");
     co.endpoints.push_back(has_scheme ? e : (options.plain_http ? "http://" : "https://") + e);
   }
+  impl->endpoint_urls = co.endpoints;
   co.ca_file = options.ca_file;
   co.insecure = options.insecure;
   co.connect_timeout = options.connect_timeout;
@@ -420,7 +442,10 @@ Result<ClusterInfo> LightbitsBackend::info() {
   if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
   if (out.id.size() != 36)
     return d.error(Code::kUnavailable, "malformed answer: clusterinfo field UUID: not a UUID");
-  d.cluster_id = out.id;
+  {
+    std::lock_guard lock(d.id_mu);
+    d.cluster_id = out.id;
+  }
   if (out.name.empty()) out.name = "lightbits-" + out.id.substr(0, 8);
   // The version is informative: a cluster that does not answer it is still attached.
   if (auto v = d.call("GET", "/api/v2/version"); v.ok() && v->is_object()) {

@@ -287,29 +287,47 @@ struct Service::Impl {
     return Status::Ok();
   }
 
+  // `cluster_id`: the attached cluster's UUID, the audience of its tokens; empty while
+  // attaching (the tokens then name the endpoint).
   Result<std::shared_ptr<Backend>> make_lightbits(const std::vector<std::string>& endpoints,
-                                                  const std::string& label) {
+                                                  const std::string& label,
+                                                  const std::string& cluster_id = "") {
     LightbitsOptions lo;
     lo.endpoints = endpoints;
     lo.label = label;
+    lo.cluster_id = cluster_id;
+    lo.plain_http = options.cluster_allow_plain_http;
     lo.ca_file = options.cluster_ca_file;
     lo.insecure = options.cluster_tls_insecure;
     lo.request_timeout = options.cluster_request_timeout;
     lo.connect_timeout = std::min(options.cluster_request_timeout, std::chrono::milliseconds(5000));
     lo.operation_timeout = options.cluster_operation_timeout;
     lo.env = env;
-    lo.token = [this]() { return cluster_tokens->token(); };
+    lo.token = [this](const std::vector<std::string>& audience) {
+      return cluster_tokens->token(audience);
+    };
     auto b = LightbitsBackend::open(lo);
     if (!b.ok()) return b.status();
     return std::shared_ptr<Backend>(std::move(b).value());
   }
 
-  // The attach endpoint first, then the others the cluster reported.
-  static std::vector<std::string> endpoints_of(const std::string& endpoint,
-                                               const std::vector<std::string>& reported) {
+  // The attach endpoint first, then the others the cluster reported. A reported endpoint with
+  // another scheme than https would carry the service's token in the clear: it is ignored
+  // (and logged) unless the operator allowed plain HTTP.
+  std::vector<std::string> endpoints_of(const std::string& endpoint,
+                                        const std::vector<std::string>& reported) const {
     std::vector<std::string> out{endpoint};
-    for (const auto& e : reported)
-      if (e != endpoint && "https://" + e != endpoint) out.push_back(e);
+    for (const auto& e : reported) {
+      if (e == endpoint || "https://" + e == endpoint) continue;
+      const auto scheme = e.find("://");
+      if (scheme != std::string::npos && e.compare(0, scheme, "https") != 0 &&
+          !options.cluster_allow_plain_http) {
+        options.log("ignoring the endpoint " + e.substr(0, 256) + " that cluster at " + endpoint +
+                    " reports: the service's token would travel in the clear");
+        continue;
+      }
+      out.push_back(e);
+    }
     return out;
   }
 
@@ -320,7 +338,7 @@ struct Service::Impl {
       if (r.ok() && *r) reported = strings_from((*r)->text(0));
       return Status::Ok();
     });
-    auto b = make_lightbits(endpoints_of(endpoint, reported), id);
+    auto b = make_lightbits(endpoints_of(endpoint, reported), id, id);
     if (!b.ok()) return b.status();
     backends[id] = *b;
     return Status::Ok();
@@ -495,7 +513,8 @@ struct Service::Impl {
     ctx.set_var("clusterId", info->id);
     s = record_cluster(*info, ClusterKind::kLightbits, *endpoint, ctx.resumed());
     if (!s.ok()) return s;
-    auto reopened = make_lightbits(endpoints_of(*endpoint, info->api_endpoints), info->id);
+    auto reopened =
+        make_lightbits(endpoints_of(*endpoint, info->api_endpoints), info->id, info->id);
     backends[info->id] = reopened.ok() ? *reopened : *b;
     ctx.set_result(json::serialize(json::object{{"clusterId", info->id}}));
     return Status::Ok();

@@ -145,7 +145,8 @@ TEST_CASE("ClusterTokenSigner: RS256 tokens with kid system:<pubKeyId>, cached u
   auto env = std::make_shared<ManualEnv>();
   auto id = open_identity(tmp / "identity", env);
   ClusterTokenSigner signer(*id, {}, env);
-  auto t1 = signer.token();
+  const std::string aud = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
+  auto t1 = signer.token(aud);
   REQUIRE(t1.ok());
   auto parts = detail::split_jws(*t1);
   REQUIRE(parts);
@@ -154,16 +155,33 @@ TEST_CASE("ClusterTokenSigner: RS256 tokens with kid system:<pubKeyId>, cached u
   CHECK(h.at("kid").as_string() == "system:" + id->credentials().pub_key_id);
   auto c = json::parse(parts->payload_json).as_object();
   CHECK(c.at("roles").as_array().at(0) == "system:cluster-admin");
-  CHECK(c.at("exp").as_int64() - c.at("iat").as_int64() == 600);
+  CHECK(c.at("exp").as_int64() - c.at("iat").as_int64() == 300);  // short-lived
+  CHECK(c.at("aud").as_string() == aud);
   CHECK(c.at("iss") == "libdmscore");
   CHECK(c.contains("sub"));
-  CHECK(*signer.token() == *t1);
-  env->advance(std::chrono::seconds(530));
-  CHECK(*signer.token() == *t1);
+  CHECK(*signer.token(aud) == *t1);
+  env->advance(std::chrono::seconds(230));
+  CHECK(*signer.token(aud) == *t1);
   env->advance(std::chrono::seconds(20));  // within refresh_before of expiry
-  CHECK(*signer.token() != *t1);
+  CHECK(*signer.token(aud) != *t1);
   REQUIRE(id->rotate().ok());
-  auto t3 = signer.token();
+  auto t3 = signer.token(aud);
   CHECK(json::parse(detail::split_jws(*t3)->header_json).at("kid").as_string() ==
         "system:" + id->credentials().pub_key_id);
+}
+
+TEST_CASE("ClusterTokenSigner: each cluster gets a token naming it, never another's") {
+  TempDir tmp;
+  auto env = std::make_shared<ManualEnv>();
+  auto id = open_identity(tmp / "identity", env);
+  ClusterTokenSigner signer(*id, {}, env);
+  auto a = signer.token("cluster-a");
+  auto b = signer.token("cluster-b");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(*a != *b);
+  CHECK(json::parse(detail::split_jws(*a)->payload_json).at("aud") == "cluster-a");
+  CHECK(json::parse(detail::split_jws(*b)->payload_json).at("aud") == "cluster-b");
+  CHECK(*signer.token("cluster-a") == *a);
+  CHECK(signer.token("").status().code() == Code::kInvalidArgument);
 }

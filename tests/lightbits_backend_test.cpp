@@ -38,7 +38,7 @@ struct Fixture {
     o.endpoints = {emu.endpoint()};
     o.label = "emu";
     o.ca_file = emu.ca_file();
-    o.token = [this] { return signer->token(); };
+    o.token = [this](const std::vector<std::string>& aud) { return signer->token(aud); };
     o.operation_timeout = 20s;
     o.initial_backoff = 20ms;
     o.max_backoff = 200ms;
@@ -319,7 +319,7 @@ TEST_CASE(
   auto anon = (*client)->request("POST", "/api/v2/projects/system/credentials", body);
   REQUIRE(anon.ok());
   CHECK(anon->status == 401);
-  http::Headers auth{{"Authorization", "Bearer " + *admin_tokens.token()}};
+  http::Headers auth{{"Authorization", "Bearer " + *admin_tokens.token(f.emu.https_endpoint())}};
   auto r = (*client)->request("POST", "/api/v2/projects/system/credentials", body, auth);
   REQUIRE(r.ok());
   CHECK(r->status == 200);

@@ -91,22 +91,28 @@ struct ClusterTokenOptions {
   std::string issuer = "libdmscore";
   // `sub` claim. Default: "dms".
   std::string subject = "dms";
-  // Lifetime of a token. Default: 10 minutes. REQUIRES: 1 s..24 h.
-  std::chrono::seconds ttl{600};
+  // Lifetime of a token. Default: 5 minutes. REQUIRES: 1 s..24 h.
+  std::chrono::seconds ttl{300};
   // A cached token is replaced this long before it expires. Default: 60 s.
   std::chrono::seconds refresh_before{60};
 };
 
 // Mints the RS256 JWTs the service presents to storage clusters: header
-// {"alg":"RS256","typ":"JWT","kid":"system:<pubKeyId>"}, claims iss, sub, iat, exp and
-// roles ["system:cluster-admin"]. Tokens are cached until shortly before expiry.
-// Safe for concurrent use.
+// {"alg":"RS256","typ":"JWT","kid":"system:<pubKeyId>"}, claims iss, sub, aud, iat, exp and
+// roles ["system:cluster-admin"]. Each token names one cluster as its audience (its UUID; the
+// endpoint while attaching, before the UUID is known), so a token one cluster received is no
+// use against another, and lives only `ttl`. Tokens are cached per audience until shortly
+// before expiry. Safe for concurrent use.
 class ClusterTokenSigner {
  public:
   ClusterTokenSigner(const Identity& identity, ClusterTokenOptions options = {},
                      std::shared_ptr<Env> env = nullptr);
   ~ClusterTokenSigner();
-  Result<std::string> token();
+  // A token for the cluster `audience`. INVALID_ARGUMENT for an empty audience or bad options.
+  Result<std::string> token(const std::string& audience);
+  // A token whose `aud` is the list (RFC 7519 allows several): for a cluster known only by its
+  // endpoints while it is being attached. INVALID_ARGUMENT for an empty list or name.
+  Result<std::string> token(const std::vector<std::string>& audience);
 
  private:
   struct Impl;

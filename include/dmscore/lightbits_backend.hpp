@@ -2,7 +2,8 @@
 // LightbitsBackend: a Lightbits cluster driven over its REST API v2 (LightOS), as a Backend.
 //
 // - Transport: http::Client over HTTPS, verification on unless `insecure`; rotation across the
-//   cluster's API endpoints; a bearer token (the service's RS256 cluster token) on every call.
+//   cluster's API endpoints; a bearer token (the service's RS256 cluster token, its audience
+//   this cluster) on every call, never over plain HTTP unless `plain_http`.
 // - Volumes and snapshots live under /api/v2/projects/{project}/...; creates and deletes are
 //   asynchronous on the cluster, so they poll with backoff until Available (or 404 for a
 //   delete) within `operation_timeout`. Deletes send If-Match with the object's ETag and re-read
@@ -41,10 +42,16 @@ struct LightbitsOptions {
   std::string ca_file;
   // Skip TLS verification (self-signed lab clusters only). Default: false.
   bool insecure = false;
-  // Plain HTTP instead of HTTPS for endpoints given without a scheme (tests). Default: false.
+  // Plain HTTP instead of HTTPS for endpoints given without a scheme, and http:// endpoints
+  // accepted: the token then crosses the network in the clear (labs and tests only). Without
+  // it an http:// endpoint is INVALID_ARGUMENT. Default: false.
   bool plain_http = false;
-  // The bearer token for each call (the service's RS256 token, kid system:<pubKeyId>).
-  std::function<Result<std::string>()> token;
+  // The bearer token for each call (the service's RS256 token, kid system:<pubKeyId>), for the
+  // audience given: `cluster_id` when set, else the UUID the cluster reported in info(), else
+  // every endpoint ("https://host:port") while nothing is known yet.
+  std::function<Result<std::string>(const std::vector<std::string>& audience)> token;
+  // The UUID of the attached cluster, when known. Default: empty.
+  std::string cluster_id;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};
   // Bound on waiting for an object to settle and on retrying 409/412/429/503.

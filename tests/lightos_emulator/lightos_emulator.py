@@ -7,7 +7,9 @@
 
 - Every /api/v2 call needs `Authorization: Bearer <JWT>`: RS256 only (none and HS256 are
   refused), `kid` naming an imported credential ("<project>:<id>", e.g. system:dms-...), a
-  signature that verifies with its public key, and an `exp` in the future. Otherwise 401.
+  signature that verifies with its public key, and an `exp` in the future. A token with an `aud`
+  must name this cluster (its UUID or one of its https API endpoints). Otherwise 401. The calls
+  report records each token's aud, iat and exp.
 - Volumes and snapshots under /api/v2/projects/{project}/...: list (limit <= 1000, offsetUUID,
   name/Name filters), get, create (a volume from sourceSnapshotUUID is a thin clone), delete,
   PUT on volumes. Objects move Creating -> Available and Deleting -> gone after
@@ -75,6 +77,12 @@ class State:
         self.snapshots = {}
         self.faults = []  # dicts: kind fail|stall|malformed, method, regex, count, ...
         self.calls = []
+        self.reported_endpoints = None  # what clusterinfo says, when the control API set it
+
+    def api_endpoints(self):
+        if self.reported_endpoints is not None:
+            return list(self.reported_endpoints)
+        return [f"127.0.0.1:{self.api_port}"]
 
     # -- objects --------------------------------------------------------------------------------
 
@@ -141,13 +149,27 @@ class Api:
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp < time.time():
             raise ApiError(401, "token expired")
+        # A token that names its audience must name this cluster (its UUID, or one of its API
+        # endpoints while the caller does not know the UUID yet).
+        aud = claims.get("aud")
+        if aud is not None:
+            with self.s.lock:
+                mine = {self.s.cluster["UUID"]} | {
+                    e if "://" in e else "https://" + e for e in self.s.api_endpoints()} | {
+                    f"https://127.0.0.1:{self.s.api_port}"}
+            named = aud if isinstance(aud, list) else [aud]
+            if not any(isinstance(a, str) and a in mine for a in named):
+                raise ApiError(401, "token is for another audience")
+        return claims
 
-    def handle(self, method, path, query, headers, body):
-        self.authenticate(headers)
+    def handle(self, method, path, query, headers, body, record=None):
+        claims = self.authenticate(headers)
+        if record is not None:
+            record.update(audience=claims.get("aud"), iat=claims.get("iat"), exp=claims.get("exp"))
         s = self.s
         if method == "GET" and path == "/api/v2/clusterinfo":
             with s.lock:
-                return 200, dict(s.cluster, apiEndpoints=[f"127.0.0.1:{s.api_port}"],
+                return 200, dict(s.cluster, apiEndpoints=s.api_endpoints(),
                                  discoveryEndpoints=[x["nvmeEndpoint"].rsplit(":", 1)[0] + ":8009"
                                                      for x in s.servers],
                                  nvmeEndpoints=[x["nvmeEndpoint"] for x in s.servers],
@@ -412,7 +434,7 @@ class Servers:
                 self.malformed(h, fault["malformedKind"])
                 return
             try:
-                status, obj = self.api.handle(h.command, path, query, h.headers, body)
+                status, obj = self.api.handle(h.command, path, query, h.headers, body, record)
                 h.send(status, json.dumps(obj).encode(),
                        {"ETag": obj["ETag"]} if isinstance(obj, dict) and "ETag" in obj else {})
             except ApiError as e:
@@ -477,6 +499,12 @@ class Servers:
                 if kind == "malformed":
                     f["malformedKind"] = req.get("kind", "missing-fields")
                 s.faults.append(f)
+                return h.send(200, b"{}")
+            if m == "POST" and p == "/control/api-endpoints":
+                eps = req.get("endpoints")
+                if not isinstance(eps, list) or not all(isinstance(e, str) for e in eps):
+                    return h.send(400, b'{"message":"endpoints: a list of strings"}')
+                s.reported_endpoints = eps
                 return h.send(200, b"{}")
             if m == "POST" and p == "/control/reset":
                 s.faults.clear()
