@@ -279,7 +279,9 @@ struct FullCopies::Impl {
         std::string id;
         if (c.var(mark) == "1") {
           auto v = (*dst)->find_volume(it.dst_project, it.dst_name);
-          if (v.ok() && v->state == VolumeState::kCreating) id = v->id;
+          if (v.ok() && v->state == VolumeState::kCreating &&
+              detail::made_by(v->labels, c.workflow_id()))
+            id = v->id;
         }
         if (id.empty()) {
           c.set_var(mark, "1");
@@ -292,6 +294,7 @@ struct FullCopies::Impl {
           cv.sector_size = it.sector_size;
           cv.compression = it.compression;
           cv.hold_in_creating = true;
+          cv.labels[kOwnerLabel] = c.workflow_id();
           auto v = (*dst)->create_volume(cv);
           if (!v.ok())
             return v.status().with_prefix("volume " + std::to_string(i + 1) + " (" + it.dst_name +
@@ -320,7 +323,7 @@ struct FullCopies::Impl {
       if (id.empty()) {
         if (c.var("creating" + std::to_string(i)) != "1") continue;
         auto v = (*dst)->find_volume(it.dst_project, it.dst_name);
-        if (!v.ok() || v->state != VolumeState::kCreating) continue;
+        if (!v.ok() || !detail::made_by(v->labels, c.workflow_id())) continue;
         id = v->id;
       }
       Status s = (*dst)->delete_volume(it.dst_project, id);

@@ -1017,7 +1017,8 @@ Status Groups::Impl::clone_group_step(StepContext& ctx) {
     ctx.report_progress({static_cast<int>(i * 100 / plan->size()), "clone", 0, 0, 0});
     auto existing = (*b)->find_volume(g->project_name, name);
     if (existing.ok()) {
-      if (existing->source_snapshot_id != member.snapshot_id)
+      if (existing->source_snapshot_id != member.snapshot_id ||
+          !detail::made_by(existing->labels, ctx.workflow_id()))
         return fail(Status::AlreadyExists("member " + std::to_string(i + 1) + ": a volume named " +
                                           name + " already exists"));
       made.push_back(existing->id);
@@ -1029,6 +1030,7 @@ Status Groups::Impl::clone_group_step(StepContext& ctx) {
     r.name = name;
     r.size = member.size;
     r.source_snapshot_id = member.snapshot_id;
+    r.labels[kOwnerLabel] = ctx.workflow_id();
     auto v = (*b)->create_volume(r);
     if (!v.ok())
       return fail(v.status().with_prefix("member " + std::to_string(i + 1) + " (snapshot " +
@@ -1077,7 +1079,7 @@ Status Groups::Impl::clone_group_undo(StepContext& ctx) {
     if (!plan.ok()) return plan.status();
     for (const auto& [name, member] : *plan) {
       auto v = (*b)->find_volume(g->project_name, name);
-      if (!v.ok() || v->source_snapshot_id != member.snapshot_id) continue;
+      if (!v.ok() || !detail::made_by(v->labels, ctx.workflow_id())) continue;
       Status d = (*b)->delete_volume(g->project_name, v->id);
       if (!d.ok() && d.code() != Code::kNotFound) return d;
     }

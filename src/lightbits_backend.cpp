@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -91,6 +92,28 @@ class Fields {
     }
     return out;
   }
+  // LightOS labels: [{"key", "value"}, ...].
+  std::map<std::string, std::string> labels(const char* key) {
+    std::map<std::string, std::string> out;
+    const json::value* v = get(key, false);
+    if (!v) return out;
+    if (!v->is_array()) {
+      fail(key, "not an array");
+      return out;
+    }
+    for (const auto& l : v->as_array()) {
+      const json::object* o = l.if_object();
+      const json::value* k = o ? o->if_contains("key") : nullptr;
+      const json::value* val = o ? o->if_contains("value") : nullptr;
+      if (!k || !k->is_string() || (val && !val->is_string() && !val->is_null())) {
+        fail(key, "holds a label that is not {key, value}");
+        return {};
+      }
+      out[std::string(k->as_string())] =
+          val && val->is_string() ? std::string(val->as_string()) : std::string();
+    }
+    return out;
+  }
   const json::array* array(const char* key) {
     const json::value* v = get(key, true);
     if (!v) return nullptr;
@@ -151,6 +174,12 @@ Env::SystemTime parse_time(const std::string& s) {
   tm.tm_min = mi;
   tm.tm_sec = sec;
   return Env::SystemTime(std::chrono::seconds(timegm(&tm)));
+}
+
+json::array labels_json(const std::map<std::string, std::string>& labels) {
+  json::array a;
+  for (const auto& [k, v] : labels) a.push_back(json::object{{"key", k}, {"value", v}});
+  return a;
 }
 
 bool terminal_http(int status) {
@@ -298,6 +327,7 @@ struct LightbitsBackend::Impl {
     std::string state = f.str("state");
     out.source_snapshot_id = f.str("sourceSnapshotUUID", false);
     out.created_at = parse_time(f.str("creationTime", false));
+    out.labels = f.labels("labels");
     if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
     if (out.sector_size != 512 && out.sector_size != 4096)
       return error(Code::kUnavailable,
@@ -324,6 +354,7 @@ struct LightbitsBackend::Impl {
     out.compression = f.flag("compression");
     std::string state = f.str("state");
     out.created_at = parse_time(f.str("creationTime", false));
+    out.labels = f.labels("labels");
     if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
     auto st = snapshot_state(state);
     if (!st.ok()) return error(Code::kUnavailable, "malformed answer: " + st.status().message());
@@ -528,6 +559,8 @@ Result<Volume> LightbitsBackend::create_volume(const CreateVolumeRequest& req) {
                     {"acl", json::object{{"values", json::array{"ALLOW_NONE"}}}},
                     {"projectName", req.project_name}};
   if (!req.source_snapshot_id.empty()) body["sourceSnapshotUUID"] = req.source_snapshot_id;
+  if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
+  if (!req.labels.empty()) body["labels"] = labels_json(req.labels);
   auto r = d.call("POST", d.base(req.project_name) + "/volumes", json::serialize(body), {}, true);
   if (!r.ok()) return r.status();
   auto created = d.to_volume(*r, req.project_name);
@@ -614,6 +647,8 @@ Result<Snapshot> LightbitsBackend::create_snapshot(const CreateSnapshotRequest& 
                     {"sourceVolumeUUID", req.source_volume_id},
                     {"projectName", req.project_name}};
   if (!req.description.empty()) body["description"] = req.description;
+  if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
+  if (!req.labels.empty()) body["labels"] = labels_json(req.labels);
   auto r = d.call("POST", d.base(req.project_name) + "/snapshots", json::serialize(body), {}, true);
   if (!r.ok()) return r.status();
   auto created = d.to_snapshot(*r, req.project_name);

@@ -719,11 +719,12 @@ void Service::Impl::register_clone_workflows() {
       if (project.empty()) return Status::Ok();
       std::string id = c.var("dstVolumeId");
       if (id.empty()) {
-        // Interrupted between creating it and recording its id: find it by name, but only a
-        // volume still held in Creating can be ours.
+        // Interrupted between creating it and recording its id: the volume of that name is
+        // ours only if its owner label says this workflow made it (a racing clone or a user
+        // may have made one of that name).
+        if (c.var("creating") != "1") return Status::Ok();
         auto v = (*dst)->find_volume(project, dst_volume_name(c, *req));
-        if (!v.ok() || v->state != VolumeState::kCreating || c.var("creating") != "1")
-          return Status::Ok();
+        if (!v.ok() || !detail::made_by(v->labels, c.workflow_id())) return Status::Ok();
         id = v->id;
       }
       Status s = (*dst)->delete_volume(project, id);
@@ -741,7 +742,8 @@ void Service::Impl::register_clone_workflows() {
                             if (c.var("creating") ==
                                 "1") {  // resumed: adopt the volume we were creating
                               auto v = (*dst)->find_volume(project, name);
-                              if (v.ok() && v->state == VolumeState::kCreating) {
+                              if (v.ok() && v->state == VolumeState::kCreating &&
+                                  detail::made_by(v->labels, c.workflow_id())) {
                                 c.set_var("dstVolumeId", v->id);
                                 return c.add_resource("volume:" + v->id);
                               }
@@ -756,6 +758,7 @@ void Service::Impl::register_clone_workflows() {
                             cv.sector_size = std::stoi(c.var("sectorSize"));
                             cv.compression = c.var("compression") == "1";
                             cv.hold_in_creating = true;
+                            cv.labels[kOwnerLabel] = c.workflow_id();
                             auto v = (*dst)->create_volume(cv);
                             if (!v.ok()) {
                               if (v.status().code() == Code::kAlreadyExists)

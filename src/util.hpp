@@ -46,4 +46,13 @@ inline Status naming(const Status& s, const std::string& field) {
   return s.code() == Code::kNotFound ? Status::NotFound(field + ": " + s.message()) : s;
 }
 
+// True when an object's labels say workflow `workflow_id` created it (kOwnerLabel): the proof a
+// compensation or a resumed step needs before it deletes or adopts an object found by name,
+// which another workflow or a user may have made under that name meanwhile.
+template <typename Labels>
+bool made_by(const Labels& labels, const std::string& workflow_id) {
+  auto it = labels.find("dms.workflow");
+  return it != labels.end() && it->second == workflow_id;
+}
+
 }  // namespace dmscore::detail

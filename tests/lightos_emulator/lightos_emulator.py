@@ -255,9 +255,19 @@ class Api:
             items = items[seqs[0] + 1:] if seqs else []
         return {kind: [dict(o) for o in items[:limit]]}
 
+    @staticmethod
+    def labels(req):
+        labels = req.get("labels", [])
+        if not isinstance(labels, list) or len(labels) > 16 or not all(
+                isinstance(l, dict) and isinstance(l.get("key"), str) and l["key"] and
+                isinstance(l.get("value", ""), str) for l in labels):
+            raise ApiError(400, "labels: at most 16 {key, value} pairs")
+        return [{"key": l["key"], "value": l.get("value", "")} for l in labels]
+
     def create(self, kind, project, body):
         s = self.s
         req = self.body_json(body)
+        labels = self.labels(req)
         name = req.get("name")
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise ApiError(400, "name: 1-253 characters of [A-Za-z0-9._-]")
@@ -288,6 +298,8 @@ class Api:
                    "sectorSize": int(req.get("sectorSize", 4096)),
                    "compression": str(req.get("compression", "false")).lower(),
                    "acl": acl, "sourceSnapshotUUID": src, "nsid": len(s.volumes) + 1,
+                   # A clone with no labels inherits the snapshot's (LightOS).
+                   "labels": labels or (list(s.snapshots[src].get("labels", [])) if src else []),
                    "creationTime": now_rfc3339(), "ETag": secrets.token_hex(8),
                    "creationSeq": seq}
         else:
@@ -305,6 +317,7 @@ class Api:
                    "description": desc, "size": vol["size"],
                    "replicaCount": vol["replicaCount"], "sectorSize": vol["sectorSize"],
                    "compression": vol["compression"] == "true", "creationTime": now_rfc3339(),
+                   "labels": labels,
                    "ETag": secrets.token_hex(8), "creationSeq": seq}
         table[oid] = obj
         s.settle_later(kind[:-1], oid, "Available")
