@@ -556,13 +556,7 @@ Result<Principal> Auth::verify(const std::string& token) const {
 }
 
 std::int64_t Auth::retry_after_seconds(const Status& status) {
-  const std::string& m = status.message();
-  auto p = m.find("retry in ");
-  if (p == std::string::npos) return 1;
-  std::int64_t n = 0;
-  auto start = m.data() + p + 9;
-  std::from_chars(start, m.data() + m.size(), n);
-  return std::max<std::int64_t>(1, n);
+  return dmscore::retry_after_seconds(status);
 }
 
 }  // namespace dmscore

@@ -5,11 +5,14 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "dmscore/http/api_client.hpp"
 #include "dmscore/http/client.hpp"
+#include "backoff.hpp"
+#include "call_scope.hpp"
 
 namespace dmscore {
 
@@ -191,8 +194,13 @@ bool terminal_http(int status) {
 struct LightbitsBackend::Impl {
   LightbitsOptions options;
   std::shared_ptr<Env> env;
-  std::mutex mu;  // one connection
-  std::unique_ptr<http::Client> client;
+  // Connections: one per call in flight, kept for reuse, at most options.max_connections. A
+  // call that hangs holds its own connection and nobody else's.
+  http::ClientOptions client_options;
+  std::mutex pool_mu;
+  std::condition_variable pool_cv;
+  std::vector<std::unique_ptr<http::Client>> idle;
+  int clients = 0;
   mutable std::mutex id_mu;
   std::string cluster_id;  // learnt from clusterinfo (guarded by id_mu)
 
@@ -216,7 +224,48 @@ struct LightbitsBackend::Impl {
 
   Status error(Code code, const std::string& msg) const { return Status(code, prefix() + msg); }
 
-  // One HTTP exchange; the answer whatever its status.
+  // A connection of the pool, waiting for one until `deadline` when all are busy.
+  Result<std::unique_ptr<http::Client>> take(Env::SteadyTime deadline) {
+    std::unique_lock lock(pool_mu);
+    for (;;) {
+      if (!idle.empty()) {
+        auto c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+      if (clients < options.max_connections) {
+        ++clients;
+        lock.unlock();
+        auto c = http::Client::create(client_options);
+        if (!c.ok()) {
+          std::lock_guard relock(pool_mu);
+          --clients;
+        }
+        return c;
+      }
+      // Connections come back when other threads' calls end; the deadline is read from Env.
+      if (env->steady_now() >= deadline)
+        return error(Code::kDeadlineExceeded,
+                     "all " + std::to_string(options.max_connections) + " connections are busy");
+      pool_cv.wait_for(lock, std::chrono::milliseconds(20));
+    }
+  }
+
+  void give_back(std::unique_ptr<http::Client> c) {
+    {
+      std::lock_guard lock(pool_mu);
+      idle.push_back(std::move(c));
+    }
+    pool_cv.notify_one();
+  }
+
+  // When this call must be over: the request timeout, within the caller's deadline.
+  Env::SteadyTime exchange_deadline() const {
+    return detail::CallScope::cap(env->steady_now() + options.request_timeout);
+  }
+
+  // One HTTP exchange; the answer whatever its status. DEADLINE_EXCEEDED when the call's time
+  // ran out (the cluster did not answer, or answered too slowly).
   Result<http::ClientResponse> send(const std::string& method, const std::string& target,
                                     const std::string& body, const http::Headers& extra) {
     http::Headers headers = extra;
@@ -225,9 +274,24 @@ struct LightbitsBackend::Impl {
       if (!t.ok()) return t.status();
       headers.emplace_back("Authorization", "Bearer " + *t);
     }
-    std::lock_guard lock(mu);
-    auto r = client->request(method, target, body, headers);
+    const auto start = env->steady_now();
+    const auto deadline = exchange_deadline();
+    auto client = take(deadline);
+    if (!client.ok()) return client.status();
+    const auto budget =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - env->steady_now());
+    if (budget.count() <= 0) {
+      give_back(std::move(client).value());
+      return error(Code::kDeadlineExceeded, "no time left for " + method + " " +
+                                                target.substr(0, target.find('?')));
+    }
+    auto r = (*client)->request(method, target, body, headers, budget);
+    give_back(std::move(client).value());
     if (!r.ok()) {
+      if (env->steady_now() - start >= budget - std::chrono::milliseconds(5))
+        return error(Code::kDeadlineExceeded,
+                     "no answer within " + std::to_string(budget.count()) + " ms (" +
+                         r.status().message() + ")");
       // The client's message starts with the endpoint; say "cluster" once, with the label.
       const std::string& m = r.status().message();
       return Status(r.status().code(),
@@ -272,8 +336,14 @@ struct LightbitsBackend::Impl {
     }
   }
 
-  std::chrono::milliseconds next(std::chrono::milliseconds b) const {
-    return std::min(options.max_backoff, b + b / 2);
+  // Pauses between retries: through Env, jittered, never past `deadline`.
+  detail::Backoff backoff_until(Env::SteadyTime deadline) const {
+    return detail::Backoff(*env, options.initial_backoff, options.max_backoff, deadline);
+  }
+
+  // The operation's deadline: operation_timeout, within the caller's deadline.
+  Env::SteadyTime operation_deadline() const {
+    return detail::CallScope::cap(env->steady_now() + options.operation_timeout);
   }
 
   // Sends until the answer is final: 409 (unless creating), 429 and 503 are retried with
@@ -281,8 +351,8 @@ struct LightbitsBackend::Impl {
   Result<json::value> call(const std::string& method, const std::string& target,
                            const std::string& body = {}, const http::Headers& extra = {},
                            bool creating = false, int* http_status = nullptr) {
-    const auto deadline = env->steady_now() + options.operation_timeout;
-    auto backoff = options.initial_backoff;
+    const auto deadline = operation_deadline();
+    auto backoff = backoff_until(deadline);
     const std::string what = method + " " + target.substr(0, target.find('?'));
     for (;;) {
       auto r = send(method, target, body, extra);
@@ -296,7 +366,7 @@ struct LightbitsBackend::Impl {
         return v;
       }
       bool retry = !terminal_http(r->status) && r->status != 412 && !(r->status == 409 && creating);
-      if (!retry || env->steady_now() + backoff > deadline) {
+      if (!retry || !backoff.wait()) {
         Status s = map_error(*r, what, creating);
         if (retry)
           return Status(s.code() == Code::kAborted ? Code::kAborted : Code::kUnavailable,
@@ -304,8 +374,6 @@ struct LightbitsBackend::Impl {
                             std::to_string(options.operation_timeout.count() / 1000) + " s)");
         return s;
       }
-      std::this_thread::sleep_for(backoff);
-      backoff = next(backoff);
     }
   }
 
@@ -373,27 +441,23 @@ struct LightbitsBackend::Impl {
   // Polls `get` until `settled` says so (or the object is gone when `gone_ok`).
   template <typename T, typename Get, typename Settled>
   Result<T> wait(Get get, Settled settled, const std::string& what) {
-    const auto deadline = env->steady_now() + options.operation_timeout;
-    auto backoff = options.initial_backoff;
+    auto backoff = backoff_until(operation_deadline());
     for (;;) {
       auto r = get();
       if (!r.ok()) return r.status();
       auto verdict = settled(*r);
       if (!verdict.ok()) return verdict.status();
       if (*verdict) return r;
-      if (env->steady_now() + backoff > deadline)
+      if (!backoff.wait())
         return error(Code::kDeadlineExceeded,
-                     what + " did not settle within " +
-                         std::to_string(options.operation_timeout.count() / 1000) + " s");
-      std::this_thread::sleep_for(backoff);
-      backoff = next(backoff);
+                     what + " did not settle within the operation's time (" +
+                         std::to_string(options.operation_timeout.count() / 1000) + " s at most)");
     }
   }
 
   // DELETE with If-Match: reads the ETag, deletes, re-reads on 412, and waits for 404.
   Status remove(const std::string& path, const std::string& what) {
-    const auto deadline = env->steady_now() + options.operation_timeout;
-    auto backoff = options.initial_backoff;
+    auto backoff = backoff_until(operation_deadline());
     for (;;) {
       auto cur = call("GET", path);
       if (!cur.ok()) return cur.status();
@@ -404,22 +468,18 @@ struct LightbitsBackend::Impl {
       if (r.ok()) break;
       if (r.status().code() == Code::kNotFound) return Status::Ok();
       // 412: someone changed it meanwhile; read the new ETag and try again.
-      if (status != 412 || env->steady_now() + backoff > deadline) return r.status();
-      std::this_thread::sleep_for(backoff);
-      backoff = next(backoff);
+      if (status != 412 || !backoff.wait()) return r.status();
     }
     for (;;) {
       int status = 0;
       auto r = call("GET", path, {}, {}, false, &status);
       if (!r.ok() && r.status().code() == Code::kNotFound) return Status::Ok();
       if (!r.ok()) return r.status();
-      if (env->steady_now() + backoff > deadline)
+      if (!backoff.wait())
         return error(Code::kDeadlineExceeded,
-                     what + " still present " +
+                     what + " still present when the operation's time ran out (" +
                          std::to_string(options.operation_timeout.count() / 1000) +
-                         " s after its delete");
-      std::this_thread::sleep_for(backoff);
-      backoff = next(backoff);
+                         " s at most) after its delete");
     }
   }
 };
@@ -451,9 +511,13 @@ Result<std::unique_ptr<LightbitsBackend>> LightbitsBackend::open(LightbitsOption
   co.max_response_bytes = options.max_response_bytes;
   co.user_agent = "libdmscore-lightbits";
   co.headers = {{"Expect", ""}};
-  auto c = http::Client::create(co);
+  if (options.max_connections < 1 || options.max_connections > 256)
+    return Status::InvalidArgument("max_connections: must be 1..256");
+  auto c = http::Client::create(co);  // checks the options (ca_file, endpoints) now
   if (!c.ok()) return c.status();
-  impl->client = std::move(c).value();
+  impl->client_options = co;
+  impl->idle.push_back(std::move(c).value());
+  impl->clients = 1;
   impl->env = options.env ? options.env : Env::Default();
   impl->options = std::move(options);
   return std::unique_ptr<LightbitsBackend>(new LightbitsBackend(std::move(impl)));

@@ -18,6 +18,8 @@
 #include <thread>
 #include <tuple>
 
+#include "call_scope.hpp"
+#include "cluster_gate.hpp"
 #include "codec.hpp"
 #include "copy_options.hpp"
 #include "dmscore/lightbits_backend.hpp"
@@ -231,8 +233,30 @@ struct Service::Impl {
     if ((*b)->cluster_id() != id)
       return Status::FailedPrecondition("the directory " + dir + " now holds another cluster (" +
                                         (*b)->cluster_id() + ")");
-    backends[id] = std::shared_ptr<Backend>(std::move(b).value());
+    backends[id] = gated(id, std::shared_ptr<Backend>(std::move(b).value()));
     return Status::Ok();
+  }
+
+  // One gate per cluster, kept across reopenings of its driver (its breaker state with it).
+  std::map<std::string, std::shared_ptr<detail::ClusterGate>> gates;
+
+  // `b` behind the cluster's gate. REQUIRES: registry_mu held exclusively.
+  std::shared_ptr<Backend> gated(const std::string& id, std::shared_ptr<Backend> b) {
+    auto& gate = gates[id];
+    if (!gate) {
+      detail::GateOptions go;
+      go.max_calls = options.cluster_max_concurrent_calls;
+      go.cooldown = options.cluster_breaker_cooldown;
+      go.log = options.log;
+      gate = std::make_shared<detail::ClusterGate>(id, go, env);
+    }
+    return std::make_shared<detail::GatedBackend>(std::move(b), gate);
+  }
+
+  // The deadline of a caller's backend work (see CallScope), opened by every public method
+  // that may reach a cluster.
+  detail::CallScope caller() const {
+    return detail::CallScope(env->steady_now() + options.cluster_call_deadline);
   }
 
   // The status a cluster has after `probe` answered: NeedsRepair when its driver says so.
@@ -340,7 +364,7 @@ struct Service::Impl {
     });
     auto b = make_lightbits(endpoints_of(endpoint, reported), id, id);
     if (!b.ok()) return b.status();
-    backends[id] = *b;
+    backends[id] = gated(id, *b);
     return Status::Ok();
   }
 
@@ -467,7 +491,7 @@ struct Service::Impl {
       s = set_status(info->id, ConnectionStatus::kNeedsRepair, r.message());
       if (!s.ok()) return s;
     }
-    backends[info->id] = std::shared_ptr<Backend>(std::move(b).value());
+    backends[info->id] = gated(info->id, std::shared_ptr<Backend>(std::move(b).value()));
     ctx.set_result(json::serialize(json::object{{"clusterId", info->id}}));
     return Status::Ok();
   }
@@ -515,7 +539,7 @@ struct Service::Impl {
     if (!s.ok()) return s;
     auto reopened =
         make_lightbits(endpoints_of(*endpoint, info->api_endpoints), info->id, info->id);
-    backends[info->id] = reopened.ok() ? *reopened : *b;
+    backends[info->id] = gated(info->id, reopened.ok() ? *reopened : *b);
     ctx.set_result(json::serialize(json::object{{"clusterId", info->id}}));
     return Status::Ok();
   }
@@ -629,7 +653,7 @@ struct Service::Impl {
     const std::string id = json_string(*v, "clusterId");
     auto b = backend_locked(id);
     if (!b.ok()) return b.status();
-    auto* local = dynamic_cast<LocalBackend*>(b->get());
+    auto* local = dynamic_cast<LocalBackend*>(detail::ungated(b->get()));
     if (!local) return Status::FailedPrecondition("cluster " + id + " is not a local cluster");
     if (local->repair_needed().ok()) {
       if (!ctx.resumed()) return Status::FailedPrecondition("cluster " + id + " needs no repair");
@@ -1110,20 +1134,24 @@ Result<std::string> Service::refresh_clusters(const std::optional<std::string>& 
 }
 
 Status Service::detach_cluster(const std::string& cluster_id) {
-  std::unique_lock lock(impl_->registry_mu);
   auto c = get_cluster(cluster_id);
   if (!c.ok()) return c.status();
-  auto busy = impl_->engine->resource_in_use("cluster:" + cluster_id);
-  if (!busy.ok()) return busy.status();
-  if (*busy)
-    return Status::FailedPrecondition("cluster " + cluster_id +
-                                      " is used by a running workflow; wait for it or cancel it");
+  // The claim keeps workflows from starting on the cluster meanwhile; no lock is held while
+  // anything waits.
+  auto claim = impl_->engine->claim({"cluster:" + cluster_id}, "detached");
+  if (!claim.ok())
+    return claim.status().message().find("running workflow") != std::string::npos
+               ? Status::FailedPrecondition(claim.status().message() +
+                                            "; wait for it or cancel it")
+               : claim.status();
   if (Status g = impl_->groups->check_cluster_free(cluster_id); !g.ok()) return g;
+  std::unique_lock lock(impl_->registry_mu);
   Status s = impl_->clusters_cache.write(*impl_->store, [&](Txn& t) {
     return t.exec("DELETE FROM clusters WHERE id = ?", {cluster_id}).status();
   });
   if (!s.ok()) return s;
   impl_->backends.erase(cluster_id);
+  impl_->gates.erase(cluster_id);
   return Status::Ok();
 }
 
@@ -1142,6 +1170,7 @@ Result<std::string> Service::repair_cluster(const std::string& cluster_id) {
 
 Result<VolumePage> Service::list_volumes(const std::string& cid, const std::string& project,
                                          const PageRequest& page) const {
+  auto scope = impl_->caller();
   auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
   return (*b)->list_volumes(project, page);
@@ -1149,12 +1178,14 @@ Result<VolumePage> Service::list_volumes(const std::string& cid, const std::stri
 
 Result<Volume> Service::get_volume(const std::string& cid, const std::string& project,
                                    const std::string& id) const {
+  auto scope = impl_->caller();
   auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
   return (*b)->get_volume(project, id);
 }
 
 Result<Volume> Service::create_volume(const std::string& cid, const CreateVolumeRequest& request) {
+  auto scope = impl_->caller();
   auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
   CreateVolumeRequest r = request;
@@ -1164,20 +1195,21 @@ Result<Volume> Service::create_volume(const std::string& cid, const CreateVolume
 
 Status Service::delete_volume(const std::string& cid, const std::string& project,
                               const std::string& id) {
-  std::unique_lock lock(impl_->registry_mu);
-  auto b = impl_->backend(cid);
+  auto scope = impl_->caller();
+  auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
   auto v = (*b)->get_volume(project, id);
   if (!v.ok()) return v.status();
-  auto busy = impl_->engine->resource_in_use("volume:" + id);
-  if (!busy.ok()) return busy.status();
-  if (*busy) return Status::FailedPrecondition("volume " + id + " is used by a running workflow");
+  // Claimed, not locked: a cluster that hangs on the delete holds up nobody else.
+  auto claim = impl_->engine->claim({"volume:" + id}, "deleted");
+  if (!claim.ok()) return claim.status();
   if (Status g = impl_->groups->check_volume_free(cid, id); !g.ok()) return g;
   return (*b)->delete_volume(project, id);
 }
 
 Result<SnapshotPage> Service::list_snapshots(const std::string& cid, const std::string& project,
                                              const PageRequest& page) const {
+  auto scope = impl_->caller();
   auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
   return (*b)->list_snapshots(project, page);
@@ -1185,6 +1217,7 @@ Result<SnapshotPage> Service::list_snapshots(const std::string& cid, const std::
 
 Result<Snapshot> Service::get_snapshot(const std::string& cid, const std::string& project,
                                        const std::string& id) const {
+  auto scope = impl_->caller();
   auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
   return (*b)->get_snapshot(project, id);
@@ -1192,6 +1225,7 @@ Result<Snapshot> Service::get_snapshot(const std::string& cid, const std::string
 
 Result<Snapshot> Service::create_snapshot(const std::string& cid,
                                           const CreateSnapshotRequest& request) {
+  auto scope = impl_->caller();
   auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
   return (*b)->create_snapshot(request);
@@ -1199,15 +1233,13 @@ Result<Snapshot> Service::create_snapshot(const std::string& cid,
 
 Status Service::delete_snapshot(const std::string& cid, const std::string& project,
                                 const std::string& id) {
-  std::unique_lock lock(impl_->registry_mu);
-  auto b = impl_->backend(cid);
+  auto scope = impl_->caller();
+  auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
   auto sn = (*b)->get_snapshot(project, id);
   if (!sn.ok()) return sn.status();
-  auto busy = impl_->engine->resource_in_use("snapshot:" + id);
-  if (!busy.ok()) return busy.status();
-  if (*busy)
-    return Status::FailedPrecondition("snapshot " + id + " is the source of a running workflow");
+  auto claim = impl_->engine->claim({"snapshot:" + id}, "deleted");
+  if (!claim.ok()) return claim.status();
   if (Status g = impl_->groups->check_snapshot_free(id); !g.ok()) return g;
   return (*b)->delete_snapshot(project, id);
 }
@@ -1215,10 +1247,13 @@ Status Service::delete_snapshot(const std::string& cid, const std::string& proje
 Result<std::string> Service::Impl::submit_clone(const ThickCloneRequest& req, bool snapshot) {
   Impl& im = *this;
   if (Status s = validate(req, snapshot); !s.ok()) return s;
-  std::shared_lock lock(im.registry_mu);
-  auto src = im.backend(req.src.cluster_id, "src.clusterId");
+  Result<std::shared_ptr<Backend>> src = Status::Unavailable(""), dst = src;
+  {
+    std::shared_lock lock(im.registry_mu);  // only to read the map: no cluster call under it
+    src = im.backend(req.src.cluster_id, "src.clusterId");
+    dst = im.backend(req.dst.cluster_id, "dst.clusterId");
+  }
   if (!src.ok()) return src.status();
-  auto dst = im.backend(req.dst.cluster_id, "dst.clusterId");
   if (!dst.ok()) return dst.status();
   auto snap = (*src)->get_snapshot(req.src.project_name, req.src.snap_id);
   if (!snap.ok()) {
@@ -1251,10 +1286,12 @@ Result<std::string> Service::Impl::submit_clone(const ThickCloneRequest& req, bo
 }
 
 Result<std::string> Service::thick_clone_volume(const ThickCloneRequest& request) {
+  auto scope = impl_->caller();
   return impl_->submit_clone(request, false);
 }
 
 Result<std::string> Service::thick_clone_snapshot(const ThickCloneRequest& request) {
+  auto scope = impl_->caller();
   return impl_->submit_clone(request, true);
 }
 
@@ -1274,8 +1311,13 @@ Result<ServiceStats> Service::stats() const {
   out.verify_bytes_total = impl_->verify_bytes.load();
   std::shared_lock lock(impl_->registry_mu);
   for (const auto& [id, b] : impl_->backends)
-    if (auto* local = dynamic_cast<LocalBackend*>(b.get()))
+    if (auto* local = dynamic_cast<LocalBackend*>(detail::ungated(b.get())))
       out.set_aside_files.emplace_back(id, local->set_aside_count());
+  for (const auto& [id, gate] : impl_->gates) {
+    auto g = gate->stats();
+    out.cluster_calls.push_back({id, g.refused_busy, g.refused_open, g.timeouts, g.io_thread_calls,
+                                 g.in_flight, g.open});
+  }
   return out;
 }
 
@@ -1286,6 +1328,7 @@ Result<WorkflowPage> Service::list_workflows(const ListWorkflowsRequest& r) cons
   return impl_->engine->list(r);
 }
 Status Service::cancel_workflow(const std::string& id) {
+  auto scope = impl_->caller();
   if (Status s = impl_->engine->cancel(id); !s.ok()) return s;
   return impl_->full_copies->workflow_cancelled();
 }
@@ -1299,10 +1342,12 @@ Result<Workflow> Service::wait_workflow(const std::string& id,
 Status Service::write_volume(const std::string& cluster_id, const std::string& project,
                              const std::string& volume_id, std::uint64_t offset,
                              std::string_view data, bool durable) {
+  auto scope = impl_->caller();
   return impl_->groups->write_volume(cluster_id, project, volume_id, offset, data, durable);
 }
 
 Result<ConsistencyGroup> Service::create_consistency_group(const CreateGroupRequest& request) {
+  auto scope = impl_->caller();
   return impl_->groups->create(request);
 }
 
@@ -1316,10 +1361,12 @@ Result<ConsistencyGroup> Service::get_consistency_group(const std::string& id) c
 
 Result<ConsistencyGroup> Service::update_consistency_group(const std::string& id,
                                                            const UpdateGroupRequest& request) {
+  auto scope = impl_->caller();
   return impl_->groups->update(id, request);
 }
 
 Status Service::delete_consistency_group(const std::string& id) {
+  auto scope = impl_->caller();
   return impl_->groups->remove(id);
 }
 
@@ -1329,10 +1376,12 @@ Status Service::reset_consistency_group_status(const std::string& id, GroupStatu
 }
 
 Status Service::force_delete_consistency_group(const std::string& id, const std::string& actor) {
+  auto scope = impl_->caller();
   return impl_->groups->force_delete(id, actor);
 }
 
 Result<CgSnapshot> Service::create_cg_snapshot(const CreateCgSnapshotRequest& request) {
+  auto scope = impl_->caller();
   return impl_->groups->create_cg_snapshot(request);
 }
 
@@ -1346,12 +1395,14 @@ Result<CgSnapshot> Service::get_cg_snapshot(const std::string& id) const {
 }
 
 Status Service::delete_cg_snapshot(const std::string& id) {
+  auto scope = impl_->caller();
   return impl_->groups->delete_cg_snapshot(id);
 }
 
 // ---- group full copies (full_copies.cpp) ----
 
 Result<CopySetWork> Service::create_full_copies(const CreateFullCopiesRequest& request) {
+  auto scope = impl_->caller();
   return impl_->full_copies->create(request);
 }
 
@@ -1368,11 +1419,13 @@ Result<CopySet> Service::get_copy_set(const std::string& group_id,
 Result<CopySetWork> Service::copy_set_action(const std::string& group_id,
                                              const std::string& copy_set_id,
                                              const CopySetActionRequest& request) {
+  auto scope = impl_->caller();
   return impl_->full_copies->act(group_id, copy_set_id, request);
 }
 
 Result<ConsistencyGroup> Service::thick_clone_consistency_group(
     const ThickCloneGroupRequest& request) {
+  auto scope = impl_->caller();
   return impl_->full_copies->thick_clone_group(request);
 }
 

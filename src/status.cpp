@@ -87,4 +87,14 @@ Status Status::with_prefix(std::string_view prefix) const {
   return Status(code_, std::move(m));
 }
 
+std::int64_t retry_after_seconds(const Status& status) {
+  const std::string& m = status.message();
+  auto p = m.rfind("retry in ");
+  if (p == std::string::npos) return 1;
+  std::int64_t n = 0;
+  for (std::size_t i = p + 9; i < m.size() && m[i] >= '0' && m[i] <= '9' && n < 1000000; ++i)
+    n = n * 10 + (m[i] - '0');
+  return n < 1 ? 1 : n;
+}
+
 }  // namespace dmscore

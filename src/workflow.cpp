@@ -104,6 +104,13 @@ std::map<std::string, std::string> vars_from_json(const std::string& text) {
 
 constexpr std::string_view kPageTokenPrefix = "wf1.";
 
+// "volume <id>" for "volume:<id>".
+std::string describe_resource(const std::string& resource) {
+  auto colon = resource.find(':');
+  if (colon == std::string::npos) return resource;
+  return resource.substr(0, colon) + " " + resource.substr(colon + 1);
+}
+
 }  // namespace
 
 struct WorkflowEngine::Impl {
@@ -132,6 +139,9 @@ struct WorkflowEngine::Impl {
   std::unordered_map<std::string, std::shared_ptr<Live>> live;
   std::vector<std::thread> workers;
   bool started = false;
+  // Resources held by claims (see WorkflowEngine::claim): resource -> what is being done.
+  std::mutex claims_mu;
+  std::map<std::string, std::string> claims;
   std::atomic<bool> stopping{false};
   std::atomic<bool> is_ready{false};
 
@@ -617,6 +627,15 @@ Result<std::vector<std::string>> WorkflowEngine::submit_all(
           (wanted > 1 ? " or would be with these " + std::to_string(wanted) : std::string()) +
           "; retry later");
     }
+    {
+      std::lock_guard lock(im.claims_mu);
+      for (const auto& b : batch) {
+        for (const auto& res : b.resources) {
+          if (auto it = im.claims.find(res); it != im.claims.end())
+            return Status::FailedPrecondition(describe_resource(res) + " is being " + it->second);
+        }
+      }
+    }
     const std::int64_t now = im.now_ms();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto r = t.exec(
@@ -784,6 +803,57 @@ Result<bool> WorkflowEngine::resource_in_use(const std::string& resource) const 
   });
   if (!s.ok()) return s;
   return used;
+}
+
+WorkflowEngine::Claim::Claim(Claim&& o) noexcept
+    : engine_(o.engine_), resources_(std::move(o.resources_)) {
+  o.engine_ = nullptr;
+}
+
+WorkflowEngine::Claim& WorkflowEngine::Claim::operator=(Claim&& o) noexcept {
+  if (this != &o) {
+    release();
+    engine_ = o.engine_;
+    resources_ = std::move(o.resources_);
+    o.engine_ = nullptr;
+  }
+  return *this;
+}
+
+WorkflowEngine::Claim::~Claim() { release(); }
+
+void WorkflowEngine::Claim::release() {
+  if (!engine_) return;
+  std::lock_guard lock(engine_->claims_mu);
+  for (const auto& r : resources_) engine_->claims.erase(r);
+  engine_ = nullptr;
+}
+
+Result<WorkflowEngine::Claim> WorkflowEngine::claim(std::vector<std::string> resources,
+                                                    std::string doing) {
+  Impl& im = *impl_;
+  bool held = false;
+  Status s = im.store.transact([&](Txn& t) -> Status {
+    for (const auto& r : resources) {
+      auto row = t.query_one("SELECT 1 FROM workflow_resources WHERE resource = ? LIMIT 1", {r});
+      if (!row.ok()) return row.status();
+      if (*row) return Status::FailedPrecondition(describe_resource(r) + " is used by a running workflow");
+    }
+    std::lock_guard lock(im.claims_mu);
+    for (const auto& r : resources) {
+      if (auto it = im.claims.find(r); it != im.claims.end())
+        return Status::FailedPrecondition(describe_resource(r) + " is being " + it->second);
+    }
+    for (const auto& r : resources) im.claims.emplace(r, doing);
+    held = true;
+    return Status::Ok();
+  });
+  Claim c(&im, std::move(resources));
+  if (!s.ok()) {
+    if (!held) c.engine_ = nullptr;  // nothing of it to release
+    return s;
+  }
+  return c;
 }
 
 Result<int> WorkflowEngine::active_count() const {

@@ -9,7 +9,7 @@
 //   delete) within `operation_timeout`. Deletes send If-Match with the object's ETag and re-read
 //   it on 412; 409 "operation in progress", 429 and 503 are retried with backoff within the
 //   same deadline.
-// - Errors: 400 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED,
+// - Errors: no answer in time → DEADLINE_EXCEEDED; 400 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED,
 //   404 → NOT_FOUND, 409 on create → ALREADY_EXISTS (elsewhere, once retries are spent,
 //   ABORTED), 412 after retries → ABORTED, 429/503 after retries and every 5xx → UNAVAILABLE,
 //   501 → UNIMPLEMENTED. Every message starts with "cluster <label>: ".
@@ -19,7 +19,12 @@
 //   (discovery endpoints, subsystem NQN, namespace ids) and answers UNIMPLEMENTED here; see
 //   docs/design.md.
 //
-// Safe for concurrent use (calls are serialised on one connection).
+// - Deadlines: every call ends within `request_timeout`, every operation (retries and polls
+//   included) within `operation_timeout`, both within the caller's deadline when the thread
+//   serves one (detail::CallScope). A call whose time ran out is DEADLINE_EXCEEDED. Pauses
+//   between retries wait through Env, with jitter.
+//
+// Safe for concurrent use: each call in flight has its own connection (a pool).
 
 #include <chrono>
 #include <functional>
@@ -61,6 +66,9 @@ struct LightbitsOptions {
   std::chrono::milliseconds max_backoff{1000};
   // Largest answer accepted. Default: 16 MiB.
   std::size_t max_response_bytes = 16u << 20;
+  // Connections kept to the cluster: one per call in flight, reused; a call beyond them waits
+  // for one within its deadline. Default: 16. REQUIRES: 1..256.
+  int max_connections = 16;
   std::shared_ptr<Env> env;
 };
 

@@ -48,6 +48,21 @@ struct WorkflowCount {
   std::int64_t count = 0;
 };
 
+// How one cluster's callers fared at its gate (see Options::cluster_max_concurrent_calls).
+struct ClusterCallStats {
+  std::string cluster_id;
+  // Callers refused at once: its calls in flight were at the limit / it had just timed out.
+  std::uint64_t refused_busy = 0;
+  std::uint64_t refused_open = 0;
+  // Calls (callers' and workflows') that ran out of time.
+  std::uint64_t timeouts = 0;
+  // Calls made on an HTTP I/O thread: always 0 unless a route is misfiled (a bug).
+  std::uint64_t io_thread_calls = 0;
+  // Callers' calls running now; whether callers are being refused now.
+  int in_flight = 0;
+  bool refusing = false;
+};
+
 // Counters for monitoring (the HTTP façade's /metrics).
 struct ServiceStats {
   // Every (type, state) pair with at least one workflow.
@@ -58,6 +73,8 @@ struct ServiceStats {
   std::uint64_t verify_bytes_total = 0;
   // Per local cluster (by id): files moved into its lost+found/ since the service opened.
   std::vector<std::pair<std::string, std::uint64_t>> set_aside_files;
+  // Per attached cluster.
+  std::vector<ClusterCallStats> cluster_calls;
 };
 
 class Service {

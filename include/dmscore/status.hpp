@@ -6,6 +6,7 @@
 // A Status is a value: safe to copy and to read from several threads; not synchronised for
 // concurrent mutation.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,13 @@ int http_status(Code code);
 // True for codes a client may retry unchanged after a pause (UNAVAILABLE, RESOURCE_EXHAUSTED,
 // ABORTED, DEADLINE_EXCEEDED).
 bool is_retryable(Code code);
+
+class Status;
+
+// Seconds a caller should wait before retrying after a retryable status: the N of the
+// "retry in N s" its message ends with (the library says so whenever it knows: a login throttle,
+// a cluster refusing calls for a while), else 1. At least 1.
+std::int64_t retry_after_seconds(const Status& status);
 
 class [[nodiscard]] Status {
  public:

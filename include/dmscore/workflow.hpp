@@ -170,6 +170,8 @@ struct WorkflowPage {
 };
 
 class WorkflowEngine {
+  struct Impl;
+
  public:
   // The engine keeps a reference to `store`, which must outlive it.
   WorkflowEngine(Store& store, EngineOptions options);
@@ -236,13 +238,38 @@ class WorkflowEngine {
   // True while a non-terminal workflow uses `resource`.
   Result<bool> resource_in_use(const std::string& resource) const;
 
+  // A short, exclusive hold on resources for work that is not a workflow (deleting a volume,
+  // detaching a cluster), so that the work need not hold a lock while it calls a cluster.
+  // Released when destroyed. Move-only.
+  class Claim {
+   public:
+    Claim() = default;
+    Claim(Claim&& o) noexcept;
+    Claim& operator=(Claim&& o) noexcept;
+    ~Claim();
+
+   private:
+    friend class WorkflowEngine;
+    Claim(Impl* engine, std::vector<std::string> resources)
+        : engine_(engine), resources_(std::move(resources)) {}
+    void release();
+    Impl* engine_ = nullptr;
+    std::vector<std::string> resources_;
+  };
+  // Granted only when no non-terminal workflow uses any of `resources` and no other claim holds
+  // one; while it is held, submissions naming one are refused with FAILED_PRECONDITION ("<kind>
+  // <id> is being <doing>"). Both are decided inside store write transactions, so a claim and a
+  // submission never both succeed. Claims live in memory: a restart drops them with their
+  // holders. FAILED_PRECONDITION "<kind> <id> is used by a running workflow" or "... is being
+  // <doing>" otherwise.
+  Result<Claim> claim(std::vector<std::string> resources, std::string doing);
+
   // Non-terminal workflows right now.
   Result<int> active_count() const;
 
   const EngineOptions& options() const;
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

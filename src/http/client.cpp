@@ -112,6 +112,8 @@ struct Client::Impl {
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   std::size_t connected_to = 0;
   beast::flat_buffer buffer;
+  // This request's bounds: the options', or a caller's shorter ones.
+  std::chrono::milliseconds connect_timeout{0}, request_timeout{0};
 
   bool open() const { return plain.has_value() || secure.has_value(); }
 
@@ -151,7 +153,7 @@ struct Client::Impl {
     if (ec) return Status::Unavailable(e.text + ": cannot resolve host: " + describe(ec));
 
     beast::tcp_stream stream(ioc);
-    stream.expires_after(options.connect_timeout);
+    stream.expires_after(connect_timeout);
     stream.async_connect(results, [&](beast::error_code err, const tcp::endpoint&) { ec = err; });
     run();
     if (ec) return Status::Unavailable(e.text + ": cannot connect: " + describe(ec));
@@ -183,7 +185,7 @@ struct Client::Impl {
     } else {
       secure->set_verify_mode(ssl::verify_none);
     }
-    beast::get_lowest_layer(*secure).expires_after(options.connect_timeout);
+    beast::get_lowest_layer(*secure).expires_after(connect_timeout);
     secure->async_handshake(ssl::stream_base::client, [&](beast::error_code err) { ec = err; });
     run();
     if (ec) {
@@ -204,7 +206,7 @@ struct Client::Impl {
                                   bool& nothing_back) {
     nothing_back = true;
     beast::error_code ec;
-    lowest().expires_after(options.request_timeout);
+    lowest().expires_after(request_timeout);
     auto on_write = [&](beast::error_code err, std::size_t) { ec = err; };
     if (secure)
       bhttp::async_write(*secure, req, on_write);
@@ -235,7 +237,7 @@ struct Client::Impl {
         return Status::ResourceExhausted(where + ": answer headers larger than 64 KiB");
       if (ec == beast::error::timeout)
         return Status::Unavailable(where + ": no answer within " +
-                                   std::to_string(options.request_timeout.count()) + " ms");
+                                   std::to_string(request_timeout.count()) + " ms");
       if (ec == bhttp::error::end_of_stream || ec == net::error::eof ||
           ec == net::error::connection_reset || ec == ssl::error::stream_truncated || nothing_back)
         return Status::Unavailable(where + ": connection closed: " + describe(ec));
@@ -306,8 +308,15 @@ Result<std::unique_ptr<Client>> Client::create(ClientOptions options) {
 }
 
 Result<ClientResponse> Client::request(std::string_view method, std::string_view target,
-                                       std::string_view body, const Headers& headers) {
+                                       std::string_view body, const Headers& headers,
+                                       std::chrono::milliseconds timeout) {
   Impl& d = *impl_;
+  d.connect_timeout = d.options.connect_timeout;
+  d.request_timeout = d.options.request_timeout;
+  if (timeout.count() > 0) {
+    d.connect_timeout = std::min(d.connect_timeout, timeout);
+    d.request_timeout = std::min(d.request_timeout, timeout);
+  }
   if (target.empty() || target.front() != '/')
     return Status::InvalidArgument("target: must start with '/'");
   bhttp::verb verb = bhttp::string_to_verb(method);

@@ -95,6 +95,7 @@ struct Route {
   Handler handler;
   // Viewers may call it although it is not a GET (logging themselves out).
   bool viewer_may_call = false;
+  Lane lane = Lane::kInline;
 };
 
 std::vector<std::string> split_path(std::string_view path) {
@@ -287,6 +288,31 @@ struct Router::Impl {
         out += "dms_local_cluster_files_set_aside_total{cluster=\"" + label(cluster) + "\"} " +
                std::to_string(n) + "\n";
     }
+    out += "# HELP dms_cluster_calls_refused_total Callers refused at once by a cluster's gate, by "
+           "reason (busy: its calls in flight at the limit; open: it had just timed out).\n";
+    out += "# TYPE dms_cluster_calls_refused_total counter\n";
+    if (stats.ok()) {
+      for (const auto& c : stats->cluster_calls) {
+        out += "dms_cluster_calls_refused_total{cluster=\"" + label(c.cluster_id) +
+               "\",reason=\"busy\"} " + std::to_string(c.refused_busy) + "\n";
+        out += "dms_cluster_calls_refused_total{cluster=\"" + label(c.cluster_id) +
+               "\",reason=\"open\"} " + std::to_string(c.refused_open) + "\n";
+      }
+    }
+    out += "# HELP dms_cluster_call_timeouts_total Calls to a cluster that ran out of time.\n";
+    out += "# TYPE dms_cluster_call_timeouts_total counter\n";
+    if (stats.ok()) {
+      for (const auto& c : stats->cluster_calls)
+        out += "dms_cluster_call_timeouts_total{cluster=\"" + label(c.cluster_id) + "\"} " +
+               std::to_string(c.timeouts) + "\n";
+    }
+    out += "# HELP dms_cluster_calls_in_flight Callers' calls to a cluster running now.\n";
+    out += "# TYPE dms_cluster_calls_in_flight gauge\n";
+    if (stats.ok()) {
+      for (const auto& c : stats->cluster_calls)
+        out += "dms_cluster_calls_in_flight{cluster=\"" + label(c.cluster_id) + "\"} " +
+               std::to_string(c.in_flight) + "\n";
+    }
     std::lock_guard lock(metrics.mu);
     out += "# HELP dms_http_requests_total HTTP requests by route and status code.\n";
     out += "# TYPE dms_http_requests_total counter\n";
@@ -315,8 +341,50 @@ struct Router::Impl {
   }
 
   void add(std::string method, std::string pattern, Handler h, bool authenticated = true) {
-    Route r{std::move(method), pattern, split_path(pattern), authenticated, std::move(h), false};
+    const Lane lane = method == "GET" || method == "HEAD" ? Lane::kInline : Lane::kBlocking;
+    Route r{std::move(method), pattern,          split_path(pattern), authenticated,
+            std::move(h),      false,            lane};
     routes.push_back(std::move(r));
+  }
+
+  // Marks the route added last as one whose handler may call a storage cluster.
+  void calls_clusters() { routes.back().lane = Lane::kCluster; }
+
+  // The route for `method` and the decoded `segs`, and its path variables; nullptr when none
+  // matches (`path_matched` tells whether another method would, `allow` lists them).
+  const Route* match(const std::string& method, const std::vector<std::string>& segs,
+                     std::map<std::string, std::string>* vars_out, bool* path_matched,
+                     std::string* allow) const {
+    const Route* found = nullptr;
+    for (const auto& route : routes) {
+      if (route.segments.size() != segs.size()) continue;
+      std::map<std::string, std::string> vars;
+      bool ok = true;
+      for (std::size_t i = 0; i < segs.size() && ok; ++i) {
+        const std::string& p = route.segments[i];
+        if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
+          if (segs[i].empty())
+            ok = false;
+          else
+            vars[p.substr(1, p.size() - 2)] = segs[i];
+        } else {
+          ok = p == segs[i];
+        }
+      }
+      if (!ok) continue;
+      if (path_matched) *path_matched = true;
+      if (route.method != method) {
+        if (allow) *allow += (allow->empty() ? "" : ", ") + route.method;
+        continue;
+      }
+      // A literal segment wins over a variable one ("clusters/refresh" over "clusters/{id}").
+      if (!found || std::count(route.pattern.begin(), route.pattern.end(), '{') <
+                        std::count(found->pattern.begin(), found->pattern.end(), '{')) {
+        found = &route;
+        if (vars_out) *vars_out = std::move(vars);
+      }
+    }
+    return found;
   }
 
   Response from_status(const Status& s, const Request& req) const {
@@ -326,9 +394,8 @@ struct Router::Impl {
                             "internal error; quote request id " + req.request_id);
     }
     Response r = error_response(static_cast<int>(s.code()), s.message());
-    if (s.code() == Code::kResourceExhausted)
-      r.headers.emplace_back("Retry-After", std::to_string(Auth::retry_after_seconds(s)));
-    if (s.code() == Code::kUnavailable) r.headers.emplace_back("Retry-After", "1");
+    if (s.code() == Code::kResourceExhausted || s.code() == Code::kUnavailable)
+      r.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds(s)));
     if (s.code() == Code::kUnauthenticated) r.headers.emplace_back("WWW-Authenticate", "Bearer");
     return r;
   }
@@ -381,37 +448,9 @@ Response Router::Impl::handle(const Request& req) const {
       return error_response(static_cast<int>(Code::kInvalidArgument), "path: malformed escape");
     segs.push_back(*d);
   }
-  const Route* match = nullptr;
   bool path_matched = false;
   std::string allow;
-  for (const auto& route : routes) {
-    if (route.segments.size() != segs.size()) continue;
-    std::map<std::string, std::string> vars;
-    bool ok = true;
-    for (std::size_t i = 0; i < segs.size() && ok; ++i) {
-      const std::string& p = route.segments[i];
-      if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
-        if (segs[i].empty())
-          ok = false;
-        else
-          vars[p.substr(1, p.size() - 2)] = segs[i];
-      } else {
-        ok = p == segs[i];
-      }
-    }
-    if (!ok) continue;
-    path_matched = true;
-    if (route.method != req.method) {
-      allow += (allow.empty() ? "" : ", ") + route.method;
-      continue;
-    }
-    // A literal segment wins over a variable one ("clusters/refresh" over "clusters/{id}").
-    if (!match || std::count(route.pattern.begin(), route.pattern.end(), '{') <
-                      std::count(match->pattern.begin(), match->pattern.end(), '{')) {
-      match = &route;
-      params.path = std::move(vars);
-    }
-  }
+  const Route* match = this->match(req.method, segs, &params.path, &path_matched, &allow);
   if (!match) {
     if (path_matched) {
       Response r = error_response(static_cast<int>(Code::kUnimplemented),
@@ -520,6 +559,7 @@ void Router::Impl::build() {
         return json::value(http::detail::to_json(*r));
       },
       false);
+  routes.back().lane = Lane::kLogin;
 
   add(
       "GET", "/api/v1/openapi.json",
@@ -604,6 +644,7 @@ void Router::Impl::build() {
     return json::value(
         json::object{{"volumes", std::move(a)}, {"nextPageToken", page->next_page_token}});
   });
+  calls_clusters();
   add("POST", vols, [this](Call& c) -> R {
     auto body = parse_body(c.req, false);
     if (!body.ok()) return body.status();
@@ -626,12 +667,14 @@ void Router::Impl::build() {
     if (!v.ok()) return v.status();
     return json::value(json::object{{"volume", http::detail::to_json(*v)}});
   });
+  calls_clusters();
   add("GET", vols + "/{volumeId}", [this](Call& c) -> R {
     auto v = svc.get_volume(c.params.path["clusterId"], c.params.path["projectName"],
                             c.params.path["volumeId"]);
     if (!v.ok()) return v.status();
     return json::value(json::object{{"volume", http::detail::to_json(*v)}});
   });
+  calls_clusters();
   add("DELETE", vols + "/{volumeId}", [this](Call& c) -> R {
     if (Status s = svc.delete_volume(c.params.path["clusterId"], c.params.path["projectName"],
                                      c.params.path["volumeId"]);
@@ -639,6 +682,7 @@ void Router::Impl::build() {
       return s;
     return json::value(ok_body());
   });
+  calls_clusters();
   add("GET", snaps, [this](Call& c) -> R {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
     auto n = page_size(c.params);
@@ -651,6 +695,7 @@ void Router::Impl::build() {
     return json::value(
         json::object{{"snapshots", std::move(a)}, {"nextPageToken", page->next_page_token}});
   });
+  calls_clusters();
   add("POST", snaps, [this](Call& c) -> R {
     auto body = parse_body(c.req, false);
     if (!body.ok()) return body.status();
@@ -665,12 +710,14 @@ void Router::Impl::build() {
     if (!s.ok()) return s.status();
     return json::value(json::object{{"snapshot", http::detail::to_json(*s)}});
   });
+  calls_clusters();
   add("GET", snaps + "/{snapshotId}", [this](Call& c) -> R {
     auto s = svc.get_snapshot(c.params.path["clusterId"], c.params.path["projectName"],
                               c.params.path["snapshotId"]);
     if (!s.ok()) return s.status();
     return json::value(json::object{{"snapshot", http::detail::to_json(*s)}});
   });
+  calls_clusters();
   add("DELETE", snaps + "/{snapshotId}", [this](Call& c) -> R {
     if (Status s = svc.delete_snapshot(c.params.path["clusterId"], c.params.path["projectName"],
                                        c.params.path["snapshotId"]);
@@ -678,6 +725,7 @@ void Router::Impl::build() {
       return s;
     return json::value(ok_body());
   });
+  calls_clusters();
 
   for (bool snapshot : {false, true}) {
     add("POST", snapshot ? "/api/v1/snapshots/thickclone" : "/api/v1/volumes/thickclone",
@@ -690,6 +738,7 @@ void Router::Impl::build() {
           if (!id.ok()) return id.status();
           return workflow_id_body(*id);
         });
+    calls_clusters();
   }
 
   // ---- consistency groups and group snapshots ----
@@ -722,6 +771,7 @@ void Router::Impl::build() {
     if (!g.ok()) return g.status();
     return json::value(json::object{{"consistencyGroup", http::detail::to_json(*g)}});
   });
+  calls_clusters();
   add("GET", groups + "/{consistencyGroupId}", [this](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
     auto g = svc.get_consistency_group(c.params.path["consistencyGroupId"]);
@@ -743,12 +793,14 @@ void Router::Impl::build() {
     if (!g.ok()) return g.status();
     return json::value(json::object{{"consistencyGroup", http::detail::to_json(*g)}});
   });
+  calls_clusters();
   add("DELETE", groups + "/{consistencyGroupId}", [this](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
     if (Status s = svc.delete_consistency_group(c.params.path["consistencyGroupId"]); !s.ok())
       return s;
     return json::value(ok_body());
   });
+  calls_clusters();
   add("POST", groups + "/{consistencyGroupId}/action", [this](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
     auto body = action_body(c.req, "resetStatus or forceDelete");
@@ -776,6 +828,7 @@ void Router::Impl::build() {
     }
     return json::value(ok_body());
   });
+  calls_clusters();
 
   // A literal segment: it wins over "{consistencyGroupId}" (see handle).
   add("POST", groups + "/thickclone", [this](Call& c) -> R {
@@ -801,6 +854,7 @@ void Router::Impl::build() {
     return json::value(json::object{{"consistencyGroup", http::detail::to_json(*g)},
                                     {"workflowId", g->workflow_id}});
   });
+  calls_clusters();
   const std::string copies = "/api/v1/consistency-groups/{consistencyGroupId}/full-copies";
   add("POST", copies, [this](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
@@ -823,6 +877,7 @@ void Router::Impl::build() {
     if (!w.ok()) return w.status();
     return json::value(http::detail::to_json(*w));
   });
+  calls_clusters();
   add("GET", copies, [this](Call& c) -> R {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
     auto n = page_size(c.params);
@@ -868,6 +923,7 @@ void Router::Impl::build() {
     if (!w.ok()) return w.status();
     return json::value(http::detail::to_json(*w));
   });
+  calls_clusters();
 
   const std::string cgsnaps = "/api/v1/cg-snapshots";
   add("GET", cgsnaps, [this](Call& c) -> R {
@@ -899,6 +955,7 @@ void Router::Impl::build() {
     return json::value(
         json::object{{"cgSnapshot", http::detail::to_json(*cs)}, {"workflowId", cs->workflow_id}});
   });
+  calls_clusters();
   add("GET", cgsnaps + "/{cgSnapshotId}", [this](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
     auto cs = svc.get_cg_snapshot(c.params.path["cgSnapshotId"]);
@@ -918,6 +975,7 @@ void Router::Impl::build() {
     if (Status s = svc.delete_cg_snapshot(c.params.path["cgSnapshotId"]); !s.ok()) return s;
     return json::value(ok_body());
   });
+  calls_clusters();
 
   add("GET", "/api/v1/workflows", [this](Call& c) -> R {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken", "state", "type"}); !s.ok())
@@ -954,6 +1012,7 @@ void Router::Impl::build() {
     if (Status s = svc.cancel_workflow(c.params.path["workflowId"]); !s.ok()) return s;
     return json::value(ok_body());
   });
+  calls_clusters();
 }
 
 Router::Router(Service& service, RouterOptions options)
@@ -961,6 +1020,20 @@ Router::Router(Service& service, RouterOptions options)
   impl_->build();
 }
 Router::~Router() = default;
+
+Lane Router::lane(const Request& request) const {
+  std::string_view path = request.target;
+  path = path.substr(0, path.find('?'));
+  if (path.empty() || path[0] != '/') return Lane::kInline;
+  std::vector<std::string> segs;
+  for (const auto& r : split_path(path)) {
+    auto d = unescape(r, false);
+    if (!d) return Lane::kInline;
+    segs.push_back(*d);
+  }
+  const Route* route = impl_->match(request.method, segs, nullptr, nullptr, nullptr);
+  return route ? route->lane : Lane::kInline;
+}
 
 Response Router::handle(const Request& request) const {
   auto t0 = std::chrono::steady_clock::now();

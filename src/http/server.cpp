@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "dmscore/http/router.hpp"
+#include "call_scope.hpp"
 #include "dmscore/service.hpp"
 
 namespace dmscore::http {
@@ -36,12 +37,26 @@ bool sane_request_id(std::string_view id) {
   return true;
 }
 
+// A pool of threads for one lane (see Lane), with a bound on the requests it holds (running or
+// queued); past it, the request is answered at once.
+struct LanePool {
+  net::thread_pool pool;
+  std::atomic<int> held{0};
+  int limit;
+  LanePool(int threads, int limit_) : pool(static_cast<std::size_t>(std::max(1, threads))), limit(limit_) {}
+};
+
 // What every session shares with the server.
 struct Shared {
   Service& service;
   ServerOptions options;
   Router router;
   net::thread_pool blocking;
+  // Requests that may call a storage cluster: each cluster's calls are bounded by the service's
+  // gate, so one that hangs holds a few of these threads, never the I/O threads or the others.
+  LanePool clusters;
+  // Logins: password hashing is bounded by the service; these threads only wait for it.
+  LanePool logins;
   std::atomic<int> connections{0};
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopping{false};
@@ -57,7 +72,10 @@ struct Shared {
       : service(s),
         options(std::move(o)),
         router(s, RouterOptions{options.log}),
-        blocking(static_cast<std::size_t>(std::max(1, options.blocking_threads))) {
+        blocking(static_cast<std::size_t>(std::max(1, options.blocking_threads))),
+        clusters(options.cluster_threads, options.cluster_queue_limit),
+        logins(s.options().password_hash_concurrency + s.options().password_hash_queue + 2,
+               s.options().password_hash_concurrency + s.options().password_hash_queue + 2) {
     id_prefix = s.options().env ? s.options().env->new_uuid().substr(0, 8)
                                 : Env::Default()->new_uuid().substr(0, 8);
   }
@@ -190,22 +208,54 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         self->shared_->drained.notify_all();
       }
     };
-    // Reads are answered here, on the session's strand: they are bounded store reads, which
-    // never wait for a writer in WAL mode. Everything else (store writes, login's scrypt) runs
-    // on the blocking pool, and the answer is written back on the strand.
-    if (shared_->options.reads_on_io_threads && (req.method == "GET" || req.method == "HEAD")) {
+    // Bounded reads are answered here, on the session's strand (they never wait for a writer in
+    // WAL mode, and the two thread hand-offs they save are a quarter of a request's CPU); what
+    // may call a cluster or hash a password goes to its own lane; every other request to the
+    // blocking pool. The answer is written back on the strand.
+    const Lane lane = shared_->router.lane(req);
+    if (lane == Lane::kInline && shared_->options.reads_on_io_threads &&
+        (req.method == "GET" || req.method == "HEAD")) {
       auto self = this->shared_from_this();
-      Response r = answer(self, req, started);
+      Response r;
+      {
+        // A cluster call here would be a bug: the gates count any made on this thread.
+        bool& io = dmscore::detail::io_thread_flag();
+        const bool was = io;
+        io = true;
+        r = answer(self, req, started);
+        io = was;
+      }
       finish(self, std::move(r), req.request_id, keep_alive, version);
       return;
     }
-    net::post(shared_->blocking, [self = this->shared_from_this(), req = std::move(req), keep_alive,
-                                  version, started, answer, finish]() mutable {
+    LanePool* lane_pool = lane == Lane::kCluster ? &shared_->clusters
+                          : lane == Lane::kLogin ? &shared_->logins
+                                                 : nullptr;
+    if (lane_pool && ++lane_pool->held > lane_pool->limit) {
+      --lane_pool->held;
+      const bool login = lane == Lane::kLogin;
+      Response r = error_response(
+          static_cast<int>(login ? Code::kResourceExhausted : Code::kUnavailable),
+          login ? "too many logins in progress; retry in 1 s"
+                : "too many requests to storage clusters in progress; retry in 1 s");
+      r.headers.emplace_back("Retry-After", "1");
+      shared_->log("request " + req.request_id + " " + req.method.substr(0, 16) + " refused: " +
+                   std::to_string(r.status) + " (lane full)");
+      finish(this->shared_from_this(), std::move(r), req.request_id, keep_alive, version);
+      return;
+    }
+    auto work = [self = this->shared_from_this(), req = std::move(req), keep_alive, version,
+                 started, answer, finish, lane_pool]() mutable {
       Response r = answer(self, req, started);
+      if (lane_pool) --lane_pool->held;
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(r), id = req.request_id, keep_alive, version,
                  finish]() mutable { finish(self, std::move(r), id, keep_alive, version); });
-    });
+    };
+    if (lane_pool)
+      net::post(lane_pool->pool, std::move(work));
+    else
+      net::post(shared_->blocking, std::move(work));
   }
 
   void write(Response r, const std::string& request_id, bool keep_alive, unsigned version) {
@@ -332,6 +382,10 @@ Status check_options(const ServerOptions& options) {
     return Status::InvalidArgument("io_threads: must be 1..64");
   if (options.blocking_threads < 1 || options.blocking_threads > 256)
     return Status::InvalidArgument("blocking_threads: must be 1..256");
+  if (options.cluster_threads < 1 || options.cluster_threads > 256)
+    return Status::InvalidArgument("cluster_threads: must be 1..256");
+  if (options.cluster_queue_limit < 1 || options.cluster_queue_limit > 100000)
+    return Status::InvalidArgument("cluster_queue_limit: must be 1..100000");
   if (options.max_connections < 1) return Status::InvalidArgument("max_connections: must be >= 1");
   if (options.header_limit < 512) return Status::InvalidArgument("header_limit: must be >= 512");
   if (options.tls_cert_file.empty() != options.tls_key_file.empty())
@@ -434,6 +488,8 @@ void Server::stop() {
     closed.get_future().wait_for(std::chrono::seconds(2));
   }
   sh.blocking.join();
+  sh.clusters.pool.join();
+  sh.logins.pool.join();
 }
 
 std::uint16_t Server::port() const { return impl_->port; }

@@ -74,8 +74,11 @@ class Client {
 
   // `target` is the path and query ("/api/v1/clusters?x=1"). A body is sent with
   // Content-Type application/json unless `headers` names another.
+  // `timeout`, when positive, also bounds this request's connect and exchange (a caller's
+  // deadline), below the options' own timeouts.
   Result<ClientResponse> request(std::string_view method, std::string_view target,
-                                 std::string_view body = {}, const Headers& headers = {});
+                                 std::string_view body = {}, const Headers& headers = {},
+                                 std::chrono::milliseconds timeout = {});
 
   // Replaces (or adds) a header sent with every request.
   void set_header(std::string name, std::string value);

@@ -14,8 +14,8 @@
 // login; a viewer may only use GET. A missing or bad token answers 401 without telling whether
 // the user exists.
 //
-// handle() may block on the store and on scrypt (login): the server calls it on its blocking
-// pool, never on an I/O thread. Safe for concurrent use.
+// handle() may block on the store, on scrypt (login) and on storage clusters: lane() tells which,
+// and the server runs it accordingly (see Lane). Safe for concurrent use.
 
 #include <cstdint>
 #include <functional>
@@ -56,6 +56,15 @@ struct Response {
   std::string route;
 };
 
+// Where the server runs a request's handling, so that nothing slow runs on an I/O thread and a
+// slow cluster or a login spray holds only threads of its own kind.
+enum class Lane {
+  kInline,    // bounded memory and store reads: answered on the I/O thread itself
+  kBlocking,  // store writes and other work that never waits for a cluster
+  kCluster,   // may call a storage cluster (bounded per cluster by the service's gates)
+  kLogin,     // hashes a password (bounded by the service's hashing queue)
+};
+
 struct RouterOptions {
   // Receives log lines (never secrets). Default: none.
   std::function<void(std::string_view)> log;
@@ -71,6 +80,10 @@ class Router {
 
   // Never throws; always answers.
   Response handle(const Request& request) const;
+
+  // The lane of the route `request` names (kInline for an unknown route or method, whose
+  // answer is an error computed at once).
+  Lane lane(const Request& request) const;
 
  private:
   struct Impl;

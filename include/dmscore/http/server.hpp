@@ -3,8 +3,9 @@
 //
 //   listener (accepts, caps connections) ─► session per connection (its own strand)
 //      read headers (deadline, 8 KiB limit → 431) ─► read body (deadline, 1 MiB → 413)
-//      ─► Router::handle: GET and HEAD on the session's strand (bounded store reads), everything
-//         else (store writes, login's scrypt) on the blocking pool
+//      ─► Router::handle, on the lane Router::lane names: bounded reads on the session's strand;
+//         store writes on the blocking pool; whatever may call a storage cluster on the cluster
+//         pool; logins on their own pool (a full lane answers 503 or 429 at once)
 //      ─► write (deadline) ─► keep-alive wait (idle deadline) ─► ...
 //
 // Every answer carries X-Request-Id (the client's, when it sent a sane one, or a new one),
@@ -51,8 +52,15 @@ struct ServerOptions {
   bool allow_plain_http = false;
   // I/O threads. Default: 1. REQUIRES: 1..64.
   int io_threads = 1;
-  // Threads that run requests that write or hash (store writes, login's scrypt). Default: 4.
+  // Threads that run requests that write to the store. Default: 4.
   int blocking_threads = 4;
+  // Threads that run requests that may call a storage cluster, and how many such requests may
+  // be held (running or waiting) before more are answered 503 at once. Each cluster's share is
+  // bounded by the service (Options::cluster_max_concurrent_calls), so one cluster that hangs
+  // holds only its share. Logins run on threads of their own, sized after the service's
+  // password hashing queue. Defaults: 16, 256. REQUIRES: 1..256, 1..100000.
+  int cluster_threads = 16;
+  int cluster_queue_limit = 256;
   // Answers GET and HEAD on the I/O threads, saving two thread hand-offs per request. Their
   // work is a token check and bounded store reads, which never wait for a writer (WAL).
   // false sends every request through the blocking pool. Default: true.

@@ -1,0 +1,174 @@
+// A slow cluster costs only its own callers: over real HTTP, while requests to a Lightbits
+// cluster that hangs are in flight, every other route answers; the hanging cluster's own
+// callers beyond its share are refused at once, and once it has timed out, all of them are
+// until it is tried again.
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <mutex>
+#include <thread>
+
+#include "dmscore/http/client.hpp"
+#include "dmscore/http/server.hpp"
+#include "service_fixture.hpp"
+
+using namespace dmscore;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+struct Served {
+  dmscore::testing::LightosEmulator emu;
+  dmscore::testing::TempDir tmp;
+  std::unique_ptr<Service> svc;
+  std::unique_ptr<http::Server> server;
+  std::string token, lb, local, attach_wf;
+
+  Served() {
+    Options o;
+    o.cluster_ca_file = emu.ca_file();
+    o.health_check_interval = 0ms;
+    o.cluster_call_deadline = 2s;
+    o.cluster_breaker_cooldown = 1s;
+    o.cluster_max_concurrent_calls = 4;
+    o.admin_password = "isolation-admin";
+    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
+    REQUIRE(s.ok());
+    svc = std::move(s).value();
+    http::ServerOptions so;
+    so.port = 0;
+    auto srv = http::Server::create(*svc, so);
+    REQUIRE(srv.ok());
+    server = std::move(srv).value();
+    REQUIRE(server->start().ok());
+    token = svc->auth().login("admin", "isolation-admin", "127.0.0.1")->id_token;
+    emu.import_credential("system:" + svc->service_credentials().pub_key_id,
+                          svc->identity().keys()[0].public_pem);
+    auto a = svc->attach_cluster({emu.endpoint(), "lb"});
+    REQUIRE(a.ok());
+    attach_wf = *a;
+    auto w = svc->wait_workflow(*a, 30s);
+    REQUIRE(w->state == WorkflowState::kCompleted);
+    lb = dmscore::testing::Fixture::boost_free_cluster_id(w->result);
+    auto l = svc->wait_workflow(*svc->attach_cluster({"file://" + (tmp / "local"), "local"}), 30s);
+    REQUIRE(l->state == WorkflowState::kCompleted);
+    local = dmscore::testing::Fixture::boost_free_cluster_id(l->result);
+    REQUIRE(svc->create_volume(local, {"p1", "v", 1 << 20}).ok());
+  }
+
+  // One request on a connection of its own.
+  http::ClientResponse call(const std::string& method, const std::string& target) {
+    http::ClientOptions co;
+    co.endpoints = {"http://127.0.0.1:" + std::to_string(server->port())};
+    co.request_timeout = 60s;
+    auto c = http::Client::create(co);
+    REQUIRE(c.ok());
+    auto r = (*c)->request(method, target, method == "POST" ? "{}" : "",
+                           {{"Authorization", "Bearer " + token}});
+    INFO(target << ": " << r.status().to_string());
+    REQUIRE(r.ok());
+    return *r;
+  }
+
+  ClusterCallStats gate(const std::string& id) {
+    auto st = svc->stats();
+    REQUIRE(st.ok());
+    for (const auto& c : st->cluster_calls)
+      if (c.cluster_id == id) return c;
+    return {};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Isolation: a hanging cluster's requests hold only its share; everything else answers") {
+  Served s;
+  const std::string lb_volumes = "/api/v1/clusters/" + s.lb + "/projects/default/volumes";
+  s.emu.control("POST", "/control/stall",
+                R"({"method":"GET","pathRegex":"/volumes","seconds":30,"count":1000})");
+
+  std::mutex mu;
+  std::vector<int> statuses;
+  std::vector<std::string> retry_after;
+  std::atomic<int> finished{0};
+  std::vector<std::thread> hung;
+  for (int i = 0; i < 16; ++i) {
+    hung.emplace_back([&] {
+      auto r = s.call("GET", lb_volumes);
+      std::lock_guard lock(mu);
+      statuses.push_back(r.status);
+      retry_after.emplace_back(r.header("Retry-After"));
+      ++finished;
+    });
+  }
+  // The cluster's share (4) is taken and waiting; the 12 others were refused at once.
+  for (int i = 0; i < 500 && !(finished.load() == 12 && s.gate(s.lb).in_flight == 4); ++i)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(finished.load() == 12);
+  REQUIRE(s.gate(s.lb).in_flight == 4);
+  {
+    std::lock_guard lock(mu);
+    for (std::size_t i = 0; i < statuses.size(); ++i) {
+      CHECK(statuses[i] == 503);
+      CHECK(retry_after[i] == "1");
+    }
+  }
+
+  // Meanwhile every other route answers, before any of the four hung calls ends.
+  CHECK(s.call("GET", "/healthz").status == 200);
+  CHECK(s.call("GET", "/api/v1/workflows/" + s.attach_wf).status == 200);
+  CHECK(s.call("GET", "/api/v1/clusters/" + s.local + "/projects/p1/volumes").status == 200);
+  CHECK(s.call("GET", "/api/v1/clusters").status == 200);
+  CHECK(s.call("POST", "/api/v1/clusters/refresh").status == 200);
+  CHECK(s.call("GET", "/metrics").status == 200);
+  CHECK(finished.load() == 12);
+
+  for (auto& t : hung) t.join();
+  {
+    std::lock_guard lock(mu);
+    CHECK(std::count(statuses.begin(), statuses.end(), 504) == 4);  // DEADLINE_EXCEEDED, 2 s
+  }
+  // It just timed out: its callers are refused at once until the cooldown has passed.
+  auto refused = s.call("GET", lb_volumes);
+  CHECK(refused.status == 503);
+  CHECK(refused.header("Retry-After") == "1");
+  CHECK_THAT(refused.body, Catch::Contains("did not answer in time"));
+  CHECK(s.gate(s.lb).refusing);
+
+  // Once it answers again, the first call after the cooldown finds out and closes the breaker.
+  s.emu.control("POST", "/control/reset");
+  std::this_thread::sleep_for(1100ms);
+  CHECK(s.call("GET", lb_volumes).status == 200);
+  CHECK_FALSE(s.gate(s.lb).refusing);
+  CHECK(s.call("GET", lb_volumes).status == 200);
+
+  // No call to any cluster ran on an I/O thread.
+  CHECK(s.gate(s.lb).io_thread_calls == 0);
+  CHECK(s.gate(s.local).io_thread_calls == 0);
+  CHECK(s.gate(s.lb).timeouts >= 4);
+}
+
+TEST_CASE("Isolation: a delete that hangs on its cluster blocks nobody else") {
+  Served s;
+  auto v = s.svc->create_volume(s.lb, {"default", "slow-delete", 1 << 30});
+  REQUIRE(v.ok());
+  s.emu.control("POST", "/control/stall",
+                R"({"method":"DELETE","pathRegex":"/volumes/","seconds":30,"count":10})");
+  std::thread deleting([&] {
+    auto r = s.call("DELETE", "/api/v1/clusters/" + s.lb + "/projects/default/volumes/" + v->id);
+    CHECK(r.status == 504);
+  });
+  for (int i = 0; i < 500 && s.gate(s.lb).in_flight == 0; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(s.gate(s.lb).in_flight == 1);
+  // Attaching, detaching and deleting on other clusters need no lock the delete holds.
+  auto local_v = s.svc->create_volume(s.local, {"p1", "other", 1 << 20});
+  REQUIRE(local_v.ok());
+  CHECK(s.call("DELETE", "/api/v1/clusters/" + s.local + "/projects/p1/volumes/" + local_v->id)
+            .status == 200);
+  auto a = s.call("POST", "/api/v1/clusters");  // malformed body: answered at once
+  CHECK(a.status == 400);
+  CHECK(s.gate(s.lb).in_flight == 1);  // still hanging
+  deleting.join();
+}
