@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -159,8 +160,21 @@ struct Auth::Impl {
   AuthOptions options;
   std::shared_ptr<Env> env;
 
+  // Failed logins per user and per source: the failures within the window, and the attempts
+  // in progress (reserved before hashing, so a burst cannot all pass the check at once).
+  struct Window {
+    std::deque<Env::SteadyTime> failures;
+    int pending = 0;
+    Env::SteadyTime last{};
+  };
   std::mutex limiter_mu;
-  std::map<std::string, std::deque<Env::SteadyTime>> failures;
+  std::map<std::string, Window> by_user, by_source;
+  static constexpr std::size_t kMaxWindows = 100000;
+
+  // Bounded password hashing: `running` at most hash_concurrency, `waiting` at most hash_queue.
+  std::mutex hash_mu;
+  std::condition_variable hash_cv;
+  int hashing = 0, hash_waiting = 0;
 
   std::once_flag dummy_once;
   std::string dummy_hash;  // verified for unknown users, so timing does not tell them apart
@@ -212,34 +226,98 @@ struct Auth::Impl {
     ::close(fd);
   }
 
-  static std::string limiter_key(const std::string& user, const std::string& source) {
-    return user + '\0' + source;
-  }
-
-  // Seconds until another attempt is allowed; 0 when allowed now.
-  std::int64_t blocked_for(const std::string& key) {
-    std::lock_guard lock(limiter_mu);
-    auto it = failures.find(key);
-    if (it == failures.end()) return 0;
-    auto now = env->steady_now();
-    auto& q = it->second;
-    while (!q.empty() && now - q.front() >= options.failure_window) q.pop_front();
-    if (static_cast<int>(q.size()) < options.max_failures) return 0;
-    auto wait = options.failure_window - (now - q.front());
+  // Drops what left the window; answers the seconds until another attempt is allowed, 0 when
+  // it is allowed now.
+  std::int64_t wait_for(Window& w, int limit, Env::SteadyTime now) const {
+    while (!w.failures.empty() && now - w.failures.front() >= options.failure_window)
+      w.failures.pop_front();
+    if (static_cast<int>(w.failures.size()) + w.pending < limit) return 0;
+    if (w.failures.empty()) return 1;  // only attempts in progress: soon
+    auto wait = options.failure_window - (now - w.failures.front());
     return std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(wait).count());
   }
 
-  void record_failure(const std::string& key) {
-    std::lock_guard lock(limiter_mu);
-    auto& q = failures[key];
-    q.push_back(env->steady_now());
-    while (static_cast<int>(q.size()) > options.max_failures) q.pop_front();
-    if (failures.size() > 100000) failures.clear();  // bounded memory under a spray of names
+  // Keeps a map of windows bounded: windows with nothing in them go first, then the stalest.
+  void bound(std::map<std::string, Window>& m, Env::SteadyTime now) {
+    if (m.size() < kMaxWindows) return;
+    for (auto it = m.begin(); it != m.end();) {
+      auto& w = it->second;
+      while (!w.failures.empty() && now - w.failures.front() >= options.failure_window)
+        w.failures.pop_front();
+      it = w.failures.empty() && w.pending == 0 ? m.erase(it) : std::next(it);
+    }
+    while (m.size() >= kMaxWindows) {
+      auto stalest = m.begin();
+      for (auto it = m.begin(); it != m.end(); ++it)
+        if (it->second.pending == 0 && it->second.last < stalest->second.last) stalest = it;
+      m.erase(stalest);
+    }
   }
 
-  void clear_failures(const std::string& key) {
+  // Checks both limits and reserves an attempt against both, atomically: 0, or the seconds to
+  // wait (nothing reserved).
+  std::int64_t reserve(const std::string& user, const std::string& source) {
     std::lock_guard lock(limiter_mu);
-    failures.erase(key);
+    const auto now = env->steady_now();
+    bound(by_user, now);
+    bound(by_source, now);
+    Window& u = by_user[user];
+    Window& src = by_source[source];
+    const std::int64_t wait = std::max(wait_for(u, options.max_failures, now),
+                                       wait_for(src, options.max_failures_per_source, now));
+    if (wait > 0) return wait;
+    ++u.pending;
+    ++src.pending;
+    u.last = src.last = now;
+    return 0;
+  }
+
+  // Ends a reserved attempt: a failure counts against both; a success clears the user's.
+  void settle(const std::string& user, const std::string& source, bool ok) {
+    std::lock_guard lock(limiter_mu);
+    const auto now = env->steady_now();
+    for (auto* m : {&by_user, &by_source}) {
+      auto it = m->find(m == &by_user ? user : source);
+      if (it == m->end()) continue;
+      Window& w = it->second;
+      if (w.pending > 0) --w.pending;
+      if (!ok) {
+        w.failures.push_back(now);
+        const int limit = m == &by_user ? options.max_failures : options.max_failures_per_source;
+        while (static_cast<int>(w.failures.size()) > limit) w.failures.pop_front();
+      } else if (m == &by_user) {
+        w.failures.clear();
+      }
+    }
+  }
+
+  // A slot to hash a password in, or RESOURCE_EXHAUSTED when the queue is full too.
+  Status begin_hash() {
+    std::unique_lock lock(hash_mu);
+    if (hashing >= options.hash_concurrency) {
+      if (hash_waiting >= options.hash_queue)
+        return Status::ResourceExhausted("password hashing is busy; retry in 1 s");
+      ++hash_waiting;
+      hash_cv.wait(lock, [&] { return hashing < options.hash_concurrency; });
+      --hash_waiting;
+    }
+    ++hashing;
+    return Status::Ok();
+  }
+  void end_hash() {
+    {
+      std::lock_guard lock(hash_mu);
+      --hashing;
+    }
+    hash_cv.notify_one();
+  }
+  // `fn` with a hashing slot held.
+  template <typename Fn>
+  auto hashed(Fn fn) -> decltype(fn()) {
+    if (Status s = begin_hash(); !s.ok()) return s;
+    auto r = fn();
+    end_hash();
+    return r;
   }
 
   struct Row {
@@ -383,7 +461,7 @@ struct Auth::Impl {
 };
 
 Auth::Auth(Store& store, const Identity& identity, AuthOptions options)
-    : impl_(new Impl{store, identity, std::move(options), nullptr, {}, {}, {}, {}, {}, {}, {}}) {
+    : impl_(new Impl{store, identity, std::move(options), nullptr}) {
   impl_->env = impl_->options.env ? impl_->options.env : Env::Default();
 }
 Auth::~Auth() = default;
@@ -417,7 +495,8 @@ Result<bool> Auth::bootstrap_admin(const std::string& password, const std::strin
 Result<User> Auth::create_user(const std::string& name, const std::string& password, Role role) {
   if (Status s = check_user_name(name); !s.ok()) return s;
   if (Status s = check_password(password); !s.ok()) return s;
-  auto hash = hash_password(password, impl_->options.scrypt_log2_n, *impl_->env);
+  auto hash = impl_->hashed(
+      [&] { return hash_password(password, impl_->options.scrypt_log2_n, *impl_->env); });
   if (!hash.ok()) return hash.status();
   User u{name, role, impl_->env->now(), impl_->env->now()};
   Status s = impl_->write_users([&](Txn& t) {
@@ -478,7 +557,8 @@ Status Auth::delete_user(const std::string& name) {
 
 Status Auth::change_password(const std::string& name, const std::string& new_password) {
   if (Status s = check_password(new_password); !s.ok()) return s;
-  auto hash = hash_password(new_password, impl_->options.scrypt_log2_n, *impl_->env);
+  auto hash = impl_->hashed(
+      [&] { return hash_password(new_password, impl_->options.scrypt_log2_n, *impl_->env); });
   if (!hash.ok()) return hash.status();
   bool found = false;
   Status s = impl_->write_users([&](Txn& t) -> Status {
@@ -499,35 +579,43 @@ Status Auth::change_password(const std::string& name, const std::string& new_pas
 Result<LoginResult> Auth::login(const std::string& name, const std::string& password,
                                 const std::string& source) {
   Impl& im = *impl_;
-  const std::string key = Impl::limiter_key(name, source);
-  if (auto wait = im.blocked_for(key); wait > 0) {
+  const std::string user = name.substr(0, 256);
+  if (auto wait = im.reserve(user, source); wait > 0) {
     im.audit({{"event", "login_throttled"}, {"user", name.substr(0, 64)}, {"source", source}});
     return Status::ResourceExhausted("too many failed logins; retry in " + std::to_string(wait) +
                                      " s");
   }
   const auto invalid = Status::Unauthenticated("invalid username or password");
   auto row = name.size() <= 64 ? im.find(name) : Result<std::optional<Impl::Row>>(std::nullopt);
-  if (!row.ok()) return row.status();
-  bool ok = false;
-  if (*row) {
-    ok = password.size() <= 1024 && verify_password(password, (*row)->hash);
-  } else {
+  if (!row.ok()) {
+    im.settle(user, source, true);
+    return row.status();
+  }
+  // The same scrypt run whatever the name and the password's length: time tells nothing.
+  const std::string checked = password.substr(0, 1024);
+  auto verified = im.hashed([&]() -> Result<bool> {
+    if (*row) return verify_password(checked, (*row)->hash) && password.size() <= 1024;
     std::call_once(im.dummy_once, [&] {
       auto h = hash_password("not a password of anyone", im.options.scrypt_log2_n, *im.env);
       im.dummy_hash = h.ok() ? *h : std::string();
     });
-    (void)verify_password(password.substr(0, 1024), im.dummy_hash);
+    (void)verify_password(checked, im.dummy_hash);
+    return false;
+  });
+  if (!verified.ok()) {
+    im.settle(user, source, true);  // not an attempt: nothing was checked
+    return verified.status();
   }
-  if (!ok) {
-    im.record_failure(key);
+  if (!*verified) {
+    im.settle(user, source, false);
     im.audit({{"event", "login_failed"}, {"user", name.substr(0, 64)}, {"source", source}});
     im.log("login failed for a user from " + source);
     return invalid;
   }
-  im.clear_failures(key);
+  im.settle(user, source, true);
   // Raise the cost of a hash made with weaker parameters than the configured ones.
   if (password_hash_cost((*row)->hash) < im.options.scrypt_log2_n) {
-    auto h = hash_password(password, im.options.scrypt_log2_n, *im.env);
+    auto h = im.hashed([&] { return hash_password(password, im.options.scrypt_log2_n, *im.env); });
     if (h.ok()) {
       (void)im.write_users([&](Txn& t) -> Status {
         return t

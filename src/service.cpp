@@ -1005,6 +1005,10 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   AuthOptions ao;
   ao.token_ttl = options.token_ttl;
   ao.scrypt_log2_n = options.scrypt_log2_n;
+  ao.max_failures = options.login_failures_per_user;
+  ao.max_failures_per_source = options.login_failures_per_source;
+  ao.hash_concurrency = options.password_hash_concurrency;
+  ao.hash_queue = options.password_hash_queue;
   ao.audit_log_path = options.data_dir + "/audit.log";
   ao.log = options.log;
   ao.env = impl->env;

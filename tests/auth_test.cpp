@@ -5,6 +5,9 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <ctime>
+#include <thread>
+#include <atomic>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -31,7 +34,9 @@ struct Fixture {
   std::mutex log_mu;
   std::vector<std::string> log;
 
-  Fixture() {
+  AuthOptions base;
+
+  explicit Fixture(AuthOptions o = {}) : base(std::move(o)) {
     auto s = Store::open(tmp / "dms.db");
     REQUIRE(s.ok());
     store = std::move(s).value();
@@ -41,9 +46,9 @@ struct Fixture {
     make_auth();
   }
 
-  void make_auth(int scrypt = 10) {
-    AuthOptions o;
-    o.scrypt_log2_n = scrypt;
+  void make_auth(int scrypt = 0) {
+    AuthOptions o = base;
+    o.scrypt_log2_n = scrypt ? scrypt : (base.scrypt_log2_n == 17 ? 10 : base.scrypt_log2_n);
     o.audit_log_path = tmp / "audit.log";
     o.env = env;
     o.log = [this](std::string_view l) {
@@ -326,18 +331,106 @@ TEST_CASE("Auth: a verify that starts after a revocation returns never passes, u
   }
 }
 
-TEST_CASE("Auth: failed logins are limited per user and source, with a retry time") {
+TEST_CASE("Auth: failed logins are limited per user whatever the source, with a retry time") {
   Fixture f;
   REQUIRE(f.auth->create_user("alice", kPassword, Role::kAdmin).ok());
+  REQUIRE(f.auth->create_user("bob", kPassword, Role::kAdmin).ok());
   for (int i = 0; i < 5; ++i)
-    CHECK(f.auth->login("alice", "bad password", "10.0.0.9").status().code() ==
+    CHECK(f.auth->login("alice", "bad password", "10.0.0." + std::to_string(i)).status().code() ==
           Code::kUnauthenticated);
   auto blocked = f.auth->login("alice", kPassword, "10.0.0.9");  // even the right password waits
   CHECK(blocked.status().code() == Code::kResourceExhausted);
   CHECK(Auth::retry_after_seconds(blocked.status()) == 300);
-  CHECK(f.auth->login("alice", kPassword, "10.0.0.10").ok());  // another source is not blocked
+  // From another source too: the limit is the user's.
+  CHECK(f.auth->login("alice", kPassword, "10.0.0.77").status().code() ==
+        Code::kResourceExhausted);
+  CHECK(f.auth->login("bob", kPassword, "10.0.0.9").ok());  // another user is not blocked
   f.env->advance(301s);
   CHECK(f.auth->login("alice", kPassword, "10.0.0.9").ok());
+}
+
+TEST_CASE("Auth: failed logins are limited per source whatever the user names") {
+  Fixture f;
+  REQUIRE(f.auth->create_user("alice", kPassword, Role::kAdmin).ok());
+  // A spray of fresh names from one source: each name fails once, the source twenty times.
+  for (int i = 0; i < 20; ++i)
+    CHECK(f.auth->login("sprayed-" + std::to_string(i), "guess", "10.9.9.9").status().code() ==
+          Code::kUnauthenticated);
+  auto blocked = f.auth->login("sprayed-20", "guess", "10.9.9.9");
+  CHECK(blocked.status().code() == Code::kResourceExhausted);
+  CHECK(f.auth->login("alice", kPassword, "10.9.9.9").status().code() ==
+        Code::kResourceExhausted);  // the source, whatever the user
+  CHECK(f.auth->login("alice", kPassword, "10.1.1.1").ok());  // alice from elsewhere is fine
+}
+
+TEST_CASE("Auth: a burst of concurrent attempts cannot pass the limit before it is recorded") {
+  AuthOptions o;
+  o.max_failures_per_source = 4;
+  o.hash_queue = 64;
+  Fixture f(o);
+  std::atomic<int> checked{0}, throttled{0};
+  std::vector<std::thread> burst;
+  for (int i = 0; i < 16; ++i) {
+    burst.emplace_back([&, i] {
+      auto r = f.auth->login("burst-" + std::to_string(i), "guess", "10.7.7.7");
+      (r.status().code() == Code::kResourceExhausted ? throttled : checked)++;
+    });
+  }
+  for (auto& t : burst) t.join();
+  // The source may fail 4 times: however the 16 interleave, at most 4 were checked.
+  CHECK(checked.load() <= 4);
+  CHECK(throttled.load() >= 12);
+}
+
+TEST_CASE("Auth: password hashing runs a bounded number at a time, past its queue refused") {
+  AuthOptions o;
+  o.hash_concurrency = 1;
+  o.hash_queue = 0;
+  o.scrypt_log2_n = 15;  // long enough for logins to overlap
+  o.max_failures = 1000;
+  o.max_failures_per_source = 1000;
+  Fixture f(o);
+  std::atomic<int> busy{0}, answered{0};
+  std::vector<std::thread> logins;
+  for (int i = 0; i < 8; ++i) {
+    logins.emplace_back([&, i] {
+      auto r = f.auth->login("u" + std::to_string(i), "guess", "10.0.0." + std::to_string(i));
+      if (r.status().code() == Code::kResourceExhausted) {
+        CHECK_THAT(r.status().message(), Catch::Contains("hashing is busy"));
+        ++busy;
+      } else {
+        CHECK(r.status().code() == Code::kUnauthenticated);
+        ++answered;
+      }
+    });
+  }
+  for (auto& t : logins) t.join();
+  CHECK(answered.load() >= 1);
+  CHECK(busy.load() >= 1);
+  CHECK(busy.load() + answered.load() == 8);
+}
+
+TEST_CASE("Auth: unknown users and over-long passwords cost the same hash as known ones") {
+  AuthOptions o;
+  o.scrypt_log2_n = 14;
+  o.max_failures = 1000;
+  o.max_failures_per_source = 1000;
+  Fixture f(o);
+  REQUIRE(f.auth->create_user("alice", kPassword, Role::kAdmin).ok());
+  // The work each attempt costs, in CPU time of the calling thread (what scrypt burns, whatever
+  // else the machine does): an attempt that skipped the hash would cost next to nothing.
+  auto cpu_of = [&](const std::string& user, const std::string& pw) {
+    timespec a{}, b{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    CHECK(f.auth->login(user, pw, "10.0.0.1").status().code() == Code::kUnauthenticated);
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    return (b.tv_sec - a.tv_sec) * 1e9 + static_cast<double>(b.tv_nsec - a.tv_nsec);
+  };
+  (void)cpu_of("nobody", "warm up the dummy hash");
+  const double known = cpu_of("alice", "wrong password");
+  for (double t : {cpu_of("nobody", "wrong password"), cpu_of("alice", std::string(5000, 'x')),
+                   cpu_of(std::string(200, 'n'), "wrong password")})
+    CHECK(t > known / 3);
 }
 
 TEST_CASE("Auth: the audit log and the log record failures but never a password or token") {

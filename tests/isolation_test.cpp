@@ -172,3 +172,55 @@ TEST_CASE("Isolation: a delete that hangs on its cluster blocks nobody else") {
   CHECK(s.gate(s.lb).in_flight == 1);  // still hanging
   deleting.join();
 }
+
+TEST_CASE("Isolation: a login spray with fresh names is throttled by source and starves no one") {
+  Served s;
+  std::atomic<int> refused{0}, checked{0}, other{0};
+  std::atomic<bool> spraying{true};
+  std::vector<std::thread> spray;
+  for (int t = 0; t < 8; ++t) {
+    spray.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        http::ClientOptions co;
+        co.endpoints = {"http://127.0.0.1:" + std::to_string(s.server->port())};
+        auto c = http::Client::create(co);
+        auto r = (*c)->request(
+            "POST", "/api/v1/login",
+            json::serialize(json::object{{"username", "spray-" + std::to_string(t * 100 + i)},
+                                         {"password", "guess-guess"}}));
+        if (!r.ok()) {
+          ++other;
+        } else if (r->status == 429) {
+          CHECK_FALSE(std::string(r->header("Retry-After")).empty());
+          ++refused;
+        } else if (r->status == 401) {
+          ++checked;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  // Admin calls go on meanwhile.
+  int admin_ok = 0;
+  for (int i = 0; i < 20; ++i) {
+    admin_ok += s.call("GET", "/api/v1/workflows/" + s.attach_wf).status == 200;
+    admin_ok +=
+        s.call("GET", "/api/v1/clusters/" + s.local + "/projects/p1/volumes").status == 200;
+  }
+  for (auto& t : spray) t.join();
+  spraying = false;
+  CHECK(admin_ok == 40);
+  CHECK(other.load() == 0);
+  // The source may fail 20 times in 5 minutes (Options::login_failures_per_source).
+  CHECK(checked.load() <= 20);
+  CHECK(refused.load() + checked.load() == 160);
+  // The admin, logging in from the sprayed source, waits too: the limit is the source's.
+  http::ClientOptions co;
+  co.endpoints = {"http://127.0.0.1:" + std::to_string(s.server->port())};
+  auto c = http::Client::create(co);
+  auto admin = (*c)->request("POST", "/api/v1/login",
+                             R"({"username":"admin","password":"isolation-admin"})");
+  REQUIRE(admin.ok());
+  CHECK(admin->status == 429);
+}

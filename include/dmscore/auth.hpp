@@ -13,9 +13,11 @@
 // whose `tv` is older than the user's: logout and password changes bump it, revoking every
 // earlier token.
 //
-// Failed logins are limited per (user, source) and every failure is appended to an audit log
-// of JSON lines (never the password or a token). Messages for a bad login never reveal whether
-// the user exists.
+// Failed logins are limited per user and per source address, checked and recorded atomically,
+// and every failure is appended to an audit log of JSON lines (never the password or a token).
+// Hashing runs at most `hash_concurrency` at a time with a bounded queue, so a spray of logins
+// cannot take the service's CPU. An unknown user or an over-long password costs the same hash as
+// a known user's. Messages for a bad login never reveal whether the user exists.
 //
 // Safe for concurrent use.
 
@@ -70,11 +72,18 @@ struct AuthOptions {
   // log2 of the scrypt N parameter for new hashes. Default: 17 (N = 131072, 128 MiB, r=8, p=1).
   // REQUIRES: 10..20. Below 17 only for tests.
   int scrypt_log2_n = 17;
-  // Failed logins allowed per (user, source) within `failure_window`, after which login
-  // answers RESOURCE_EXHAUSTED until the oldest failure leaves the window.
-  // Default: 5 in 5 minutes.
+  // Failed logins allowed within `failure_window` per user (whatever the source) and per source
+  // address (whatever the user names), after which login answers RESOURCE_EXHAUSTED, without
+  // hashing anything, until the oldest failure leaves the window. Attempts in progress count
+  // against the limits too, so a burst cannot pass the check all at once.
+  // Defaults: 5 per user, 20 per source, in 5 minutes.
   int max_failures = 5;
+  int max_failures_per_source = 20;
   std::chrono::seconds failure_window{300};
+  // Password hashes computed at once, and callers allowed to wait for one; past both, login
+  // (and a user change) answers RESOURCE_EXHAUSTED at once. Defaults: 2, 8.
+  int hash_concurrency = 2;
+  int hash_queue = 8;
   // Tokens longer than this are refused unread. Default: 8 KiB.
   std::size_t max_token_bytes = 8192;
   // Where failures and account changes are appended as JSON lines (mode 0600). Empty: none.
@@ -105,7 +114,8 @@ class Auth {
   Status change_password(const std::string& name, const std::string& new_password);
 
   // UNAUTHENTICATED "invalid username or password" for an unknown user or a wrong password
-  // alike; RESOURCE_EXHAUSTED "... retry in N s" when (user, source) has failed too often.
+  // alike; RESOURCE_EXHAUSTED "... retry in N s" when the user or the source has failed too
+  // often, or when password hashing is saturated.
   // `source` is the caller's address, for rate limiting and the audit log.
   Result<LoginResult> login(const std::string& name, const std::string& password,
                             const std::string& source);
