@@ -210,6 +210,11 @@ CREATE INDEX full_copy_volumes_by_volume ON full_copy_volumes (volume_id);
 -- Why a cluster is not Connected (a local cluster that needs repair says what is wrong).
 ALTER TABLE clusters ADD COLUMN status_message TEXT NOT NULL DEFAULT '';
 )sql"},
+      {7, R"sql(
+-- The canonical code of why a workflow failed or was cancelled (RESOURCE_EXHAUSTED for a full
+-- disk, ...), set with final_state when compensation begins.
+ALTER TABLE workflows ADD COLUMN error_code TEXT NOT NULL DEFAULT '';
+)sql"},
   };
   return kMigrations;
 }

@@ -1022,6 +1022,8 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   eo.max_running_workflows = options.max_running_workflows;
   eo.threads = options.workflow_threads;
   eo.progress_persist_interval = options.progress_persist_interval;
+  eo.store_retry_budget = options.store_retry_budget;
+  eo.log = options.log;
   eo.env = impl->env;
   impl->engine = std::make_unique<WorkflowEngine>(*impl->store, eo);
   if (Status s = impl->register_cluster_workflows(); !s.ok()) return s;

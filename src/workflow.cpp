@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "backoff.hpp"
 #include "util.hpp"
 
 namespace dmscore {
@@ -62,7 +63,7 @@ using detail::to_millis;
 
 constexpr const char* kWorkflowColumns =
     "id, type, state, msg, created_at, started_at, ended_at, request, result, cancel_requested, "
-    "progress_percent, progress_stage, bytes_done, bytes_total, bytes_per_second, seq";
+    "progress_percent, progress_stage, bytes_done, bytes_total, bytes_per_second, seq, error_code";
 
 Workflow workflow_from_row(const Row& r) {
   Workflow w;
@@ -82,6 +83,8 @@ Workflow workflow_from_row(const Row& r) {
   w.progress.bytes_done = static_cast<std::uint64_t>(r.int64(12));
   w.progress.bytes_total = static_cast<std::uint64_t>(r.int64(13));
   w.progress.bytes_per_second = static_cast<std::uint64_t>(r.int64(14));
+  if (w.state == WorkflowState::kFailed || w.state == WorkflowState::kCancelled)
+    w.error_code = r.text(16);
   return w;
 }
 
@@ -150,6 +153,19 @@ struct WorkflowEngine::Impl {
   }
 
   std::int64_t now_ms() { return to_millis(env->now()); }
+
+  // A write of a running workflow: retried while the store reports a full disk, an I/O error or
+  // contention, with backoff through env, for store_retry_budget.
+  Status persist(const std::function<Status(Txn&)>& fn) {
+    detail::Backoff backoff(*env, std::chrono::milliseconds(20), std::chrono::milliseconds(2000),
+                            env->steady_now() + options.store_retry_budget);
+    for (;;) {
+      Status s = store.transact(fn);
+      const bool transient = s.code() == Code::kResourceExhausted ||
+                             s.code() == Code::kUnavailable || s.code() == Code::kAborted;
+      if (s.ok() || !transient || stopping || !backoff.wait()) return s;
+    }
+  }
 
   void enqueue(const std::string& id) {
     {
@@ -221,7 +237,7 @@ class WorkflowEngine::Impl::Context final : public StepContext {
   Status save_checkpoint(std::string checkpoint) override {
     std::string vars = vars_to_json(vars_);
     Progress p = snapshot_progress();
-    Status s = engine_.store.transact([&](Txn& t) -> Status {
+    Status s = engine_.persist([&](Txn& t) -> Status {
       auto r = t.exec("UPDATE workflow_steps SET checkpoint = ? WHERE workflow_id = ? AND idx = ?",
                       {checkpoint, id_, std::int64_t{step_index_}});
       if (!r.ok()) return r.status();
@@ -252,7 +268,7 @@ class WorkflowEngine::Impl::Context final : public StepContext {
   }
 
   Status add_resource(const std::string& resource) override {
-    return engine_.store.transact([&](Txn& t) -> Status {
+    return engine_.persist([&](Txn& t) -> Status {
       return t
           .exec("INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
                 {resource, id_})
@@ -319,7 +335,7 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
 
   // Load the workflow; claim it if PENDING. One transaction, so a concurrent cancel either
   // sees PENDING (and ends it) or RUNNING (and requests cancellation).
-  std::string type, request, final_state, final_msg, result;
+  std::string type, request, final_state, final_msg, final_code, result;
   std::map<std::string, std::string> vars;
   int step_index = 0;
   bool was_running = false;
@@ -327,8 +343,8 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
   Status s = store.transact([&](Txn& t) -> Status {
     auto row = t.query_one(
         "SELECT state, type, request, vars, step_index, cancel_requested, final_state, final_msg, "
-        "result, progress_percent, progress_stage, bytes_done, bytes_total FROM workflows WHERE id "
-        "= ?",
+        "result, progress_percent, progress_stage, bytes_done, bytes_total, error_code "
+        "FROM workflows WHERE id = ?",
         {id});
     if (!row.ok()) return row.status();
     if (!*row) {
@@ -353,6 +369,7 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
     lv->progress.stage = r.text(10);
     lv->progress.bytes_done = static_cast<std::uint64_t>(r.int64(11));
     lv->progress.bytes_total = static_cast<std::uint64_t>(r.int64(12));
+    final_code = r.text(13);
     was_running = state == "RUNNING";
     if (!was_running) {
       return t
@@ -365,35 +382,46 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
   if (!s.ok() || gone) return;
 
   // Ends the workflow FAILED or CANCELLED.
-  auto finish = [&](const std::string& state, const std::string& msg) {
-    Status fs = store.transact([&](Txn& t) -> Status {
+  auto finish = [&](const std::string& state, const std::string& msg, const std::string& code) {
+    Status fs = persist([&](Txn& t) -> Status {
       auto r = t.exec(
-          "UPDATE workflows SET state = ?, msg = ?, ended_at = ?, result = ?, vars = ? "
-          "WHERE id = ? AND state = 'RUNNING'",
-          {state, msg, now_ms(), result, vars_to_json(vars), id});
+          "UPDATE workflows SET state = ?, msg = ?, error_code = ?, ended_at = ?, result = ?, "
+          "vars = ? WHERE id = ? AND state = 'RUNNING'",
+          {state, msg, code, now_ms(), result, vars_to_json(vars), id});
       if (!r.ok()) return r.status();
       return t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id}).status();
     });
-    (void)fs;
+    // Still no space after compensation freed what it made: the next start finishes it.
+    if (!fs.ok() && options.log)
+      options.log("workflow " + id + " ended " + state + " but that could not be recorded (" +
+                  fs.message() + "); the next start records it");
     notify_terminal();
   };
 
   auto type_it = types.find(type);
   if (type_it == types.end()) {
-    finish("FAILED", "workflow type " + type + " is not known to this service");
+    finish("FAILED", "workflow type " + type + " is not known to this service",
+           code_name(Code::kFailedPrecondition));
     return;
   }
   const std::vector<Step>& steps = type_it->second.steps;
 
-  // Compensation: persist the outcome first, then undo from `from` down to step 0.
-  auto compensate = [&](int from, const std::string& state, const std::string& msg) {
-    Status ps = store.transact([&](Txn& t) -> Status {
+  // Compensation: persist the outcome first (so a crash resumes it), then undo from `from` down
+  // to step 0. When the outcome cannot be persisted (a full disk), the undo runs anyway: it is
+  // what frees space, and every undo is idempotent should a crash make it run again.
+  auto compensate = [&](int from, const std::string& state, const std::string& msg,
+                        const std::string& code) {
+    Status ps = persist([&](Txn& t) -> Status {
       return t
-          .exec("UPDATE workflows SET final_state = ?, final_msg = ?, vars = ? WHERE id = ?",
-                {state, msg, vars_to_json(vars), id})
+          .exec(
+              "UPDATE workflows SET final_state = ?, final_msg = ?, error_code = ?, vars = ? "
+              "WHERE id = ?",
+              {state, msg, code, vars_to_json(vars), id})
           .status();
     });
-    if (!ps.ok()) return;  // Left RUNNING with the step outcome unknown: recovery decides.
+    if (!ps.ok() && options.log)
+      options.log("workflow " + id + ": compensating without a record of it (" + ps.message() +
+                  ")");
     std::string cleanup_errors;
     for (int i = std::min(from, static_cast<int>(steps.size()) - 1); i >= 0; --i) {
       const Step& step = steps[static_cast<std::size_t>(i)];
@@ -416,11 +444,16 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
     result.clear();  // whatever it made has been undone
     std::string m = msg;
     if (!cleanup_errors.empty()) m += " (cleanup incomplete: " + cleanup_errors + ")";
-    finish(state, m);
+    finish(state, m, code);
+  };
+  const std::string kCancelled = code_name(Code::kCancelled);
+  // A write of the workflow's own progress that could not be made within the retry budget.
+  auto store_failed = [&](int step, const Status& why) {
+    compensate(step, "FAILED", "store: " + why.message(), code_name(why.code()));
   };
 
   if (!final_state.empty()) {  // Crashed while compensating: finish the compensation.
-    compensate(step_index, final_state, final_msg);
+    compensate(step_index, final_state, final_msg, final_code);
     return;
   }
 
@@ -436,7 +469,7 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
         step_began = r.ok() && r->has_value();
         return Status::Ok();
       });
-      compensate(step_began ? i : i - 1, "CANCELLED", "cancelled by request");
+      compensate(step_began ? i : i - 1, "CANCELLED", "cancelled by request", kCancelled);
       return;
     }
     if (stopping) return;
@@ -444,7 +477,7 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
     // Persist the step's start before its side effects.
     std::string checkpoint;
     bool interrupted = false;
-    s = store.transact([&](Txn& t) -> Status {
+    s = persist([&](Txn& t) -> Status {
       auto row = t.query_one(
           "SELECT state, checkpoint FROM workflow_steps WHERE workflow_id = ? AND idx = ?",
           {id, std::int64_t{i}});
@@ -466,12 +499,16 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
               {id, std::int64_t{i}, step.name, now_ms()})
           .status();
     });
-    if (!s.ok()) return;  // Store trouble: leave it for recovery rather than guess.
+    if (!s.ok()) {
+      if (stopping) return;  // Shutdown: resume at next start.
+      store_failed(i - 1, s);  // this step did nothing yet
+      return;
+    }
 
     if (interrupted && step.on_crash == OnCrash::kFail) {
       std::string why = "interrupted by a restart during step " + step.name;
       if (!step.crash_message.empty()) why += ": " + step.crash_message;
-      compensate(i, "FAILED", why);
+      compensate(i, "FAILED", why, code_name(Code::kAborted));
       return;
     }
 
@@ -490,16 +527,16 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
             .status();
       });
       if (cancelled) {
-        compensate(i, "CANCELLED", "cancelled by request");
+        compensate(i, "CANCELLED", "cancelled by request", kCancelled);
       } else {
-        compensate(i, "FAILED", step.name + ": " + rs.message());
+        compensate(i, "FAILED", step.name + ": " + rs.message(), code_name(rs.code()));
       }
       return;
     }
 
     // Persist the outcome: step done, carried values, next step.
     std::string vars_json = vars_to_json(vars);
-    s = store.transact([&](Txn& t) -> Status {
+    s = persist([&](Txn& t) -> Status {
       auto r = t.exec(
           "UPDATE workflow_steps SET state = 'DONE', ended_at = ?, checkpoint = '' "
           "WHERE workflow_id = ? AND idx = ?",
@@ -510,11 +547,15 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
                 {std::int64_t{i + 1}, vars_json, result, id})
           .status();
     });
-    if (!s.ok()) return;
+    if (!s.ok()) {
+      if (stopping) return;
+      store_failed(i, s);
+      return;
+    }
   }
   // Complete unless a cancel was accepted meanwhile: an accepted cancel always ends CANCELLED.
   bool completed = false;
-  s = store.transact([&](Txn& t) -> Status {
+  s = persist([&](Txn& t) -> Status {
     auto r = t.exec(
         "UPDATE workflows SET state = 'COMPLETED', msg = '', ended_at = ?, result = ?, vars = ?, "
         "progress_percent = 100, progress_stage = 'done', bytes_done = bytes_total "
@@ -525,12 +566,16 @@ void WorkflowEngine::Impl::run_workflow(const std::string& id) {
     if (!completed) return Status::Ok();
     return t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id}).status();
   });
-  if (!s.ok()) return;
+  if (!s.ok()) {
+    if (stopping) return;
+    store_failed(static_cast<int>(steps.size()) - 1, s);
+    return;
+  }
   if (completed) {
     notify_terminal();
     return;
   }
-  compensate(static_cast<int>(steps.size()) - 1, "CANCELLED", "cancelled by request");
+  compensate(static_cast<int>(steps.size()) - 1, "CANCELLED", "cancelled by request", kCancelled);
 }
 
 WorkflowEngine::WorkflowEngine(Store& store, EngineOptions options)
@@ -752,8 +797,8 @@ Status WorkflowEngine::cancel(const std::string& id) {
     if (state == "PENDING") {
       ended = true;
       auto r = t.exec(
-          "UPDATE workflows SET state = 'CANCELLED', msg = 'cancelled by request', ended_at = ?, "
-          "cancel_requested = 1 WHERE id = ?",
+          "UPDATE workflows SET state = 'CANCELLED', msg = 'cancelled by request', "
+          "error_code = 'CANCELLED', ended_at = ?, cancel_requested = 1 WHERE id = ?",
           {im.now_ms(), id});
       if (!r.ok()) return r.status();
       r = t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id});

@@ -64,6 +64,8 @@ struct Workflow {
   WorkflowState state = WorkflowState::kPending;
   // Why it failed or was cancelled; empty otherwise.
   std::string msg;
+  // The canonical code of that reason ("RESOURCE_EXHAUSTED", "CANCELLED", ...); empty otherwise.
+  std::string error_code;
   Env::SystemTime created_at;
   std::optional<Env::SystemTime> started_at;
   std::optional<Env::SystemTime> ended_at;
@@ -150,6 +152,13 @@ struct EngineOptions {
   std::chrono::milliseconds progress_persist_interval{500};
   // Default: Env::Default().
   std::shared_ptr<Env> env;
+  // How long a running workflow retries a store write that fails for lack of space or an I/O
+  // error (pauses through `env`, with jitter) before it gives up: it then compensates (which
+  // frees what it made) and ends FAILED with the store's code (RESOURCE_EXHAUSTED for a full
+  // disk). Default: 30 s.
+  std::chrono::milliseconds store_retry_budget{30000};
+  // Receives a line when the store keeps refusing a workflow's writes. Default: none.
+  std::function<void(std::string_view)> log;
 };
 
 struct ListWorkflowsRequest {

@@ -101,6 +101,7 @@ json::object to_json(const Workflow& w) {
       {"cancelRequested", w.cancel_requested},
       {"result", parsed(w.result)}};
   if (w.started_at) o["startedAt"] = rfc3339(*w.started_at);
+  if (!w.error_code.empty()) o["errorCode"] = w.error_code;
   if (w.ended_at) o["endedAt"] = rfc3339(*w.ended_at);
   const char* request_field = nullptr;
   if (w.type == kThickCloneVolume) request_field = "thickCloneVolumeRequest";
