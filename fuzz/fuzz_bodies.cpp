@@ -42,6 +42,7 @@ constexpr Target kTargets[] = {
      "5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e/action",
      true},
     {"POST", "/api/v1/consistency-groups/thickclone", true},
+    {"POST", "/api/v1/clusters/5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e/repair", true},
 };
 
 }  // namespace

@@ -58,6 +58,7 @@ HTTP = {
     "cg_members": (1, req("GET", f"/api/v1/cg-snapshots/{SID}/members")),
     "copy_sets": (1, req("GET", f"/api/v1/consistency-groups/{SID}/full-copies?pageSize=2")),
     "bad_token": (0, req("GET", "/api/v1/clusters", headers=["Authorization: Bearer a.b.c"])),
+    "repair": (1, req("POST", f"/api/v1/clusters/{CID}/repair", body=b"{}")),
 }
 
 BODIES = {
@@ -87,6 +88,7 @@ BODIES = {
     "copy_set_restore": (13, b'{"restore":{"confirm":true,"copies":[1]}}'),
     "group_thickclone": (14, f'{{"src":{{"cgSnapshotId":"{SID}"}},"dst":{{"name":"g2",'
                              f'"clusterId":"{CID}","projectName":"p2"}},"verifyClone":true}}'.encode()),
+    "repair": (15, b"{}"),
 }
 
 
