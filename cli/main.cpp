@@ -317,6 +317,9 @@ struct ServeArgs {
   bool cluster_insecure = false;
   std::string cg_pre_hook, cg_post_hook;
   int cg_hook_timeout_ms = 30000;
+  std::string local_cluster_file_group;
+  bool cluster_allow_plain_http = false;
+  int cluster_call_deadline_ms = 10000;
 };
 
 // Splits "ADDR:PORT" ("[v6]:PORT" too).
@@ -373,6 +376,9 @@ int serve(const ServeArgs& a) {
   o.copy_rate_limit_bytes_per_sec = a.copy_rate_limit;
   o.cluster_ca_file = a.cluster_ca_file;
   o.cluster_tls_insecure = a.cluster_insecure;
+  o.local_cluster_file_group = a.local_cluster_file_group;
+  o.cluster_allow_plain_http = a.cluster_allow_plain_http;
+  o.cluster_call_deadline = std::chrono::milliseconds(a.cluster_call_deadline_ms);
   auto svc = dmscore::Service::open(o);
   log_lines.flush();
   if (!svc.ok()) {
@@ -546,6 +552,16 @@ int main(int argc, char** argv) {
                         "bytes per second each copy may move at most (0: unlimited)");
   serve_cmd->add_option("--local-cluster-root", sa.local_cluster_roots,
                         "directory under which local clusters may be attached (repeatable)");
+  serve_cmd->add_option("--local-cluster-file-group", sa.local_cluster_file_group,
+                        "group (name or id) allowed to read local clusters' data (files 0640)");
+  serve_cmd->add_flag("--cluster-allow-plain-http", sa.cluster_allow_plain_http,
+                      "use http:// endpoints Lightbits clusters report (the token travels in "
+                      "the clear; labs only)");
+  serve_cmd
+      ->add_option("--cluster-call-deadline-ms", sa.cluster_call_deadline_ms,
+                   "milliseconds a request's calls to one cluster may take in all")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
   serve_cmd->add_option("--cg-pre-hook", sa.cg_pre_hook,
                         "executable run before a group snapshot holds writes (quiesce)");
   serve_cmd->add_option("--cg-post-hook", sa.cg_post_hook,

@@ -499,6 +499,34 @@ class DmsctlTest(unittest.TestCase):
         c.run("detach", "cluster", c3, check=0)
         self.assertEqual(c.run("get", "cluster", c3).returncode, 4)
 
+    def test_repair_a_cluster_that_lost_its_metadata(self):
+        c = self.cli
+        extra = os.path.join(self.root, "c4")
+        c.run("attach", "cluster", "file://" + extra, "--wait", "--no-progress", check=0)
+        c4 = [x["id"] for x in c.json("list", "clusters")["clusters"]
+              if x["apiEndpoints"] == ["file://" + extra]][0]
+        vol = c.json("create", "volume", "--cluster", c4, "--name", "keep", "--size", "1MiB")
+        c.run("detach", "cluster", c4, check=0)
+        for f in ("cluster.db", "cluster.db-wal", "cluster.db-shm"):
+            if os.path.exists(os.path.join(extra, f)):
+                os.remove(os.path.join(extra, f))
+        c.run("attach", "cluster", "file://" + extra, "--wait", "--no-progress", check=0)
+        status = c.json("get", "cluster", c4)["cluster"]["clusterConnectionStatus"]
+        self.assertEqual(status["accessConnectionStatus"], "NeedsRepair")
+        self.assertIn("cluster.db is missing", status["message"])
+        self.assertEqual(c.run("list", "volumes", "--cluster", c4).returncode, 1)
+        p = c.run("repair", "cluster", c4, "--wait", "--no-progress", check=0)
+        report = yaml_load(p.stdout)
+        self.assertEqual((report["volumes"], report["snapshots"]), (1, 0))
+        vols = c.json("list", "volumes", "--cluster", c4)["volumes"]
+        self.assertEqual([v["id"] for v in vols], [vol["volume"]["id"]])
+        # Nothing more to repair; an unknown cluster; no id at all.
+        self.assertEqual(c.run("repair", "cluster", c4).returncode, 1)
+        self.assertEqual(c.run("repair", "cluster", "00000000-0000-4000-8000-000000000000")
+                         .returncode, 4)
+        self.assertEqual(c.run("repair", "cluster").returncode, 2)
+        c.run("detach", "cluster", c4, check=0)
+
     def test_service_credentials_pem_out_and_lbcli_hint(self):
         pem = os.path.join(self.root, "dms.pem")
         p = self.cli.run("get", "service-credentials", "--pem-out", pem, check=0)
