@@ -75,6 +75,10 @@ struct Faulty {
     sn = f->source(32 * kMiB, 32).second;
   }
 
+  // The rules a test sets capture its locals, which are gone by the time the service closes
+  // (and writes): no rule outlives the test's body.
+  ~Faulty() { env->set(nullptr); }
+
   // The volumes on the destination (files, whatever the metadata says).
   int destination_files() {
     int n = 0;
