@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "dmscore/copy.hpp"
-#include "file_io.hpp"
+#include "copy/file_io.hpp"
 
 using namespace dmscore;
 using Clock = std::chrono::steady_clock;

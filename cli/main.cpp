@@ -322,29 +322,10 @@ struct ServeArgs {
   int cluster_call_deadline_ms = 10000;
 };
 
-// Splits "ADDR:PORT" ("[v6]:PORT" too).
-bool split_listen(const std::string& s, std::string& addr, std::uint16_t& port) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos || colon + 1 >= s.size()) return false;
-  addr = s.substr(0, colon);
-  if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']')
-    addr = addr.substr(1, addr.size() - 2);
-  try {
-    std::size_t used = 0;
-    unsigned long p = std::stoul(s.substr(colon + 1), &used);
-    if (used != s.size() - colon - 1 || p > 65535) return false;
-    port = static_cast<std::uint16_t>(p);
-  } catch (...) {
-    return false;
-  }
-  return !addr.empty();
-}
-
 int serve(const ServeArgs& a) {
-  std::string addr;
-  std::uint16_t port = 0;
-  if (!split_listen(a.listen, addr, port)) {
-    fmt::print(stderr, "error: --listen: expected ADDR:PORT, got '{}'\n", a.listen);
+  dmscore::http::ServerOptions so;
+  if (Status s = dmscore::http::set_listen_address(so, a.listen); !s.ok()) {
+    fmt::print(stderr, "error: --{}\n", s.message());
     return kExitUsage;
   }
   // Signals are taken synchronously below; block them before any thread starts.
@@ -385,9 +366,6 @@ int serve(const ServeArgs& a) {
     fmt::print(stderr, "error: {}\n", svc.status().to_string());
     return svc.status().code() == Code::kInvalidArgument ? kExitUsage : kExitError;
   }
-  dmscore::http::ServerOptions so;
-  so.address = addr;
-  so.port = port;
   so.tls_cert_file = a.tls_cert;
   so.tls_key_file = a.tls_key;
   so.allow_plain_http = a.allow_plain_http;
@@ -406,7 +384,7 @@ int serve(const ServeArgs& a) {
     return kExitError;
   }
   log_lines.add(fmt::format("dmsctl serve: listening on {}://{}:{} (data dir {})",
-                            (*server)->tls() ? "https" : "http", addr, (*server)->port(),
+                            (*server)->tls() ? "https" : "http", so.address.find(':') != std::string::npos ? "[" + so.address + "]" : so.address, (*server)->port(),
                             a.data_dir));
   log_lines.flush();
   int sig = 0;

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "jwt.hpp"
+#include "auth/jwt.hpp"
 #include "test_util.hpp"
 
 using namespace dmscore;

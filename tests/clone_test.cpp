@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "codec.hpp"
+#include "base/codec.hpp"
 
 using namespace dmscore;
 

@@ -17,7 +17,7 @@
 #include "dmscore/store.hpp"
 #include "service_options.hpp"
 #include "test_util.hpp"
-#include "write_fence.hpp"
+#include "service/write_fence.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;

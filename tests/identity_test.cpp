@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "jwt.hpp"
+#include "auth/jwt.hpp"
 #include "test_util.hpp"
 
 using namespace dmscore;

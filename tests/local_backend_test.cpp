@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "crash_harness.hpp"
-#include "file_io.hpp"
+#include "copy/file_io.hpp"
 #include "test_util.hpp"
 
 using namespace dmscore;

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "dmscore/copy.hpp"
-#include "file_io.hpp"
+#include "copy/file_io.hpp"
 
 namespace dmscore::testing {
 

@@ -18,10 +18,10 @@
 #include <unordered_map>
 
 #include "dmscore/backend.hpp"
-#include "file_io.hpp"
-#include "jwt.hpp"
-#include "store_cache.hpp"
-#include "util.hpp"
+#include "copy/file_io.hpp"
+#include "auth/jwt.hpp"
+#include "store/store_cache.hpp"
+#include "base/util.hpp"
 
 namespace dmscore {
 

@@ -12,9 +12,9 @@
 #include <mutex>
 #include <set>
 
-#include "file_io.hpp"
-#include "jwt.hpp"
-#include "util.hpp"
+#include "copy/file_io.hpp"
+#include "auth/jwt.hpp"
+#include "base/util.hpp"
 
 namespace dmscore {
 

@@ -1,16 +1,13 @@
 #pragma once
-// Base64 and the compact JWS form used for RS256 JWTs.
+// The compact JWS form used for RS256 JWTs.
 
 #include <optional>
 #include <string>
 #include <string_view>
 
-namespace dmscore::detail {
+#include "base/base64.hpp"
 
-std::string base64_encode(std::string_view data);
-std::string base64url_encode(std::string_view data);
-// Strict: only the URL-safe alphabet, no padding, no whitespace. nullopt otherwise.
-std::optional<std::string> base64url_decode(std::string_view text);
+namespace dmscore::detail {
 
 // "<b64url(header)>.<b64url(payload)>", the part a JWS signs.
 std::string jws_signing_input(std::string_view header_json, std::string_view payload_json);

@@ -11,8 +11,9 @@
 
 #include "dmscore/http/api_client.hpp"
 #include "dmscore/http/client.hpp"
-#include "backoff.hpp"
-#include "call_scope.hpp"
+#include "base/backoff.hpp"
+#include "base/endpoint.hpp"
+#include "base/call_scope.hpp"
 
 namespace dmscore {
 
@@ -496,12 +497,14 @@ Result<std::unique_ptr<LightbitsBackend>> LightbitsBackend::open(LightbitsOption
   if (options.label.empty()) options.label = options.endpoints.front();
   http::ClientOptions co;
   for (const auto& e : options.endpoints) {
-    bool has_scheme = e.find("://") != std::string::npos;
-    if (has_scheme && e.rfind("https://", 0) != 0 && !options.plain_http)
+    auto parsed =
+        detail::parse_net_endpoint(e, options.plain_http ? "http" : "https", "endpoints");
+    if (!parsed.ok()) return parsed.status();
+    if (!parsed->tls() && !options.plain_http)
       return Status::InvalidArgument("endpoints: " + e.substr(0, 256) +
                                      " would carry the service's token in the clear; only "
                                      "https:// endpoints are used");
-    co.endpoints.push_back(has_scheme ? e : (options.plain_http ? "http://" : "https://") + e);
+    co.endpoints.push_back(parsed->url());
   }
   impl->endpoint_urls = co.endpoints;
   co.ca_file = options.ca_file;

@@ -1,7 +1,7 @@
 #include "dmscore/local_backend.hpp"
 
-#include "call_scope.hpp"
-#include "local_impl.hpp"
+#include "base/call_scope.hpp"
+#include "backends/local_impl.hpp"
 
 namespace dmscore {
 

@@ -15,9 +15,9 @@
 
 #include "dmscore/local_backend.hpp"
 #include "dmscore/store.hpp"
-#include "file_io.hpp"
-#include "local_layout.hpp"
-#include "util.hpp"
+#include "copy/file_io.hpp"
+#include "backends/local_layout.hpp"
+#include "base/util.hpp"
 
 namespace dmscore {
 

@@ -1,4 +1,4 @@
-#include "local_layout.hpp"
+#include "backends/local_layout.hpp"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "codec.hpp"
-#include "util.hpp"
+#include "base/codec.hpp"
+#include "base/util.hpp"
 
 namespace dmscore::detail::local {
 

@@ -1,6 +1,6 @@
 #include <sys/file.h>
 
-#include "local_impl.hpp"
+#include "backends/local_impl.hpp"
 
 namespace dmscore {
 

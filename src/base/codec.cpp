@@ -1,4 +1,4 @@
-#include "codec.hpp"
+#include "base/codec.hpp"
 
 #include <charconv>
 

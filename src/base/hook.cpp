@@ -1,4 +1,4 @@
-#include "hook.hpp"
+#include "base/hook.hpp"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "file_io.hpp"
+#include "copy/file_io.hpp"
 
 #include <fcntl.h>
 #include <grp.h>

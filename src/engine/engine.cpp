@@ -10,8 +10,8 @@
 #include <thread>
 #include <unordered_map>
 
-#include "backoff.hpp"
-#include "util.hpp"
+#include "base/backoff.hpp"
+#include "base/util.hpp"
 
 namespace dmscore {
 

@@ -1,5 +1,7 @@
 #include "dmscore/http/client.hpp"
 
+#include "base/endpoint.hpp"
+
 #include <fcntl.h>
 
 #include <openssl/ssl.h>
@@ -37,49 +39,13 @@ struct Endpoint {
 };
 
 Result<Endpoint> parse_endpoint(const std::string& text) {
+  auto n = dmscore::detail::parse_net_endpoint(text, "https", "endpoint");
+  if (!n.ok()) return n.status();
   Endpoint e;
   e.text = text;
-  std::string_view rest = text;
-  if (rest.rfind("https://", 0) == 0) {
-    rest.remove_prefix(8);
-  } else if (rest.rfind("http://", 0) == 0) {
-    rest.remove_prefix(7);
-    e.tls = false;
-  } else if (rest.find("://") != std::string_view::npos) {
-    return Status::InvalidArgument("endpoint: unsupported scheme in '" + text +
-                                   "' (use https:// or http://)");
-  }
-  while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.empty() || rest.find('/') != std::string_view::npos)
-    return Status::InvalidArgument("endpoint: expected [https://]host[:port], got '" + text + "'");
-  std::string_view host = rest, port;
-  if (rest.front() == '[') {  // [v6]:port
-    auto close = rest.find(']');
-    if (close == std::string_view::npos)
-      return Status::InvalidArgument("endpoint: unclosed '[' in '" + text + "'");
-    host = rest.substr(1, close - 1);
-    std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':')
-        return Status::InvalidArgument("endpoint: junk after ']' in '" + text + "'");
-      port = after.substr(1);
-    }
-  } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  if (host.empty()) return Status::InvalidArgument("endpoint: no host in '" + text + "'");
-  for (char c : host) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@')
-      return Status::InvalidArgument("endpoint: bad character in host of '" + text + "'");
-  }
-  if (port.empty()) port = e.tls ? "443" : "80";
-  if (port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535)
-    return Status::InvalidArgument("endpoint: bad port in '" + text + "'");
-  e.host = std::string(host);
-  e.port = std::string(port);
+  e.tls = n->tls();
+  e.host = n->host;
+  e.port = std::to_string(n->port);
   return e;
 }
 

@@ -16,7 +16,8 @@
 #include <thread>
 
 #include "dmscore/http/router.hpp"
-#include "call_scope.hpp"
+#include "base/call_scope.hpp"
+#include "base/endpoint.hpp"
 #include "dmscore/service.hpp"
 
 namespace dmscore::http {
@@ -490,6 +491,14 @@ void Server::stop() {
   sh.blocking.join();
   sh.clusters.pool.join();
   sh.logins.pool.join();
+}
+
+Status set_listen_address(ServerOptions& options, std::string_view text) {
+  auto e = dmscore::detail::parse_listen_address(text, "listen");
+  if (!e.ok()) return e.status();
+  options.address = e->host;
+  options.port = e->port;
+  return Status::Ok();
 }
 
 std::uint16_t Server::port() const { return impl_->port; }

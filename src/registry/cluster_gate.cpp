@@ -1,6 +1,6 @@
-#include "cluster_gate.hpp"
+#include "registry/cluster_gate.hpp"
 
-#include "call_scope.hpp"
+#include "base/call_scope.hpp"
 
 namespace dmscore::detail {
 

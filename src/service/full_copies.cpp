@@ -1,4 +1,4 @@
-#include "full_copies.hpp"
+#include "service/full_copies.hpp"
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -6,11 +6,11 @@
 #include <optional>
 #include <set>
 
-#include "codec.hpp"
-#include "copy_options.hpp"
+#include "base/codec.hpp"
+#include "copy/copy_options.hpp"
 #include "dmscore/copy.hpp"
 #include "dmscore/service.hpp"
-#include "util.hpp"
+#include "base/util.hpp"
 
 namespace dmscore {
 

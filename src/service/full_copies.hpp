@@ -13,7 +13,7 @@
 #include "dmscore/options.hpp"
 #include "dmscore/store.hpp"
 #include "dmscore/workflow.hpp"
-#include "groups.hpp"
+#include "service/groups.hpp"
 
 namespace dmscore::detail {
 

@@ -1,4 +1,4 @@
-#include "groups.hpp"
+#include "service/groups.hpp"
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -7,10 +7,10 @@
 #include <optional>
 #include <set>
 
-#include "codec.hpp"
+#include "base/codec.hpp"
 #include "dmscore/service.hpp"
-#include "hook.hpp"
-#include "util.hpp"
+#include "base/hook.hpp"
+#include "base/util.hpp"
 
 namespace dmscore {
 

@@ -14,7 +14,7 @@
 #include "dmscore/options.hpp"
 #include "dmscore/store.hpp"
 #include "dmscore/workflow.hpp"
-#include "write_fence.hpp"
+#include "service/write_fence.hpp"
 
 namespace dmscore::detail {
 

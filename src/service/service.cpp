@@ -18,18 +18,19 @@
 #include <thread>
 #include <tuple>
 
-#include "call_scope.hpp"
-#include "cluster_gate.hpp"
-#include "codec.hpp"
-#include "copy_options.hpp"
+#include "base/call_scope.hpp"
+#include "registry/cluster_gate.hpp"
+#include "base/codec.hpp"
+#include "copy/copy_options.hpp"
 #include "dmscore/lightbits_backend.hpp"
 #include "dmscore/local_backend.hpp"
 #include "dmscore/store.hpp"
-#include "file_io.hpp"
-#include "full_copies.hpp"
-#include "groups.hpp"
-#include "store_cache.hpp"
-#include "util.hpp"
+#include "copy/file_io.hpp"
+#include "service/full_copies.hpp"
+#include "service/groups.hpp"
+#include "store/store_cache.hpp"
+#include "base/endpoint.hpp"
+#include "base/util.hpp"
 
 namespace dmscore {
 
@@ -79,16 +80,11 @@ Result<std::optional<std::string>> local_cluster_dir(const std::string& endpoint
 
 // "https://host:port" for a Lightbits endpoint given as host[:port] or https://host[:port].
 Result<std::string> lightbits_endpoint(const std::string& endpoint) {
-  std::string rest = endpoint;
-  if (rest.rfind("https://", 0) == 0)
-    rest = rest.substr(8);
-  else if (rest.find("://") != std::string::npos)
+  auto e = detail::parse_net_endpoint(endpoint, "https", "apiEndpoint");
+  if (!e.ok()) return e.status();
+  if (!e->tls())
     return Status::InvalidArgument("apiEndpoint: use file:///dir, host:port or https://host:port");
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.empty() || rest.find_first_of("/?#@ ") != std::string::npos)
-    return Status::InvalidArgument("apiEndpoint: expected host:port, got '" + endpoint + "'");
-  if (rest.find(':') == std::string::npos || rest.back() == ']') rest += ":443";
-  return "https://" + rest;
+  return e->url();
 }
 
 namespace {
@@ -342,10 +338,14 @@ struct Service::Impl {
                                         const std::vector<std::string>& reported) const {
     std::vector<std::string> out{endpoint};
     for (const auto& e : reported) {
-      if (e == endpoint || "https://" + e == endpoint) continue;
-      const auto scheme = e.find("://");
-      if (scheme != std::string::npos && e.compare(0, scheme, "https") != 0 &&
-          !options.cluster_allow_plain_http) {
+      auto parsed = detail::parse_net_endpoint(e, "https", "apiEndpoints");
+      if (!parsed.ok()) {
+        options.log("ignoring the endpoint " + e.substr(0, 256) + " that cluster at " + endpoint +
+                    " reports: " + parsed.status().message());
+        continue;
+      }
+      if (parsed->url() == endpoint) continue;
+      if (!parsed->tls() && !options.cluster_allow_plain_http) {
         options.log("ignoring the endpoint " + e.substr(0, 256) + " that cluster at " + endpoint +
                     " reports: the service's token would travel in the clear");
         continue;

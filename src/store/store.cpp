@@ -17,7 +17,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "schema.hpp"
+#include "store/schema.hpp"
 
 namespace dmscore {
 

@@ -1,6 +1,6 @@
 #include "dmscore/clone.hpp"
 
-#include "codec.hpp"
+#include "base/codec.hpp"
 #include "dmscore/backend.hpp"
 
 namespace dmscore {

@@ -6,7 +6,7 @@
 # 1. Installs the pinned node packages (npm ci) into WORKDIR/npm, from package.json and
 #    package-lock.json of this directory; the source tree is not written. An install whose lock
 #    file is unchanged is reused.
-# 2. Lists the routes src/http/router.cpp registers and validates docs/openapi.json with them
+# 2. Lists the routes src/http/routes/*.cpp register and validates docs/openapi.json with them
 #    (validate.mjs): a route added to the router and not documented fails, and so does a
 #    documented route the router does not serve.
 # 3. Starts `DMSCTL_BINARY serve` on a free loopback port with a fresh data directory (and, when
@@ -26,7 +26,7 @@ work=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 spec="$root/docs/openapi.json"
-router="$root/src/http/router.cpp"
+router="$root/src/http/routes"
 
 [ -x "$dmsctl" ] || { echo "run.sh: $dmsctl is not an executable" >&2; exit 2; }
 command -v node >/dev/null || { echo "run.sh: node is not installed" >&2; exit 1; }

@@ -6,8 +6,8 @@
 //       FILE   the routes the server serves, one "METHOD /path/{param}" per line ('#' comments and
 //              blank lines are ignored). Every route must be documented, and every documented
 //              operation must be in the list.
-//   node validate.mjs --print-router-routes ROUTER_CPP
-//       Prints the routes src/http/router.cpp registers, in the --routes format, and fails when an
+//   node validate.mjs --print-router-routes SRC_HTTP_DIR
+//       Prints the routes src/http (router.cpp, routes/*.cpp) registers, in the --routes format, and fails when an
 //       add(...) call cannot be understood (so a new way of registering routes is never skipped).
 //
 // Besides SwaggerParser.validate() (OpenAPI 3.0 schema and $ref checks), it checks what the
@@ -16,6 +16,7 @@
 // Exits 0 when everything holds, 1 with the reasons otherwise, 2 on bad usage.
 
 import fs from "node:fs";
+import path from "node:path";
 import SwaggerParser from "@apidevtools/swagger-parser";
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -103,7 +104,17 @@ function topLevel(expr, ch) {
   return -1;
 }
 
-export function routerRoutes(file) {
+// The routes the sources under `dir` (src/http: router.cpp and routes/*.cpp) register.
+export function routerRoutes(dir) {
+  const files = fs.statSync(dir).isDirectory()
+    ? fs.readdirSync(dir, { recursive: true }).filter((f) => f.endsWith(".cpp")).map((f) => path.join(dir, f))
+    : [dir];
+  const all = files.flatMap((f) => routesOfFile(f));
+  if (all.length < 5) throw new Error(`only ${all.length} routes found in ${dir}; is this src/http?`);
+  return [...new Set(all)].sort();
+}
+
+function routesOfFile(file) {
   const raw = fs.readFileSync(file, "utf8");
   // Comments out, strings kept.
   const src = raw.replace(/\/\/[^\n]*|\/\*[\s\S]*?\*\//g, (m) => (m.startsWith("//") ? "" : " "));
@@ -128,8 +139,7 @@ export function routerRoutes(file) {
       }
     }
   }
-  if (routes.length < 5) throw new Error(`only ${routes.length} routes found in ${file}; is this router.cpp?`);
-  return [...new Set(routes)].sort();
+  return routes;
 }
 
 function readRoutes(file) {

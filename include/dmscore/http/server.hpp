@@ -83,6 +83,10 @@ struct ServerOptions {
   std::function<void(std::string_view)> log;
 };
 
+// Parses "ADDR:PORT" or "[v6]:PORT" (port 0: any) into `options.address` and `options.port`.
+// INVALID_ARGUMENT "listen: ..." for anything else.
+Status set_listen_address(ServerOptions& options, std::string_view address_and_port);
+
 class Server {
  public:
   // Binds and listens. INVALID_ARGUMENT for bad options (plain HTTP on a non-loopback address

@@ -1,0 +1,45 @@
+// Workflows: list, get, cancel.
+#include "http/route_table.hpp"
+
+namespace dmscore::http::routing {
+
+void add_workflow_routes(RouteTable& add, Service& svc) {
+  add("GET", "/api/v1/workflows", [&svc](Call& c) -> R {
+    if (Status s = check_query(c.params, {"pageSize", "nextPageToken", "state", "type"}); !s.ok())
+      return s;
+    auto n = page_size(c.params);
+    if (!n.ok()) return n.status();
+    ListWorkflowsRequest lr;
+    lr.page_size = *n;
+    lr.page_token = query(c.params, "nextPageToken");
+    if (auto st = query(c.params, "state"); !st.empty()) {
+      auto parsed = parse_workflow_state(st);
+      if (!parsed.ok()) return parsed.status();
+      lr.state = *parsed;
+    }
+    lr.type = query(c.params, "type");
+    if (lr.type.size() > 64) return Status::InvalidArgument("type: unknown workflow type");
+    auto page = svc.list_workflows(lr);
+    if (!page.ok()) return page.status();
+    json::array a;
+    for (auto& w : page->workflows) a.push_back(http::detail::to_json(w));
+    return json::value(
+        json::object{{"workflows", std::move(a)}, {"nextPageToken", page->next_page_token}});
+  });
+  add("GET", "/api/v1/workflows/{workflowId}", [&svc](Call& c) -> R {
+    auto w = svc.get_workflow(c.params.path["workflowId"]);
+    if (!w.ok()) return w.status();
+    return json::value(json::object{{"workflow", http::detail::to_json(*w)}});
+  });
+  add("POST", "/api/v1/workflows/{workflowId}/cancel", [&svc](Call& c) -> R {
+    auto body = parse_body(c.req, true);
+    if (!body.ok()) return body.status();
+    ObjectReader o(*body, "");
+    if (Status s = o.finish(); !s.ok()) return s;
+    if (Status s = svc.cancel_workflow(c.params.path["workflowId"]); !s.ok()) return s;
+    return json::value(ok_body());
+  });
+  add.calls_clusters();
+}
+
+}  // namespace dmscore::http::routing
