@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/codec.hpp"
+#include "workflows/volume_copy.hpp"
 #include "copy/copy_options.hpp"
 #include "dmscore/copy.hpp"
 #include "dmscore/service.hpp"
@@ -119,33 +120,11 @@ std::string target_name(const std::string& prefix, const std::string& volume_nam
   return n.size() <= 256 && !volume_name.empty() ? n : prefix + "-" + std::to_string(position + 1);
 }
 
-// One volume a workflow copies: from a snapshot (or, for a restore, a volume) into a volume.
-struct Item {
-  std::string src_cluster;
-  std::string src_project;
-  std::string src_snapshot_id;  // or:
-  std::string src_volume_id;
-  std::string dst_cluster;
-  std::string dst_project;
-  std::string dst_name;
-  std::string dst_volume_id;  // empty until made
-  std::uint64_t size = 0;
-  int replica = 1;
-  int sector_size = 4096;
-  bool compression = false;
-};
-
-// The checkpoint of a multi-volume copy: "<item>:<offset>".
-std::pair<std::size_t, std::uint64_t> parse_cursor(const std::string& cp) {
-  auto colon = cp.find(':');
-  if (cp.empty() || colon == std::string::npos) return {0, 0};
-  return {std::stoull(cp.substr(0, colon)), std::stoull(cp.substr(colon + 1))};
-}
-
 }  // namespace
 
 struct FullCopies::Impl {
   Deps deps;
+  VolumeCopy pipeline;
   // One group snapshot is taken at a time on behalf of copies, so the copies of one request
   // that share it do not take it twice.
   std::mutex take_mu;
@@ -264,176 +243,6 @@ struct FullCopies::Impl {
 
   // ---- shared by copies and group thick clones ----
 
-  // Makes every item's destination volume, held in Creating; `made(i, id)` records one
-  // durably. A resumed run adopts a held volume of the planned name it was creating.
-  Status create_targets(StepContext& c, std::vector<Item>& items,
-                        const std::function<Status(std::size_t, const std::string&)>& made) {
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      Item& it = items[i];
-      if (c.should_stop()) return Status::Cancelled("stopped");
-      c.report_progress({static_cast<int>(i * 5 / items.size()), "create", 0, 0, 0});
-      if (it.dst_volume_id.empty()) {
-        auto dst = backend_locked(it.dst_cluster);
-        if (!dst.ok()) return dst.status();
-        const std::string mark = "creating" + std::to_string(i);
-        std::string id;
-        if (c.var(mark) == "1") {
-          auto v = (*dst)->find_volume(it.dst_project, it.dst_name);
-          if (v.ok() && v->state == VolumeState::kCreating &&
-              detail::made_by(v->labels, c.workflow_id()))
-            id = v->id;
-        }
-        if (id.empty()) {
-          c.set_var(mark, "1");
-          if (Status s = c.save_checkpoint("create:" + std::to_string(i)); !s.ok()) return s;
-          CreateVolumeRequest cv;
-          cv.project_name = it.dst_project;
-          cv.name = it.dst_name;
-          cv.size = it.size;
-          cv.replica_count = it.replica;
-          cv.sector_size = it.sector_size;
-          cv.compression = it.compression;
-          cv.hold_in_creating = true;
-          cv.labels[kOwnerLabel] = c.workflow_id();
-          auto v = (*dst)->create_volume(cv);
-          if (!v.ok())
-            return v.status().with_prefix("volume " + std::to_string(i + 1) + " (" + it.dst_name +
-                                          ")");
-          id = v->id;
-        }
-        if (Status s = made(i, id); !s.ok()) return s;
-        it.dst_volume_id = id;
-      }
-      if (Status s = c.add_resource("volume:" + it.dst_volume_id); !s.ok()) return s;
-    }
-    return Status::Ok();
-  }
-
-  // Deletes what create_targets made (the recorded ids, or a held volume of the planned name
-  // it was creating).
-  Status delete_targets(StepContext& c, const std::vector<Item>& items) {
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const Item& it = items[i];
-      auto dst = backend_locked(it.dst_cluster);
-      if (!dst.ok()) {
-        if (dst.status().is_not_found()) continue;
-        return dst.status();
-      }
-      std::string id = it.dst_volume_id;
-      if (id.empty()) {
-        if (c.var("creating" + std::to_string(i)) != "1") continue;
-        auto v = (*dst)->find_volume(it.dst_project, it.dst_name);
-        if (!v.ok() || !detail::made_by(v->labels, c.workflow_id())) continue;
-        id = v->id;
-      }
-      Status s = (*dst)->delete_volume(it.dst_project, id);
-      if (!s.ok() && !s.is_not_found()) return s;
-    }
-    return Status::Ok();
-  }
-
-  // Copies every item from the checkpoint on. `fresh_targets`: destinations were created by
-  // this workflow and read as zero until copied into.
-  Status copy_items(StepContext& c, const std::vector<Item>& items, bool fresh_targets,
-                    const char* stage, int from_pct, int to_pct) {
-    auto [first, start] = parse_cursor(c.checkpoint());
-    std::uint64_t total = 0, before = 0;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      total += items[i].size;
-      if (i < first) before += items[i].size;
-    }
-    for (std::size_t i = first; i < items.size(); ++i) {
-      const Item& it = items[i];
-      const std::uint64_t from = i == first ? start : 0;
-      if (i != first || from == 0) {
-        if (Status s = c.save_checkpoint(std::to_string(i) + ":0"); !s.ok()) return s;
-      }
-      auto src = backend_locked(it.src_cluster);
-      if (!src.ok()) return src.status();
-      auto dst = backend_locked(it.dst_cluster);
-      if (!dst.ok()) return dst.status();
-      auto source = it.src_snapshot_id.empty()
-                        ? (*src)->open_volume_data(it.src_project, it.src_volume_id)
-                        : (*src)->open_snapshot_data(it.src_project, it.src_snapshot_id);
-      if (!source.ok()) return source.status().with_prefix("volume " + std::to_string(i + 1));
-      const bool fresh = fresh_targets && from == 0 && !(i == first && c.resumed());
-      auto sink = (*dst)->open_volume_sink(it.dst_project, it.dst_volume_id, fresh);
-      if (!sink.ok()) return sink.status().with_prefix("volume " + std::to_string(i + 1));
-      CopyOptions co = service_copy_options(*deps.options, deps.env, (*source)->size());
-      BlockSink& out = **sink;
-      auto last_checkpoint = deps.env->steady_now();
-      std::uint64_t counted = 0;
-      auto stats = CopyEngine(co).copy(
-          **source, out, from, [&c] { return c.should_stop(); },
-          [&](const CopyProgress& p) -> Status {
-            *deps.copy_bytes += p.data_bytes_copied - counted;
-            counted = p.data_bytes_copied;
-            const std::uint64_t done = before + p.bytes_done;
-            const int pct =
-                from_pct + (total ? static_cast<int>(done * (to_pct - from_pct) / total) : 0);
-            c.report_progress({pct, stage, done, total, p.bytes_per_second});
-            auto now = deps.env->steady_now();
-            if (p.watermark < p.bytes_total &&
-                now - last_checkpoint >= deps.options->progress_persist_interval) {
-              last_checkpoint = now;
-              // The data below the watermark must be durable before it is recorded.
-              if (Status s = out.sync(); !s.ok()) return s;
-              return c.save_checkpoint(std::to_string(i) + ":" + std::to_string(p.watermark));
-            }
-            return Status::Ok();
-          });
-      if (!stats.ok()) {
-        if (stats.status().code() == Code::kCancelled) return stats.status();
-        return stats.status().with_prefix("volume " + std::to_string(i + 1));
-      }
-      // Durable before the next item's checkpoint says this one is done.
-      if (Status s = out.sync(); !s.ok()) return s;
-      before += it.size;
-    }
-    return c.save_checkpoint(std::to_string(items.size()) + ":0");
-  }
-
-  Status verify_items(StepContext& c, const std::vector<Item>& items) {
-    std::uint64_t total = 0, before = 0;
-    for (const auto& it : items) total += it.size;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const Item& it = items[i];
-      auto src = backend_locked(it.src_cluster);
-      if (!src.ok()) return src.status();
-      auto dst = backend_locked(it.dst_cluster);
-      if (!dst.ok()) return dst.status();
-      auto a = (*src)->open_snapshot_data(it.src_project, it.src_snapshot_id);
-      if (!a.ok()) return a.status();
-      auto b = (*dst)->open_volume_data(it.dst_project, it.dst_volume_id);
-      if (!b.ok()) return b.status();
-      CopyOptions co = service_copy_options(*deps.options, deps.env, (*a)->size(), false);
-      Status s = CopyEngine(co).verify(
-          **a, **b, [&c] { return c.should_stop(); },
-          [&](const CopyProgress& p) -> Status {
-            const std::uint64_t done = before + p.bytes_done;
-            c.report_progress({90 + (total ? static_cast<int>(done * 9 / total) : 9), "verify",
-                               done, total, p.bytes_per_second});
-            return Status::Ok();
-          });
-      if (s.code() == Code::kDataLoss)
-        return Status::DataLoss("verifyClone: volume " + std::to_string(i + 1) + ": " +
-                                s.message());
-      if (!s.ok()) return s;
-      before += it.size;
-    }
-    return Status::Ok();
-  }
-
-  Status mark_available(const std::vector<Item>& items) {
-    for (const auto& it : items) {
-      auto dst = backend_locked(it.dst_cluster);
-      if (!dst.ok()) return dst.status();
-      if (Status s = (*dst)->mark_volume_available(it.dst_project, it.dst_volume_id); !s.ok())
-        return s;
-    }
-    return Status::Ok();
-  }
-
   // ---- copies ----
 
   struct Job {
@@ -469,16 +278,16 @@ struct FullCopies::Impl {
   }
 
   // Copy `j`'s volumes as items: from the group snapshot's member snapshots into the copy.
-  Result<std::vector<Item>> copy_items_of(const Job& j, bool with_sources) const {
+  Result<std::vector<CopyItem>> copy_items_of(const Job& j, bool with_sources) const {
     std::optional<CgSnapshot> snap;
     if (with_sources) {
       auto s = deps.groups->get_cg_snapshot(j.cg_snapshot_id);
       if (!s.ok()) return s.status();
       snap = std::move(s).value();
     }
-    std::vector<Item> items;
+    std::vector<CopyItem> items;
     for (const auto& v : j.copy.volumes) {
-      Item it;
+      CopyItem it;
       it.src_cluster = j.group_cluster;
       it.src_project = j.group_project;
       if (snap) {
@@ -526,7 +335,7 @@ struct FullCopies::Impl {
       it.sector_size = v->sector_size;
       it.compression = v->compression;
     }
-    Status s = create_targets(c, *items, [&](std::size_t i, const std::string& id) {
+    Status s = pipeline.create_targets(c, *items, [&](std::size_t i, const std::string& id) {
       return deps.store->transact([&](Txn& t) {
         return t
             .exec(
@@ -546,7 +355,7 @@ struct FullCopies::Impl {
     if (!j.ok()) return j.status().is_not_found() ? Status::Ok() : j.status();
     auto items = copy_items_of(*j, false);
     if (!items.ok()) return items.status();
-    if (Status s = delete_targets(c, *items); !s.ok()) return s;
+    if (Status s = pipeline.delete_targets(c, *items); !s.ok()) return s;
     return end_in_error(c, *j, "UPDATE full_copy_volumes SET volume_id = ''");
   }
 
@@ -594,7 +403,7 @@ struct FullCopies::Impl {
     if (j->cg_snapshot_id.empty()) return Status::Ok();
     auto items = copy_items_of(*j, true);
     if (!items.ok()) return failing(*j, items.status());
-    return failing(*j, copy_items(c, *items, fresh_targets, "copy", 10, 99));
+    return failing(*j, pipeline.copy(c, *items, fresh_targets, "copy", 10, 99));
   }
 
   Status finalize_step(StepContext& c) {
@@ -602,7 +411,7 @@ struct FullCopies::Impl {
     if (!j.ok()) return j.status();
     auto items = copy_items_of(*j, false);
     if (!items.ok()) return failing(*j, items.status());
-    if (Status s = mark_available(*items); !s.ok()) return failing(*j, s);
+    if (Status s = pipeline.make_available(*items); !s.ok()) return failing(*j, s);
     const bool inactive = j->cg_snapshot_id.empty();
     const std::string previous = j->copy.cg_snapshot_id;
     Status s = set_copy(j->set.id, j->copy.index,
@@ -628,10 +437,10 @@ struct FullCopies::Impl {
   Status restore_step(StepContext& c) {
     auto j = load_job(c);
     if (!j.ok()) return j.status();
-    std::vector<Item> items;
+    std::vector<CopyItem> items;
     std::vector<std::string> sources;
     for (const auto& v : j->copy.volumes) {
-      Item it;
+      CopyItem it;
       it.src_cluster = j->set.cluster_id;
       it.src_project = j->set.project_name;
       it.src_volume_id = v.volume_id;
@@ -645,7 +454,7 @@ struct FullCopies::Impl {
     Status held =
         deps.groups->begin_restore(j->set.consistency_group_id, j->group_cluster, sources);
     if (!held.ok()) return failing(*j, held);
-    Status s = copy_items(c, items, false, "restore", 0, 99);
+    Status s = pipeline.copy(c, items, false, "restore", 0, 99);
     deps.groups->end_restore(j->set.consistency_group_id, j->group_cluster, sources);
     if (!s.ok()) return failing(*j, s);
     s = set_copy(j->set.id, j->copy.index, "status = 'synchronized', message = ''", {});
@@ -713,15 +522,15 @@ struct FullCopies::Impl {
     return j;
   }
 
-  Result<std::vector<Item>> clone_items(StepContext& c, const CloneJob& j) const {
+  Result<std::vector<CopyItem>> clone_items(StepContext& c, const CloneJob& j) const {
     auto g = deps.groups->get(j.group_id);
     if (!g.ok()) return g.status();
     auto src = backend_locked(j.snap.cluster_id);
     if (!src.ok()) return src.status();
-    std::vector<Item> items;
+    std::vector<CopyItem> items;
     for (std::size_t i = 0; i < j.snap.members.size(); ++i) {
       const auto& m = j.snap.members[i];
-      Item it;
+      CopyItem it;
       it.src_cluster = j.snap.cluster_id;
       it.src_project = j.snap.project_name;
       it.src_snapshot_id = m.snapshot_id;
@@ -769,7 +578,7 @@ struct FullCopies::Impl {
     auto items = clone_items(c, *j);
     if (!items.ok()) return clone_failing(j->group_id, items.status());
     return clone_failing(j->group_id,
-                         create_targets(c, *items, [&c](std::size_t i, const std::string& id) {
+                         pipeline.create_targets(c, *items, [&c](std::size_t i, const std::string& id) {
                            c.set_var("vol" + std::to_string(i), id);
                            return c.save_checkpoint("made:" + std::to_string(i));
                          }));
@@ -785,7 +594,7 @@ struct FullCopies::Impl {
     if (j.ok()) {
       auto items = clone_items(c, *j);
       if (items.ok()) {
-        if (Status s = delete_targets(c, *items); !s.ok()) return s;
+        if (Status s = pipeline.delete_targets(c, *items); !s.ok()) return s;
       }
     }
     return gid.empty()
@@ -798,7 +607,7 @@ struct FullCopies::Impl {
     if (!j.ok()) return j.status();
     auto items = clone_items(c, *j);
     if (!items.ok()) return clone_failing(j->group_id, items.status());
-    return clone_failing(j->group_id, copy_items(c, *items, true, "copy", 5, j->verify ? 90 : 99));
+    return clone_failing(j->group_id, pipeline.copy(c, *items, true, "copy", 5, j->verify ? 90 : 99));
   }
 
   Status clone_verify_step(StepContext& c) {
@@ -807,7 +616,7 @@ struct FullCopies::Impl {
     if (!j->verify) return Status::Ok();
     auto items = clone_items(c, *j);
     if (!items.ok()) return clone_failing(j->group_id, items.status());
-    return clone_failing(j->group_id, verify_items(c, *items));
+    return clone_failing(j->group_id, pipeline.verify(c, *items));
   }
 
   Status clone_finalize_step(StepContext& c) {
@@ -815,7 +624,7 @@ struct FullCopies::Impl {
     if (!j.ok()) return j.status();
     auto items = clone_items(c, *j);
     if (!items.ok()) return clone_failing(j->group_id, items.status());
-    if (Status s = mark_available(*items); !s.ok()) return clone_failing(j->group_id, s);
+    if (Status s = pipeline.make_available(*items); !s.ok()) return clone_failing(j->group_id, s);
     Status s = deps.store->transact([&](Txn& t) -> Status {
       auto row = t.query_one("SELECT status, cluster_id FROM consistency_groups WHERE id = ?",
                              {j->group_id});
@@ -871,7 +680,25 @@ struct FullCopies::Impl {
   }
 };
 
-FullCopies::FullCopies(Deps deps) : impl_(new Impl{std::move(deps), {}}) {}
+namespace {
+
+VolumeCopy::Deps pipeline_deps(const FullCopies::Deps& d) {
+  VolumeCopy::Deps p;
+  p.options = d.options;
+  p.env = d.env;
+  p.backend = [mu = d.registry_mu, backend = d.backend](const std::string& cluster_id) {
+    std::shared_lock lock(*mu);
+    return backend(cluster_id, "clusterId");
+  };
+  p.copy_bytes = d.copy_bytes;
+  p.verify_bytes = d.verify_bytes;
+  return p;
+}
+
+}  // namespace
+
+FullCopies::FullCopies(Deps deps)
+    : impl_(new Impl{deps, VolumeCopy(pipeline_deps(deps)), {}}) {}
 FullCopies::~FullCopies() = default;
 
 void FullCopies::register_workflows() {

@@ -22,8 +22,9 @@ class FullCopies {
   // The groups' dependencies (auth unused) and the groups themselves.
   struct Deps : Groups::Deps {
     Groups* groups = nullptr;
-    // Data bytes written into destinations (the service's copy counter).
+    // The service's counters: data bytes written into destinations, bytes compared.
     std::atomic<std::uint64_t>* copy_bytes = nullptr;
+    std::atomic<std::uint64_t>* verify_bytes = nullptr;
   };
 
   explicit FullCopies(Deps deps);

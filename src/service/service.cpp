@@ -31,6 +31,7 @@
 #include "store/store_cache.hpp"
 #include "base/endpoint.hpp"
 #include "base/util.hpp"
+#include "workflows/volume_copy.hpp"
 
 namespace dmscore {
 
@@ -686,13 +687,28 @@ struct Service::Impl {
         {kRepairCluster, {{"repair", [this](StepContext& c) { return repair_step(c); }}}});
   }
 
-  void register_clone_workflows();
+  Status register_clone_workflows();
+  Status finalize_snapshot_clone(
+      StepContext& c, const std::function<Result<ThickCloneRequest>(StepContext&)>& load);
   Result<std::string> submit_clone(const ThickCloneRequest& req, bool snapshot);
+
+  // The volume-copy pipeline of thick clones (full copies have their own instance).
+  std::unique_ptr<detail::VolumeCopy> pipeline;
+
+  void make_pipeline() {
+    detail::VolumeCopy::Deps d;
+    d.options = &options;
+    d.env = env;
+    d.backend = [this](const std::string& cid) { return backend_locked(cid); };
+    d.copy_bytes = &copy_bytes;
+    d.verify_bytes = &verify_bytes;
+    pipeline = std::make_unique<detail::VolumeCopy>(std::move(d));
+  }
 };
 
 // ---- thick clones ----
 
-void Service::Impl::register_clone_workflows() {
+Status Service::Impl::register_clone_workflows() {
   auto load = [](StepContext& c) -> Result<ThickCloneRequest> {
     auto v = detail::parse_json(c.request());
     if (!v.ok()) return v.status();
@@ -701,6 +717,28 @@ void Service::Impl::register_clone_workflows() {
 
   for (bool snapshot_clone : {false, true}) {
     WorkflowType type{snapshot_clone ? kThickCloneSnapshot : kThickCloneVolume, {}};
+
+    // What the clone copies, as the pipeline sees it: the source snapshot into the destination
+    // volume (the destination itself, or a hidden one for a snapshot clone).
+    auto item_of = [snapshot_clone](StepContext& c,
+                                    const ThickCloneRequest& r) -> std::vector<detail::CopyItem> {
+      // A clone of an earlier release marked its intent as "creating".
+      if (c.var("creating") == "1" && c.var("creating0").empty()) c.set_var("creating0", "1");
+      detail::CopyItem it;
+      it.src_cluster = r.src.cluster_id;
+      it.src_project = r.src.project_name;
+      it.src_snapshot_id = r.src.snap_id;
+      it.dst_cluster = r.dst.cluster_id;
+      it.dst_project = c.var("dstProject");
+      it.dst_name = snapshot_clone ? "dms-tmp-" + c.workflow_id() : r.dst.name;
+      it.dst_volume_id = c.var("dstVolumeId");
+      const std::string size = c.var("dstSize");
+      it.size = size.empty() ? 0 : std::stoull(size);
+      it.replica = c.var("replica").empty() ? 1 : std::stoi(c.var("replica"));
+      it.sector_size = c.var("sectorSize").empty() ? 4096 : std::stoi(c.var("sectorSize"));
+      it.compression = c.var("compression") == "1";
+      return {it};
+    };
 
     type.steps.push_back(
         {"resolve-source", [this, load](StepContext& c) -> Status {
@@ -728,155 +766,48 @@ void Service::Impl::register_clone_workflows() {
            return Status::Ok();
          }});
 
-    // The volume the data is copied into: the destination itself, or a hidden one for a
-    // snapshot clone.
-    auto dst_volume_name = [snapshot_clone](StepContext& c, const ThickCloneRequest& r) {
-      return snapshot_clone ? "dms-tmp-" + c.workflow_id() : r.dst.name;
-    };
+    type.steps.push_back(
+        {"create-destination",
+         [this, load, item_of](StepContext& c) -> Status {
+           auto req = load(c);
+           if (!req.ok()) return req.status();
+           if (c.var("dstProject").empty()) return Status::Ok();
+           auto items = item_of(c, *req);
+           Status s = pipeline->create_targets(c, items, [&c](std::size_t, const std::string& id) {
+             c.set_var("dstVolumeId", id);
+             return Status::Ok();
+           });
+           return s.code() == Code::kAlreadyExists ? s.with_prefix("dst.name") : s;
+         },
+         [this, load, item_of](StepContext& c) -> Status {
+           auto req = load(c);
+           if (!req.ok()) return req.status();
+           if (c.var("dstProject").empty()) return Status::Ok();
+           auto dst = backend_locked(req->dst.cluster_id);
+           if (!dst.ok()) return dst.status().code() == Code::kNotFound ? Status::Ok() : dst.status();
+           return pipeline->delete_targets(c, item_of(c, *req));
+         }});
 
-    auto delete_dst_volume = [this, load, dst_volume_name](StepContext& c) -> Status {
-      auto req = load(c);
-      if (!req.ok()) return req.status();
-      auto dst = backend_locked(req->dst.cluster_id);
-      if (!dst.ok()) return dst.status().code() == Code::kNotFound ? Status::Ok() : dst.status();
-      std::string project = c.var("dstProject");
-      if (project.empty()) return Status::Ok();
-      std::string id = c.var("dstVolumeId");
-      if (id.empty()) {
-        // Interrupted between creating it and recording its id: the volume of that name is
-        // ours only if its owner label says this workflow made it (a racing clone or a user
-        // may have made one of that name).
-        if (c.var("creating") != "1") return Status::Ok();
-        auto v = (*dst)->find_volume(project, dst_volume_name(c, *req));
-        if (!v.ok() || !detail::made_by(v->labels, c.workflow_id())) return Status::Ok();
-        id = v->id;
-      }
-      Status s = (*dst)->delete_volume(project, id);
-      return s.is_not_found() ? Status::Ok() : s;
-    };
-
-    type.steps.push_back({"create-destination",
-                          [this, load, dst_volume_name](StepContext& c) -> Status {
+    type.steps.push_back({"copy", [this, load, item_of](StepContext& c) -> Status {
                             auto req = load(c);
                             if (!req.ok()) return req.status();
-                            auto dst = backend_locked(req->dst.cluster_id);
-                            if (!dst.ok()) return dst.status();
-                            const std::string project = c.var("dstProject");
-                            const std::string name = dst_volume_name(c, *req);
-                            if (c.var("creating") ==
-                                "1") {  // resumed: adopt the volume we were creating
-                              auto v = (*dst)->find_volume(project, name);
-                              if (v.ok() && v->state == VolumeState::kCreating &&
-                                  detail::made_by(v->labels, c.workflow_id())) {
-                                c.set_var("dstVolumeId", v->id);
-                                return c.add_resource("volume:" + v->id);
-                              }
-                            }
-                            c.set_var("creating", "1");
-                            if (Status s = c.save_checkpoint("creating"); !s.ok()) return s;
-                            CreateVolumeRequest cv;
-                            cv.project_name = project;
-                            cv.name = name;
-                            cv.size = std::stoull(c.var("dstSize"));
-                            cv.replica_count = std::stoi(c.var("replica"));
-                            cv.sector_size = std::stoi(c.var("sectorSize"));
-                            cv.compression = c.var("compression") == "1";
-                            cv.hold_in_creating = true;
-                            cv.labels[kOwnerLabel] = c.workflow_id();
-                            auto v = (*dst)->create_volume(cv);
-                            if (!v.ok()) {
-                              if (v.status().code() == Code::kAlreadyExists)
-                                return v.status().with_prefix("dst.name");
-                              return v.status();
-                            }
-                            c.set_var("dstVolumeId", v->id);
-                            return c.add_resource("volume:" + v->id);
-                          },
-                          delete_dst_volume});
+                            return pipeline->copy(c, item_of(c, *req), true, "copy", 0,
+                                                 req->verify_clone ? 90 : 99);
+                          }});
 
-    type.steps.push_back(
-        {"copy", [this, load](StepContext& c) -> Status {
-           auto req = load(c);
-           if (!req.ok()) return req.status();
-           auto src = backend_locked(req->src.cluster_id);
-           if (!src.ok()) return src.status();
-           auto dst = backend_locked(req->dst.cluster_id);
-           if (!dst.ok()) return dst.status();
-           auto source = (*src)->open_snapshot_data(req->src.project_name, req->src.snap_id);
-           if (!source.ok()) return source.status();
-           std::uint64_t start = 0;
-           if (!c.checkpoint().empty()) start = std::stoull(c.checkpoint());
-           if (start > 0) c.set_var("copyResumedFrom", std::to_string(start));
-           // Only a copy that has never run may assume the destination still reads as zero.
-           const bool fresh = start == 0 && !c.resumed();
-           auto sink = (*dst)->open_volume_sink(c.var("dstProject"), c.var("dstVolumeId"), fresh);
-           if (!sink.ok()) return sink.status();
-           CopyOptions co = detail::service_copy_options(options, env, (*source)->size());
-           const int span = req->verify_clone ? 90 : 99;
-           auto last_checkpoint = env->steady_now();
-           BlockSink& out = **sink;
-           std::uint64_t counted = 0;
-           auto stats = CopyEngine(co).copy(
-               **source, out, start, [&c] { return c.should_stop(); },
-               [&](const CopyProgress& p) -> Status {
-                 copy_bytes += p.data_bytes_copied - counted;
-                 counted = p.data_bytes_copied;
-                 int pct =
-                     p.bytes_total ? static_cast<int>(p.bytes_done * span / p.bytes_total) : span;
-                 c.report_progress({pct, "copy", p.bytes_done, p.bytes_total, p.bytes_per_second});
-                 auto now = env->steady_now();
-                 if (p.watermark < p.bytes_total &&
-                     now - last_checkpoint >= options.progress_persist_interval) {
-                   last_checkpoint = now;
-                   // The data below the watermark must be durable before it is recorded.
-                   if (Status s = out.sync(); !s.ok()) return s;
-                   return c.save_checkpoint(std::to_string(p.watermark));
-                 }
-                 return Status::Ok();
-               });
-           if (!stats.ok()) return stats.status();
-           return Status::Ok();
-         }});
-
-    type.steps.push_back(
-        {"verify", [this, load](StepContext& c) -> Status {
-           auto req = load(c);
-           if (!req.ok()) return req.status();
-           if (!req->verify_clone) return Status::Ok();
-           auto src = backend_locked(req->src.cluster_id);
-           if (!src.ok()) return src.status();
-           auto dst = backend_locked(req->dst.cluster_id);
-           if (!dst.ok()) return dst.status();
-           auto a = (*src)->open_snapshot_data(req->src.project_name, req->src.snap_id);
-           if (!a.ok()) return a.status();
-           auto b = (*dst)->open_volume_data(c.var("dstProject"), c.var("dstVolumeId"));
-           if (!b.ok()) return b.status();
-           CopyOptions co = detail::service_copy_options(options, env, (*a)->size(), false);
-           std::uint64_t verified = 0;
-           Status s = CopyEngine(co).verify(
-               **a, **b, [&c] { return c.should_stop(); },
-               [&](const CopyProgress& p) -> Status {
-                 verify_bytes += p.bytes_done - verified;
-                 verified = p.bytes_done;
-                 int pct =
-                     90 + (p.bytes_total ? static_cast<int>(p.bytes_done * 9 / p.bytes_total) : 9);
-                 c.report_progress(
-                     {pct, "verify", p.bytes_done, p.bytes_total, p.bytes_per_second});
-                 return Status::Ok();
-               });
-           if (s.code() == Code::kDataLoss) return Status::DataLoss("verifyClone: " + s.message());
-           return s;
-         }});
+    type.steps.push_back({"verify", [this, load, item_of](StepContext& c) -> Status {
+                            auto req = load(c);
+                            if (!req.ok()) return req.status();
+                            if (!req->verify_clone) return Status::Ok();
+                            return pipeline->verify(c, item_of(c, *req));
+                          }});
 
     if (!snapshot_clone) {
       type.steps.push_back(
-          {"finalize", [this, load](StepContext& c) -> Status {
+          {"finalize", [this, load, item_of](StepContext& c) -> Status {
              auto req = load(c);
              if (!req.ok()) return req.status();
-             auto dst = backend_locked(req->dst.cluster_id);
-             if (!dst.ok()) return dst.status();
-             Status s = (*dst)->mark_volume_available(c.var("dstProject"), c.var("dstVolumeId"));
-             if (!s.ok()) return s;
+             if (Status s = pipeline->make_available(item_of(c, *req)); !s.ok()) return s;
              c.set_result(json::serialize(json::object{{"volumeId", c.var("dstVolumeId")},
                                                        {"clusterId", req->dst.cluster_id},
                                                        {"projectName", c.var("dstProject")}}));
@@ -884,42 +815,7 @@ void Service::Impl::register_clone_workflows() {
            }});
     } else {
       type.steps.push_back({"finalize",
-                            [this, load](StepContext& c) -> Status {
-                              auto req = load(c);
-                              if (!req.ok()) return req.status();
-                              auto dst = backend_locked(req->dst.cluster_id);
-                              if (!dst.ok()) return dst.status();
-                              const std::string project = c.var("dstProject");
-                              const std::string hidden = c.var("dstVolumeId");
-                              std::string snap_id = c.var("dstSnapshotId");
-                              if (snap_id.empty()) {
-                                auto existing = (*dst)->find_snapshot(project, req->dst.name);
-                                if (existing.ok() && existing->source_volume_id == hidden) {
-                                  snap_id = existing->id;  // made before a crash
-                                } else {
-                                  // Snapshot a held (Creating) volume: make it Available first; it
-                                  // stays hidden by name and is deleted right after.
-                                  Status s = (*dst)->mark_volume_available(project, hidden);
-                                  if (!s.ok()) return s;
-                                  auto sn = (*dst)->create_snapshot(
-                                      {project, req->dst.name, hidden, req->dst.description});
-                                  if (!sn.ok()) {
-                                    if (sn.status().code() == Code::kAlreadyExists)
-                                      return sn.status().with_prefix("dst.name");
-                                    return sn.status();
-                                  }
-                                  snap_id = sn->id;
-                                }
-                                c.set_var("dstSnapshotId", snap_id);
-                              }
-                              Status s = (*dst)->delete_volume(project, hidden);
-                              if (!s.ok() && !s.is_not_found()) return s;
-                              c.set_result(
-                                  json::serialize(json::object{{"snapshotId", snap_id},
-                                                               {"clusterId", req->dst.cluster_id},
-                                                               {"projectName", project}}));
-                              return Status::Ok();
-                            },
+                            [this, load](StepContext& c) { return finalize_snapshot_clone(c, load); },
                             [this, load](StepContext& c) -> Status {
                               auto req = load(c);
                               if (!req.ok()) return req.status();
@@ -931,8 +827,46 @@ void Service::Impl::register_clone_workflows() {
                               return s.is_not_found() ? Status::Ok() : s;
                             }});
     }
-    (void)engine->register_type(std::move(type));
+    if (Status s = engine->register_type(std::move(type)); !s.ok()) return s;
   }
+  return Status::Ok();
+}
+
+// A snapshot clone's last step: the hidden volume, now whole, becomes the destination snapshot
+// and goes.
+Status Service::Impl::finalize_snapshot_clone(
+    StepContext& c, const std::function<Result<ThickCloneRequest>(StepContext&)>& load) {
+  auto req = load(c);
+  if (!req.ok()) return req.status();
+  auto dst = backend_locked(req->dst.cluster_id);
+  if (!dst.ok()) return dst.status();
+  const std::string project = c.var("dstProject");
+  const std::string hidden = c.var("dstVolumeId");
+  std::string snap_id = c.var("dstSnapshotId");
+  if (snap_id.empty()) {
+    auto existing = (*dst)->find_snapshot(project, req->dst.name);
+    if (existing.ok() && existing->source_volume_id == hidden) {
+      snap_id = existing->id;  // made before a crash
+    } else {
+      // Snapshot a held (Creating) volume: make it Available first; it stays hidden by name and
+      // is deleted right after.
+      if (Status s = (*dst)->mark_volume_available(project, hidden); !s.ok()) return s;
+      CreateSnapshotRequest sr{project, req->dst.name, hidden, req->dst.description};
+      sr.labels[kOwnerLabel] = c.workflow_id();
+      auto sn = (*dst)->create_snapshot(sr);
+      if (!sn.ok()) {
+        if (sn.status().code() == Code::kAlreadyExists) return sn.status().with_prefix("dst.name");
+        return sn.status();
+      }
+      snap_id = sn->id;
+    }
+    c.set_var("dstSnapshotId", snap_id);
+  }
+  Status s = (*dst)->delete_volume(project, hidden);
+  if (!s.ok() && !s.is_not_found()) return s;
+  c.set_result(json::serialize(
+      json::object{{"snapshotId", snap_id}, {"clusterId", req->dst.cluster_id}, {"projectName", project}}));
+  return Status::Ok();
 }
 
 // ---- Service ----
@@ -1027,7 +961,8 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   eo.env = impl->env;
   impl->engine = std::make_unique<WorkflowEngine>(*impl->store, eo);
   if (Status s = impl->register_cluster_workflows(); !s.ok()) return s;
-  impl->register_clone_workflows();
+  impl->make_pipeline();
+  if (Status s = impl->register_clone_workflows(); !s.ok()) return s;
   detail::Groups::Deps gd;
   gd.store = impl->store.get();
   gd.engine = impl->engine.get();
@@ -1047,6 +982,7 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   static_cast<detail::Groups::Deps&>(fd) = gd;
   fd.groups = impl->groups.get();
   fd.copy_bytes = &impl->copy_bytes;
+  fd.verify_bytes = &impl->verify_bytes;
   impl->full_copies = std::make_unique<detail::FullCopies>(std::move(fd));
   impl->full_copies->register_workflows();
   if (Status s = impl->groups->recover(); !s.ok()) return s;
