@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "dmscore/http/api_client.hpp"
+#include "dmscore/http/server.hpp"
 #include "dmscore/service.hpp"
 
 using namespace dmscore;
@@ -71,6 +73,8 @@ std::string result_id(const std::string& result, const std::string& key) {
 struct Dms {
   std::unique_ptr<Service> svc;
   std::string a, b;
+  std::unique_ptr<http::Server> server;
+  std::unique_ptr<http::ApiClient> api;
 };
 
 // One tool: prepare() sets up, run() is timed (it must include the fsync), check() returns the
@@ -99,7 +103,7 @@ Tool dms_tool(Dms& d, const std::string& image, const std::string& label, std::s
   auto sn = d.svc->create_snapshot(d.a, {"bench", "snap-" + label, v->id, ""});
   if (!sn.ok()) std::abort();
   (void)d.svc->delete_volume(d.a, "bench", v->id);
-  snap_file = g_dir + "/site-a/data/" + sn->id + ".snap";
+  snap_file = sn->id;
   auto last = std::make_shared<std::string>();
   auto n = std::make_shared<int>(0);
   std::string sid = sn->id;
@@ -114,6 +118,29 @@ Tool dms_tool(Dms& d, const std::string& image, const std::string& label, std::s
             auto w = d.svc->wait_workflow(*id, 3600s);
             if (!w.ok() || w->state != WorkflowState::kCompleted) return false;
             *last = result_id(w->result, "volumeId");
+            return true;
+          },
+          [&d, last] { return d.svc->get_volume(d.b, "bench", *last)->device_path; },
+          [&d, last] { (void)d.svc->delete_volume(d.b, "bench", *last); }};
+}
+
+// The same clone through the HTTP API, as dmsctl clone --wait does it: POST the request, then
+// follow the workflow (ApiClient::wait_workflow, 500 ms progress interval) to COMPLETED.
+Tool http_tool(Dms& d, const std::string& snap_id, const std::string& label) {
+  auto last = std::make_shared<std::string>();
+  auto n = std::make_shared<int>(0);
+  return {"libdmscore thick clone via HTTP",
+          [&d, snap_id, label, last, n] {
+            std::string body = "{\"src\":{\"snapId\":\"" + snap_id +
+                               "\",\"projectName\":\"bench\",\"clusterId\":\"" + d.a +
+                               "\"},\"dst\":{\"name\":\"http-" + label + "-" +
+                               std::to_string((*n)++) + "\",\"clusterId\":\"" + d.b + "\"}}";
+            auto r = d.api->thick_clone_volume(body);
+            if (!r.ok()) return false;
+            std::string id = result_id(*r, "workflowId");
+            auto w = d.api->wait_workflow(id, 3600s, 500ms, {});
+            if (!w.ok() || w->find("\"state\":\"COMPLETED\"") == std::string::npos) return false;
+            *last = result_id(*w, "volumeId");
             return true;
           },
           [&d, last] { return d.svc->get_volume(d.b, "bench", *last)->device_path; },
@@ -201,6 +228,8 @@ int main(int argc, char** argv) {
   o.data_dir = g_dir + "/service";
   o.copy_threads = threads;
   o.copy_chunk_bytes = static_cast<std::uint64_t>(chunk_mib) << 20;
+  o.admin_password = "clone-bench-admin";
+  o.log = [](std::string_view) {};
   auto svc = Service::open(o);
   if (!svc.ok()) return 1;
   Dms d{std::move(svc).value(), "", ""};
@@ -208,6 +237,20 @@ int main(int argc, char** argv) {
     auto id = d.svc->attach_cluster({"file://" + g_dir + "/" + name, name});
     auto w = d.svc->wait_workflow(*id, 60s);
     (name == std::string("site-a") ? d.a : d.b) = result_id(w->result, "clusterId");
+  }
+  {
+    http::ServerOptions so;
+    so.port = 0;
+    auto srv = http::Server::create(*d.svc, so);
+    if (!srv.ok() || !(*srv)->start().ok()) return 1;
+    d.server = std::move(srv).value();
+    auto token = d.svc->auth().login("admin", "clone-bench-admin", "127.0.0.1");
+    http::ClientOptions co;
+    co.endpoints = {"http://127.0.0.1:" + std::to_string(d.server->port())};
+    co.request_timeout = 60s;
+    auto api = http::ApiClient::create(co, token.ok() ? token->id_token : "");
+    if (!token.ok() || !api.ok()) return 1;
+    d.api = std::move(api).value();
   }
   g_cold = ::geteuid() == 0 && sh("sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null") == 0;
   std::printf("clone_bench: %d interleaved runs per tool, copy threads %d, chunk %d MiB, %s, %s\n",
@@ -218,6 +261,7 @@ int main(int argc, char** argv) {
     std::string snap_file;
     std::vector<Tool> tools;
     tools.push_back(dms_tool(d, image, label, snap_file));
+    tools.push_back(http_tool(d, snap_file, label));
     tools.push_back(peer("cp --sparse=always --reflink=never",
                          "cp --sparse=always --reflink=never %s %s", image));
     tools.push_back(peer("qemu-img convert -O raw", "qemu-img convert -O raw %s %s", image));
@@ -226,6 +270,8 @@ int main(int argc, char** argv) {
     auto rows = measure(tools, image);
     report(label + " source", fs::file_size(image), allocated(image), rows);
   }
+  d.api.reset();
+  d.server.reset();
   d.svc.reset();
   fs::remove_all(g_dir);
   return 0;

@@ -18,6 +18,7 @@ namespace dmscore::testing {
 inline std::unique_ptr<Service> open_crash_service(const std::string& data, Options o = {}) {
   o.data_dir = data;
   o.progress_persist_interval = std::chrono::milliseconds(15);
+  o.copy_checkpoint_interval = std::chrono::milliseconds(15);
   o.rsa_bits = 2048;
   o.admin_password = "crash-test-admin";
   o.log = [](std::string_view) {};

@@ -34,6 +34,7 @@ struct Fixture {
 
   explicit Fixture(Options o = {}) {
     o.progress_persist_interval = 0ms;
+    o.copy_checkpoint_interval = 0ms;
     o.health_check_interval = 0ms;
     auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
     INFO(s.status().to_string());

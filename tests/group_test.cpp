@@ -54,6 +54,7 @@ struct Fixture {
   void open(Options o) {
     svc.reset();
     o.progress_persist_interval = 0ms;
+    o.copy_checkpoint_interval = 0ms;
     o.health_check_interval = 0ms;
     auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
     INFO(s.status().to_string());

@@ -224,3 +224,30 @@ TEST_CASE("Isolation: a login spray with fresh names is throttled by source and 
   REQUIRE(admin.ok());
   CHECK(admin->status == 429);
 }
+
+TEST_CASE("Isolation: a long poll on a workflow answers when it ends and holds no I/O thread") {
+  Served s;
+  s.emu.control("POST", "/control/stall",
+                R"({"method":"GET","pathRegex":"/clusterinfo","seconds":2,"count":1})");
+  auto refresh = s.svc->refresh_clusters(s.lb);
+  REQUIRE(refresh.ok());
+  std::atomic<bool> answered{false};
+  http::ClientResponse polled;
+  std::thread poll([&] {
+    polled = s.call("GET", "/api/v1/workflows/" + *refresh + "?waitMs=9000");
+    answered = true;
+  });
+  // While it waits, the I/O threads serve everyone else.
+  for (int i = 0; i < 20; ++i) CHECK(s.call("GET", "/healthz").status == 200);
+  CHECK_FALSE(answered.load());
+  poll.join();
+  REQUIRE(polled.status == 200);
+  CHECK_THAT(polled.body, Catch::Contains("\"state\":\"COMPLETED\""));
+  // Bad waits are refused, naming the parameter.
+  for (const char* bad : {"-1", "10001", "soon", ""}) {
+    auto r = s.call("GET", "/api/v1/workflows/" + *refresh + "?waitMs=" + bad);
+    INFO(bad);
+    CHECK(r.status == 400);
+    CHECK_THAT(r.body, Catch::Contains("waitMs"));
+  }
+}

@@ -29,6 +29,10 @@ TEST_CASE("Options: each out-of-range field is named in the error") {
   check([](Options& o) { o.copy_chunk_bytes = 4096; }, "copy_chunk_bytes");
   check([](Options& o) { o.progress_persist_interval = std::chrono::milliseconds(-1); },
         "progress_persist_interval");
+  check([](Options& o) { o.copy_checkpoint_interval = std::chrono::milliseconds(-1); },
+        "copy_checkpoint_interval");
+  check([](Options& o) { o.copy_checkpoint_interval = std::chrono::hours(2); },
+        "copy_checkpoint_interval");
   check([](Options& o) { o.local_cluster_roots = {"relative/dir"}; }, "local_cluster_roots");
   check([](Options& o) { o.local_cluster_roots = {""}; }, "local_cluster_roots");
   check([](Options& o) { o.group_snapshot_fence_timeout = std::chrono::milliseconds(0); },

@@ -29,6 +29,7 @@ struct Fixture {
   void open(Options o = {}) {
     svc.reset();
     o.progress_persist_interval = 20ms;
+    o.copy_checkpoint_interval = 20ms;
     auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
     INFO(s.status().to_string());
     REQUIRE(s.ok());

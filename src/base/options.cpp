@@ -16,6 +16,8 @@ Status validate(const Options& o) {
         "copy_chunk_bytes: must be a multiple of 4096 in 64 KiB..256 MiB");
   if (o.progress_persist_interval.count() < 0)
     return Status::InvalidArgument("progress_persist_interval: must not be negative");
+  if (o.copy_checkpoint_interval.count() < 0 || o.copy_checkpoint_interval > std::chrono::hours(1))
+    return Status::InvalidArgument("copy_checkpoint_interval: must be 0..1 h");
   if (o.store_busy_timeout.count() < 0)
     return Status::InvalidArgument("store_busy_timeout: must not be negative");
   if (o.health_check_interval.count() < 0)

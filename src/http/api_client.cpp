@@ -302,7 +302,18 @@ Result<std::string> ApiClient::wait_workflow(
   };
   if (interval.count() <= 0) interval = std::chrono::milliseconds(200);
   while (true) {
-    auto r = get_workflow(id);
+    // A long poll: the service answers as soon as the workflow ends, or after `interval` with
+    // its progress, so the end is seen at once and the progress as often as before.
+    auto wait_ms = interval;
+    if (timeout.count() > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      wait_ms = std::max(std::chrono::milliseconds(0), std::min(wait_ms, left));
+    }
+    wait_ms = std::min(wait_ms, std::chrono::milliseconds(10000));
+    const auto asked = std::chrono::steady_clock::now();
+    auto r = call("GET", "/api/v1/workflows/" + url_encode(id) +
+                             "?waitMs=" + std::to_string(wait_ms.count()));
     if (!r.ok()) {
       if (r.status().code() != Code::kUnavailable || expired()) return r.status();
     } else {
@@ -322,13 +333,11 @@ Result<std::string> ApiClient::wait_workflow(
     if (expired())
       return Status::DeadlineExceeded("workflow " + id + " still running after " +
                                       std::to_string(timeout.count() / 1000) + " s");
-    auto pause = interval;
-    if (timeout.count() > 0) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      pause = std::max(std::chrono::milliseconds(1), std::min(pause, left));
-    }
-    std::this_thread::sleep_for(pause);
+    // An answer that came before its wait was over (an error, or a server that does not hold
+    // the request) is not asked again at once.
+    const auto early = wait_ms - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - asked);
+    if (early.count() > 0) std::this_thread::sleep_for(std::min(early, interval));
   }
 }
 

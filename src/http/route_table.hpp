@@ -91,6 +91,8 @@ struct Route {
   // Viewers may call it although it is not a GET (logging themselves out).
   bool viewer_may_call = false;
   Lane lane = Lane::kInline;
+  // A query parameter that makes the request wait (a long poll): it then runs on Lane::kWait.
+  std::string wait_parameter;
 };
 
 inline std::vector<std::string> split_path(std::string_view path) {
@@ -166,7 +168,7 @@ class RouteTable {
                   bool authenticated = true) {
     const Lane lane = method == "GET" || method == "HEAD" ? Lane::kInline : Lane::kBlocking;
     routes_.push_back(Route{std::move(method), pattern, split_path(pattern), authenticated,
-                            std::move(h), false, lane});
+                            std::move(h), false, lane, {}});
   }
   // The route added last may call a storage cluster.
   void calls_clusters() { routes_.back().lane = Lane::kCluster; }

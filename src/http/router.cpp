@@ -374,7 +374,19 @@ Lane Router::lane(const Request& request) const {
     segs.push_back(*d);
   }
   const Route* route = impl_->match(request.method, segs, nullptr, nullptr, nullptr);
-  return route ? route->lane : Lane::kInline;
+  if (!route) return Lane::kInline;
+  if (!route->wait_parameter.empty()) {
+    const std::string_view target = request.target;
+    const auto q = target.find('?');
+    if (q != std::string_view::npos) {
+      const std::string needle = route->wait_parameter + "=";
+      const std::string_view query = target.substr(q + 1);
+      for (std::size_t at = query.find(needle); at != std::string_view::npos;
+           at = query.find(needle, at + 1))
+        if (at == 0 || query[at - 1] == '&') return Lane::kWait;
+    }
+  }
+  return route->lane;
 }
 
 Response Router::handle(const Request& request) const {

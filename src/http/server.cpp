@@ -58,6 +58,8 @@ struct Shared {
   LanePool clusters;
   // Logins: password hashing is bounded by the service; these threads only wait for it.
   LanePool logins;
+  // Long polls: each waits at most 10 s (the drain timeout) for a workflow to end.
+  LanePool waits;
   std::atomic<int> connections{0};
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopping{false};
@@ -76,7 +78,8 @@ struct Shared {
         blocking(static_cast<std::size_t>(std::max(1, options.blocking_threads))),
         clusters(options.cluster_threads, options.cluster_queue_limit),
         logins(s.options().password_hash_concurrency + s.options().password_hash_queue + 2,
-               s.options().password_hash_concurrency + s.options().password_hash_queue + 2) {
+               s.options().password_hash_concurrency + s.options().password_hash_queue + 2),
+        waits(options.wait_threads, options.wait_threads) {
     id_prefix = s.options().env ? s.options().env->new_uuid().substr(0, 8)
                                 : Env::Default()->new_uuid().substr(0, 8);
   }
@@ -231,6 +234,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     LanePool* lane_pool = lane == Lane::kCluster ? &shared_->clusters
                           : lane == Lane::kLogin ? &shared_->logins
+                          : lane == Lane::kWait  ? &shared_->waits
                                                  : nullptr;
     if (lane_pool && ++lane_pool->held > lane_pool->limit) {
       --lane_pool->held;
@@ -387,6 +391,8 @@ Status check_options(const ServerOptions& options) {
     return Status::InvalidArgument("cluster_threads: must be 1..256");
   if (options.cluster_queue_limit < 1 || options.cluster_queue_limit > 100000)
     return Status::InvalidArgument("cluster_queue_limit: must be 1..100000");
+  if (options.wait_threads < 1 || options.wait_threads > 1024)
+    return Status::InvalidArgument("wait_threads: must be 1..1024");
   if (options.max_connections < 1) return Status::InvalidArgument("max_connections: must be >= 1");
   if (options.header_limit < 512) return Status::InvalidArgument("header_limit: must be >= 512");
   if (options.tls_cert_file.empty() != options.tls_key_file.empty())
@@ -491,6 +497,7 @@ void Server::stop() {
   sh.blocking.join();
   sh.clusters.pool.join();
   sh.logins.pool.join();
+  sh.waits.pool.join();
 }
 
 Status set_listen_address(ServerOptions& options, std::string_view text) {

@@ -141,7 +141,7 @@ Status VolumeCopy::copy(StepContext& c, const std::vector<CopyItem>& items, bool
           c.report_progress({pct, stage, done, total, p.bytes_per_second});
           auto now = deps_.env->steady_now();
           if (p.watermark < p.bytes_total &&
-              now - last_checkpoint >= deps_.options->progress_persist_interval) {
+              now - last_checkpoint >= deps_.options->copy_checkpoint_interval) {
             last_checkpoint = now;
             // The data below the watermark must be durable before it is recorded.
             if (Status s = out.sync(); !s.ok()) return s;

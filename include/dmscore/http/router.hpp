@@ -63,6 +63,7 @@ enum class Lane {
   kBlocking,  // store writes and other work that never waits for a cluster
   kCluster,   // may call a storage cluster (bounded per cluster by the service's gates)
   kLogin,     // hashes a password (bounded by the service's hashing queue)
+  kWait,      // waits for a workflow to end (a long poll, bounded in time)
 };
 
 struct RouterOptions {

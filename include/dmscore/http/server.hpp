@@ -61,6 +61,9 @@ struct ServerOptions {
   // password hashing queue. Defaults: 16, 256. REQUIRES: 1..256, 1..100000.
   int cluster_threads = 16;
   int cluster_queue_limit = 256;
+  // Requests that wait for a workflow to end (GET .../workflows/{id}?waitMs=) served at once;
+  // more are answered 503 at once. Default: 32. REQUIRES: 1..1024.
+  int wait_threads = 32;
   // Answers GET and HEAD on the I/O threads, saving two thread hand-offs per request. Their
   // work is a token check and bounded store reads, which never wait for a writer (WAL).
   // false sends every request through the blocking pool. Default: true.

@@ -26,11 +26,26 @@ void add_workflow_routes(RouteTable& add, Service& svc) {
     return json::value(
         json::object{{"workflows", std::move(a)}, {"nextPageToken", page->next_page_token}});
   });
+  // ?waitMs=N (0..10000): answer as soon as the workflow has ended, or after N ms with it as it
+  // is then (a long poll, so a client waiting for the end learns it at once).
   add("GET", "/api/v1/workflows/{workflowId}", [&svc](Call& c) -> R {
-    auto w = svc.get_workflow(c.params.path["workflowId"]);
+    const std::string& id = c.params.path["workflowId"];
+    Result<Workflow> w = Status::Internal("no answer");
+    if (auto it = c.params.query.find("waitMs"); it != c.params.query.end()) {
+      int ms = -1;
+      const auto& v = it->second;
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+      if (ec != std::errc() || p != v.data() + v.size() || ms < 0 || ms > 10000)
+        return Status::InvalidArgument("waitMs: must be an integer 0..10000");
+      w = svc.wait_workflow(id, std::chrono::milliseconds(ms));
+      if (w.status().code() == Code::kDeadlineExceeded) w = svc.get_workflow(id);
+    } else {
+      w = svc.get_workflow(id);
+    }
     if (!w.ok()) return w.status();
     return json::value(json::object{{"workflow", http::detail::to_json(*w)}});
   });
+  add.last().wait_parameter = "waitMs";
   add("POST", "/api/v1/workflows/{workflowId}/cancel", [&svc](Call& c) -> R {
     auto body = parse_body(c.req, true);
     if (!body.ok()) return body.status();
