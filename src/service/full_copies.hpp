@@ -19,7 +19,7 @@ namespace dmscore::detail {
 
 class FullCopies {
  public:
-  // The groups' dependencies (auth unused) and the groups themselves.
+  // The groups' dependencies (auth and links unused) and the groups themselves.
   struct Deps : Groups::Deps {
     Groups* groups = nullptr;
     // The service's counters: data bytes written into destinations, bytes compared.
@@ -30,8 +30,9 @@ class FullCopies {
   explicit FullCopies(Deps deps);
   ~FullCopies();
 
-  // Before the engine starts.
-  void register_workflows();
+  // Before the engine starts: the copy workflows, RESTORE_FULL_COPY and
+  // THICK_CLONE_CONSISTENCY_GROUP. Fails when the engine refuses a type.
+  Status register_workflows();
   // After the engine started: group snapshots taken for copies that no copy refers to go
   // (see workflow_cancelled).
   Status recover();
@@ -46,8 +47,10 @@ class FullCopies {
                           const CopySetActionRequest& request);
   Result<ConsistencyGroup> thick_clone_group(const ThickCloneGroupRequest& request);
 
- private:
+  // The state this module's files share (service/full_copies_impl.hpp).
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -14,6 +14,7 @@
 #include "dmscore/options.hpp"
 #include "dmscore/store.hpp"
 #include "dmscore/workflow.hpp"
+#include "catalog/group_catalog.hpp"
 #include "service/write_fence.hpp"
 
 namespace dmscore::detail {
@@ -34,13 +35,16 @@ class Groups {
     std::function<Result<std::shared_ptr<Backend>>(const std::string& cluster_id,
                                                    const std::string& field)>
         backend;
+    // Answers what the group tables must know of full copies' rows.
+    const GroupLinks* links = nullptr;
   };
 
   explicit Groups(Deps deps);
   ~Groups();
 
-  // Before the engine starts.
-  void register_workflows();
+  // Before the engine starts: CREATE_CG_SNAPSHOT and CREATE_CONSISTENCY_GROUP. Fails when the
+  // engine refuses a type.
+  Status register_workflows();
   // After the engine started: group snapshots whose workflow was never recorded end in error.
   Status recover();
 
@@ -85,8 +89,10 @@ class Groups {
                       const std::string& volume_id, std::uint64_t offset, std::string_view data,
                       bool durable);
 
- private:
+  // The state this module's files share (service/groups_impl.hpp).
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

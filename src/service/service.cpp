@@ -26,6 +26,7 @@
 #include "dmscore/local_backend.hpp"
 #include "dmscore/store.hpp"
 #include "copy/file_io.hpp"
+#include "catalog/copy_set_catalog.hpp"
 #include "service/full_copies.hpp"
 #include "service/groups.hpp"
 #include "store/store_cache.hpp"
@@ -185,6 +186,8 @@ struct Service::Impl {
   // The clusters table as list_clusters() answers it; every write to the table goes through it.
   detail::StoreCache<int, std::vector<Cluster>> clusters_cache{1};
   std::unique_ptr<detail::FullCopies> full_copies;
+  // What groups ask of full copies' rows.
+  detail::CopySetCatalog copy_set_links;
 
   std::atomic<std::uint64_t> copy_bytes{0};
   std::atomic<std::uint64_t> verify_bytes{0};
@@ -976,15 +979,16 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
       return raw->backend(cid, field);
     };
   }
+  gd.links = &impl->copy_set_links;
   impl->groups = std::make_unique<detail::Groups>(gd);
-  impl->groups->register_workflows();
+  if (Status s = impl->groups->register_workflows(); !s.ok()) return s;
   detail::FullCopies::Deps fd;
   static_cast<detail::Groups::Deps&>(fd) = gd;
   fd.groups = impl->groups.get();
   fd.copy_bytes = &impl->copy_bytes;
   fd.verify_bytes = &impl->verify_bytes;
   impl->full_copies = std::make_unique<detail::FullCopies>(std::move(fd));
-  impl->full_copies->register_workflows();
+  if (Status s = impl->full_copies->register_workflows(); !s.ok()) return s;
   if (Status s = impl->groups->recover(); !s.ok()) return s;
   if (Status s = impl->engine->start(); !s.ok()) return s;
   if (Status s = impl->full_copies->recover(); !s.ok()) return s;
