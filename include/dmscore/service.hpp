@@ -209,8 +209,10 @@ class Service {
   Status cancel_workflow(const std::string& id);
   Result<Workflow> wait_workflow(const std::string& id, std::chrono::milliseconds timeout) const;
 
- private:
+  // The library's own state; opaque outside it.
   struct Impl;
+
+ private:
   explicit Service(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
