@@ -2,13 +2,16 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
-#include <thread>
 
 namespace dmscore::detail {
 
@@ -55,24 +58,35 @@ Status run_hook(const std::string& path,
   if (rc != 0)
     return Status::FailedPrecondition("hook " + path + " cannot be started: " + std::strerror(rc));
 
+  // Waits on a pidfd, which becomes readable when the hook exits: no polling, no sleeping.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto pause = std::chrono::milliseconds(1);
+  // (Through syscall(2): glibc 2.36 declares pidfd_open without C linkage.)
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   int status = 0;
   for (;;) {
     pid_t w = ::waitpid(pid, &status, WNOHANG);
     if (w == pid) break;
-    if (w < 0 && errno != EINTR)
+    if (w < 0 && errno != EINTR) {
+      if (pidfd >= 0) ::close(pidfd);
       return Status::FailedPrecondition("hook " + path + ": waitpid: " + std::strerror(errno));
-    if (std::chrono::steady_clock::now() >= deadline) {
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
       ::kill(-pid, SIGKILL);
       while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
+      if (pidfd >= 0) ::close(pidfd);
       return Status::FailedPrecondition("hook " + path + " did not finish within " +
                                         std::to_string(timeout.count()) + " ms and was killed");
     }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(20));
+    // Without a pidfd (a kernel before 5.3) the same poll is a bounded pause between checks.
+    pollfd p{pidfd, POLLIN, 0};
+    const int wait_ms = pidfd >= 0 ? static_cast<int>(std::min<std::int64_t>(left.count(), 60000))
+                                   : static_cast<int>(std::min<std::int64_t>(left.count(), 10));
+    (void)::poll(pidfd >= 0 ? &p : nullptr, pidfd >= 0 ? 1 : 0, wait_ms);
   }
+  if (pidfd >= 0) ::close(pidfd);
   // What the hook left running in the background is left alone: a pre hook may keep a lock
   // held by a child (a database's read lock) until the post hook releases it.
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();

@@ -61,6 +61,9 @@ struct Shared {
   // Long polls: each waits at most 10 s (the drain timeout) for a workflow to end.
   LanePool waits;
   std::atomic<int> connections{0};
+  // Signalled when the last connection ends; its own mutex, never held while sessions close.
+  std::mutex connections_mu;
+  std::condition_variable no_connections;
   std::atomic<int> in_flight{0};
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> next_id{1};
@@ -97,7 +100,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Session(Stream stream, std::shared_ptr<Shared> shared, std::string remote)
       : stream_(std::move(stream)), shared_(std::move(shared)), remote_(std::move(remote)) {}
 
-  ~Session() { shared_->connections--; }
+  ~Session() {
+    if (--shared_->connections == 0) {
+      { std::lock_guard lock(shared_->connections_mu); }
+      shared_->no_connections.notify_all();
+    }
+  }
 
   void run() {
     auto self = this->shared_from_this();
@@ -481,9 +489,11 @@ void Server::stop() {
     for (auto& close : sh.closers) close();
   }
   // Give closing sessions a moment to run their handlers, then stop the loop.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (sh.connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  {
+    std::unique_lock lock(sh.connections_mu);
+    sh.no_connections.wait_for(lock, std::chrono::seconds(2),
+                               [&] { return sh.connections.load() == 0; });
+  }
   if (impl_->own_ioc) {
     impl_->ioc.stop();
     for (auto& t : impl_->threads)
