@@ -13,8 +13,7 @@
 
 #include "dmscore/http/server.hpp"
 #include "dmscore/service.hpp"
-#include "service_options.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
@@ -280,19 +279,13 @@ TEST_CASE("Client: TLS verifies the chain and the name unless told not to") {
                        "-addext subjectAltName=DNS:other.example -keyout " +
                        other_key + " -out " + other_cert + " >/dev/null 2>&1")
                           .c_str()) == 0);
-  Options o;
-  auto svc = Service::open(dmscore::testing::test_options(tmp / "data", o));
-  REQUIRE(svc.ok());
+  auto svc = dmscore::testing::open_test_service(tmp / "data");
   auto start = [&](const std::string& c, const std::string& k) {
     http::ServerOptions so;
-    so.port = 0;
     so.tls_cert_file = c;
     so.tls_key_file = k;
     so.log = [](std::string_view) {};
-    auto s = http::Server::create(**svc, so);
-    REQUIRE(s.ok());
-    REQUIRE((*s)->start().ok());
-    return std::move(s).value();
+    return dmscore::testing::start_server(*svc, so);
   };
   auto server = start(cert, key);
   std::string port = std::to_string(server->port());

@@ -29,15 +29,6 @@ std::unique_ptr<Service> open_service(const std::string& data) {
   return dmscore::testing::open_crash_service(data, o);
 }
 
-std::string wait_ok(Service& svc, const std::string& id) {
-  auto w = svc.wait_workflow(id, 60s);
-  if (!w.ok() || w->state != WorkflowState::kCompleted) {
-    std::fprintf(stderr, "workflow %s: %s\n", id.c_str(), w.ok() ? w->msg.c_str() : "wait failed");
-    std::exit(1);
-  }
-  return w->result.substr(w->result.find("\"clusterId\":\"") + 13, 36);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -48,7 +39,8 @@ int main(int argc, char** argv) {
     auto a = svc->attach_cluster({std::string("file://") + argv[3], "src"});
     auto b = svc->attach_cluster({std::string("file://") + argv[4], "dst"});
     if (!a.ok() || !b.ok()) return 1;
-    std::string c1 = wait_ok(*svc, *a), c2 = wait_ok(*svc, *b);
+    std::string c1 = dmscore::testing::attached_cluster_or_exit(*svc, *a),
+                c2 = dmscore::testing::attached_cluster_or_exit(*svc, *b);
     const std::uint64_t size = 40ull << 20;
     auto v = svc->create_volume(c1, {"p1", "source", size});
     if (!v.ok()) return 1;

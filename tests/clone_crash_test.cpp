@@ -10,7 +10,7 @@
 #include "dmscore/service.hpp"
 #include "dmscore/store.hpp"
 #include "test_files.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace dmscore::testing;
@@ -28,8 +28,7 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   std::string c1, c2, snap;
   in >> c1 >> c2 >> snap;
 
-  const int kills =
-      std::getenv("DMSCORE_CLONE_KILLS") ? std::atoi(std::getenv("DMSCORE_CLONE_KILLS")) : 25;
+  const int kills = env_int("DMSCORE_CLONE_KILLS", 25);
   std::mt19937 rng(Catch::rngSeed());
   std::set<std::string> acked;
   int real_kills = 0;
@@ -60,35 +59,28 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   }
   CHECK(resumed > 0);
 
-  Options o;
-  o.data_dir = data;
-  o.rsa_bits = 2048;
-  o.log = [](std::string_view) {};
-  auto svc = Service::open(o);
-  REQUIRE(svc.ok());
+  auto svc = open_test_service(data);
   const std::string src_file = dir / ("c1/data/" + snap + ".snap");
   const auto src_bytes = file_bytes(src_file);
   const auto src_alloc = allocated_bytes(src_file);
   ListWorkflowsRequest lr;
   lr.page_size = 1000;
   lr.type = kThickCloneVolume;
-  auto page = (*svc)->list_workflows(lr);
+  auto page = svc->list_workflows(lr);
   REQUIRE(page.ok());
   std::set<std::string> made;
   for (const auto& w : page->workflows) {
     INFO(w.id << " " << to_string(w.state) << " " << w.msg);
     REQUIRE(w.state == WorkflowState::kCompleted);
-    auto p = w.result.find("\"volumeId\":\"");
-    REQUIRE(p != std::string::npos);
-    std::string vid = w.result.substr(p + 12, 36);
-    auto v = (*svc)->get_volume(c2, "p1", vid);
+    std::string vid = result_field(w.result, "volumeId");
+    auto v = svc->get_volume(c2, "p1", vid);
     REQUIRE(v.ok());
     CHECK(v->state == VolumeState::kAvailable);
     CHECK(file_bytes(v->device_path) == src_bytes);
     CHECK(allocated_bytes(v->device_path) <= src_alloc);
     made.insert(vid + ".vol");
   }
-  for (const auto& id : acked) CHECK((*svc)->get_workflow(id).ok());
+  for (const auto& id : acked) CHECK(svc->get_workflow(id).ok());
   // No orphans: the destination holds exactly the completed clones' files and their sidecars,
   // and recovery set nothing aside (it only ever finishes or undoes its own intents).
   std::set<std::string> files, want;
@@ -100,7 +92,7 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   }
   CHECK(files == want);
   CHECK((!fs::exists(dir / "c2/lost+found") || fs::is_empty(dir / "c2/lost+found")));
-  CHECK((*svc)->list_volumes(c2, "p1", {1000, ""})->volumes.size() == made.size());
+  CHECK(svc->list_volumes(c2, "p1", {1000, ""})->volumes.size() == made.size());
   WARN("kills=" << real_kills << " clones=" << made.size()
                 << " resumed from a checkpoint=" << resumed);
 }

@@ -14,7 +14,7 @@
 
 using namespace dmscore;
 using namespace std::chrono_literals;
-using dmscore::testing::Fixture;
+using dmscore::testing::attached_cluster_id;
 using dmscore::testing::LightbitsFixture;
 namespace json = boost::json;
 
@@ -62,10 +62,7 @@ class Honeypot {
 TEST_CASE("Cluster tokens: each names the cluster it is sent to and lives five minutes") {
   LightbitsFixture lb;
   lb.import_key();
-  Workflow w = lb.attach();
-  INFO(w.msg);
-  REQUIRE(w.state == WorkflowState::kCompleted);
-  const std::string cid = Fixture::boost_free_cluster_id(w.result);
+  const std::string cid = attached_cluster_id(lb.attach());
   REQUIRE(lb.f->svc->create_volume(cid, {"default", "v", 1 << 30}).ok());
   REQUIRE(lb.f->wait(*lb.f->svc->refresh_clusters(cid)).state == WorkflowState::kCompleted);
 
@@ -102,10 +99,7 @@ TEST_CASE("Cluster tokens: endpoints a cluster reports without https are never u
                  json::serialize(json::object{
                      {"endpoints", json::array{"http://127.0.0.1:" + std::to_string(plain.port()),
                                                lb.emu.endpoint()}}}));
-  Workflow w = lb.attach();
-  INFO(w.msg);
-  REQUIRE(w.state == WorkflowState::kCompleted);
-  const std::string cid = Fixture::boost_free_cluster_id(w.result);
+  const std::string cid = attached_cluster_id(lb.attach());
   // Also after a restart, when the driver is built from the endpoints the cluster reported.
   o.cluster_ca_file = lb.emu.ca_file();
   lb.f->open(o);

@@ -9,6 +9,7 @@
 using namespace dmscore;
 using namespace std::chrono_literals;
 using dmscore::testing::Fixture;
+using dmscore::testing::result_field;
 using dmscore::testing::read_file;
 namespace fs = std::filesystem;
 
@@ -74,7 +75,7 @@ TEST_CASE("Compensation: two clones racing for one destination name leave the wi
   const Workflow& loser = wa.state == WorkflowState::kCompleted ? wb : wa;
   CHECK(loser.state == WorkflowState::kFailed);
   CHECK_THAT(loser.msg, Catch::Contains("already exists"));
-  auto v = r.f.svc->get_volume(r.f.c2, "p2", r.f.result_field(winner.result, "volumeId"));
+  auto v = r.f.svc->get_volume(r.f.c2, "p2", result_field(winner.result, "volumeId"));
   REQUIRE(v.ok());
   CHECK(v->state == VolumeState::kAvailable);
   CHECK(read_file(v->device_path) == read_file(r.f.snapshot_path("c1", r.sn)));

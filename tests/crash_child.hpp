@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "dmscore/service.hpp"
+#include "workflow_result.hpp"
 
 namespace dmscore::testing {
 
@@ -28,6 +29,22 @@ inline std::unique_ptr<Service> open_crash_service(const std::string& data, Opti
     std::exit(1);
   }
   return std::move(s).value();
+}
+
+// The id of the cluster the attach workflow `id` attached; exits 1, saying why, when it did not
+// complete within a minute.
+inline std::string attached_cluster_or_exit(Service& svc, const std::string& id) {
+  auto w = svc.wait_workflow(id, std::chrono::seconds(60));
+  if (!w.ok() || w->state != WorkflowState::kCompleted) {
+    std::fprintf(stderr, "workflow %s: %s\n", id.c_str(), w.ok() ? w->msg.c_str() : "wait failed");
+    std::exit(1);
+  }
+  auto cid = result_string(w->result, "clusterId");
+  if (!cid) {
+    std::fprintf(stderr, "workflow %s: no clusterId in %s\n", id.c_str(), w->result.c_str());
+    std::exit(1);
+  }
+  return *cid;
 }
 
 // Waits until no workflow is PENDING or RUNNING (a reopened service finishing what a kill

@@ -137,6 +137,13 @@ inline ChildRun run_child_kill_after_line(const std::vector<std::string>& argv,
   return run;
 }
 
+// The number in the environment variable `name` (how many kills or rounds a test runs), or
+// `fallback` when it is not set.
+inline int env_int(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  return value ? std::atoi(value) : fallback;
+}
+
 // Lines of `text` that start with `prefix`, with the prefix removed.
 inline std::vector<std::string> lines_with(const std::string& text, const std::string& prefix) {
   std::vector<std::string> out;

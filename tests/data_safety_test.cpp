@@ -9,48 +9,24 @@
 #include <filesystem>
 
 #include "dmscore/service.hpp"
-#include "service_options.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
 using dmscore::testing::read_file;
-using dmscore::testing::TempDir;
+using dmscore::testing::remove_cluster_db;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Fixture {
-  TempDir tmp;
-  std::unique_ptr<Service> svc;
-  std::vector<std::string> log;
-
+// The service's log lines are kept in `log`.
+struct Fixture : dmscore::testing::ServiceHarness {
   Fixture() { open(); }
 
   void open() {
-    svc.reset();
     Options o;
-    o.log = [this](std::string_view l) { log.emplace_back(l); };
-    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
-    INFO(s.status().to_string());
-    REQUIRE(s.ok());
-    svc = std::move(s).value();
-  }
-
-  Workflow wait(const std::string& id) {
-    auto w = svc->wait_workflow(id, 60s);
-    REQUIRE(w.ok());
-    return *w;
-  }
-
-  std::string attach(const std::string& dir) {
-    auto id = svc->attach_cluster({"file://" + dir, ""});
-    INFO(id.status().to_string());
-    REQUIRE(id.ok());
-    Workflow w = wait(*id);
-    INFO(w.msg);
-    REQUIRE(w.state == WorkflowState::kCompleted);
-    return w.result.substr(w.result.find("\"clusterId\":\"") + 13, 36);
+    o.log = log_sink();
+    open_service(o);
   }
 
   // Attach must be refused before anything is recorded or created.
@@ -60,16 +36,12 @@ struct Fixture {
   }
 };
 
-void remove_db(const std::string& dir) {
-  for (const char* f : {"cluster.db", "cluster.db-wal", "cluster.db-shm"}) fs::remove(dir + "/" + f);
-}
-
 }  // namespace
 
 TEST_CASE("Data safety: a local cluster that lost its metadata waits for REPAIR_CLUSTER") {
   Fixture f;
   const std::string dir = f.tmp / "c1";
-  const std::string cid = f.attach(dir);
+  const std::string cid = f.attach_dir(dir);
   auto v = f.svc->create_volume(cid, {"p1", "precious", 1 << 20});
   REQUIRE(v.ok());
   REQUIRE(f.svc->write_volume(cid, "p1", v->id, 8192, "the only copy of this", true).ok());
@@ -77,7 +49,7 @@ TEST_CASE("Data safety: a local cluster that lost its metadata waits for REPAIR_
   REQUIRE(sn.ok());
   const std::string vol_bytes = read_file(v->device_path);
   f.svc.reset();
-  remove_db(dir);
+  remove_cluster_db(dir);
 
   f.open();
   auto c = f.svc->get_cluster(cid);
@@ -113,7 +85,7 @@ TEST_CASE("Data safety: a local cluster that lost its metadata waits for REPAIR_
 TEST_CASE("Data safety: a cluster.db restored from an older copy reports what is missing") {
   Fixture f;
   const std::string dir = f.tmp / "c1";
-  const std::string cid = f.attach(dir);
+  const std::string cid = f.attach_dir(dir);
   auto old = f.svc->create_volume(cid, {"p1", "old", 1 << 20});
   REQUIRE(old.ok());
   f.svc.reset();
@@ -123,7 +95,7 @@ TEST_CASE("Data safety: a cluster.db restored from an older copy reports what is
   auto fresh = f.svc->create_volume(cid, {"p1", "fresh", 1 << 20});
   REQUIRE(fresh.ok());
   f.svc.reset();
-  remove_db(dir);
+  remove_cluster_db(dir);
   fs::copy_file(f.tmp / "backup.db", dir + "/cluster.db");
 
   f.open();
@@ -139,7 +111,7 @@ TEST_CASE("Data safety: a cluster.db restored from an older copy reports what is
 TEST_CASE("Data safety: files a cluster cannot explain are set aside and counted") {
   Fixture f;
   const std::string dir = f.tmp / "c1";
-  const std::string cid = f.attach(dir);
+  const std::string cid = f.attach_dir(dir);
   f.svc.reset();
   dmscore::testing::write_file(dir + "/data/stray.img", "not ours");
   f.open();
@@ -156,7 +128,7 @@ TEST_CASE("Data safety: files a cluster cannot explain are set aside and counted
 TEST_CASE("Data safety: clusters never overlap each other or the service's data directory") {
   Fixture f;
   const std::string a = f.tmp / "site/a";
-  const std::string cid = f.attach(a);
+  const std::string cid = f.attach_dir(a);
   struct Case {
     std::string dir;
     std::string names;
@@ -176,7 +148,7 @@ TEST_CASE("Data safety: clusters never overlap each other or the service's data 
   CHECK_FALSE(fs::exists(a + "/nested"));
   CHECK(f.svc->list_clusters()->size() == 1);
   // A sibling is fine.
-  f.attach(f.tmp / "site/b");
+  f.attach_dir(f.tmp / "site/b");
   // Nothing of the refusals shows after a restart either.
   f.svc.reset();
   f.open();

@@ -15,6 +15,7 @@
 using namespace dmscore;
 using namespace std::chrono_literals;
 using dmscore::testing::Fixture;
+using dmscore::testing::result_field;
 namespace fs = std::filesystem;
 
 namespace {
@@ -187,7 +188,7 @@ TEST_CASE("Faults: a store write that fails for a moment is retried and the work
   INFO(w.msg);
   CHECK(failures.load() == 6);
   CHECK(w.state == WorkflowState::kCompleted);
-  auto v = t.f->svc->get_volume(t.f->c2, "p2", t.f->result_field(w.result, "volumeId"));
+  auto v = t.f->svc->get_volume(t.f->c2, "p2", result_field(w.result, "volumeId"));
   REQUIRE(v.ok());
   CHECK(dmscore::testing::read_file(v->device_path) ==
         dmscore::testing::read_file(t.f->snapshot_path("c1", t.sn)));

@@ -10,13 +10,11 @@
 #include <thread>
 
 #include "dmscore/service.hpp"
-#include "service_options.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
 using dmscore::testing::read_file;
-using dmscore::testing::TempDir;
 
 namespace {
 
@@ -25,21 +23,19 @@ bool same(const std::string& a, const std::string& b) { return a == b; }
 
 constexpr std::uint64_t kVolumeBytes = 4 << 20;
 
-struct Fixture {
-  TempDir tmp;
-  std::unique_ptr<Service> svc;
+// Local clusters c1 and c2, and group "db" of three filled volumes on c1; progress persisted at
+// once, no health checks.
+struct Fixture : dmscore::testing::ServiceHarness {
   std::string c1, c2;
   std::vector<Volume> vols;
   ConsistencyGroup group;
 
   explicit Fixture(Options o = {}) {
+    wait_timeout = 120s;
     o.progress_persist_interval = 0ms;
     o.copy_checkpoint_interval = 0ms;
     o.health_check_interval = 0ms;
-    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
-    INFO(s.status().to_string());
-    REQUIRE(s.ok());
-    svc = std::move(s).value();
+    open_service(o);
     c1 = attach("c1");
     c2 = attach("c2");
     const char* names[] = {"data", "log", "conf"};
@@ -59,14 +55,6 @@ struct Fixture {
     group = *g;
   }
 
-  std::string attach(const std::string& name) {
-    auto id = svc->attach_cluster({"file://" + (tmp / name), name});
-    REQUIRE(id.ok());
-    auto w = wait(*id);
-    REQUIRE(w.state == WorkflowState::kCompleted);
-    return w.result.substr(w.result.find("\"clusterId\":\"") + 13, 36);
-  }
-
   // Distinct content per volume and round: a byte pattern every 64 KiB, holes between.
   void fill(const Volume& v, char tag) {
     for (std::uint64_t off = 0; off < kVolumeBytes; off += 256 << 10) {
@@ -74,13 +62,6 @@ struct Fixture {
       data += v.id + "@" + std::to_string(off);
       REQUIRE(svc->write_volume(c1, "p1", v.id, off, data, true).ok());
     }
-  }
-
-  Workflow wait(const std::string& id) {
-    auto w = svc->wait_workflow(id, 120s);
-    INFO(w.status().to_string());
-    REQUIRE(w.ok());
-    return *w;
   }
 
   void wait_all(const CopySetWork& w, WorkflowState want = WorkflowState::kCompleted) {
@@ -195,7 +176,7 @@ TEST_CASE("Full copies: count 3 on another cluster are byte-identical to the gro
   CHECK(listed->copy_sets[0].id == set.id);
 }
 
-TEST_CASE("Full copies: restore brings the sources back; resynchronize brings copies forward") {
+TEST_CASE("Full copies: restore brings the sources back, resynchronize brings copies forward") {
   Fixture f;
   auto w = f.svc->create_full_copies(f.request("fc", 2));
   REQUIRE(w.ok());

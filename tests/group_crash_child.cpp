@@ -39,9 +39,7 @@ int main(int argc, char** argv) {
   if (mode == "setup" && argc == 4) {
     auto a = svc->attach_cluster({std::string("file://") + argv[3], "c1"});
     if (!a.ok()) return 1;
-    auto w = svc->wait_workflow(*a, 60s);
-    if (!w.ok() || w->state != WorkflowState::kCompleted) return 1;
-    std::string cid = w->result.substr(w->result.find("\"clusterId\":\"") + 13, 36);
+    std::string cid = dmscore::testing::attached_cluster_or_exit(*svc, *a);
     CreateGroupRequest g{"db", "", cid, "p1", {}, ""};
     std::mt19937_64 rng(5);
     for (const char* name : {"data", "log", "conf"}) {

@@ -11,7 +11,7 @@
 #include "crash_harness.hpp"
 #include "dmscore/service.hpp"
 #include "test_files.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace dmscore::testing;
@@ -50,13 +50,8 @@ struct KilledRuns {
 
   std::unique_ptr<Service> reopen() const {
     Options o;
-    o.data_dir = data;
-    o.rsa_bits = 2048;
     o.health_check_interval = 0ms;
-    o.log = [](std::string_view) {};
-    auto svc = Service::open(o);
-    REQUIRE(svc.ok());
-    return std::move(svc).value();
+    return open_test_service(data, o);
   }
 };
 

@@ -15,13 +15,13 @@
 
 #include "dmscore/service.hpp"
 #include "dmscore/store.hpp"
-#include "service_options.hpp"
-#include "test_util.hpp"
 #include "service/write_fence.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
 using dmscore::testing::TempDir;
+using dmscore::testing::write_script;
 namespace fs = std::filesystem;
 
 namespace {
@@ -30,19 +30,16 @@ constexpr std::uint64_t kVolumeBytes = 1 << 20;
 constexpr std::uint64_t kRecord = 16;  // {writer seq u64, writer id u64}
 constexpr std::uint64_t kSlotsPerWriter = 2048;
 
-struct Fixture {
-  TempDir tmp;
-  std::unique_ptr<Service> svc;
+// Local cluster c1 with `volumes` volumes of kVolumeBytes; progress persisted at once, no
+// health checks.
+struct Fixture : dmscore::testing::ServiceHarness {
   std::string cid;
   std::vector<Volume> vols;
 
   explicit Fixture(Options o = {}, int volumes = 3) {
+    wait_timeout = 120s;
     open(o);
-    auto id = svc->attach_cluster({"file://" + (tmp / "c1"), "c1"});
-    REQUIRE(id.ok());
-    auto w = wait(*id);
-    REQUIRE(w.state == WorkflowState::kCompleted);
-    cid = w.result.substr(w.result.find("\"clusterId\":\"") + 13, 36);
+    cid = attach("c1");
     const char* names[] = {"data", "log", "conf", "index", "spare"};
     for (int i = 0; i < volumes; ++i) {
       auto v = svc->create_volume(cid, {"p1", names[i], kVolumeBytes});
@@ -52,21 +49,10 @@ struct Fixture {
   }
 
   void open(Options o) {
-    svc.reset();
     o.progress_persist_interval = 0ms;
     o.copy_checkpoint_interval = 0ms;
     o.health_check_interval = 0ms;
-    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
-    INFO(s.status().to_string());
-    REQUIRE(s.ok());
-    svc = std::move(s).value();
-  }
-
-  Workflow wait(const std::string& id) {
-    auto w = svc->wait_workflow(id, 120s);
-    INFO(w.status().to_string());
-    REQUIRE(w.ok());
-    return *w;
+    open_service(o);
   }
 
   ConsistencyGroup group(const std::string& name = "db") {
@@ -186,11 +172,6 @@ void require_ok(const Status& s) {
   REQUIRE(s.ok());
 }
 
-void write_script(const std::string& path, const std::string& body) {
-  std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
-  REQUIRE(::chmod(path.c_str(), 0755) == 0);
-}
-
 }  // namespace
 
 TEST_CASE("Groups: group snapshots taken under concurrent writers show one instant") {
@@ -266,7 +247,7 @@ TEST_CASE("Groups: a failure at the third member leaves no member snapshot behin
   CHECK(c2.members.size() == 4);
 }
 
-TEST_CASE("Groups: quiesce hooks run around the fence; a failing pre hook takes nothing") {
+TEST_CASE("Groups: quiesce hooks run around the fence, a failing pre hook takes nothing") {
   TempDir hooks;
   const std::string log = hooks / "log";
   Options o;

@@ -34,27 +34,15 @@ struct Served {
     o.cluster_breaker_cooldown = 1s;
     o.cluster_max_concurrent_calls = 4;
     o.admin_password = "isolation-admin";
-    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
-    REQUIRE(s.ok());
-    svc = std::move(s).value();
-    http::ServerOptions so;
-    so.port = 0;
-    auto srv = http::Server::create(*svc, so);
-    REQUIRE(srv.ok());
-    server = std::move(srv).value();
-    REQUIRE(server->start().ok());
+    svc = dmscore::testing::open_test_service(tmp / "data", o);
+    server = dmscore::testing::start_server(*svc);
     token = svc->auth().login("admin", "isolation-admin", "127.0.0.1")->id_token;
-    emu.import_credential("system:" + svc->service_credentials().pub_key_id,
-                          svc->identity().keys()[0].public_pem);
+    dmscore::testing::import_service_key(emu, *svc);
     auto a = svc->attach_cluster({emu.endpoint(), "lb"});
     REQUIRE(a.ok());
     attach_wf = *a;
-    auto w = svc->wait_workflow(*a, 30s);
-    REQUIRE(w->state == WorkflowState::kCompleted);
-    lb = dmscore::testing::Fixture::boost_free_cluster_id(w->result);
-    auto l = svc->wait_workflow(*svc->attach_cluster({"file://" + (tmp / "local"), "local"}), 30s);
-    REQUIRE(l->state == WorkflowState::kCompleted);
-    local = dmscore::testing::Fixture::boost_free_cluster_id(l->result);
+    lb = dmscore::testing::attached_cluster_id(dmscore::testing::wait_workflow(*svc, *a, 30s));
+    local = dmscore::testing::attach_cluster(*svc, {"file://" + (tmp / "local"), "local"}, 30s);
     REQUIRE(svc->create_volume(local, {"p1", "v", 1 << 20}).ok());
   }
 
@@ -83,7 +71,7 @@ struct Served {
 
 }  // namespace
 
-TEST_CASE("Isolation: a hanging cluster's requests hold only its share; everything else answers") {
+TEST_CASE("Isolation: a hanging cluster's requests hold only its share, everything else answers") {
   Served s;
   const std::string lb_volumes = "/api/v1/clusters/" + s.lb + "/projects/default/volumes";
   s.emu.control("POST", "/control/stall",

@@ -9,28 +9,15 @@
 
 #include "crash_harness.hpp"
 #include "copy/file_io.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
+using dmscore::testing::open_local_cluster;
 using dmscore::testing::TempDir;
+using dmscore::testing::write_at;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::unique_ptr<LocalBackend> open_cluster(const std::string& dir, const std::string& name = "") {
-  auto b = LocalBackend::open(dir, name);
-  INFO(b.status().to_string());
-  REQUIRE(b.ok());
-  return std::move(b).value();
-}
-
-void write_at(const std::string& path, std::uint64_t off, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY);
-  REQUIRE(fd >= 0);
-  REQUIRE(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(off)) ==
-          static_cast<ssize_t>(data.size()));
-  ::close(fd);
-}
 
 std::string read_all(BlockSource& src) {
   std::string out(src.size(), '\0');
@@ -55,7 +42,7 @@ TEST_CASE("LocalBackend: a new directory becomes a cluster with a stable identit
   TempDir tmp;
   std::string id;
   {
-    auto b = open_cluster(tmp / "c1", "alpha");
+    auto b = open_local_cluster(tmp / "c1", "alpha");
     id = b->cluster_id();
     auto info = b->info();
     REQUIRE(info.ok());
@@ -63,7 +50,7 @@ TEST_CASE("LocalBackend: a new directory becomes a cluster with a stable identit
     CHECK(info->api_endpoints == std::vector<std::string>{"file://" + (tmp / "c1")});
     CHECK(info->servers.size() == 1);
   }
-  auto b = open_cluster(tmp / "c1");
+  auto b = open_local_cluster(tmp / "c1");
   CHECK(b->cluster_id() == id);
   CHECK(LocalBackend::is_cluster_dir(tmp / "c1"));
 }
@@ -86,7 +73,7 @@ TEST_CASE("LocalBackend: relative paths and bad names are INVALID_ARGUMENT") {
 
 TEST_CASE("LocalBackend: a second open of the same directory is refused while the first lives") {
   TempDir tmp;
-  auto a = open_cluster(tmp / "c");
+  auto a = open_local_cluster(tmp / "c");
   auto b = LocalBackend::open(tmp / "c");
   CHECK(b.status().code() == Code::kUnavailable);
   CHECK_THAT(b.status().message(), Catch::Contains("another process"));
@@ -96,7 +83,7 @@ TEST_CASE("LocalBackend: a second open of the same directory is refused while th
 
 TEST_CASE("LocalBackend: volumes are created sparse, listed, found and deleted") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   Volume v = make_volume(*b, "vol-1", 8 << 20);
   CHECK(v.state == VolumeState::kAvailable);
   CHECK(fs::file_size(v.device_path) == (8u << 20));
@@ -114,7 +101,7 @@ TEST_CASE("LocalBackend: volumes are created sparse, listed, found and deleted")
 TEST_CASE(
     "LocalBackend: a name taken within a project is ALREADY_EXISTS, other projects are free") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   make_volume(*b, "same");
   CreateVolumeRequest r{"p1", "same", 1 << 20};
   CHECK(b->create_volume(r).status().code() == Code::kAlreadyExists);
@@ -124,7 +111,7 @@ TEST_CASE(
 
 TEST_CASE("LocalBackend: bad volume requests name the field and change nothing") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   auto check = [&](CreateVolumeRequest r, const std::string& field) {
     auto v = b->create_volume(r);
     CHECK(v.status().code() == Code::kInvalidArgument);
@@ -144,7 +131,7 @@ TEST_CASE("LocalBackend: bad volume requests name the field and change nothing")
 
 TEST_CASE("LocalBackend: listing pages through every volume once") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   for (int i = 0; i < 7; ++i) make_volume(*b, "v" + std::to_string(i), 4096);
   PageRequest p{3, ""};
   std::vector<std::string> names;
@@ -162,7 +149,7 @@ TEST_CASE("LocalBackend: listing pages through every volume once") {
 
 TEST_CASE("LocalBackend: a snapshot is an immutable point-in-time image") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   Volume v = make_volume(*b, "vol", 1 << 20);
   write_at(v.device_path, 4096, "before");
   auto sn = b->create_snapshot({"p1", "snap", v.id, "first"});
@@ -182,7 +169,7 @@ TEST_CASE("LocalBackend: a snapshot is an immutable point-in-time image") {
 
 TEST_CASE("LocalBackend: a thin clone holds the snapshot's data and may be larger") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   Volume v = make_volume(*b, "vol", 1 << 20);
   write_at(v.device_path, 0, "hello");
   auto sn = b->create_snapshot({"p1", "snap", v.id, ""});
@@ -201,7 +188,7 @@ TEST_CASE("LocalBackend: a thin clone holds the snapshot's data and may be large
 
 TEST_CASE("LocalBackend: a held volume stays Creating until marked Available") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   CreateVolumeRequest r{"p1", "held", 1 << 20};
   r.hold_in_creating = true;
   auto v = b->create_volume(r);
@@ -216,7 +203,7 @@ TEST_CASE("LocalBackend: reopening finishes half-deleted objects and sets orphan
   TempDir tmp;
   std::string held_id, deleting_id;
   {
-    auto b = open_cluster(tmp / "c");
+    auto b = open_local_cluster(tmp / "c");
     CreateVolumeRequest r{"p1", "held", 1 << 20};
     r.hold_in_creating = true;
     held_id = b->create_volume(r)->id;
@@ -231,7 +218,7 @@ TEST_CASE("LocalBackend: reopening finishes half-deleted objects and sets orphan
               ("UPDATE volumes SET state = 'Deleting' WHERE id = '" + deleting_id + "'").c_str(),
               nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   CHECK_FALSE(fs::exists(tmp / "c/data/0000-orphan.vol"));
   CHECK(dmscore::testing::read_file(tmp / "c/lost+found/0000-orphan.vol") == "junk");
   CHECK(b->get_volume("p1", held_id)->state == VolumeState::kCreating);  // a workflow owns it
@@ -243,7 +230,7 @@ TEST_CASE("LocalBackend: a held volume whose file was not sized before a crash g
   TempDir tmp;
   std::string created, missing;
   {
-    auto b = open_cluster(tmp / "c");
+    auto b = open_local_cluster(tmp / "c");
     CreateVolumeRequest r{"p1", "held-a", 1 << 20};
     r.hold_in_creating = true;
     created = b->create_volume(r)->id;
@@ -254,7 +241,7 @@ TEST_CASE("LocalBackend: a held volume whose file was not sized before a crash g
   // creating the other one at all.
   fs::resize_file(tmp / ("c/data/" + created + ".vol"), 0);
   fs::remove(tmp / ("c/data/" + missing + ".vol"));
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   for (const auto& id : {created, missing}) {
     INFO(id);
     CHECK(b->get_volume("p1", id)->state == VolumeState::kCreating);
@@ -267,7 +254,7 @@ TEST_CASE("LocalBackend: a held volume whose file was not sized before a crash g
 
 TEST_CASE("LocalBackend: sinks and sources move data and refuse deleted objects") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   Volume v = make_volume(*b, "vol", 1 << 20);
   auto sink = b->open_volume_sink("p1", v.id, true);
   REQUIRE(sink.ok());

@@ -13,30 +13,18 @@
 #include <random>
 
 #include "dmscore/local_backend.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
+using dmscore::testing::open_local_cluster;
 using dmscore::testing::read_file;
+using dmscore::testing::remove_cluster_db;
 using dmscore::testing::TempDir;
+using dmscore::testing::write_at;
 using dmscore::testing::write_file;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::unique_ptr<LocalBackend> open_cluster(const std::string& dir, LocalBackendOptions o = {}) {
-  auto b = LocalBackend::open(dir, "", std::move(o));
-  INFO(b.status().to_string());
-  REQUIRE(b.ok());
-  return std::move(b).value();
-}
-
-void fill(const std::string& path, std::uint64_t off, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY);
-  REQUIRE(fd >= 0);
-  REQUIRE(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(off)) ==
-          static_cast<ssize_t>(data.size()));
-  ::close(fd);
-}
 
 std::string random_bytes(std::size_t n, unsigned seed) {
   std::mt19937 rng(seed);
@@ -53,10 +41,6 @@ std::map<std::string, std::string> data_files(const std::string& dir) {
   return out;
 }
 
-void remove_db(const std::string& dir) {
-  for (const char* f : {"cluster.db", "cluster.db-wal", "cluster.db-shm"}) fs::remove(dir + "/" + f);
-}
-
 struct Made {
   std::vector<Volume> volumes;
   std::vector<Snapshot> snapshots;
@@ -69,7 +53,7 @@ Made populate(LocalBackend& b, const std::string& dir) {
   for (int i = 0; i < 2; ++i) {
     auto v = b.create_volume({"p1", "vol" + std::to_string(i), 1 << 20});
     REQUIRE(v.ok());
-    fill(v->device_path, 4096 * static_cast<unsigned>(i + 1), random_bytes(8192, i + 1));
+    write_at(v->device_path, 4096 * static_cast<unsigned>(i + 1), random_bytes(8192, i + 1));
     m.volumes.push_back(*v);
     auto sn = b.create_snapshot({"p1", "snap" + std::to_string(i), v->id, "nightly"});
     REQUIRE(sn.ok());
@@ -110,20 +94,20 @@ void check_all_back(LocalBackend& b, const std::string& dir, const Made& m) {
 
 }  // namespace
 
-TEST_CASE("Local repair: a deleted cluster.db loses nothing; repair brings every object back") {
+TEST_CASE("Local repair: a deleted cluster.db loses nothing, repair brings every object back") {
   TempDir tmp;
   const std::string dir = tmp / "c";
   Made made;
   std::string id;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     id = b->cluster_id();
     made = populate(*b, dir);
   }
-  remove_db(dir);
+  remove_cluster_db(dir);
   const auto before = data_files(dir);
 
-  auto b = open_cluster(dir);
+  auto b = open_local_cluster(dir);
   REQUIRE(b->repair_needed().code() == Code::kFailedPrecondition);
   CHECK_THAT(b->repair_needed().message(), Catch::Contains("cluster.db is missing"));
   // Nothing but identity answers, and nothing was written.
@@ -147,7 +131,7 @@ TEST_CASE("Local repair: a deleted cluster.db loses nothing; repair brings every
   // Usable again, and the rebuilt metadata survives a reopen.
   REQUIRE(b->create_volume({"p1", "after", 1 << 20}).ok());
   b.reset();
-  auto again = open_cluster(dir);
+  auto again = open_local_cluster(dir);
   CHECK(again->repair_needed().ok());
   check_all_back(*again, dir, made);
   CHECK(again->find_volume("p1", "after").ok());
@@ -159,7 +143,7 @@ TEST_CASE("Local repair: a cluster.db restored from an older copy needs repair, 
   std::string gone_id;
   Made made;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     made = populate(*b, dir);
     auto doomed = b->create_volume({"p1", "doomed", 1 << 20});
     REQUIRE(doomed.ok());
@@ -168,18 +152,18 @@ TEST_CASE("Local repair: a cluster.db restored from an older copy needs repair, 
   fs::copy_file(dir + "/cluster.db", tmp / "old.db");  // the backup (WAL checkpointed on close)
   Volume newer;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     REQUIRE(b->delete_volume("p1", gone_id).ok());
     auto v = b->create_volume({"p1", "newer", 1 << 20});
     REQUIRE(v.ok());
-    fill(v->device_path, 0, "made after the backup");
+    write_at(v->device_path, 0, "made after the backup");
     newer = *v;
   }
-  remove_db(dir);
+  remove_cluster_db(dir);
   fs::copy_file(tmp / "old.db", dir + "/cluster.db");
   const auto before = data_files(dir);
 
-  auto b = open_cluster(dir);
+  auto b = open_local_cluster(dir);
   REQUIRE_FALSE(b->repair_needed().ok());
   CHECK_THAT(b->repair_needed().message(), Catch::Contains("does not name"));
   CHECK_THAT(b->repair_needed().message(), Catch::Contains("missing"));
@@ -204,7 +188,7 @@ TEST_CASE("Local repair: an emptied cluster.db is not taken as the truth") {
   const std::string dir = tmp / "c";
   Made made;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     made = populate(*b, dir);
   }
   sqlite3* db = nullptr;
@@ -213,7 +197,7 @@ TEST_CASE("Local repair: an emptied cluster.db is not taken as the truth") {
                        nullptr) == SQLITE_OK);
   sqlite3_close(db);
   const auto before = data_files(dir);
-  auto b = open_cluster(dir);
+  auto b = open_local_cluster(dir);
   REQUIRE_FALSE(b->repair_needed().ok());
   CHECK(data_files(dir) == before);
   REQUIRE(b->repair().ok());
@@ -225,12 +209,12 @@ TEST_CASE("Local repair: an unreadable cluster.db is kept aside and rebuilt") {
   const std::string dir = tmp / "c";
   Made made;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     made = populate(*b, dir);
   }
-  remove_db(dir);
+  remove_cluster_db(dir);
   write_file(dir + "/cluster.db", "this is not an SQLite database, but somebody's notes");
-  auto b = open_cluster(dir);
+  auto b = open_local_cluster(dir);
   REQUIRE_FALSE(b->repair_needed().ok());
   CHECK_THAT(b->repair_needed().message(), Catch::Contains("cannot be read"));
   auto report = b->repair();
@@ -248,7 +232,7 @@ TEST_CASE("Local repair: files nothing explains go to lost+found, whole, and are
   o.log = [&](std::string_view l) { lines.emplace_back(l); };
   std::string vid;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     vid = b->create_volume({"p1", "kept", 1 << 20})->id;
   }
   write_file(dir + "/data/notes.txt", "an operator's notes");
@@ -257,7 +241,7 @@ TEST_CASE("Local repair: files nothing explains go to lost+found, whole, and are
   fs::create_directories(dir + "/data/somebodys-dir");
   write_file(dir + "/data/somebodys-dir/file", "inside");
 
-  auto b = open_cluster(dir, o);
+  auto b = open_local_cluster(dir, "", o);
   CHECK(b->repair_needed().ok());
   CHECK(b->set_aside_count() == 2);
   CHECK(read_file(dir + "/lost+found/notes.txt") == "an operator's notes");
@@ -272,7 +256,7 @@ TEST_CASE("Local repair: files nothing explains go to lost+found, whole, and are
   // A second file of the same name does not replace the first.
   b.reset();
   write_file(dir + "/data/notes.txt", "newer notes");
-  b = open_cluster(dir);
+  b = open_local_cluster(dir);
   CHECK(read_file(dir + "/lost+found/notes.txt") == "an operator's notes");
   CHECK(read_file(dir + "/lost+found/notes.txt.1") == "newer notes");
 }
@@ -283,9 +267,9 @@ TEST_CASE("Local repair: data files without a sidecar of this cluster are set as
   Made made;
   std::string foreign;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     made = populate(*b, dir);
-    auto other = open_cluster(tmp / "other");
+    auto other = open_local_cluster(tmp / "other");
     auto v = other->create_volume({"p1", "foreign", 1 << 20});
     REQUIRE(v.ok());
     foreign = v->id;
@@ -296,8 +280,8 @@ TEST_CASE("Local repair: data files without a sidecar of this cluster are set as
                 dir + "/data/" + foreign + ".vol.meta");
   const std::string bare = "5a5a5a5a-0000-4000-8000-000000000001.vol";
   write_file(dir + "/data/" + bare, std::string(4096, 'x'));
-  remove_db(dir);
-  auto b = open_cluster(dir);
+  remove_cluster_db(dir);
+  auto b = open_local_cluster(dir);
   auto report = b->repair();
   REQUIRE(report.ok());
   CHECK(report->volumes == 3);
@@ -307,27 +291,27 @@ TEST_CASE("Local repair: data files without a sidecar of this cluster are set as
   check_all_back(*b, dir, made);
 }
 
-TEST_CASE("Local repair: a held volume comes back held; repair is refused when not needed") {
+TEST_CASE("Local repair: a held volume comes back held, repair is refused when not needed") {
   TempDir tmp;
   const std::string dir = tmp / "c";
   std::string held;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     CreateVolumeRequest r{"p1", "being-filled", 1 << 20};
     r.hold_in_creating = true;
     held = b->create_volume(r)->id;
     CHECK(b->repair().status().code() == Code::kFailedPrecondition);
   }
-  remove_db(dir);
-  auto b = open_cluster(dir);
+  remove_cluster_db(dir);
+  auto b = open_local_cluster(dir);
   REQUIRE(b->repair().ok());
   auto v = b->get_volume("p1", held);
   REQUIRE(v.ok());
   CHECK(v->state == VolumeState::kCreating);
   REQUIRE(b->mark_volume_available("p1", held).ok());
   b.reset();
-  remove_db(dir);
-  b = open_cluster(dir);
+  remove_cluster_db(dir);
+  b = open_local_cluster(dir);
   REQUIRE(b->repair().ok());
   CHECK(b->get_volume("p1", held)->state == VolumeState::kAvailable);
 }
@@ -337,21 +321,21 @@ TEST_CASE("Local repair: objects made before sidecars existed get one at the nex
   const std::string dir = tmp / "c";
   Made made;
   {
-    auto b = open_cluster(dir);
+    auto b = open_local_cluster(dir);
     made = populate(*b, dir);
   }
   for (const auto& v : made.volumes) fs::remove(dir + "/data/" + v.id + ".vol.meta");
-  { auto b = open_cluster(dir); }
+  { auto b = open_local_cluster(dir); }
   for (const auto& v : made.volumes) CHECK(fs::exists(dir + "/data/" + v.id + ".vol.meta"));
-  remove_db(dir);
-  auto b = open_cluster(dir);
+  remove_cluster_db(dir);
+  auto b = open_local_cluster(dir);
   REQUIRE(b->repair().ok());
   check_all_back(*b, dir, made);
 }
 
 TEST_CASE("Local repair: data files are private to the service, or to the configured group") {
   TempDir tmp;
-  auto b = open_cluster(tmp / "c");
+  auto b = open_local_cluster(tmp / "c");
   auto v = b->create_volume({"p1", "v", 1 << 20});
   REQUIRE(v.ok());
   auto s = b->create_snapshot({"p1", "s", v->id, ""});
@@ -367,7 +351,7 @@ TEST_CASE("Local repair: data files are private to the service, or to the config
 
   LocalBackendOptions o;
   o.file_group = static_cast<int>(::getegid());
-  auto g = open_cluster(tmp / "g", o);
+  auto g = open_local_cluster(tmp / "g", "", o);
   auto gv = g->create_volume({"p1", "v", 1 << 20});
   REQUIRE(gv.ok());
   auto gs = g->create_snapshot({"p1", "s", gv->id, ""});
@@ -379,13 +363,13 @@ TEST_CASE("Local repair: data files are private to the service, or to the config
   // A volume an older release made 0644 is tightened at the next open.
   b.reset();
   ::chmod(v->device_path.c_str(), 0644);
-  b = open_cluster(tmp / "c");
+  b = open_local_cluster(tmp / "c");
   CHECK(file_mode(v->device_path) == 0600);
 }
 
 TEST_CASE("Local repair: a cluster is never made inside another cluster's directory") {
   TempDir tmp;
-  auto outer = open_cluster(tmp / "outer");
+  auto outer = open_local_cluster(tmp / "outer");
   auto inner = LocalBackend::open(tmp / "outer/data/inner");
   CHECK(inner.status().code() == Code::kFailedPrecondition);
   CHECK_THAT(inner.status().message(), Catch::Contains(tmp / "outer"));

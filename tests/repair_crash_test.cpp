@@ -29,7 +29,7 @@ std::map<std::string, std::string> objects_on_disk(const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE("Local repair: SIGKILL at any point of a repair loses nothing; the next one finishes") {
+TEST_CASE("Local repair: SIGKILL at any point of a repair loses nothing, and the next one finishes") {
   TempDir tmp;
   const std::string dir = tmp / "c";
   constexpr int kObjects = 120;
@@ -38,13 +38,12 @@ TEST_CASE("Local repair: SIGKILL at any point of a repair loses nothing; the nex
   const auto pristine = objects_on_disk(dir);
   REQUIRE(pristine.size() == 2 * kObjects);
 
-  const int rounds =
-      std::getenv("DMSCORE_REPAIR_ROUNDS") ? std::atoi(std::getenv("DMSCORE_REPAIR_ROUNDS")) : 22;
+  const int rounds = env_int("DMSCORE_REPAIR_ROUNDS", 22);
   std::mt19937 rng(Catch::rngSeed());
   int kills_mid_repair = 0;
   for (int round = 0; round < rounds; ++round) {
     // The damage: the metadata is lost, and a stray file sits among the data.
-    for (const char* f : {"cluster.db", "cluster.db-wal", "cluster.db-shm"}) fs::remove(dir + "/" + f);
+    remove_cluster_db(dir);
     const std::string stray = "stray-" + std::to_string(round) + ".txt";
     write_file(dir + "/data/" + stray, "round " + std::to_string(round));
 

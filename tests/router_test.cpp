@@ -7,9 +7,8 @@
 #include <thread>
 
 #include "dmscore/service.hpp"
-#include "service_options.hpp"
 #include "test_files.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
@@ -28,9 +27,7 @@ struct Fixture {
 
   explicit Fixture(Options o = {}) {
     o.admin_password = kAdminPw;
-    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
-    REQUIRE(s.ok());
-    svc = std::move(s).value();
+    svc = dmscore::testing::open_test_service(tmp / "data", o);
     http::RouterOptions ro;
     // Internal errors are logged with their detail: shown when a test fails on one.
     ro.log = [](std::string_view line) { UNSCOPED_INFO("router log: " << line); };

@@ -16,13 +16,14 @@
 #include "dmscore/http/server.hpp"
 #include "dmscore/service.hpp"
 #include "service_options.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
 using dmscore::testing::file_mode;
 using dmscore::testing::read_file;
 using dmscore::testing::TempDir;
+using dmscore::testing::write_script;
 namespace fs = std::filesystem;
 
 namespace {
@@ -39,38 +40,29 @@ std::string fd_target(int fd) {
   return ec ? std::string() : t.string();
 }
 
-struct Fixture {
-  TempDir tmp;
-  std::unique_ptr<Service> svc;
-  std::vector<std::string> log;
-
+// The service's log lines are kept in `log`; no health checks.
+struct Fixture : dmscore::testing::ServiceHarness {
   explicit Fixture(Options o = {}) {
-    o.log = [this](std::string_view l) { log.emplace_back(l); };
+    o.log = log_sink();
     o.health_check_interval = 0ms;
-    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
-    INFO(s.status().to_string());
-    REQUIRE(s.ok());
-    svc = std::move(s).value();
-  }
-
-  Workflow wait(const std::string& id) {
-    auto w = svc->wait_workflow(id, 60s);
-    REQUIRE(w.ok());
-    return *w;
-  }
-
-  std::string attach(const std::string& dir) {
-    Workflow w = wait(*svc->attach_cluster({"file://" + dir, ""}));
-    INFO(w.msg);
-    REQUIRE(w.state == WorkflowState::kCompleted);
-    return w.result.substr(w.result.find("\"clusterId\":\"") + 13, 36);
+    open_service(o);
   }
 };
 
-void write_script(const std::string& path, const std::string& body) {
-  std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
-  REQUIRE(::chmod(path.c_str(), 0755) == 0);
-}
+// A server for the service with a live client connection: sockets of the service are open.
+struct Connected {
+  std::unique_ptr<http::Server> server;
+  std::unique_ptr<http::Client> client;
+
+  explicit Connected(Service& svc) : server(dmscore::testing::start_server(svc)) {
+    http::ClientOptions co;
+    co.endpoints = {"http://127.0.0.1:" + std::to_string(server->port())};
+    auto c = http::Client::create(co);
+    REQUIRE(c.ok());
+    client = std::move(c).value();
+    REQUIRE(client->request("GET", "/healthz").ok());
+  }
+};
 
 }  // namespace
 
@@ -83,9 +75,8 @@ TEST_CASE("Secrets: the data directory, database and logs are the service's alon
   {
     Options o;
     o.log = [&](std::string_view l) { lines.emplace_back(l); };
-    auto s = Service::open(dmscore::testing::test_options(data, o));
-    REQUIRE(s.ok());
-    REQUIRE((*s)->auth().login("admin", "wrong password", "127.0.0.1").status().code() ==
+    auto s = dmscore::testing::open_test_service(data, o);
+    REQUIRE(s->auth().login("admin", "wrong password", "127.0.0.1").status().code() ==
             Code::kUnauthenticated);  // writes the audit log
   }
   CHECK(file_mode(data) == 0700);
@@ -103,8 +94,7 @@ TEST_CASE("Secrets: the data directory, database and logs are the service's alon
   // A database an older release left 0644 is tightened at the next open.
   ::chmod((data + "/dms.db").c_str(), 0644);
   {
-    auto s = Service::open(dmscore::testing::test_options(data));
-    REQUIRE(s.ok());
+    auto s = dmscore::testing::open_test_service(data);
     CHECK(file_mode(data + "/dms.db") == 0600);
     CHECK((file_mode(data + "/dms.db-wal") & 077) == 0);
   }
@@ -137,18 +127,9 @@ TEST_CASE("Secrets: hooks get a minimal environment and no descriptor of the ser
   REQUIRE(inherited >= 0);
   Fixture f(o);
   // Sockets of the service are open while the hook runs: a server with a live connection.
-  http::ServerOptions so;
-  so.port = 0;
-  auto server = http::Server::create(*f.svc, so);
-  REQUIRE(server.ok());
-  REQUIRE((*server)->start().ok());
-  http::ClientOptions co;
-  co.endpoints = {"http://127.0.0.1:" + std::to_string((*server)->port())};
-  auto client = http::Client::create(co);
-  REQUIRE(client.ok());
-  REQUIRE((*client)->request("GET", "/healthz").ok());
+  Connected connected(*f.svc);
 
-  const std::string cid = f.attach(f.tmp / "c1");
+  const std::string cid = f.attach_dir(f.tmp / "c1");
   auto v = f.svc->create_volume(cid, {"p1", "v", 1 << 20});
   REQUIRE(v.ok());
   auto g = f.svc->create_consistency_group({"g", "", cid, "p1", {v->id}, ""});
@@ -179,17 +160,8 @@ TEST_CASE("Secrets: hooks get a minimal environment and no descriptor of the ser
 TEST_CASE("Secrets: every descriptor the service and its HTTP faces open is close-on-exec") {
   const std::set<int> before = open_fds();
   Fixture f;
-  http::ServerOptions so;
-  so.port = 0;
-  auto server = http::Server::create(*f.svc, so);
-  REQUIRE(server.ok());
-  REQUIRE((*server)->start().ok());
-  http::ClientOptions co;
-  co.endpoints = {"http://127.0.0.1:" + std::to_string((*server)->port())};
-  auto client = http::Client::create(co);
-  REQUIRE(client.ok());
-  REQUIRE((*client)->request("GET", "/healthz").ok());
-  const std::string cid = f.attach(f.tmp / "c1");
+  Connected connected(*f.svc);
+  const std::string cid = f.attach_dir(f.tmp / "c1");
   REQUIRE(f.svc->create_volume(cid, {"p1", "v", 1 << 20}).ok());
 
   int checked = 0;

@@ -14,8 +14,7 @@
 #include <thread>
 
 #include "dmscore/service.hpp"
-#include "service_options.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
@@ -107,29 +106,16 @@ std::string header_of(const std::string& response, const std::string& name) {
   return response.substr(start, response.find("\r\n", start) - start);
 }
 
-struct Fixture {
-  TempDir tmp;
-  std::unique_ptr<Service> svc;
+// The server's log lines are kept in `log`.
+struct Fixture : dmscore::testing::ServiceHarness {
   std::unique_ptr<http::Server> server;
-  std::vector<std::string> log;
-  std::mutex log_mu;
 
   explicit Fixture(http::ServerOptions so = {}) {
     Options o;
     o.admin_password = "server-admin-pw";
-    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
-    REQUIRE(s.ok());
-    svc = std::move(s).value();
-    so.port = 0;
-    so.log = [this](std::string_view l) {
-      std::lock_guard lock(log_mu);
-      log.emplace_back(l);
-    };
-    auto srv = http::Server::create(*svc, so);
-    INFO(srv.status().to_string());
-    REQUIRE(srv.ok());
-    server = std::move(srv).value();
-    REQUIRE(server->start().ok());
+    open_service(o);
+    so.log = log_sink();
+    server = dmscore::testing::start_server(*svc, so);
   }
 
   std::string request(const std::string& method, const std::string& target,
@@ -243,23 +229,22 @@ TEST_CASE("Server: connections over the cap are closed at once") {
   CHECK(c.closed(2s));
 }
 
-TEST_CASE("Server: plain HTTP off loopback needs an explicit opt-in; TLS needs both files") {
+TEST_CASE("Server: plain HTTP off loopback needs an explicit opt-in, TLS needs both files") {
   TempDir tmp;
-  auto svc = Service::open(dmscore::testing::test_options(tmp / "data"));
-  REQUIRE(svc.ok());
+  auto svc = dmscore::testing::open_test_service(tmp / "data");
   http::ServerOptions so;
   so.address = "0.0.0.0";
   so.port = 0;
-  CHECK(http::Server::create(**svc, so).status().code() == Code::kInvalidArgument);
+  CHECK(http::Server::create(*svc, so).status().code() == Code::kInvalidArgument);
   so.allow_plain_http = true;
-  CHECK(http::Server::create(**svc, so).ok());
+  CHECK(http::Server::create(*svc, so).ok());
   so.tls_cert_file = "/nonexistent.pem";
-  CHECK(http::Server::create(**svc, so).status().code() == Code::kInvalidArgument);
+  CHECK(http::Server::create(*svc, so).status().code() == Code::kInvalidArgument);
   so.tls_key_file = "/nonexistent.key";
-  CHECK(http::Server::create(**svc, so).status().code() == Code::kUnavailable);
+  CHECK(http::Server::create(*svc, so).status().code() == Code::kUnavailable);
   so.address = "not-an-ip";
   so.tls_cert_file = so.tls_key_file = "";
-  CHECK(http::Server::create(**svc, so).status().code() == Code::kInvalidArgument);
+  CHECK(http::Server::create(*svc, so).status().code() == Code::kInvalidArgument);
 }
 
 TEST_CASE("Server: TLS 1.2 and 1.3 are served from certificate files, older versions refused") {
@@ -305,14 +290,13 @@ TEST_CASE("Server: stop finishes and closes idle connections") {
 
 TEST_CASE("Server: runs on an io_context the embedder owns and stops while it keeps running") {
   TempDir tmp;
-  auto svc = Service::open(dmscore::testing::test_options(tmp / "data"));
-  REQUIRE(svc.ok());
+  auto svc = dmscore::testing::open_test_service(tmp / "data");
   boost::asio::io_context ioc;
   auto work = boost::asio::make_work_guard(ioc);
   std::thread loop([&] { ioc.run(); });
   http::ServerOptions so;
   so.port = 0;
-  auto server = http::Server::create(ioc, **svc, so);
+  auto server = http::Server::create(ioc, *svc, so);
   REQUIRE(server.ok());
   REQUIRE((*server)->start().ok());
   {

@@ -1,6 +1,7 @@
 #pragma once
-// A Service under test on a temporary data directory, with helpers to attach local clusters,
-// make sources and wait for workflows; and the same with a LightOS emulator beside it.
+// The service tests' scenario fixtures: a Service under test with local clusters and a source to
+// clone (the basics, open, wait and attach, are ServiceHarness's in test_support.hpp); and the
+// same with a LightOS emulator beside it.
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -11,52 +12,25 @@
 #include "dmscore/lightbits_backend.hpp"
 #include "dmscore/service.hpp"
 #include "lightos_emulator.hpp"
-#include "service_options.hpp"
 #include "test_files.hpp"
-#include "test_util.hpp"
+#include "test_support.hpp"
 
 namespace dmscore::testing {
 
 using namespace std::chrono_literals;
 
-struct Fixture {
-  TempDir tmp;
-  std::unique_ptr<Service> svc;
+// A Service with progress and copy checkpoints persisted every 20 ms, and local clusters c1 and
+// c2 attached on demand.
+struct Fixture : ServiceHarness {
   std::string c1, c2;
 
   explicit Fixture(Options o = {}) { open(o); }
 
+  // Opens the service, closing the one open before.
   void open(Options o = {}) {
-    svc.reset();
     o.progress_persist_interval = 20ms;
     o.copy_checkpoint_interval = 20ms;
-    auto s = Service::open(dmscore::testing::test_options(tmp / "data", o));
-    INFO(s.status().to_string());
-    REQUIRE(s.ok());
-    svc = std::move(s).value();
-  }
-
-  Workflow wait(const std::string& id) {
-    auto w = svc->wait_workflow(id, 60s);
-    INFO(w.status().to_string());
-    REQUIRE(w.ok());
-    return *w;
-  }
-
-  std::string attach(const std::string& name) {
-    auto id = svc->attach_cluster({"file://" + (tmp / name), name});
-    REQUIRE(id.ok());
-    Workflow w = wait(*id);
-    INFO(w.msg);
-    REQUIRE(w.state == WorkflowState::kCompleted);
-    auto v = boost_free_cluster_id(w.result);
-    return v;
-  }
-
-  static std::string boost_free_cluster_id(const std::string& result) {
-    auto p = result.find("\"clusterId\":\"");
-    REQUIRE(p != std::string::npos);
-    return result.substr(p + 13, 36);
+    open_service(o);
   }
 
   void attach_two() {
@@ -87,14 +61,15 @@ struct Fixture {
   std::string snapshot_path(const std::string& cluster_dir, const Snapshot& sn) {
     return tmp / (cluster_dir + "/data/" + sn.id + ".snap");
   }
-
-  std::string result_field(const std::string& result, const std::string& key) {
-    auto p = result.find("\"" + key + "\":\"");
-    REQUIRE(p != std::string::npos);
-    return result.substr(p + key.size() + 4, 36);
-  }
 };
 
+// Makes `emu` trust the service's key, as an operator's `lbcli create credential` does.
+inline void import_service_key(LightosEmulator& emu, Service& svc) {
+  emu.import_credential("system:" + svc.service_credentials().pub_key_id,
+                        svc.identity().keys()[0].public_pem);
+}
+
+// A Fixture beside a LightOS emulator whose CA it trusts.
 struct LightbitsFixture {
   dmscore::testing::LightosEmulator emu;
   std::unique_ptr<Fixture> f;
@@ -105,10 +80,7 @@ struct LightbitsFixture {
     f = std::make_unique<Fixture>(o);
   }
 
-  void import_key() {
-    auto keys = f->svc->identity().keys();
-    emu.import_credential("system:" + f->svc->service_credentials().pub_key_id, keys[0].public_pem);
-  }
+  void import_key() { import_service_key(emu, *f->svc); }
 
   Workflow attach() {
     auto id = f->svc->attach_cluster({emu.endpoint(), "lb1"});

@@ -9,14 +9,13 @@
 
 #include "dmscore/lightbits_backend.hpp"
 #include "service_fixture.hpp"
-#include "service_options.hpp"
-#include "test_files.hpp"
-#include "test_util.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
+using dmscore::testing::attached_cluster_id;
 using dmscore::testing::Fixture;
 using dmscore::testing::LightbitsFixture;
+using dmscore::testing::result_field;
 using dmscore::testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -123,7 +122,7 @@ TEST_CASE(
   CHECK(w.progress.percent == 100);
   CHECK(w.progress.bytes_total > 0);
   CHECK(w.progress.bytes_done == w.progress.bytes_total);  // a finished copy reads 100% of bytes
-  std::string vid = f.result_field(w.result, "volumeId");
+  std::string vid = result_field(w.result, "volumeId");
   auto dst = f.svc->get_volume(f.c2, "p2", vid);
   REQUIRE(dst.ok());
   CHECK(dst->state == VolumeState::kAvailable);
@@ -155,14 +154,14 @@ TEST_CASE("Service: a source with no data clones to a destination with no alloca
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   REQUIRE(w.state == WorkflowState::kCompleted);
-  auto dst = f.svc->get_volume(f.c2, "p2", f.result_field(w.result, "volumeId"));
+  auto dst = f.svc->get_volume(f.c2, "p2", result_field(w.result, "volumeId"));
   REQUIRE(dst.ok());
   CHECK(dmscore::testing::allocated_bytes(dst->device_path) == 0);
   CHECK(fs::file_size(dst->device_path) == 8 * kMiB);
 }
 
 TEST_CASE(
-    "Service: a larger destination keeps the data and reads zero past it; smaller is refused") {
+    "Service: a larger destination keeps the data and reads zero past it, and smaller is refused") {
   Fixture f;
   f.attach_two();
   auto [vol, snap] = f.source(4 * kMiB, 4);
@@ -173,7 +172,7 @@ TEST_CASE(
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   REQUIRE(w.state == WorkflowState::kCompleted);
-  auto dst = f.svc->get_volume(f.c2, "p2", f.result_field(w.result, "volumeId"));
+  auto dst = f.svc->get_volume(f.c2, "p2", result_field(w.result, "volumeId"));
   REQUIRE(dst.ok());
   CHECK(dst->size == 16 * kMiB);
   auto bytes = dmscore::testing::file_bytes(dst->device_path);
@@ -200,7 +199,7 @@ TEST_CASE("Service: a thick clone snapshot ends as a snapshot and leaves no hidd
   Workflow w = f.wait(*id);
   INFO(w.msg);
   REQUIRE(w.state == WorkflowState::kCompleted);
-  auto sn = f.svc->get_snapshot(f.c2, "p2", f.result_field(w.result, "snapshotId"));
+  auto sn = f.svc->get_snapshot(f.c2, "p2", result_field(w.result, "snapshotId"));
   REQUIRE(sn.ok());
   CHECK(sn->name == "snap-copy");
   CHECK(sn->description == "nightly");
@@ -509,10 +508,7 @@ TEST_CASE("Service: attaching a Lightbits cluster that refuses the key fails wit
 TEST_CASE("Service: a Lightbits cluster is attached, refreshed with its new server, and detached") {
   LightbitsFixture lb;
   lb.import_key();
-  Workflow w = lb.attach();
-  INFO(w.msg);
-  REQUIRE(w.state == WorkflowState::kCompleted);
-  std::string cid = Fixture::boost_free_cluster_id(w.result);
+  std::string cid = attached_cluster_id(lb.attach());
   auto c = lb.f->svc->get_cluster(cid);
   REQUIRE(c.ok());
   CHECK(c->kind == ClusterKind::kLightbits);
@@ -578,9 +574,7 @@ TEST_CASE("Service: health checks see a Lightbits cluster go away, come back and
   o.cluster_request_timeout = 2s;
   LightbitsFixture lb(o);
   lb.import_key();
-  Workflow w = lb.attach();
-  REQUIRE(w.state == WorkflowState::kCompleted);
-  std::string cid = Fixture::boost_free_cluster_id(w.result);
+  std::string cid = attached_cluster_id(lb.attach());
   auto status = [&] { return lb.f->svc->get_cluster(cid)->access_status; };
   CHECK(status() == ConnectionStatus::kConnected);
   lb.emu.control("POST", "/control/stop-api");
@@ -599,16 +593,10 @@ TEST_CASE("Service: a cluster that does not answer delays no other cluster's hea
   LightbitsFixture slow(o);
   dmscore::testing::LightosEmulator other_emu(100, slow.emu.ca_dir());
   slow.import_key();
-  other_emu.import_credential("system:" + slow.f->svc->service_credentials().pub_key_id,
-                              slow.f->svc->identity().keys()[0].public_pem);
+  dmscore::testing::import_service_key(other_emu, *slow.f->svc);
   Workflow w1 = slow.attach();  // attached first, so probed first
   REQUIRE(w1.state == WorkflowState::kCompleted);
-  auto id2 = slow.f->svc->attach_cluster({other_emu.endpoint(), "lb2"});
-  REQUIRE(id2.ok());
-  Workflow w2 = slow.f->wait(*id2);
-  INFO(w2.msg);
-  REQUIRE(w2.state == WorkflowState::kCompleted);
-  std::string c2 = Fixture::boost_free_cluster_id(w2.result);
+  std::string c2 = dmscore::testing::attach_cluster(*slow.f->svc, {other_emu.endpoint(), "lb2"});
   // The first cluster now takes 6 s to answer each probe; the second goes away.
   slow.emu.control("POST", "/control/stall",
                    R"({"method":"GET","pathRegex":"/clusterinfo","seconds":6,"count":100})");

@@ -47,6 +47,12 @@ inline void write_file(const std::string& path, const std::string& data) {
   out << data;
 }
 
+// Removes a local cluster's metadata database (cluster.db and its -wal and -shm), as if lost.
+inline void remove_cluster_db(const std::string& dir) {
+  for (const char* f : {"cluster.db", "cluster.db-wal", "cluster.db-shm"})
+    std::filesystem::remove(dir + "/" + f);
+}
+
 inline unsigned file_mode(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;

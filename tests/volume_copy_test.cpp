@@ -11,6 +11,7 @@
 using namespace dmscore;
 using namespace std::chrono_literals;
 using dmscore::testing::Fixture;
+using dmscore::testing::result_field;
 
 namespace {
 
@@ -44,7 +45,7 @@ std::string query_one(const std::string& db_path, const std::string& statement) 
 
 }  // namespace
 
-TEST_CASE("Volume copy: the checkpoint is <item>:<offset>; an earlier release's <offset> is item 0") {
+TEST_CASE("Volume copy: the checkpoint is <item>:<offset>, an earlier release's <offset> is item 0") {
   using detail::parse_copy_checkpoint;
   CHECK(parse_copy_checkpoint("") == std::make_pair(std::size_t{0}, std::uint64_t{0}));
   CHECK(parse_copy_checkpoint("2:4096") == std::make_pair(std::size_t{2}, std::uint64_t{4096}));
@@ -89,7 +90,7 @@ TEST_CASE("Volume copy: a thick clone checkpointed by an earlier release resumes
   // It went on from the old checkpoint, not from byte 0, and the copy is whole.
   CHECK_THAT(query_one(db, "SELECT vars FROM workflows WHERE id = '" + *id + "'"),
              Catch::Contains("\"copyResumedFrom\":\"" + offset + "\""));
-  auto v = f.svc->get_volume(f.c2, "p2", f.result_field(w.result, "volumeId"));
+  auto v = f.svc->get_volume(f.c2, "p2", result_field(w.result, "volumeId"));
   REQUIRE(v.ok());
   CHECK(dmscore::testing::read_file(v->device_path) ==
         dmscore::testing::read_file(f.snapshot_path("c1", sn)));

@@ -21,8 +21,7 @@ TEST_CASE("WorkflowEngine: SIGKILL at random points loses and duplicates nothing
   const std::string db = dir / "dms.db";
   const std::string work = dir / "work";
   fs::create_directories(work);
-  const int kills =
-      std::getenv("DMSCORE_CRASH_KILLS") ? std::atoi(std::getenv("DMSCORE_CRASH_KILLS")) : 60;
+  const int kills = env_int("DMSCORE_CRASH_KILLS", 60);
   std::mt19937 rng(Catch::rngSeed());
   std::set<std::string> acked;
   int real_kills = 0;

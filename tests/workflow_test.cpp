@@ -200,7 +200,7 @@ TEST_CASE("WorkflowEngine: a workflow runs its steps in order and completes with
   CHECK(f.log == std::vector<std::string>{"first", "second:thing-1"});
 }
 
-TEST_CASE("WorkflowEngine: get follows a workflow through its states; a finished one stays put") {
+TEST_CASE("WorkflowEngine: get follows a workflow through its states, a finished one stays put") {
   Fixture f;
   EngineOptions o;
   o.threads = 1;
