@@ -1,0 +1,227 @@
+#pragma once
+// The engine's state, shared by engine.cpp (the API: submit, cancel, get, claims, start/stop)
+// and run.cpp (one workflow's run: steps, checkpoints, compensation).
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "base/backoff.hpp"
+#include "base/util.hpp"
+#include "dmscore/workflow.hpp"
+
+namespace dmscore {
+
+namespace detail {
+// A workflow's carried variables as stored (a JSON object of strings).
+std::string vars_to_json(const std::map<std::string, std::string>& vars);
+std::map<std::string, std::string> vars_from_json(const std::string& text);
+}  // namespace detail
+
+struct WorkflowEngine::Impl {
+  Store& store;
+  EngineOptions options;
+  std::shared_ptr<Env> env;
+  std::map<std::string, WorkflowType> types;
+
+  // Live state of workflows a worker is running.
+  struct Live {
+    std::atomic<bool> cancel{false};
+    std::mutex mu;
+    Progress progress;
+  };
+
+  mutable std::mutex mu;
+  // Workflows get() read in a terminal state: such a row never changes again (no write touches
+  // a terminal workflow), so they are answered from memory. Bounded: emptied when full.
+  static constexpr std::size_t kFinishedCap = 4096;
+  mutable std::mutex finished_mu;
+  mutable std::unordered_map<std::string, Workflow> finished;
+  mutable std::condition_variable terminal_cv;  // any workflow became terminal
+  std::condition_variable queue_cv;
+  std::deque<std::string> queue;
+  std::set<std::string> queued;
+  std::unordered_map<std::string, std::shared_ptr<Live>> live;
+  std::vector<std::thread> workers;
+  bool started = false;
+  // Resources held by claims (see WorkflowEngine::claim): resource -> what is being done.
+  std::mutex claims_mu;
+  std::map<std::string, std::string> claims;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> is_ready{false};
+
+  Impl(Store& s, EngineOptions o) : store(s), options(std::move(o)) {
+    env = options.env ? options.env : Env::Default();
+  }
+
+  std::int64_t now_ms() { return detail::to_millis(env->now()); }
+
+  // A write of a running workflow: retried while the store reports a full disk, an I/O error or
+  // contention, with backoff through env, for store_retry_budget.
+  Status persist(const std::function<Status(Txn&)>& fn) {
+    detail::Backoff backoff(*env, std::chrono::milliseconds(20), std::chrono::milliseconds(2000),
+                            env->steady_now() + options.store_retry_budget);
+    for (;;) {
+      Status s = store.transact(fn);
+      const bool transient = s.code() == Code::kResourceExhausted ||
+                             s.code() == Code::kUnavailable || s.code() == Code::kAborted;
+      if (s.ok() || !transient || stopping || !backoff.wait()) return s;
+    }
+  }
+
+  void enqueue(const std::string& id) {
+    {
+      std::lock_guard lock(mu);
+      if (!queued.insert(id).second) return;
+      queue.push_back(id);
+    }
+    queue_cv.notify_one();
+  }
+
+  void notify_terminal() {
+    std::lock_guard lock(mu);
+    terminal_cv.notify_all();
+  }
+
+  void worker_loop() {
+    for (;;) {
+      std::string id;
+      {
+        std::unique_lock lock(mu);
+        queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (stopping) return;
+        id = std::move(queue.front());
+        queue.pop_front();
+      }
+      run_workflow(id);
+      {
+        std::lock_guard lock(mu);
+        queued.erase(id);
+        live.erase(id);
+      }
+    }
+  }
+
+  // Runs workflow `id` from where it stands (run.cpp).
+  void run_workflow(const std::string& id);
+
+  class Context;
+  class Run;
+};
+
+// The StepContext of one step run.
+class WorkflowEngine::Impl::Context final : public StepContext {
+ public:
+  Context(WorkflowEngine::Impl& engine, std::string id, const std::string& request,
+          std::map<std::string, std::string>& vars,
+          std::shared_ptr<WorkflowEngine::Impl::Live> live, int step_index, std::string checkpoint,
+          bool resumed, std::string& result)
+      : engine_(engine),
+        id_(std::move(id)),
+        request_(request),
+        vars_(vars),
+        live_(std::move(live)),
+        step_index_(step_index),
+        checkpoint_(std::move(checkpoint)),
+        resumed_(resumed),
+        result_(result) {}
+
+  const std::string& workflow_id() const override { return id_; }
+  const std::string& request() const override { return request_; }
+  std::string var(const std::string& key) const override {
+    auto it = vars_.find(key);
+    return it == vars_.end() ? std::string() : it->second;
+  }
+  void set_var(const std::string& key, std::string value) override {
+    vars_[key] = std::move(value);
+  }
+  const std::string& checkpoint() const override { return checkpoint_; }
+  bool resumed() const override { return resumed_; }
+
+  Status save_checkpoint(std::string checkpoint) override {
+    std::string vars = detail::vars_to_json(vars_);
+    Progress p = snapshot_progress();
+    Status s = engine_.persist([&](Txn& t) -> Status {
+      auto r = t.exec("UPDATE workflow_steps SET checkpoint = ? WHERE workflow_id = ? AND idx = ?",
+                      {checkpoint, id_, std::int64_t{step_index_}});
+      if (!r.ok()) return r.status();
+      return persist_progress(t, p, &vars);
+    });
+    if (s.ok()) {
+      checkpoint_ = std::move(checkpoint);
+      last_persist_ = engine_.env->steady_now();
+    }
+    return s;
+  }
+
+  void report_progress(const Progress& progress) override {
+    {
+      std::lock_guard lock(live_->mu);
+      live_->progress = progress;
+    }
+    auto now = engine_.env->steady_now();
+    if (now - last_persist_ < engine_.options.progress_persist_interval) return;
+    last_persist_ = now;
+    // Progress is advisory: a failed write is retried with the next report.
+    (void)engine_.store.transact([&](Txn& t) { return persist_progress(t, progress, nullptr); });
+  }
+
+  bool should_stop() const override {
+    return live_->cancel.load(std::memory_order_relaxed) ||
+           engine_.stopping.load(std::memory_order_relaxed);
+  }
+
+  Status add_resource(const std::string& resource) override {
+    return engine_.persist([&](Txn& t) -> Status {
+      return t
+          .exec("INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
+                {resource, id_})
+          .status();
+    });
+  }
+
+  void set_result(std::string result_json) override { result_ = std::move(result_json); }
+
+ private:
+  Progress snapshot_progress() {
+    std::lock_guard lock(live_->mu);
+    return live_->progress;
+  }
+
+  Status persist_progress(Txn& t, const Progress& p, const std::string* vars) {
+    std::string sql =
+        "UPDATE workflows SET progress_percent = ?, progress_stage = ?, bytes_done = ?, "
+        "bytes_total = ?, bytes_per_second = ?";
+    std::vector<SqlValue> params = {
+        std::int64_t{p.percent}, p.stage, static_cast<std::int64_t>(p.bytes_done),
+        static_cast<std::int64_t>(p.bytes_total), static_cast<std::int64_t>(p.bytes_per_second)};
+    if (vars) {
+      sql += ", vars = ?";
+      params.emplace_back(*vars);
+    }
+    sql += " WHERE id = ?";
+    params.emplace_back(id_);
+    return t.exec(sql, params).status();
+  }
+
+  WorkflowEngine::Impl& engine_;
+  std::string id_;
+  const std::string& request_;
+  std::map<std::string, std::string>& vars_;
+  std::shared_ptr<WorkflowEngine::Impl::Live> live_;
+  int step_index_;
+  std::string checkpoint_;
+  bool resumed_;
+  std::string& result_;
+  Env::SteadyTime last_persist_{};
+};
+
+}  // namespace dmscore
