@@ -65,10 +65,11 @@ struct Faulty {
   std::unique_ptr<Fixture> f;
   Snapshot sn;
 
-  Faulty() {
+  // `retry_budget`: how long the store's writes are retried.
+  explicit Faulty(std::chrono::milliseconds retry_budget = 300ms) {
     Options o;
     o.env = env;
-    o.store_retry_budget = 300ms;
+    o.store_retry_budget = retry_budget;
     o.copy_chunk_bytes = 1 * kMiB;
     o.copy_rate_limit_bytes_per_sec = 32 * kMiB;  // a 32 MiB copy takes about a second
     f = std::make_unique<Fixture>(o);
@@ -170,7 +171,9 @@ TEST_CASE("Faults: a full disk under the store mid-workflow: compensation frees 
 }
 
 TEST_CASE("Faults: a store write that fails for a moment is retried and the workflow completes") {
-  Faulty t;
+  // Six failures in a row must fit in the budget however they fall on the writes (the backoff
+  // doubles from 20 ms: the sixth retry comes 1.26 s after the first failure).
+  Faulty t(3s);
   const std::string data_dir = t.f->tmp / "data/";
   std::atomic<int> failures{0};
   auto id = t.f->svc->thick_clone_volume(t.f->clone_req(t.sn, "transient"));
