@@ -55,7 +55,7 @@ dmscore::Result<Config> Config::load() {
       if (!x.is_object())
         return Status::InvalidArgument("config " + c.path + ": contexts." + std::string(name) +
                                        ": not an object");
-      Context ctx;
+      SavedContext ctx;
       const auto& xo = x.as_object();
       auto s = [&](const char* k, std::string& out) {
         if (auto* f = xo.if_contains(k); f && f->is_string()) out = std::string(f->as_string());

@@ -12,7 +12,8 @@
 
 namespace dmsctl {
 
-struct Context {
+// One named context, as login saved it. (Not dmsctl::Context, the command line's state.)
+struct SavedContext {
   std::string endpoint;
   std::string ca_cert;
   bool insecure = false;
@@ -23,7 +24,7 @@ struct Context {
 struct Config {
   std::string path;
   std::string current_context;
-  std::map<std::string, Context> contexts;
+  std::map<std::string, SavedContext> contexts;
 
   // Reads the file; an absent file is an empty configuration.
   static dmscore::Result<Config> load();

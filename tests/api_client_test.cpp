@@ -280,3 +280,70 @@ TEST_CASE("ApiClient: full copies and group thick clones over HTTP") {
   CHECK(f.api->thick_clone_consistency_group(R"({"src":{}})").status().code() ==
         Code::kInvalidArgument);
 }
+
+TEST_CASE("ApiClient: typed answers keep the body and read the fields callers act on") {
+  Fixture f;
+  auto login = http::LoginAnswer::parse(f.api->login("admin", kPw).value_or(""));
+  REQUIRE(login.ok());
+  CHECK(!login->id_token.empty());
+  CHECK(json::parse(login->body).at("idToken") == login->id_token.c_str());
+  f.api->set_token(login->id_token);
+
+  auto creds = f.api->service_credentials();
+  REQUIRE(creds.ok());
+  auto typed = http::ServiceCredentialsAnswer::parse(*creds);
+  REQUIRE(typed.ok());
+  CHECK(typed->body == *creds);
+  CHECK(json::parse(*creds).at("pubKeyId") == typed->pub_key_id.c_str());
+  auto pem = typed->pem();
+  REQUIRE(pem.has_value());
+  CHECK(pem->rfind("-----BEGIN PUBLIC KEY-----", 0) == 0);
+
+  auto attached = f.api->attach_cluster("file://" + (f.tmp / "c1"), "c1");
+  REQUIRE(attached.ok());
+  auto started = http::StartedWorkflow::parse(*attached);
+  REQUIRE(started.ok());
+  CHECK(started->body == *attached);
+  REQUIRE(f.api->wait_workflow(started->workflow_id, 30s, 20ms, nullptr).ok());
+  auto clusters = json::parse(f.api->list_clusters().value_or("{}"));
+  std::string cid(clusters.at("clusters").at(0).at("id").as_string());
+
+  auto g = make_group(f, cid);
+  REQUIRE(g.ok());
+  auto group = http::ConsistencyGroupAnswer::parse(*g);
+  REQUIRE(group.ok());
+  CHECK(group->group_id == json::parse(*g).at("consistencyGroup").at("id").as_string());
+  CHECK(group->workflow_id.empty());  // made of existing volumes: no workflow
+
+  auto made = f.api->create_full_copies(group->group_id, R"({"name":"fc","count":2})");
+  REQUIRE(made.ok());
+  auto work = http::CopySetWorkAnswer::parse(*made);
+  REQUIRE(work.ok());
+  CHECK(work->copy_set_id == json::parse(*made).at("copySet").at("id").as_string());
+  REQUIRE(work->workflows.size() == 2);
+  CHECK(work->workflows[0].index == 1);
+  CHECK(work->workflows[1].index == 2);
+  for (const auto& w : work->workflows)
+    CHECK(f.api->wait_workflow(w.workflow_id, 30s, 20ms, nullptr).ok());
+
+  // Bodies without the field are INTERNAL, naming what is missing.
+  auto not_json = http::StartedWorkflow::parse("<html>");
+  CHECK(not_json.status().code() == Code::kInternal);
+  CHECK(not_json.status().message() == "the service answered something that is not JSON");
+  CHECK(http::StartedWorkflow::parse("{}").status().message() ==
+        "the service's answer has no workflowId");
+  CHECK(http::LoginAnswer::parse(R"({"idToken":1})").status().message() ==
+        "the service's answer has no idToken");
+  CHECK(http::ConsistencyGroupAnswer::parse(R"({"consistencyGroup":{"id":"g"}})")
+            .status()
+            .message() == "the service's answer has no consistencyGroup.workflowId");
+  CHECK(http::CopySetWorkAnswer::parse(R"({"copySet":{"id":"s"},"workflows":[{"copy":1}]})")
+            .status()
+            .message() == "the service's answer has no workflows[].workflowId");
+  auto empty = http::CopySetWorkAnswer::parse(R"({"copySet":{"id":"s"},"workflows":[]})");
+  REQUIRE(empty.ok());
+  CHECK(empty->workflows.empty());
+  auto odd = http::ServiceCredentialsAnswer::parse(R"({"pubKeyId":"k","pubKey":"not base64!"})");
+  REQUIRE(odd.ok());
+  CHECK_FALSE(odd->pem().has_value());
+}

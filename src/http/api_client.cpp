@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <thread>
 
+#include "base/base64.hpp"
 #include "dmscore/status.hpp"
 
 namespace dmscore::http {
@@ -78,7 +79,97 @@ Status status_of(const ClientResponse& r) {
 
 std::string body(json::object o) { return json::serialize(o); }
 
+// ---- typed answers ----
+
+Result<json::value> parse_json(const std::string& body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) return Status::Internal("the service answered something that is not JSON");
+  return v;
+}
+
+Status missing(const std::string& what) {
+  return Status::Internal("the service's answer has no " + what);
+}
+
+// The member `key` of `v` when `v` is an object that has it.
+const json::value* member(const json::value* v, const char* key) {
+  return v && v->is_object() ? v->as_object().if_contains(key) : nullptr;
+}
+
+// The string member `key` of `v`, or `missing(name)`.
+Result<std::string> string_member(const json::value* v, const char* key, const std::string& name) {
+  const json::value* m = member(v, key);
+  if (!m || !m->is_string()) return missing(name);
+  return std::string(m->as_string());
+}
+
+// The string member `key` of a JSON object body.
+Result<std::string> top_level_string(const std::string& body, const char* key) {
+  auto v = parse_json(body);
+  if (!v.ok()) return v.status();
+  return string_member(&*v, key, key);
+}
+
 }  // namespace
+
+Result<StartedWorkflow> StartedWorkflow::parse(std::string body) {
+  auto id = top_level_string(body, "workflowId");
+  if (!id.ok()) return id.status();
+  return StartedWorkflow{std::move(body), std::move(id).value()};
+}
+
+Result<LoginAnswer> LoginAnswer::parse(std::string body) {
+  auto token = top_level_string(body, "idToken");
+  if (!token.ok()) return token.status();
+  return LoginAnswer{std::move(body), std::move(token).value()};
+}
+
+std::optional<std::string> ServiceCredentialsAnswer::pem() const {
+  return detail::base64_decode(pub_key);
+}
+
+Result<ServiceCredentialsAnswer> ServiceCredentialsAnswer::parse(std::string body) {
+  auto v = parse_json(body);
+  if (!v.ok()) return v.status();
+  auto id = string_member(&*v, "pubKeyId", "pubKeyId");
+  if (!id.ok()) return id.status();
+  auto key = string_member(&*v, "pubKey", "pubKey");
+  if (!key.ok()) return key.status();
+  return ServiceCredentialsAnswer{std::move(body), std::move(id).value(), std::move(key).value()};
+}
+
+Result<ConsistencyGroupAnswer> ConsistencyGroupAnswer::parse(std::string body) {
+  auto v = parse_json(body);
+  if (!v.ok()) return v.status();
+  const json::value* g = member(&*v, "consistencyGroup");
+  auto id = string_member(g, "id", "consistencyGroup.id");
+  if (!id.ok()) return id.status();
+  auto wid = string_member(g, "workflowId", "consistencyGroup.workflowId");
+  if (!wid.ok()) return wid.status();
+  return ConsistencyGroupAnswer{std::move(body), std::move(id).value(), std::move(wid).value()};
+}
+
+Result<CopySetWorkAnswer> CopySetWorkAnswer::parse(std::string body) {
+  auto v = parse_json(body);
+  if (!v.ok()) return v.status();
+  auto id = string_member(member(&*v, "copySet"), "id", "copySet.id");
+  if (!id.ok()) return id.status();
+  const json::value* wfs = member(&*v, "workflows");
+  if (!wfs || !wfs->is_array()) return missing("workflows");
+  CopySetWorkAnswer out{{}, std::move(id).value(), {}};
+  for (const json::value& w : wfs->as_array()) {
+    const json::value* copy = member(&w, "copy");
+    boost::system::error_code ec;
+    const auto index = copy ? copy->to_number<std::int64_t>(ec) : 0;
+    if (!copy || ec) return missing("workflows[].copy");
+    auto wid = string_member(&w, "workflowId", "workflows[].workflowId");
+    if (!wid.ok()) return wid.status();
+    out.workflows.push_back({index, std::move(wid).value()});
+  }
+  out.body = std::move(body);
+  return out;
+}
 
 struct ApiClient::Impl {
   std::unique_ptr<Client> client;

@@ -4,16 +4,19 @@
 // Each call answers the JSON body of a 2xx answer as text, exactly as the service sent it, so
 // callers that print it (dmsctl -o json) keep the contract's keys. A non-2xx answer becomes the
 // Status in its error body (code and message); `retry_after` then holds Retry-After, if any.
-// Path parameters are percent-encoded here.
+// Path parameters are percent-encoded here. Callers that need a field of an answer rather than
+// its text read it through the typed answers below, which keep the body too.
 //
 // Not thread-safe (one Client underneath).
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dmscore/http/client.hpp"
 #include "dmscore/result.hpp"
@@ -30,6 +33,57 @@ struct WorkflowFilter {
 struct PageRequest {
   int page_size = 0;
   std::string page_token;
+};
+
+// Typed answers. Each `parse` takes the body of a 2xx answer, keeps it as sent in `body` (to
+// print it with the contract's keys) and reads the fields callers act on; a body that is not
+// JSON, or lacks a field, is INTERNAL naming what is missing.
+
+// Any answer that started a workflow: {"workflowId", ...} (attach, refresh and repair clusters,
+// thick clones, group snapshots, group thick clones).
+struct StartedWorkflow {
+  std::string body;
+  std::string workflow_id;
+  static Result<StartedWorkflow> parse(std::string body);
+};
+
+// The answer of login(): {"idToken", "tokenType", "expiresIn"}.
+struct LoginAnswer {
+  std::string body;
+  std::string id_token;
+  static Result<LoginAnswer> parse(std::string body);
+};
+
+// The answer of service_credentials(): {"pubKeyId", "pubKey"}.
+struct ServiceCredentialsAnswer {
+  std::string body;
+  std::string pub_key_id;
+  std::string pub_key;  // base64 of the PEM public key, as sent
+  // The PEM public key (`pub_key` decoded); nullopt when `pub_key` is not base64.
+  std::optional<std::string> pem() const;
+  static Result<ServiceCredentialsAnswer> parse(std::string body);
+};
+
+// The answer of create_consistency_group(): {"consistencyGroup": {"id", "workflowId", ...}}.
+// `workflow_id` is the workflow making the group's volumes (from a group snapshot), else empty.
+struct ConsistencyGroupAnswer {
+  std::string body;
+  std::string group_id;
+  std::string workflow_id;
+  static Result<ConsistencyGroupAnswer> parse(std::string body);
+};
+
+// The answer of create_full_copies() and copy_set_action():
+// {"copySet": {"id", ...}, "workflows": [{"copy", "workflowId"}, ...]}.
+struct CopySetWorkAnswer {
+  struct Copy {
+    std::int64_t index = 0;  // 1-8
+    std::string workflow_id;
+  };
+  std::string body;
+  std::string copy_set_id;
+  std::vector<Copy> workflows;  // one per copy the call started work for; may be empty
+  static Result<CopySetWorkAnswer> parse(std::string body);
 };
 
 class ApiClient {

@@ -1,0 +1,26 @@
+#pragma once
+// dmsctl's commands, one file per noun. Each function registers its commands on `app` (top-level
+// ones) or under the verbs add_verbs() made, with their option values held by `ctx`.
+//
+// main() calls them in a fixed order: it is the order --help and completion list them in.
+
+#include <CLI/CLI.hpp>
+
+#include "context.hpp"
+
+namespace dmsctl {
+
+void add_serve_commands(CLI::App& app, Context& ctx);        // serve
+void add_completion_commands(CLI::App& app, Context& ctx);   // completion
+void add_login_commands(CLI::App& app, Context& ctx);        // login, logout
+void add_credentials_commands(CLI::App& app, Context& ctx);  // get service-credentials
+void add_cluster_commands(CLI::App& app, Context& ctx);   // attach/list/get/refresh/repair/detach
+void add_volume_commands(CLI::App& app, Context& ctx);    // create/list/get/delete volume
+void add_snapshot_commands(CLI::App& app, Context& ctx);  // create/list/get/delete snapshot
+void add_clone_commands(CLI::App& app, Context& ctx);     // clone volume, clone snapshot
+void add_group_commands(CLI::App& app, Context& ctx);     // consistency groups
+void add_cg_snapshot_commands(CLI::App& app, Context& ctx);  // group snapshots, clone cg-snapshot
+void add_copy_set_commands(CLI::App& app, Context& ctx);     // full copies of groups
+void add_workflow_commands(CLI::App& app, Context& ctx);     // list/get/cancel workflow
+
+}  // namespace dmsctl
