@@ -13,11 +13,11 @@
 #include <optional>
 #include <set>
 
-#include "dmscore/local_backend.hpp"
-#include "dmscore/store.hpp"
-#include "copy/file_io.hpp"
 #include "backends/local_layout.hpp"
 #include "base/util.hpp"
+#include "copy/file_io.hpp"
+#include "dmscore/local_backend.hpp"
+#include "dmscore/store.hpp"
 
 namespace dmscore {
 
@@ -25,7 +25,6 @@ namespace detail::local {
 
 namespace json = boost::json;
 namespace fs = std::filesystem;
-
 
 inline constexpr const char* kVolumeCols =
     "id, project, name, size, replica_count, sector_size, compression, state, source_snapshot_id, "
@@ -94,7 +93,6 @@ inline std::optional<std::string> enclosing_cluster(const std::string& dir) {
   }
 }
 
-
 }  // namespace detail::local
 
 using detail::Fd;
@@ -147,9 +145,9 @@ struct LocalBackend::Impl {
   Status usable() const {
     std::lock_guard lock(repair_mu);
     if (repair_reason.ok()) return Status::Ok();
-    return Status::FailedPrecondition("local cluster " + id + " needs repair: " +
-                                      repair_reason.message() + "; run: dmsctl repair cluster " +
-                                      id);
+    return Status::FailedPrecondition("local cluster " + id +
+                                      " needs repair: " + repair_reason.message() +
+                                      "; run: dmsctl repair cluster " + id);
   }
 
   Volume volume_from(const Row& r) const {
@@ -347,6 +345,18 @@ struct LocalBackend::Impl {
 
   Status recover(const Inventory& inv);
   Status fix_modes(const Inventory& inv);
+
+  // ---- repair (local_open.cpp) ----
+  // What the metadata being replaced named, by data file: "volume <id> (<name>)" (best effort).
+  std::map<std::string, std::string> repair_old_objects();
+  // The objects whose whole data file has a sidecar describing it (the first of a name per
+  // project and kind); every other file is set aside into lost+found and reported. `keep`: the
+  // files that stay.
+  Result<std::vector<ObjectMeta>> repair_objects(RepairReport& report,
+                                                 std::set<std::string>& keep);
+  // Fresh metadata for `objects` at `path`, counted in `report`.
+  Status repair_write_metadata(const std::string& path, const std::vector<ObjectMeta>& objects,
+                               RepairReport& report);
 };
 
 // Finishes or rolls back what the recorded intents describe, gives held volumes their files,

@@ -99,7 +99,7 @@ Status LocalBackend::Impl::fix_modes(const Inventory& inv) {
     struct stat st {};
     if (::stat(p.c_str(), &st) != 0) continue;
     unsigned want = f.entry.type == DataEntry::Type::kData ? file_mode(f.entry.kind)
-                                                            : (gid() >= 0 ? 0640u : 0600u);
+                                                           : (gid() >= 0 ? 0640u : 0600u);
     if ((st.st_mode & 07777 & ~want) == 0) continue;
     if (::chmod(p.c_str(), want) == 0) ++fixed;
   }
@@ -153,8 +153,9 @@ Result<std::unique_ptr<LocalBackend>> LocalBackend::open(const std::string& dir,
     if (ec) return Status::Unavailable("cannot create " + impl->dir + ": " + ec.message());
     ::chmod(impl->dir.c_str(), impl->dir_mode());
   }
-  if (impl->gid() >= 0 && ::chown(impl->dir.c_str(), static_cast<uid_t>(-1),
-                                  static_cast<gid_t>(impl->gid())) != 0 && !initialised)
+  if (impl->gid() >= 0 &&
+      ::chown(impl->dir.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(impl->gid())) != 0 &&
+      !initialised)
     return detail::errno_status("chown " + impl->dir);
 
   impl->lock = Fd(::open((impl->dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -220,8 +221,8 @@ Result<std::unique_ptr<LocalBackend>> LocalBackend::open(const std::string& dir,
                                       std::to_string(*version) + "); open it with that release");
   so.create_if_missing = false;
   auto store = Store::open(db, so);
-  if (!store.ok()) return needs_repair("its metadata cluster.db fails to open (" +
-                                       store.status().message() + ")");
+  if (!store.ok())
+    return needs_repair("its metadata cluster.db fails to open (" + store.status().message() + ")");
   impl->store = std::move(store).value();
   auto inv = impl->inventory();
   if (!inv.ok()) return inv.status();
@@ -256,18 +257,9 @@ Result<ClusterInfo> LocalBackend::info() {
   return c;
 }
 
-Result<RepairReport> LocalBackend::repair() {
-  Impl& im = *impl_;
-  static std::mutex one_repair;  // repairs of one directory never overlap (the flock is ours)
-  std::lock_guard run(one_repair);
-  {
-    std::lock_guard lock(im.repair_mu);
-    if (im.repair_reason.ok())
-      return Status::FailedPrecondition("local cluster " + im.id + " does not need repair");
-  }
-  RepairReport report;
+std::map<std::string, std::string> LocalBackend::Impl::repair_old_objects() {
+  Impl& im = *this;
   const std::string db = im.dir + "/cluster.db";
-
   // What the replaced metadata named, for the report (best effort: it may be unreadable).
   std::map<std::string, std::string> old_objects;
   if (!im.store) {
@@ -280,7 +272,8 @@ Result<RepairReport> LocalBackend::repair() {
   }
   if (im.store) {
     (void)im.store->read([&](Txn& t) -> Status {
-      for (auto [table, kind] : {std::pair{"volumes", Kind::kVolume}, {"snapshots", Kind::kSnapshot}}) {
+      for (auto [table, kind] :
+           {std::pair{"volumes", Kind::kVolume}, {"snapshots", Kind::kSnapshot}}) {
         auto rows = t.query(std::string("SELECT id, name FROM ") + table);
         if (!rows.ok()) return rows.status();
         for (auto& r : *rows)
@@ -293,11 +286,16 @@ Result<RepairReport> LocalBackend::repair() {
     im.store.reset();
   }
 
+  return old_objects;
+}
+
+Result<std::vector<ObjectMeta>> LocalBackend::Impl::repair_objects(RepairReport& report,
+                                                                   std::set<std::string>& keep) {
+  Impl& im = *this;
   // Every whole data file whose sidecar describes it, in this cluster, is an object again.
   auto files = detail::local::scan(im.data_dir());
   if (!files.ok()) return files.status();
   std::vector<ObjectMeta> objects;
-  std::set<std::string> keep;
   std::set<std::pair<std::string, std::string>> names[2];  // (project, name) per kind
   std::sort(files->begin(), files->end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -306,7 +304,8 @@ Result<RepairReport> LocalBackend::repair() {
     auto text = detail::read_small_file(im.sidecar(f.entry.kind, f.entry.id), 64 << 10);
     if (!text.ok()) continue;
     auto m = detail::local::parse_sidecar(*text);
-    if (!m.ok() || m->id != f.entry.id || m->kind != f.entry.kind || m->cluster_id != im.id) continue;
+    if (!m.ok() || m->id != f.entry.id || m->kind != f.entry.kind || m->cluster_id != im.id)
+      continue;
     auto& taken = names[m->kind == Kind::kVolume ? 0 : 1];
     if (!taken.insert({m->project, m->name}).second) continue;  // a second object of that name
     keep.insert(f.name);
@@ -326,44 +325,68 @@ Result<RepairReport> LocalBackend::repair() {
     if (Status s = detail::fsync_dir(im.data_dir()); !s.ok()) return s;
   }
 
+  return objects;
+}
+
+Status LocalBackend::Impl::repair_write_metadata(const std::string& fresh,
+                                                 const std::vector<ObjectMeta>& objects,
+                                                 RepairReport& report) {
+  Impl& im = *this;
+  StoreOptions so{5000, 1, detail::local::migrations()};
+  so.env = im.env;
+  auto store = Store::open(fresh, so);
+  if (!store.ok()) return store.status();
+  Status s = (*store)->transact([&](Txn& t) -> Status {
+    for (const auto& m : objects) {
+      Result<std::int64_t> r = 0;
+      if (m.kind == Kind::kVolume) {
+        r = t.exec(
+            "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, "
+            "compression, state, held, source_snapshot_id, created_at, labels) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            {m.id, m.project, m.name, static_cast<std::int64_t>(m.size),
+             std::int64_t{m.replica_count}, std::int64_t{m.sector_size},
+             std::int64_t{m.compression}, std::string(m.held ? "Creating" : "Available"),
+             std::int64_t{m.held}, m.source_id, m.created_ms, labels_json(m.labels)});
+        ++report.volumes;
+      } else {
+        r = t.exec(
+            "INSERT INTO snapshots (id, project, name, source_volume_id, size, state, "
+            "description, created_at, replica_count, sector_size, compression, labels) "
+            "VALUES (?, ?, ?, ?, ?, 'Available', ?, ?, ?, ?, ?, ?)",
+            {m.id, m.project, m.name, m.source_id, static_cast<std::int64_t>(m.size), m.description,
+             m.created_ms, std::int64_t{m.replica_count}, std::int64_t{m.sector_size},
+             std::int64_t{m.compression}, labels_json(m.labels)});
+        ++report.snapshots;
+      }
+      if (!r.ok()) return r.status();
+    }
+    return Status::Ok();
+  });
+  return s;
+}
+
+Result<RepairReport> LocalBackend::repair() {
+  Impl& im = *impl_;
+  static std::mutex one_repair;  // repairs of one directory never overlap (the flock is ours)
+  std::lock_guard run(one_repair);
+  {
+    std::lock_guard lock(im.repair_mu);
+    if (im.repair_reason.ok())
+      return Status::FailedPrecondition("local cluster " + im.id + " does not need repair");
+  }
+  RepairReport report;
+  const std::string db = im.dir + "/cluster.db";
+  const std::map<std::string, std::string> old_objects = im.repair_old_objects();
+  std::set<std::string> keep;
+  auto objects = im.repair_objects(report, keep);
+  if (!objects.ok()) return objects.status();
+
   // The new metadata is built aside, then swapped in: until then the cluster still needs
   // repair, so an interrupted repair is simply run again.
   const std::string fresh = im.dir + "/cluster.db.repair";
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) ::unlink((fresh + suffix).c_str());
-  {
-    StoreOptions so{5000, 1, detail::local::migrations()};
-    so.env = im.env;
-    auto store = Store::open(fresh, so);
-    if (!store.ok()) return store.status();
-    Status s = (*store)->transact([&](Txn& t) -> Status {
-      for (const auto& m : objects) {
-        Result<std::int64_t> r = 0;
-        if (m.kind == Kind::kVolume) {
-          r = t.exec(
-              "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, "
-              "compression, state, held, source_snapshot_id, created_at, labels) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-              {m.id, m.project, m.name, static_cast<std::int64_t>(m.size),
-               std::int64_t{m.replica_count}, std::int64_t{m.sector_size},
-               std::int64_t{m.compression}, std::string(m.held ? "Creating" : "Available"),
-               std::int64_t{m.held}, m.source_id, m.created_ms, labels_json(m.labels)});
-          ++report.volumes;
-        } else {
-          r = t.exec(
-              "INSERT INTO snapshots (id, project, name, source_volume_id, size, state, "
-              "description, created_at, replica_count, sector_size, compression, labels) "
-              "VALUES (?, ?, ?, ?, ?, 'Available', ?, ?, ?, ?, ?, ?)",
-              {m.id, m.project, m.name, m.source_id, static_cast<std::int64_t>(m.size),
-               m.description, m.created_ms, std::int64_t{m.replica_count},
-               std::int64_t{m.sector_size}, std::int64_t{m.compression}, labels_json(m.labels)});
-          ++report.snapshots;
-        }
-        if (!r.ok()) return r.status();
-      }
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
-  }
+  if (Status s = im.repair_write_metadata(fresh, *objects, report); !s.ok()) return s;
   if (fs::exists(db)) {
     const std::string stamp = std::to_string(detail::to_millis(im.env->now()));
     auto where = im.set_aside_file(db, "cluster.db." + stamp);

@@ -4,7 +4,6 @@
 namespace dmscore::http::routing {
 
 void add_group_routes(RouteTable& add, Service& svc) {
-  // ---- consistency groups and group snapshots ----
   const std::string groups = "/api/v1/consistency-groups";
   add("GET", groups, [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
@@ -118,7 +117,9 @@ void add_group_routes(RouteTable& add, Service& svc) {
                                     {"workflowId", g->workflow_id}});
   });
   add.calls_clusters();
+}
 
+void add_cg_snapshot_routes(RouteTable& add, Service& svc) {
   const std::string cgsnaps = "/api/v1/cg-snapshots";
   add("GET", cgsnaps, [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken", "consistencyGroupId"});
