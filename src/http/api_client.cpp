@@ -173,6 +173,7 @@ Result<CopySetWorkAnswer> CopySetWorkAnswer::parse(std::string body) {
 
 struct ApiClient::Impl {
   std::unique_ptr<Client> client;
+  std::shared_ptr<Env> env;
   std::optional<int> retry_after;
 
   std::string volumes(const std::string& cid, const std::string& project) {
@@ -198,9 +199,10 @@ ApiClient::~ApiClient() = default;
 
 Result<std::unique_ptr<ApiClient>> ApiClient::create(ClientOptions options, std::string token) {
   if (options.user_agent == "libdmscore") options.user_agent = "libdmscore-api-client";
-  auto c = Client::create(std::move(options));
+  auto c = Client::create(options);
   if (!c.ok()) return c.status();
   auto impl = std::make_unique<Impl>();
+  impl->env = options.env ? options.env : Env::Default();
   impl->client = std::move(c).value();
   std::unique_ptr<ApiClient> out(new ApiClient(std::move(impl)));
   if (!token.empty()) out->set_token(std::move(token));
@@ -387,22 +389,20 @@ Result<std::string> ApiClient::cancel_workflow(const std::string& id) {
 Result<std::string> ApiClient::wait_workflow(
     const std::string& id, std::chrono::milliseconds timeout, std::chrono::milliseconds interval,
     const std::function<bool(const std::string&)>& on_update) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto expired = [&] {
-    return timeout.count() > 0 && std::chrono::steady_clock::now() >= deadline;
-  };
+  Env& env = *impl_->env;
+  const auto deadline = env.steady_now() + timeout;
+  auto expired = [&] { return timeout.count() > 0 && env.steady_now() >= deadline; };
   if (interval.count() <= 0) interval = std::chrono::milliseconds(200);
   while (true) {
     // A long poll: the service answers as soon as the workflow ends, or after `interval` with
     // its progress, so the end is seen at once and the progress as often as before.
     auto wait_ms = interval;
     if (timeout.count() > 0) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - env.steady_now());
       wait_ms = std::max(std::chrono::milliseconds(0), std::min(wait_ms, left));
     }
     wait_ms = std::min(wait_ms, std::chrono::milliseconds(10000));
-    const auto asked = std::chrono::steady_clock::now();
+    const auto asked = env.steady_now();
     auto r = call("GET", "/api/v1/workflows/" + url_encode(id) +
                              "?waitMs=" + std::to_string(wait_ms.count()));
     if (!r.ok()) {
@@ -426,9 +426,9 @@ Result<std::string> ApiClient::wait_workflow(
                                       std::to_string(timeout.count() / 1000) + " s");
     // An answer that came before its wait was over (an error, or a server that does not hold
     // the request) is not asked again at once.
-    const auto early = wait_ms - std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::steady_clock::now() - asked);
-    if (early.count() > 0) std::this_thread::sleep_for(std::min(early, interval));
+    const auto early =
+        wait_ms - std::chrono::duration_cast<std::chrono::milliseconds>(env.steady_now() - asked);
+    if (early.count() > 0) env.sleep_for(std::min(early, interval));
   }
 }
 

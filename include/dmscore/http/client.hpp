@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "dmscore/env.hpp"
 #include "dmscore/result.hpp"
 #include "dmscore/status.hpp"
 
@@ -47,6 +48,9 @@ struct ClientOptions {
   std::chrono::milliseconds request_timeout{30000};
   // Largest answer body accepted. Default: 16 MiB.
   std::size_t max_response_bytes = 16u << 20;
+  // The clock and pauses of waits above a request (ApiClient::wait_workflow). Default:
+  // Env::Default().
+  std::shared_ptr<Env> env;
   // Sent with every request (for example Authorization). Per-request headers come after.
   Headers headers;
   // Value of the User-Agent header.
