@@ -7,10 +7,12 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "dmscore/http/router.hpp"
 #include "dmscore/service.hpp"
@@ -31,9 +33,11 @@ class Harness {
   const std::string& root() const { return root_; }
 
   // Logs in again. Inputs may log a user out, which revokes every earlier token of that user.
+  // The harness's own users have names no input knows (inputs do fail logins as "admin" and
+  // "viewer", and five failures throttle a name for minutes, correct password or not).
   void renew_tokens() {
-    admin_token_ = login("admin", "fuzz-admin-password");
-    viewer_token_ = login("viewer", "fuzz-viewer-password");
+    admin_token_ = login(admin_name_, "fuzz-admin-password");
+    viewer_token_ = login(viewer_name_, "fuzz-viewer-password");
   }
 
  private:
@@ -58,8 +62,17 @@ class Harness {
     auto svc = Service::open(o);
     if (!svc.ok()) std::abort();
     service_ = std::move(svc).value();
-    if (!service_->auth().create_user("viewer", "fuzz-viewer-password", Role::kViewer).ok())
-      std::abort();
+    // Random names (the temporary directory's suffix is random) for the harness's users.
+    const std::string tag = root_.substr(root_.size() - 6);
+    admin_name_ = "harness-admin-" + tag;
+    viewer_name_ = "harness-viewer-" + tag;
+    // "viewer" exists too, for inputs to log in as.
+    for (auto [name, password, role] :
+         {std::tuple{std::string("viewer"), "fuzz-viewer-password", Role::kViewer},
+          std::tuple{admin_name_, "fuzz-admin-password", Role::kAdmin},
+          std::tuple{viewer_name_, "fuzz-viewer-password", Role::kViewer}}) {
+      if (!service_->auth().create_user(name, password, role).ok()) std::abort();
+    }
     http::RouterOptions ro;
     ro.log = [](std::string_view) {};
     router_ = std::make_unique<http::Router>(*service_, ro);
@@ -87,13 +100,18 @@ class Harness {
 
   std::string login(const std::string& user, const std::string& password) {
     auto r = service_->auth().login(user, password, "fuzz-harness");
-    if (!r.ok()) std::abort();
+    if (!r.ok()) {
+      std::fprintf(stderr, "harness: login as %s failed: %s\n", user.c_str(),
+                   r.status().to_string().c_str());
+      std::abort();
+    }
     return r->id_token;
   }
 
   std::string root_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<http::Router> router_;
+  std::string admin_name_, viewer_name_;
   std::string admin_token_, viewer_token_;
 };
 
