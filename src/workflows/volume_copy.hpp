@@ -68,7 +68,7 @@ class VolumeCopy {
   // owner label names this workflow. Never anything else.
   Status delete_targets(StepContext& c, const std::vector<CopyItem>& items) const;
   // Copies every item from the step's checkpoint on, checkpointing "<item>:<offset>" at most
-  // once per progress_persist_interval (the destination fsynced first). `fresh_targets`: the
+  // once per copy_checkpoint_interval (the destination fsynced first). `fresh_targets`: the
   // destinations were made by this workflow and read as zero until copied into. Progress runs
   // from `from_pct` to `to_pct` under `stage`.
   Status copy(StepContext& c, const std::vector<CopyItem>& items, bool fresh_targets,
