@@ -140,10 +140,11 @@ struct Options {
   // PATH, LC_ALL=C, DMS_HOOK_PHASE (pre|post), DMS_CG_ID, DMS_CG_NAME, DMS_CG_SNAPSHOT_ID,
   // DMS_CLUSTER_ID, DMS_PROJECT, DMS_VOLUME_IDS (space-separated) and, for post,
   // DMS_CG_SNAPSHOT_RESULT (ok|error), and nothing else of the service's; they inherit no
-  // descriptor but stdin, stdout and stderr, all /dev/null. A pre hook that fails (non-zero exit, signal, timeout) aborts the group
-  // snapshot before anything is taken; the post hook runs whenever the pre hook succeeded, and
-  // its failure is logged. Each is killed (its whole process group) after the timeout.
-  // Defaults: "" (none), 30 s. REQUIRES: absolute paths; timeout 1 ms..1 h.
+  // descriptor but stdin, stdout and stderr, all /dev/null. A pre hook that fails (non-zero exit,
+  // signal, timeout) aborts the group snapshot before anything is taken; the post hook runs
+  // whenever the pre hook succeeded, and its failure is logged. Each is killed (its whole process
+  // group) after the timeout. Defaults: "" (none), 30 s. REQUIRES: absolute paths; timeout 1 ms..1
+  // h.
   std::string group_snapshot_pre_hook;
   std::string group_snapshot_post_hook;
   std::chrono::milliseconds group_snapshot_hook_timeout{30000};

@@ -352,8 +352,7 @@ struct LocalBackend::Impl {
   // The objects whose whole data file has a sidecar describing it (the first of a name per
   // project and kind); every other file is set aside into lost+found and reported. `keep`: the
   // files that stay.
-  Result<std::vector<ObjectMeta>> repair_objects(RepairReport& report,
-                                                 std::set<std::string>& keep);
+  Result<std::vector<ObjectMeta>> repair_objects(RepairReport& report, std::set<std::string>& keep);
   // Fresh metadata for `objects` at `path`, counted in `report`.
   Status repair_write_metadata(const std::string& path, const std::vector<ObjectMeta>& objects,
                                RepairReport& report);

@@ -1,8 +1,8 @@
 #include "base/hook.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,8 +20,8 @@ Status run_hook(const std::string& path,
                 std::chrono::milliseconds timeout) {
   // A minimal environment: nothing of the service's own (its DMS_* secrets above all) reaches
   // the hook, only a standard PATH and what the hook is given.
-  std::vector<std::string> vars = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                   "LC_ALL=C"};
+  std::vector<std::string> vars = {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"};
   for (const auto& [k, v] : env) vars.push_back(k + "=" + v);
   std::vector<char*> envp;
   for (auto& v : vars) envp.push_back(v.data());

@@ -55,7 +55,8 @@ Status validate(const Options& o) {
     return Status::InvalidArgument("cluster_call_deadline: must be 100 ms..10 min");
   if (o.cluster_max_concurrent_calls < 1 || o.cluster_max_concurrent_calls > 256)
     return Status::InvalidArgument("cluster_max_concurrent_calls: must be 1..256");
-  if (o.cluster_breaker_cooldown.count() < 0 || o.cluster_breaker_cooldown > std::chrono::minutes(10))
+  if (o.cluster_breaker_cooldown.count() < 0 ||
+      o.cluster_breaker_cooldown > std::chrono::minutes(10))
     return Status::InvalidArgument("cluster_breaker_cooldown: must be 0..10 min");
   if (o.store_retry_budget.count() < 0 || o.store_retry_budget > std::chrono::hours(1))
     return Status::InvalidArgument("store_retry_budget: must be 0..1 h");

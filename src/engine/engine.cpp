@@ -1,5 +1,3 @@
-#include "dmscore/workflow.hpp"
-
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
@@ -10,6 +8,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "dmscore/workflow.hpp"
 #include "engine/engine_impl.hpp"
 
 namespace dmscore {
@@ -423,7 +422,8 @@ Result<WorkflowEngine::Claim> WorkflowEngine::claim(std::vector<std::string> res
     for (const auto& r : resources) {
       auto row = t.query_one("SELECT 1 FROM workflow_resources WHERE resource = ? LIMIT 1", {r});
       if (!row.ok()) return row.status();
-      if (*row) return Status::FailedPrecondition(describe_resource(r) + " is used by a running workflow");
+      if (*row)
+        return Status::FailedPrecondition(describe_resource(r) + " is used by a running workflow");
     }
     std::lock_guard lock(im.claims_mu);
     for (const auto& r : resources) {

@@ -398,7 +398,8 @@ Result<std::string> ApiClient::wait_workflow(
     // its progress, so the end is seen at once and the progress as often as before.
     auto wait_ms = interval;
     if (timeout.count() > 0) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - env.steady_now());
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - env.steady_now());
       wait_ms = std::max(std::chrono::milliseconds(0), std::min(wait_ms, left));
     }
     wait_ms = std::min(wait_ms, std::chrono::milliseconds(10000));

@@ -157,7 +157,9 @@ inline std::string query(const Params& p, const char* key) {
   return it == p.query.end() ? std::string() : it->second;
 }
 
-inline json::value workflow_id_body(const std::string& id) { return json::object{{"workflowId", id}}; }
+inline json::value workflow_id_body(const std::string& id) {
+  return json::object{{"workflowId", id}};
+}
 
 // The routes, in the order they were added. Each routes/<area>.cpp adds its own.
 class RouteTable {
@@ -167,8 +169,14 @@ class RouteTable {
   void operator()(std::string method, const std::string& pattern, Handler h,
                   bool authenticated = true) {
     const Lane lane = method == "GET" || method == "HEAD" ? Lane::kInline : Lane::kBlocking;
-    routes_.push_back(Route{std::move(method), pattern, split_path(pattern), authenticated,
-                            std::move(h), false, lane, {}});
+    routes_.push_back(Route{std::move(method),
+                            pattern,
+                            split_path(pattern),
+                            authenticated,
+                            std::move(h),
+                            false,
+                            lane,
+                            {}});
   }
   // The route added last may call a storage cluster.
   void calls_clusters() { routes_.back().lane = Lane::kCluster; }

@@ -22,7 +22,6 @@ using dmscore::detail::ObjectReader;
 
 using namespace routing;
 
-
 std::string_view Request::header(std::string_view name) const {
   for (const auto& [k, v] : headers)
     if (iequals(k, name)) return v;
@@ -139,16 +138,18 @@ struct Router::Impl {
     out += "# TYPE dms_verify_bytes_total counter\n";
     out += "dms_verify_bytes_total " + std::to_string(stats.ok() ? stats->verify_bytes_total : 0) +
            "\n";
-    out += "# HELP dms_local_cluster_files_set_aside_total Files a local cluster moved to its "
-           "lost+found/ since start.\n";
+    out +=
+        "# HELP dms_local_cluster_files_set_aside_total Files a local cluster moved to its "
+        "lost+found/ since start.\n";
     out += "# TYPE dms_local_cluster_files_set_aside_total counter\n";
     if (stats.ok()) {
       for (const auto& [cluster, n] : stats->set_aside_files)
         out += "dms_local_cluster_files_set_aside_total{cluster=\"" + label(cluster) + "\"} " +
                std::to_string(n) + "\n";
     }
-    out += "# HELP dms_cluster_calls_refused_total Callers refused at once by a cluster's gate, by "
-           "reason (busy: its calls in flight at the limit; open: it had just timed out).\n";
+    out +=
+        "# HELP dms_cluster_calls_refused_total Callers refused at once by a cluster's gate, by "
+        "reason (busy: its calls in flight at the limit; open: it had just timed out).\n";
     out += "# TYPE dms_cluster_calls_refused_total counter\n";
     if (stats.ok()) {
       for (const auto& c : stats->cluster_calls) {

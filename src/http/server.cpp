@@ -15,9 +15,9 @@
 #include <optional>
 #include <thread>
 
-#include "dmscore/http/router.hpp"
 #include "base/call_scope.hpp"
 #include "base/endpoint.hpp"
+#include "dmscore/http/router.hpp"
 #include "dmscore/service.hpp"
 
 namespace dmscore::http {
@@ -44,7 +44,8 @@ struct LanePool {
   net::thread_pool pool;
   std::atomic<int> held{0};
   int limit;
-  LanePool(int threads, int limit_) : pool(static_cast<std::size_t>(std::max(1, threads))), limit(limit_) {}
+  LanePool(int threads, int limit_)
+      : pool(static_cast<std::size_t>(std::max(1, threads))), limit(limit_) {}
 };
 
 // What every session shares with the server.
@@ -247,13 +248,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (lane_pool && ++lane_pool->held > lane_pool->limit) {
       --lane_pool->held;
       const bool login = lane == Lane::kLogin;
-      Response r = error_response(
-          static_cast<int>(login ? Code::kResourceExhausted : Code::kUnavailable),
-          login ? "too many logins in progress; retry in 1 s"
-                : "too many requests to storage clusters in progress; retry in 1 s");
+      Response r =
+          error_response(static_cast<int>(login ? Code::kResourceExhausted : Code::kUnavailable),
+                         login ? "too many logins in progress; retry in 1 s"
+                               : "too many requests to storage clusters in progress; retry in 1 s");
       r.headers.emplace_back("Retry-After", "1");
-      shared_->log("request " + req.request_id + " " + req.method.substr(0, 16) + " refused: " +
-                   std::to_string(r.status) + " (lane full)");
+      shared_->log("request " + req.request_id + " " + req.method.substr(0, 16) +
+                   " refused: " + std::to_string(r.status) + " (lane full)");
       finish(this->shared_from_this(), std::move(r), req.request_id, keep_alive, version);
       return;
     }

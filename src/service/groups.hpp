@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "catalog/group_catalog.hpp"
 #include "dmscore/auth.hpp"
 #include "dmscore/backend.hpp"
 #include "dmscore/group.hpp"
 #include "dmscore/options.hpp"
 #include "dmscore/store.hpp"
 #include "dmscore/workflow.hpp"
-#include "catalog/group_catalog.hpp"
 #include "service/write_fence.hpp"
 
 namespace dmscore::detail {
