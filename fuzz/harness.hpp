@@ -55,6 +55,9 @@ class Harness {
     o.progress_persist_interval = std::chrono::milliseconds(0);
     o.admin_password = "fuzz-admin-password";
     o.local_cluster_roots = {root_ + "/clusters"};
+    // The fuzzer learns the root from the comparisons it sees and attaches clusters under it;
+    // each holds open files, so a few are enough.
+    o.max_clusters = 16;
     // Attach requests name hosts that do not exist: fail them fast.
     o.cluster_request_timeout = std::chrono::milliseconds(500);
     o.cluster_operation_timeout = std::chrono::milliseconds(1000);

@@ -33,6 +33,8 @@ TEST_CASE("Options: each out-of-range field is named in the error") {
         "copy_checkpoint_interval");
   check([](Options& o) { o.copy_checkpoint_interval = std::chrono::hours(2); },
         "copy_checkpoint_interval");
+  check([](Options& o) { o.max_clusters = 0; }, "max_clusters");
+  check([](Options& o) { o.max_clusters = 4097; }, "max_clusters");
   check([](Options& o) { o.local_cluster_roots = {"relative/dir"}; }, "local_cluster_roots");
   check([](Options& o) { o.local_cluster_roots = {""}; }, "local_cluster_roots");
   check([](Options& o) { o.group_snapshot_fence_timeout = std::chrono::milliseconds(0); },

@@ -73,6 +73,32 @@ TEST_CASE("Service: local_cluster_roots confines where a local cluster may be at
   }
 }
 
+TEST_CASE("Service: max_clusters bounds the attached clusters; a detach makes room again") {
+  Options o;
+  o.max_clusters = 2;
+  Fixture f(o);
+  f.attach_two();
+  // Refused up front, and nothing is made on disk.
+  auto refused = f.svc->attach_cluster({"file://" + (f.tmp / "c3"), ""});
+  CHECK(refused.status().code() == Code::kFailedPrecondition);
+  CHECK_THAT(refused.status().message(), Catch::StartsWith("apiEndpoint:") &&
+                                             Catch::Contains("max_clusters 2"));
+  CHECK_FALSE(fs::exists(f.tmp / "c3"));
+  // Two attaches that both passed the early check: the workflows admit only what fits.
+  REQUIRE(f.svc->detach_cluster(f.c2).ok());
+  auto a = f.svc->attach_cluster({"file://" + (f.tmp / "c3"), ""});
+  auto b = f.svc->attach_cluster({"file://" + (f.tmp / "c4"), ""});
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  Workflow wa = f.wait(*a), wb = f.wait(*b);
+  CHECK((wa.state == WorkflowState::kCompleted) != (wb.state == WorkflowState::kCompleted));
+  const Workflow& lost = wa.state == WorkflowState::kCompleted ? wb : wa;
+  CHECK(lost.state == WorkflowState::kFailed);
+  CHECK_THAT(lost.msg, Catch::Contains("max_clusters 2"));
+  REQUIRE(f.svc->list_clusters().ok());
+  CHECK(f.svc->list_clusters()->size() == 2);
+}
+
 TEST_CASE(
     "Service: attaching the same cluster twice fails the second workflow with ALREADY_EXISTS") {
   Fixture f;

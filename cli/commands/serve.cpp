@@ -26,6 +26,7 @@ struct ServeArgs {
   std::string data_dir;
   std::string tls_cert, tls_key;
   int max_running_workflows = 8;
+  int max_clusters = 256;
   bool allow_plain_http = false;
   std::vector<std::string> local_cluster_roots;
   std::uint64_t copy_rate_limit = 0;
@@ -68,6 +69,7 @@ int serve(const ServeArgs& a) {
     log_lines.add(std::string("dmscore: ").append(line));
   };
   o.max_running_workflows = a.max_running_workflows;
+  o.max_clusters = a.max_clusters;
   o.local_cluster_roots = a.local_cluster_roots;
   o.group_snapshot_pre_hook = a.cg_pre_hook;
   o.group_snapshot_post_hook = a.cg_post_hook;
@@ -139,6 +141,11 @@ void add_serve_commands(CLI::App& app, Context& ctx) {
       ->add_option("--max-running-workflows", sa.max_running_workflows,
                    "non-terminal workflows allowed at once (429 beyond)")
       ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-clusters", sa.max_clusters,
+                   "clusters that may be attached at once (each holds open files)")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   serve_cmd->add_flag("--allow-plain-http", sa.allow_plain_http,
                       "serve plain HTTP on a non-loopback address");

@@ -113,6 +113,12 @@ struct Options {
   int cluster_max_concurrent_calls = 4;
   std::chrono::milliseconds cluster_breaker_cooldown{5000};
 
+  // How many clusters may be attached at once. Each attached cluster holds open files (a local
+  // cluster its lock file and its database: about four descriptors) and connections, so the
+  // bound keeps attach requests from exhausting the process's descriptors. An attach beyond it
+  // is refused with FAILED_PRECONDITION naming the limit. Default: 256. REQUIRES: 1..4096.
+  int max_clusters = 256;
+
   // Directories under which a local (file://) cluster may be attached. An API caller with the
   // admin role can otherwise make the service create a cluster directory anywhere it may write.
   // Default: empty, meaning anywhere. REQUIRES: absolute paths.

@@ -60,6 +60,8 @@ Status validate(const Options& o) {
     return Status::InvalidArgument("cluster_breaker_cooldown: must be 0..10 min");
   if (o.store_retry_budget.count() < 0 || o.store_retry_budget > std::chrono::hours(1))
     return Status::InvalidArgument("store_retry_budget: must be 0..1 h");
+  if (o.max_clusters < 1 || o.max_clusters > 4096)
+    return Status::InvalidArgument("max_clusters: must be 1..4096");
   for (const auto& root : o.local_cluster_roots) {
     if (root.empty() || root[0] != '/')
       return Status::InvalidArgument("local_cluster_roots: each entry must be an absolute path");

@@ -116,6 +116,12 @@ Result<std::vector<ClusterCatalog::Entry>> ClusterCatalog::entries(Txn& t) {
   return out;
 }
 
+Result<std::int64_t> ClusterCatalog::count(Txn& t) {
+  auto r = t.query_one("SELECT COUNT(*) FROM clusters", {});
+  if (!r.ok()) return r.status();
+  return r->has_value() ? (**r).int64(0) : 0;
+}
+
 Result<std::string> ClusterCatalog::attached_as(Txn& t, const std::string& id,
                                                 const std::string& endpoint) {
   return rows::first_text(t, "SELECT id FROM clusters WHERE id = ? OR api_endpoint = ?",

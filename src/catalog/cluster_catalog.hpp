@@ -31,6 +31,8 @@ class ClusterCatalog {
   static Result<std::vector<Cluster>> list(Txn& t);
   static Result<std::optional<Cluster>> find(Txn& t, const std::string& id);
   static Result<std::vector<Entry>> entries(Txn& t);
+  // How many clusters are attached.
+  static Result<std::int64_t> count(Txn& t);
   // The cluster attached under id `id` or at `endpoint` (either may be empty); "" when none.
   static Result<std::string> attached_as(Txn& t, const std::string& id,
                                          const std::string& endpoint);

@@ -188,6 +188,16 @@ Status Service::Impl::check_no_overlap(const std::string& dir) const {
   return Status::Ok();
 }
 
+Status Service::Impl::check_cluster_room() const {
+  auto n = detail::rows::read<std::int64_t>(*store, ClusterCatalog::count);
+  if (!n.ok()) return n.status();
+  if (*n < options.max_clusters) return Status::Ok();
+  return Status::FailedPrecondition("apiEndpoint: " + std::to_string(*n) +
+                                    " clusters are attached, the service's limit (max_clusters " +
+                                    std::to_string(options.max_clusters) +
+                                    "); detach one first");
+}
+
 Result<std::shared_ptr<Backend>> Service::Impl::make_lightbits(
     const std::vector<std::string>& endpoints, const std::string& label,
     const std::string& cluster_id) {
@@ -349,6 +359,8 @@ Result<std::string> Service::attach_cluster(const AttachClusterRequest& request)
   if (!request.name.empty()) {
     if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
   }
+  // Checked again by the workflow under the registry's lock, where it is race-free.
+  if (Status s = impl_->check_cluster_room(); !s.ok()) return s;
   if (!*dir) {
     auto endpoint = lightbits_endpoint(request.api_endpoint);
     if (!endpoint.ok()) return endpoint.status();

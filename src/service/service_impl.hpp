@@ -97,6 +97,8 @@ struct Service::Impl {
   // another attached local cluster's directory (compared after resolving symlinks): a cluster's
   // recovery owns everything under its directory, so two must never nest.
   Status check_no_overlap(const std::string& dir) const;
+  // FAILED_PRECONDITION when options.max_clusters clusters are attached already.
+  Status check_cluster_room() const;
   // `cluster_id`: the attached cluster's UUID, the audience of its tokens; empty while
   // attaching (the tokens then name the endpoint).
   Result<std::shared_ptr<Backend>> make_lightbits(const std::vector<std::string>& endpoints,

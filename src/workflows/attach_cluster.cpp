@@ -55,6 +55,7 @@ Status attach_lightbits(Service::Impl& s, StepContext& ctx, const std::string& g
   if (!found.ok()) return found.status();
   if (!found->empty())
     return attached_already(ctx, *found, "cluster " + info->id + " is already attached");
+  if (Status room = s.check_cluster_room(); !room.ok()) return room;
   ctx.set_var("clusterId", info->id);
   Status r = s.record_cluster(*info, ClusterKind::kLightbits, *endpoint, ctx.resumed());
   if (!r.ok()) return r;
@@ -81,6 +82,7 @@ Status attach_step(Service::Impl& s, StepContext& ctx) {
   if (!found->empty())
     return attached_already(ctx, *found,
                             "the cluster at " + endpoint + " is already attached as " + *found);
+  if (Status room = s.check_cluster_room(); !room.ok()) return room;
   if (Status o = s.check_no_overlap(**dir); !o.ok()) return o;
   auto b = LocalBackend::open(**dir, req->name, s.local_options());
   if (!b.ok()) return b.status();
