@@ -97,12 +97,12 @@ Tool peer(const std::string& name, const std::string& cmd_fmt, const std::string
 
 Tool dms_tool(Dms& d, const std::string& image, const std::string& label, std::string& snap_file) {
   std::uint64_t size = fs::file_size(image);
-  auto v = d.svc->create_volume(d.a, {"bench", "src-" + label, size});
+  auto v = d.svc->volumes().create(ClusterId(d.a), {"bench", "src-" + label, size});
   if (!v.ok()) std::abort();
   sh("cp --sparse=always --reflink=never " + image + " " + v->device_path);
-  auto sn = d.svc->create_snapshot(d.a, {"bench", "snap-" + label, v->id, ""});
+  auto sn = d.svc->volumes().create_snapshot(ClusterId(d.a), {"bench", "snap-" + label, v->id, ""});
   if (!sn.ok()) std::abort();
-  (void)d.svc->delete_volume(d.a, "bench", v->id);
+  (void)d.svc->volumes().remove({ClusterId(d.a), "bench", v->id});
   snap_file = sn->id;
   auto last = std::make_shared<std::string>();
   auto n = std::make_shared<int>(0);
@@ -113,15 +113,19 @@ Tool dms_tool(Dms& d, const std::string& image, const std::string& label, std::s
             req.src = {sid, "bench", d.a};
             req.dst.name = "copy-" + label + "-" + std::to_string((*n)++);
             req.dst.cluster_id = d.b;
-            auto id = d.svc->thick_clone_volume(req);
+            auto id = d.svc->clones().volume(req);
             if (!id.ok()) return false;
-            auto w = d.svc->wait_workflow(*id, 3600s);
+            auto w = d.svc->workflows().wait(*id, 3600s);
             if (!w.ok() || w->state != WorkflowState::kCompleted) return false;
             *last = result_id(w->result, "volumeId");
             return true;
           },
-          [&d, last] { return d.svc->get_volume(d.b, "bench", *last)->device_path; },
-          [&d, last] { (void)d.svc->delete_volume(d.b, "bench", *last); }};
+          [&d, last] {
+            return d.svc->volumes().get({ClusterId(d.b), "bench", *last})->device_path;
+          },
+          [&d, last] {
+            (void)d.svc->volumes().remove({ClusterId(d.b), "bench", *last});
+          }};
 }
 
 // The same clone through the HTTP API, as dmsctl clone --wait does it: POST the request, then
@@ -143,8 +147,12 @@ Tool http_tool(Dms& d, const std::string& snap_id, const std::string& label) {
             *last = result_id(*w, "volumeId");
             return true;
           },
-          [&d, last] { return d.svc->get_volume(d.b, "bench", *last)->device_path; },
-          [&d, last] { (void)d.svc->delete_volume(d.b, "bench", *last); }};
+          [&d, last] {
+            return d.svc->volumes().get({ClusterId(d.b), "bench", *last})->device_path;
+          },
+          [&d, last] {
+            (void)d.svc->volumes().remove({ClusterId(d.b), "bench", *last});
+          }};
 }
 
 std::vector<Measurement> measure(std::vector<Tool>& tools, const std::string& src) {
@@ -234,8 +242,8 @@ int main(int argc, char** argv) {
   if (!svc.ok()) return 1;
   Dms d{std::move(svc).value(), "", ""};
   for (auto* name : {"site-a", "site-b"}) {
-    auto id = d.svc->attach_cluster({"file://" + g_dir + "/" + name, name});
-    auto w = d.svc->wait_workflow(*id, 60s);
+    auto id = d.svc->clusters().attach({"file://" + g_dir + "/" + name, name});
+    auto w = d.svc->workflows().wait(*id, 60s);
     (name == std::string("site-a") ? d.a : d.b) = result_id(w->result, "clusterId");
   }
   {

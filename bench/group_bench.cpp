@@ -64,7 +64,7 @@ RunResult run(Service& svc, const std::string& cid, const ConsistencyGroup& g, i
         const auto& vid = g.volume_ids[rng() % g.volume_ids.size()];
         std::uint64_t off = (rng() % (volume_bytes / 4096)) * 4096;
         auto t0 = Clock::now();
-        if (!svc.write_volume(cid, "p1", vid, off, block).ok()) std::abort();
+        if (!svc.volumes().write({ClusterId(cid), "p1", vid}, off, block).ok()) std::abort();
         lat[static_cast<std::size_t>(w)].push_back(ms(Clock::now() - t0));
       }
     });
@@ -73,12 +73,12 @@ RunResult run(Service& svc, const std::string& cid, const ConsistencyGroup& g, i
   auto start = Clock::now();
   for (int i = 0; i < snapshots; ++i) {
     auto t0 = Clock::now();
-    auto c = svc.create_cg_snapshot({g.id, tag + std::to_string(i), ""});
+    auto c = svc.groups().create_snapshot({g.id, tag + std::to_string(i), ""});
     if (!c.ok()) std::abort();
-    auto w = svc.wait_workflow(c->workflow_id, 600s);
+    auto w = svc.workflows().wait(WorkflowId(c->workflow_id), 600s);
     if (!w.ok() || w->state != WorkflowState::kCompleted) std::abort();
     r.snapshot_ms.push_back(ms(Clock::now() - t0));
-    if (!svc.delete_cg_snapshot(c->id).ok()) std::abort();
+    if (!svc.groups().remove_snapshot(CgSnapshotId(c->id)).ok()) std::abort();
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   stop = true;
@@ -136,25 +136,27 @@ int main(int argc, char** argv) {
   std::vector<std::string> files;
   {
     auto svc = open(dir, true);
-    auto a = svc->attach_cluster({"file://" + dir + "/c1", "c1"});
-    auto w = a.ok() ? svc->wait_workflow(*a, 60s) : Result<Workflow>(a.status());
+    auto a = svc->clusters().attach({"file://" + dir + "/c1", "c1"});
+    auto w = a.ok() ? svc->workflows().wait(*a, 60s) : Result<Workflow>(a.status());
     if (!w.ok() || w->state != WorkflowState::kCompleted) return 1;
     cid = w->result.substr(w->result.find("\"clusterId\":\"") + 13, 36);
     CreateGroupRequest req{"db", "", cid, "p1", {}, ""};
     std::mt19937_64 rng(3);
     std::string block(1 << 20, '\0');
     for (const char* name : {"data", "log", "conf"}) {
-      auto v = svc->create_volume(cid, {"p1", name, bytes});
+      auto v = svc->volumes().create(ClusterId(cid), {"p1", name, bytes});
       if (!v.ok()) return 1;
       for (std::uint64_t off = 0; off < bytes; off += block.size()) {
         for (auto& ch : block) ch = static_cast<char>(rng());
-        if (!svc->write_volume(cid, "p1", v->id, off, block, off + block.size() == bytes).ok())
+        if (!svc->volumes()
+                 .write({ClusterId(cid), "p1", v->id}, off, block, off + block.size() == bytes)
+                 .ok())
           return 1;
       }
       req.volume_ids.push_back(v->id);
       files.push_back(v->device_path);
     }
-    auto made = svc->create_consistency_group(req);
+    auto made = svc->groups().create(req);
     if (!made.ok()) return 1;
     g = *made;
   }
@@ -192,13 +194,13 @@ int main(int argc, char** argv) {
       r.name = "fc" + std::to_string(round);
       r.count = 3;
       auto t0 = Clock::now();
-      auto w = svc->create_full_copies(r);
+      auto w = svc->copy_sets().create(r);
       if (!w.ok()) {
         std::fprintf(stderr, "full copies: %s\n", w.status().to_string().c_str());
         return 1;
       }
       for (const auto& cw : w->workflows) {
-        auto done = svc->wait_workflow(cw.workflow_id, 600s);
+        auto done = svc->workflows().wait(WorkflowId(cw.workflow_id), 600s);
         if (!done.ok() || done->state != WorkflowState::kCompleted) {
           std::fprintf(stderr, "full copy: %s\n", done.ok() ? done->msg.c_str() : "wait failed");
           return 1;
@@ -207,14 +209,14 @@ int main(int argc, char** argv) {
       fc_ms.push_back(ms(Clock::now() - t0));
       CopySetActionRequest d;
       d.action = CopyAction::kDetach;
-      auto detached = svc->copy_set_action(g.id, w->copy_set.id, d);
+      auto detached = svc->copy_sets().act({GroupId(g.id), CopySetId(w->copy_set.id)}, d);
       if (!detached.ok()) {
         std::fprintf(stderr, "detach: %s\n", detached.status().to_string().c_str());
         return 1;
       }
       for (const auto& copy : detached->copy_set.copies)
         for (const auto& v : copy.volumes)
-          if (Status s = svc->delete_volume(cid, "p1", v.volume_id); !s.ok()) {
+          if (Status s = svc->volumes().remove({ClusterId(cid), "p1", v.volume_id}); !s.ok()) {
             std::fprintf(stderr, "delete: %s\n", s.to_string().c_str());
             return 1;
           }

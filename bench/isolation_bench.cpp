@@ -66,8 +66,8 @@ bool start_emulator(const std::string& dir, Emulator& e) {
     std::string script = src + "/lightos_emulator.py", cert = e.ca + "/server.pem",
                 key = e.ca + "/server.key", state = dir + "/emu-state";
     ::execlp("python3", "python3", script.c_str(), "--port", "0", "--control-port", "0", "--cert",
-             cert.c_str(), "--key", key.c_str(), "--state-dir", state.c_str(),
-             "--create-delay-ms", "20", "--ready-file", ready.c_str(), static_cast<char*>(nullptr));
+             cert.c_str(), "--key", key.c_str(), "--state-dir", state.c_str(), "--create-delay-ms",
+             "20", "--ready-file", ready.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   for (int i = 0; i < 300 && !fs::exists(ready); ++i) std::this_thread::sleep_for(50ms);
@@ -102,9 +102,10 @@ struct Series {
 };
 
 // One request to each target, interleaved, one at a time, every `every`, for `seconds`.
-std::map<std::string, Series> measure(http::Client& c, const std::string& token,
-                                      const std::vector<std::pair<std::string, std::string>>& targets,
-                                      double seconds, std::chrono::milliseconds every = 10ms) {
+std::map<std::string, Series> measure(
+    http::Client& c, const std::string& token,
+    const std::vector<std::pair<std::string, std::string>>& targets, double seconds,
+    std::chrono::milliseconds every = 10ms) {
   std::map<std::string, Series> out;
   const auto end = Clock::now() + std::chrono::duration<double>(seconds);
   for (auto next = Clock::now(); Clock::now() < end; next += every) {
@@ -130,8 +131,8 @@ void report(const char* phase, const std::map<std::string, Series>& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string work =
-      std::string(argc > 1 ? argv[1] : "/var/tmp") + "/dmscore-isolation-" + std::to_string(getpid());
+  const std::string work = std::string(argc > 1 ? argv[1] : "/var/tmp") + "/dmscore-isolation-" +
+                           std::to_string(getpid());
   const double secs = argc > 2 ? std::atof(argv[2]) : 15;
   fs::create_directories(work);
   Emulator emu;
@@ -161,12 +162,14 @@ int main(int argc, char** argv) {
 
   auto control = client("http://127.0.0.1:" + std::to_string(emu.control_port));
   auto keys = s.identity().keys();
-  (void)control->request("POST", "/control/credentials",
-                         json::serialize(json::object{
-                             {"id", "system:" + s.service_credentials().pub_key_id},
-                             {"pem", keys[0].public_pem}}));
-  auto attach = s.wait_workflow(*s.attach_cluster({"127.0.0.1:" + std::to_string(emu.port), "lb"}), 30s);
-  auto local = s.wait_workflow(*s.attach_cluster({"file://" + work + "/local", "local"}), 30s);
+  (void)control->request(
+      "POST", "/control/credentials",
+      json::serialize(json::object{{"id", "system:" + s.service_credentials().pub_key_id},
+                                   {"pem", keys[0].public_pem}}));
+  auto attach = s.workflows().wait(
+      *s.clusters().attach({"127.0.0.1:" + std::to_string(emu.port), "lb"}), 30s);
+  auto local =
+      s.workflows().wait(*s.clusters().attach({"file://" + work + "/local", "local"}), 30s);
   if (!attach.ok() || attach->state != WorkflowState::kCompleted || !local.ok()) {
     std::fprintf(stderr, "attach failed: %s\n", attach.ok() ? attach->msg.c_str() : "");
     return 1;
@@ -175,7 +178,8 @@ int main(int argc, char** argv) {
     return result.substr(result.find("\"clusterId\":\"") + 13, 36);
   };
   const std::string lb = cid(attach->result), lc = cid(local->result);
-  for (int i = 0; i < 20; ++i) (void)s.create_volume(lc, {"p1", "v" + std::to_string(i), 1 << 20});
+  for (int i = 0; i < 20; ++i)
+    (void)s.volumes().create(ClusterId(lc), {"p1", "v" + std::to_string(i), 1 << 20});
   const std::vector<std::pair<std::string, std::string>> targets = {
       {"GET /healthz", "/healthz"},
       {"GET workflow", "/api/v1/workflows/" + attach->id},
@@ -191,8 +195,9 @@ int main(int argc, char** argv) {
   report("quiet", quiet);
 
   // Phase 2: 16 requests to a cluster that hangs, kept in flight.
-  (void)control->request("POST", "/control/stall",
-                         R"({"method":"GET","pathRegex":"/volumes","seconds":600,"count":1000000})");
+  (void)control->request(
+      "POST", "/control/stall",
+      R"({"method":"GET","pathRegex":"/volumes","seconds":600,"count":1000000})");
   std::atomic<bool> stop{false};
   std::atomic<int> refused{0}, timed_out{0}, other{0};
   std::vector<std::thread> hung;
@@ -219,8 +224,9 @@ int main(int argc, char** argv) {
   stop = true;
   (void)control->request("POST", "/control/reset");
   for (auto& t : hung) t.join();
-  std::printf("  hanging cluster's own callers: %d refused at once (503), %d timed out (504), %d other\n",
-              refused.load(), timed_out.load(), other.load());
+  std::printf(
+      "  hanging cluster's own callers: %d refused at once (503), %d timed out (504), %d other\n",
+      refused.load(), timed_out.load(), other.load());
 
   // Phase 3: a 32-way login spray with fresh names at the production scrypt cost.
   const std::vector<std::pair<std::string, std::string>> admin = {
@@ -258,9 +264,10 @@ int main(int argc, char** argv) {
   stop = true;
   for (auto& t : spray) t.join();
   report("32-way login spray", admin_spray);
-  std::printf("  spray answers: %zu x 429 (p50 %.2f ms, p99 %.2f ms), %zu x 401 (p50 %.1f ms), %d other\n",
-              spray_429.ms.size(), spray_429.pct(0.5), spray_429.pct(0.99), spray_401.ms.size(),
-              spray_401.pct(0.5), spray_other);
+  std::printf(
+      "  spray answers: %zu x 429 (p50 %.2f ms, p99 %.2f ms), %zu x 401 (p50 %.1f ms), %d other\n",
+      spray_429.ms.size(), spray_429.pct(0.5), spray_429.pct(0.99), spray_401.ms.size(),
+      spray_401.pct(0.5), spray_other);
 
   std::printf("ratios (p99 under load / p99 quiet):\n");
   for (const auto& [n, q] : quiet)

@@ -44,11 +44,11 @@ int fail(const std::string& what, const Status& s) {
 }
 
 // Completes a workflow while drawing its progress on stderr.
-Result<Workflow> follow(Service& svc, const std::string& id, const char* label) {
+Result<Workflow> follow(Service& svc, const WorkflowId& id, const char* label) {
   const bool tty = ::isatty(2);
   int last_pct = -1;
   for (;;) {
-    auto w = svc.get_workflow(id);
+    auto w = svc.workflows().get(id);
     if (!w.ok()) return w;
     const Progress& p = w->progress;
     if (is_terminal(w->state)) {
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   std::string clusters[2];
   const char* names[2] = {"site-a", "site-b"};
   for (int i = 0; i < 2; ++i) {
-    auto id = (*svc)->attach_cluster({"file://" + dir + "/" + names[i], names[i]});
+    auto id = (*svc)->clusters().attach({"file://" + dir + "/" + names[i], names[i]});
     if (!id.ok()) return fail("attach", id.status());
     auto w = follow(**svc, *id, (std::string("attach cluster ") + names[i]).c_str());
     if (!w.ok() || w->state != WorkflowState::kCompleted) return 1;
@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
   }
 
   const std::uint64_t size = size_mib << 20;
-  auto vol = (*svc)->create_volume(clusters[0], {"demo", "db-data", size});
+  auto vol = (*svc)->volumes().create(ClusterId(clusters[0]), {"demo", "db-data", size});
   if (!vol.ok()) return fail("create volume", vol.status());
   std::fprintf(stderr, "writing %d%% of %s as random 1 MiB extents into volume db-data...\n",
                data_percent, human(double(size)).c_str());
@@ -155,8 +155,8 @@ int main(int argc, char** argv) {
     ::fsync(fd);
     ::close(fd);
   }
-  auto snap =
-      (*svc)->create_snapshot(clusters[0], {"demo", "db-data-snap", vol->id, "demo source"});
+  auto snap = (*svc)->volumes().create_snapshot(ClusterId(clusters[0]),
+                                                {"demo", "db-data-snap", vol->id, "demo source"});
   if (!snap.ok()) return fail("create snapshot", snap.status());
   std::fprintf(stderr, "snapshot db-data-snap taken on site-a\n");
 
@@ -166,13 +166,14 @@ int main(int argc, char** argv) {
   req.dst.cluster_id = clusters[1];
   req.verify_clone = true;
   auto t0 = Clock::now();
-  auto id = (*svc)->thick_clone_volume(req);
+  auto id = (*svc)->clones().volume(req);
   if (!id.ok()) return fail("thick clone", id.status());
   auto w = follow(**svc, *id, "thick clone site-a -> site-b");
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!w.ok()) return fail("thick clone", w.status());
   if (w->state != WorkflowState::kCompleted) return 1;
-  auto copy = (*svc)->get_volume(clusters[1], "demo", result_id(w->result, "volumeId"));
+  auto copy =
+      (*svc)->volumes().get({ClusterId(clusters[1]), "demo", result_id(w->result, "volumeId")});
   if (!copy.ok()) return fail("read clone", copy.status());
 
   std::printf("thick clone complete\n");

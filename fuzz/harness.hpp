@@ -87,8 +87,8 @@ class Harness {
     // therefore runs before any of those statics is destroyed.
     AttachClusterRequest attach;
     attach.api_endpoint = "https://127.0.0.1:1";
-    for (auto id : {service_->attach_cluster(attach), service_->refresh_clusters()}) {
-      if (!id.ok() || !service_->wait_workflow(*id, std::chrono::seconds(60)).ok()) std::abort();
+    for (auto id : {service_->clusters().attach(attach), service_->clusters().refresh()}) {
+      if (!id.ok() || !service_->workflows().wait(*id, std::chrono::seconds(60)).ok()) std::abort();
     }
     static Harness* self = this;
     std::atexit([] { self->shutdown(); });

@@ -36,13 +36,13 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
   auto svc = open_service(argv[2]);
   if (mode == "setup" && argc == 5) {
-    auto a = svc->attach_cluster({std::string("file://") + argv[3], "src"});
-    auto b = svc->attach_cluster({std::string("file://") + argv[4], "dst"});
+    auto a = svc->clusters().attach({std::string("file://") + argv[3], "src"});
+    auto b = svc->clusters().attach({std::string("file://") + argv[4], "dst"});
     if (!a.ok() || !b.ok()) return 1;
     std::string c1 = dmscore::testing::attached_cluster_or_exit(*svc, *a),
                 c2 = dmscore::testing::attached_cluster_or_exit(*svc, *b);
     const std::uint64_t size = 40ull << 20;
-    auto v = svc->create_volume(c1, {"p1", "source", size});
+    auto v = svc->volumes().create(ClusterId(c1), {"p1", "source", size});
     if (!v.ok()) return 1;
     int fd = ::open(v->device_path.c_str(), O_WRONLY);
     std::mt19937_64 rng(11);
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     }
     ::fsync(fd);
     ::close(fd);
-    auto sn = svc->create_snapshot(c1, {"p1", "source-snap", v->id, ""});
+    auto sn = svc->volumes().create_snapshot(ClusterId(c1), {"p1", "source-snap", v->id, ""});
     if (!sn.ok()) return 1;
     std::printf("IDS %s %s %s\n", c1.c_str(), c2.c_str(), sn->id.c_str());
     return 0;
@@ -67,14 +67,14 @@ int main(int argc, char** argv) {
       r.src = {argv[5], "p1", argv[3]};
       r.dst.name = std::string("copy-") + argv[6] + "-" + std::to_string(n);
       r.dst.cluster_id = argv[4];
-      auto id = svc->thick_clone_volume(r);
+      auto id = svc->clones().volume(r);
       if (!id.ok()) {
         std::fprintf(stderr, "submit: %s\n", id.status().to_string().c_str());
         return 1;
       }
-      std::printf("ACK %s\n", id->c_str());
+      std::printf("ACK %s\n", id->str().c_str());
       std::fflush(stdout);
-      (void)svc->wait_workflow(*id, 60s);
+      (void)svc->workflows().wait(*id, 60s);
     }
   }
   if (mode == "drain") return dmscore::testing::wait_idle(*svc);

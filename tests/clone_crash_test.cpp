@@ -66,21 +66,21 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   ListWorkflowsRequest lr;
   lr.page_size = 1000;
   lr.type = kThickCloneVolume;
-  auto page = svc->list_workflows(lr);
+  auto page = svc->workflows().list(lr);
   REQUIRE(page.ok());
   std::set<std::string> made;
   for (const auto& w : page->workflows) {
     INFO(w.id << " " << to_string(w.state) << " " << w.msg);
     REQUIRE(w.state == WorkflowState::kCompleted);
     std::string vid = result_field(w.result, "volumeId");
-    auto v = svc->get_volume(c2, "p1", vid);
+    auto v = svc->volumes().get({ClusterId(c2), "p1", vid});
     REQUIRE(v.ok());
     CHECK(v->state == VolumeState::kAvailable);
     CHECK(file_bytes(v->device_path) == src_bytes);
     CHECK(allocated_bytes(v->device_path) <= src_alloc);
     made.insert(vid + ".vol");
   }
-  for (const auto& id : acked) CHECK(svc->get_workflow(id).ok());
+  for (const auto& id : acked) CHECK(svc->workflows().get(WorkflowId(id)).ok());
   // No orphans: the destination holds exactly the completed clones' files and their sidecars,
   // and recovery set nothing aside (it only ever finishes or undoes its own intents).
   std::set<std::string> files, want;
@@ -92,7 +92,7 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   }
   CHECK(files == want);
   CHECK((!fs::exists(dir / "c2/lost+found") || fs::is_empty(dir / "c2/lost+found")));
-  CHECK(svc->list_volumes(c2, "p1", {1000, ""})->volumes.size() == made.size());
+  CHECK(svc->volumes().list({ClusterId(c2), "p1"}, {1000, ""})->volumes.size() == made.size());
   WARN("kills=" << real_kills << " clones=" << made.size()
                 << " resumed from a checkpoint=" << resumed);
 }

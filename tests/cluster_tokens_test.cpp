@@ -63,8 +63,9 @@ TEST_CASE("Cluster tokens: each names the cluster it is sent to and lives five m
   LightbitsFixture lb;
   lb.import_key();
   const std::string cid = attached_cluster_id(lb.attach());
-  REQUIRE(lb.f->svc->create_volume(cid, {"default", "v", 1 << 30}).ok());
-  REQUIRE(lb.f->wait(*lb.f->svc->refresh_clusters(cid)).state == WorkflowState::kCompleted);
+  REQUIRE(lb.f->svc->volumes().create(ClusterId(cid), {"default", "v", 1 << 30}).ok());
+  REQUIRE(lb.f->wait(*lb.f->svc->clusters().refresh(ClusterId(cid))).state ==
+          WorkflowState::kCompleted);
 
   int named_uuid = 0;
   for (const auto& c : lb.emu.calls()) {
@@ -103,12 +104,12 @@ TEST_CASE("Cluster tokens: endpoints a cluster reports without https are never u
   // Also after a restart, when the driver is built from the endpoints the cluster reported.
   o.cluster_ca_file = lb.emu.ca_file();
   lb.f->open(o);
-  auto listed = lb.f->svc->list_volumes(cid, "default", {});
+  auto listed = lb.f->svc->volumes().list({ClusterId(cid), "default"}, {});
   INFO(listed.status().to_string());
   CHECK(listed.ok());
   // With its API down, the driver tries every endpoint it has: never the plain one.
   lb.emu.control("POST", "/control/stop-api");
-  CHECK_FALSE(lb.f->svc->list_volumes(cid, "default", {}).ok());
+  CHECK_FALSE(lb.f->svc->volumes().list({ClusterId(cid), "default"}, {}).ok());
   lb.emu.control("POST", "/control/start-api");
   CHECK(plain.connections() == 0);
   std::lock_guard lock(mu);

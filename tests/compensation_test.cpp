@@ -9,8 +9,8 @@
 using namespace dmscore;
 using namespace std::chrono_literals;
 using dmscore::testing::Fixture;
-using dmscore::testing::result_field;
 using dmscore::testing::read_file;
+using dmscore::testing::result_field;
 namespace fs = std::filesystem;
 
 namespace {
@@ -37,16 +37,16 @@ struct Racing {
     return o;
   }
 
-  std::vector<std::string> blockers() {
-    std::vector<std::string> ids;
+  std::vector<WorkflowId> blockers() {
+    std::vector<WorkflowId> ids;
     for (const char* name : {"blocker-1", "blocker-2"}) {
-      auto id = f.svc->thick_clone_volume(f.clone_req(sn, name));
+      auto id = f.svc->clones().volume(f.clone_req(sn, name));
       REQUIRE(id.ok());
       ids.push_back(*id);
     }
     for (const auto& id : ids) {
       for (int i = 0; i < 500; ++i) {
-        auto w = f.svc->get_workflow(id);
+        auto w = f.svc->workflows().get(WorkflowId(id));
         if (w->progress.stage == "copy") break;
         std::this_thread::sleep_for(10ms);
       }
@@ -61,11 +61,11 @@ TEST_CASE("Compensation: two clones racing for one destination name leave the wi
   Racing r;
   auto blockers = r.blockers();
   // Both are admitted: no volume of that name exists yet.
-  auto a = r.f.svc->thick_clone_volume(r.f.clone_req(r.sn, "contested"));
-  auto b = r.f.svc->thick_clone_volume(r.f.clone_req(r.sn, "contested"));
+  auto a = r.f.svc->clones().volume(r.f.clone_req(r.sn, "contested"));
+  auto b = r.f.svc->clones().volume(r.f.clone_req(r.sn, "contested"));
   REQUIRE(a.ok());
   REQUIRE(b.ok());
-  for (const auto& id : blockers) REQUIRE(r.f.svc->cancel_workflow(id).ok());
+  for (const auto& id : blockers) REQUIRE(r.f.svc->workflows().cancel(id).ok());
   Workflow wa = r.f.wait(*a), wb = r.f.wait(*b);
   INFO(wa.msg << " / " << wb.msg);
   // Exactly one made the volume; the other failed on the taken name and its undo left the
@@ -75,7 +75,8 @@ TEST_CASE("Compensation: two clones racing for one destination name leave the wi
   const Workflow& loser = wa.state == WorkflowState::kCompleted ? wb : wa;
   CHECK(loser.state == WorkflowState::kFailed);
   CHECK_THAT(loser.msg, Catch::Contains("already exists"));
-  auto v = r.f.svc->get_volume(r.f.c2, "p2", result_field(winner.result, "volumeId"));
+  auto v =
+      r.f.svc->volumes().get({ClusterId(r.f.c2), "p2", result_field(winner.result, "volumeId")});
   REQUIRE(v.ok());
   CHECK(v->state == VolumeState::kAvailable);
   CHECK(read_file(v->device_path) == read_file(r.f.snapshot_path("c1", r.sn)));

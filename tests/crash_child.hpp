@@ -33,8 +33,9 @@ inline std::unique_ptr<Service> open_crash_service(const std::string& data, Opti
 
 // The id of the cluster the attach workflow `id` attached; exits 1, saying why, when it did not
 // complete within a minute.
-inline std::string attached_cluster_or_exit(Service& svc, const std::string& id) {
-  auto w = svc.wait_workflow(id, std::chrono::seconds(60));
+inline std::string attached_cluster_or_exit(Service& svc, const WorkflowId& wid) {
+  const std::string& id = wid.str();
+  auto w = svc.workflows().wait(wid, std::chrono::seconds(60));
   if (!w.ok() || w->state != WorkflowState::kCompleted) {
     std::fprintf(stderr, "workflow %s: %s\n", id.c_str(), w.ok() ? w->msg.c_str() : "wait failed");
     std::exit(1);
@@ -53,9 +54,9 @@ inline int wait_idle(Service& svc) {
   for (int i = 0; i < 12000; ++i) {
     ListWorkflowsRequest r;
     r.state = WorkflowState::kRunning;
-    auto running = svc.list_workflows(r);
+    auto running = svc.workflows().list(r);
     r.state = WorkflowState::kPending;
-    auto pending = svc.list_workflows(r);
+    auto pending = svc.workflows().list(r);
     if (running.ok() && pending.ok() && running->workflows.empty() && pending->workflows.empty())
       return 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

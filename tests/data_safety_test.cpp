@@ -31,7 +31,7 @@ struct Fixture : dmscore::testing::ServiceHarness {
 
   // Attach must be refused before anything is recorded or created.
   Status attach_refused(const std::string& dir) {
-    auto id = svc->attach_cluster({"file://" + dir, ""});
+    auto id = svc->clusters().attach({"file://" + dir, ""});
     return id.status();
   }
 };
@@ -42,70 +42,73 @@ TEST_CASE("Data safety: a local cluster that lost its metadata waits for REPAIR_
   Fixture f;
   const std::string dir = f.tmp / "c1";
   const std::string cid = f.attach_dir(dir);
-  auto v = f.svc->create_volume(cid, {"p1", "precious", 1 << 20});
+  auto v = f.svc->volumes().create(ClusterId(cid), {"p1", "precious", 1 << 20});
   REQUIRE(v.ok());
-  REQUIRE(f.svc->write_volume(cid, "p1", v->id, 8192, "the only copy of this", true).ok());
-  auto sn = f.svc->create_snapshot(cid, {"p1", "precious-snap", v->id, ""});
+  REQUIRE(f.svc->volumes()
+              .write({ClusterId(cid), "p1", v->id}, 8192, "the only copy of this", true)
+              .ok());
+  auto sn = f.svc->volumes().create_snapshot(ClusterId(cid), {"p1", "precious-snap", v->id, ""});
   REQUIRE(sn.ok());
   const std::string vol_bytes = read_file(v->device_path);
   f.svc.reset();
   remove_cluster_db(dir);
 
   f.open();
-  auto c = f.svc->get_cluster(cid);
+  auto c = f.svc->clusters().get(ClusterId(cid));
   REQUIRE(c.ok());
   CHECK(c->access_status == ConnectionStatus::kNeedsRepair);
   CHECK(c->data_status == ConnectionStatus::kNeedsRepair);
   CHECK_THAT(c->status_message, Catch::Contains("cluster.db is missing"));
   CHECK(read_file(v->device_path) == vol_bytes);  // the file survived the restart
-  auto listed = f.svc->list_volumes(cid, "p1", {});
+  auto listed = f.svc->volumes().list({ClusterId(cid), "p1"}, {});
   CHECK(listed.status().code() == Code::kFailedPrecondition);
   CHECK_THAT(listed.status().message(), Catch::Contains("dmsctl repair cluster " + cid));
 
-  auto id = f.svc->repair_cluster(cid);
+  auto id = f.svc->clusters().repair(ClusterId(cid));
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   INFO(w.msg);
   REQUIRE(w.state == WorkflowState::kCompleted);
   CHECK_THAT(w.result, Catch::Contains("\"volumes\":1") && Catch::Contains("\"snapshots\":1"));
-  c = f.svc->get_cluster(cid);
+  c = f.svc->clusters().get(ClusterId(cid));
   CHECK(c->access_status == ConnectionStatus::kConnected);
   CHECK(c->status_message.empty());
-  auto back = f.svc->get_volume(cid, "p1", v->id);
+  auto back = f.svc->volumes().get({ClusterId(cid), "p1", v->id});
   REQUIRE(back.ok());
   CHECK(back->name == "precious");
   CHECK(read_file(back->device_path) == vol_bytes);
-  CHECK(f.svc->get_snapshot(cid, "p1", sn->id).ok());
+  CHECK(f.svc->volumes().get_snapshot({ClusterId(cid), "p1", sn->id}).ok());
   // Nothing more to repair now.
-  CHECK(f.svc->repair_cluster(cid).status().code() == Code::kFailedPrecondition);
-  CHECK(f.svc->repair_cluster("00000000-0000-4000-8000-000000000000").status().code() ==
-        Code::kNotFound);
+  CHECK(f.svc->clusters().repair(ClusterId(cid)).status().code() == Code::kFailedPrecondition);
+  CHECK(
+      f.svc->clusters().repair(ClusterId("00000000-0000-4000-8000-000000000000")).status().code() ==
+      Code::kNotFound);
 }
 
 TEST_CASE("Data safety: a cluster.db restored from an older copy reports what is missing") {
   Fixture f;
   const std::string dir = f.tmp / "c1";
   const std::string cid = f.attach_dir(dir);
-  auto old = f.svc->create_volume(cid, {"p1", "old", 1 << 20});
+  auto old = f.svc->volumes().create(ClusterId(cid), {"p1", "old", 1 << 20});
   REQUIRE(old.ok());
   f.svc.reset();
   fs::copy_file(dir + "/cluster.db", f.tmp / "backup.db");
   f.open();
-  REQUIRE(f.svc->delete_volume(cid, "p1", old->id).ok());
-  auto fresh = f.svc->create_volume(cid, {"p1", "fresh", 1 << 20});
+  REQUIRE(f.svc->volumes().remove({ClusterId(cid), "p1", old->id}).ok());
+  auto fresh = f.svc->volumes().create(ClusterId(cid), {"p1", "fresh", 1 << 20});
   REQUIRE(fresh.ok());
   f.svc.reset();
   remove_cluster_db(dir);
   fs::copy_file(f.tmp / "backup.db", dir + "/cluster.db");
 
   f.open();
-  CHECK(f.svc->get_cluster(cid)->access_status == ConnectionStatus::kNeedsRepair);
+  CHECK(f.svc->clusters().get(ClusterId(cid))->access_status == ConnectionStatus::kNeedsRepair);
   CHECK(fs::exists(fresh->device_path));
-  Workflow w = f.wait(*f.svc->repair_cluster(cid));
+  Workflow w = f.wait(*f.svc->clusters().repair(ClusterId(cid)));
   REQUIRE(w.state == WorkflowState::kCompleted);
   CHECK_THAT(w.result, Catch::Contains(old->id));  // named in "missing"
   CHECK_THAT(w.result, Catch::Contains("lost+found/cluster.db."));
-  CHECK(f.svc->get_volume(cid, "p1", fresh->id).ok());
+  CHECK(f.svc->volumes().get({ClusterId(cid), "p1", fresh->id}).ok());
 }
 
 TEST_CASE("Data safety: files a cluster cannot explain are set aside and counted") {
@@ -134,11 +137,10 @@ TEST_CASE("Data safety: clusters never overlap each other or the service's data 
     std::string names;
   };
   fs::create_symlink(a + "/data", f.tmp / "link-into-a");
-  for (const Case& c : {Case{a + "/data/inner", cid}, Case{a + "/nested/deeper", cid},
-                        Case{f.tmp / "site", cid}, Case{f.tmp / "link-into-a/x", cid},
-                        Case{f.tmp / "data", "data directory"},
-                        Case{f.tmp / "data/clusters", "data directory"},
-                        Case{f.tmp.path(), "data directory"}}) {
+  for (const Case& c :
+       {Case{a + "/data/inner", cid}, Case{a + "/nested/deeper", cid}, Case{f.tmp / "site", cid},
+        Case{f.tmp / "link-into-a/x", cid}, Case{f.tmp / "data", "data directory"},
+        Case{f.tmp / "data/clusters", "data directory"}, Case{f.tmp.path(), "data directory"}}) {
     INFO(c.dir);
     Status s = f.attach_refused(c.dir);
     CHECK(s.code() == Code::kFailedPrecondition);
@@ -146,12 +148,12 @@ TEST_CASE("Data safety: clusters never overlap each other or the service's data 
   }
   CHECK_FALSE(fs::exists(a + "/data/inner"));
   CHECK_FALSE(fs::exists(a + "/nested"));
-  CHECK(f.svc->list_clusters()->size() == 1);
+  CHECK(f.svc->clusters().list()->size() == 1);
   // A sibling is fine.
   f.attach_dir(f.tmp / "site/b");
   // Nothing of the refusals shows after a restart either.
   f.svc.reset();
   f.open();
-  CHECK(f.svc->get_cluster(cid)->access_status == ConnectionStatus::kConnected);
-  CHECK(f.svc->list_clusters()->size() == 2);
+  CHECK(f.svc->clusters().get(ClusterId(cid))->access_status == ConnectionStatus::kConnected);
+  CHECK(f.svc->clusters().list()->size() == 2);
 }

@@ -89,10 +89,10 @@ struct Faulty {
     return n;
   }
 
-  void wait_for_copy(const std::string& id) {
-    for (int i = 0; i < 500 && f->svc->get_workflow(id)->progress.stage != "copy"; ++i)
+  void wait_for_copy(const WorkflowId& id) {
+    for (int i = 0; i < 500 && f->svc->workflows().get(id)->progress.stage != "copy"; ++i)
       std::this_thread::sleep_for(10ms);
-    REQUIRE(f->svc->get_workflow(id)->progress.stage == "copy");
+    REQUIRE(f->svc->workflows().get(id)->progress.stage == "copy");
   }
 };
 
@@ -103,12 +103,11 @@ TEST_CASE("Faults: ENOSPC on the destination's data ends the clone FAILED, nothi
   const std::string dst = t.f->tmp / "c2/data/";
   std::atomic<int> writes{0};
   t.env->set([&](FileOp op, std::string_view path) {
-    if (op == FileOp::kWrite && path.rfind(dst, 0) == 0 && ends_with(path, ".vol") &&
-        ++writes > 3)
+    if (op == FileOp::kWrite && path.rfind(dst, 0) == 0 && ends_with(path, ".vol") && ++writes > 3)
       return ENOSPC;
     return 0;
   });
-  auto id = t.f->svc->thick_clone_volume(t.f->clone_req(t.sn, "full"));
+  auto id = t.f->svc->clones().volume(t.f->clone_req(t.sn, "full"));
   REQUIRE(id.ok());
   Workflow w = t.f->wait(*id);
   INFO(w.msg);
@@ -116,7 +115,7 @@ TEST_CASE("Faults: ENOSPC on the destination's data ends the clone FAILED, nothi
   CHECK(w.error_code == "RESOURCE_EXHAUSTED");
   CHECK_THAT(w.msg, Catch::Contains("No space left"));
   CHECK(t.destination_files() == 0);  // compensation freed the partial destination
-  CHECK(t.f->svc->list_volumes(t.f->c2, "p2", {})->volumes.empty());
+  CHECK(t.f->svc->volumes().list({ClusterId(t.f->c2), "p2"}, {})->volumes.empty());
 }
 
 TEST_CASE("Faults: EIO on the destination's data ends the clone FAILED, nothing left") {
@@ -124,12 +123,11 @@ TEST_CASE("Faults: EIO on the destination's data ends the clone FAILED, nothing 
   const std::string dst = t.f->tmp / "c2/data/";
   std::atomic<int> writes{0};
   t.env->set([&](FileOp op, std::string_view path) {
-    if (op == FileOp::kWrite && path.rfind(dst, 0) == 0 && ends_with(path, ".vol") &&
-        ++writes > 5)
+    if (op == FileOp::kWrite && path.rfind(dst, 0) == 0 && ends_with(path, ".vol") && ++writes > 5)
       return EIO;
     return 0;
   });
-  Workflow w = t.f->wait(*t.f->svc->thick_clone_volume(t.f->clone_req(t.sn, "failing")));
+  Workflow w = t.f->wait(*t.f->svc->clones().volume(t.f->clone_req(t.sn, "failing")));
   INFO(w.msg);
   CHECK(w.state == WorkflowState::kFailed);
   CHECK(w.error_code == "UNAVAILABLE");
@@ -150,7 +148,7 @@ TEST_CASE("Faults: a full disk under the store mid-workflow: compensation frees 
       if (e.path().extension() == ".vol") return ENOSPC;
     return 0;
   });
-  auto id = t.f->svc->thick_clone_volume(t.f->clone_req(t.sn, "store-full"));
+  auto id = t.f->svc->clones().volume(t.f->clone_req(t.sn, "store-full"));
   REQUIRE(id.ok());
   t.wait_for_copy(*id);
   full = true;
@@ -164,7 +162,7 @@ TEST_CASE("Faults: a full disk under the store mid-workflow: compensation frees 
   // The outcome is durable: a restart shows the same.
   full = false;
   t.f->open(Options{});
-  auto after = t.f->svc->get_workflow(*id);
+  auto after = t.f->svc->workflows().get(*id);
   REQUIRE(after.ok());
   CHECK(after->state == WorkflowState::kFailed);
   CHECK(after->error_code == "RESOURCE_EXHAUSTED");
@@ -176,7 +174,7 @@ TEST_CASE("Faults: a store write that fails for a moment is retried and the work
   Faulty t(3s);
   const std::string data_dir = t.f->tmp / "data/";
   std::atomic<int> failures{0};
-  auto id = t.f->svc->thick_clone_volume(t.f->clone_req(t.sn, "transient"));
+  auto id = t.f->svc->clones().volume(t.f->clone_req(t.sn, "transient"));
   REQUIRE(id.ok());
   t.wait_for_copy(*id);
   // The next six writes of the service's store fail, then space is back.
@@ -191,7 +189,7 @@ TEST_CASE("Faults: a store write that fails for a moment is retried and the work
   INFO(w.msg);
   CHECK(failures.load() == 6);
   CHECK(w.state == WorkflowState::kCompleted);
-  auto v = t.f->svc->get_volume(t.f->c2, "p2", result_field(w.result, "volumeId"));
+  auto v = t.f->svc->volumes().get({ClusterId(t.f->c2), "p2", result_field(w.result, "volumeId")});
   REQUIRE(v.ok());
   CHECK(dmscore::testing::read_file(v->device_path) ==
         dmscore::testing::read_file(t.f->snapshot_path("c1", t.sn)));

@@ -37,22 +37,22 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
   auto svc = open_service(argv[2]);
   if (mode == "setup" && argc == 4) {
-    auto a = svc->attach_cluster({std::string("file://") + argv[3], "c1"});
+    auto a = svc->clusters().attach({std::string("file://") + argv[3], "c1"});
     if (!a.ok()) return 1;
     std::string cid = dmscore::testing::attached_cluster_or_exit(*svc, *a);
     CreateGroupRequest g{"db", "", cid, "p1", {}, ""};
     std::mt19937_64 rng(5);
     for (const char* name : {"data", "log", "conf"}) {
-      auto v = svc->create_volume(cid, {"p1", name, 4u << 20});
+      auto v = svc->volumes().create(ClusterId(cid), {"p1", name, 4u << 20});
       if (!v.ok()) return 1;
       std::string block(1 << 20, '\0');
       for (std::uint64_t off = 0; off < (4u << 20); off += block.size()) {
         for (auto& ch : block) ch = static_cast<char>(rng());
-        if (!svc->write_volume(cid, "p1", v->id, off, block).ok()) return 1;
+        if (!svc->volumes().write({ClusterId(cid), "p1", v->id}, off, block).ok()) return 1;
       }
       g.volume_ids.push_back(v->id);
     }
-    auto group = svc->create_consistency_group(g);
+    auto group = svc->groups().create(g);
     if (!group.ok()) return 1;
     std::printf("IDS %s %s\n", cid.c_str(), group->id.c_str());
     return 0;
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   if (mode == "snap" && argc == 5) {
     if (dmscore::testing::wait_idle(*svc) != 0) return 3;  // first finish what a kill interrupted
     for (int n = 0;; ++n) {
-      auto c = svc->create_cg_snapshot(
+      auto c = svc->groups().create_snapshot(
           {argv[3], std::string("s") + argv[4] + "-" + std::to_string(n), ""});
       if (!c.ok()) {
         std::fprintf(stderr, "submit: %s\n", c.status().to_string().c_str());
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
       }
       std::printf("ACK %s\n", c->id.c_str());
       std::fflush(stdout);
-      (void)svc->wait_workflow(c->workflow_id, 60s);
+      (void)svc->workflows().wait(WorkflowId(c->workflow_id), 60s);
     }
   }
   if (mode == "copy" && argc == 5) {
@@ -79,20 +79,22 @@ int main(int argc, char** argv) {
       r.consistency_group_id = argv[3];
       r.name = std::string("f") + argv[4] + "-" + std::to_string(n);
       r.count = 2;
-      auto w = svc->create_full_copies(r);
+      auto w = svc->copy_sets().create(r);
       if (!w.ok()) {
         std::fprintf(stderr, "submit: %s\n", w.status().to_string().c_str());
         return 1;
       }
       std::printf("ACK %s\n", w->copy_set.id.c_str());
       std::fflush(stdout);
-      for (const auto& cw : w->workflows) (void)svc->wait_workflow(cw.workflow_id, 60s);
+      for (const auto& cw : w->workflows)
+        (void)svc->workflows().wait(WorkflowId(cw.workflow_id), 60s);
       if (!previous.empty()) {
         CopySetActionRequest a;
         a.action = CopyAction::kResynchronize;
-        auto rs = svc->copy_set_action(argv[3], previous, a);
+        auto rs = svc->copy_sets().act({GroupId(argv[3]), CopySetId(previous)}, a);
         if (rs.ok())
-          for (const auto& cw : rs->workflows) (void)svc->wait_workflow(cw.workflow_id, 60s);
+          for (const auto& cw : rs->workflows)
+            (void)svc->workflows().wait(WorkflowId(cw.workflow_id), 60s);
       }
       previous = w->copy_set.id;
     }

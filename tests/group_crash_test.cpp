@@ -61,12 +61,12 @@ TEST_CASE("Group snapshots: SIGKILL at any point leaves complete group snapshots
   KilledRuns k("snap");
   const auto& [dir, data, cid, gid, acked, real_kills] = k;
   auto svc = k.reopen();
-  auto g = svc->get_consistency_group(gid);
+  auto g = svc->groups().get(GroupId(gid));
   REQUIRE(g.ok());
   std::vector<std::vector<unsigned char>> volume_bytes;
   for (const auto& v : g->volume_ids)
-    volume_bytes.push_back(file_bytes(svc->get_volume(cid, "p1", v)->device_path));
-  auto page = svc->list_cg_snapshots({1000, ""}, gid);
+    volume_bytes.push_back(file_bytes(svc->volumes().get({ClusterId(cid), "p1", v})->device_path));
+  auto page = svc->groups().list_snapshots({1000, ""}, GroupId(gid));
   REQUIRE(page.ok());
   std::set<std::string> member_files;
   int available = 0, error = 0;
@@ -82,20 +82,21 @@ TEST_CASE("Group snapshots: SIGKILL at any point leaves complete group snapshots
     ++available;
     REQUIRE(c.members.size() == 3);
     for (std::size_t i = 0; i < 3; ++i) {
-      auto sn = svc->get_snapshot(cid, "p1", c.members[i].snapshot_id);
+      auto sn = svc->volumes().get_snapshot({ClusterId(cid), "p1", c.members[i].snapshot_id});
       REQUIRE(sn.ok());
       CHECK(sn->state == SnapshotState::kAvailable);
       CHECK(file_bytes(dir / ("c1/data/" + sn->id + ".snap")) == volume_bytes[i]);
       member_files.insert(sn->id + ".snap");
     }
   }
-  for (const auto& id : acked) CHECK(svc->get_cg_snapshot(id).ok());
+  for (const auto& id : acked) CHECK(svc->groups().get_snapshot(CgSnapshotId(id)).ok());
   // No orphans: the cluster holds exactly the members of the available group snapshots.
   std::set<std::string> files;
   for (auto& e : fs::directory_iterator(dir / "c1/data"))
     if (e.path().extension() == ".snap") files.insert(e.path().filename().string());
   CHECK(files == member_files);
-  CHECK(svc->list_snapshots(cid, "p1", {1000, ""})->snapshots.size() == member_files.size());
+  CHECK(svc->volumes().list_snapshots({ClusterId(cid), "p1"}, {1000, ""})->snapshots.size() ==
+        member_files.size());
   WARN("kills=" << real_kills << " acknowledged=" << acked.size() << " available=" << available
                 << " error=" << error);
 }
@@ -104,15 +105,15 @@ TEST_CASE("Full copies: SIGKILL at any point leaves every copy complete and no o
   KilledRuns k("copy");
   const auto& [dir, data, cid, gid, acked, real_kills] = k;
   auto svc = k.reopen();
-  auto g = svc->get_consistency_group(gid);
+  auto g = svc->groups().get(GroupId(gid));
   REQUIRE(g.ok());
   std::vector<std::vector<unsigned char>> volume_bytes;
   std::set<std::string> volume_files, snapshot_files;
   for (const auto& v : g->volume_ids) {
-    volume_bytes.push_back(file_bytes(svc->get_volume(cid, "p1", v)->device_path));
+    volume_bytes.push_back(file_bytes(svc->volumes().get({ClusterId(cid), "p1", v})->device_path));
     volume_files.insert(v + ".vol");
   }
-  auto sets = svc->list_copy_sets(gid, {1000, ""});
+  auto sets = svc->copy_sets().list(GroupId(gid), {1000, ""});
   REQUIRE(sets.ok());
   std::set<std::string> listed, referenced;
   int copies = 0;
@@ -126,7 +127,7 @@ TEST_CASE("Full copies: SIGKILL at any point leaves every copy complete and no o
       ++copies;
       REQUIRE(c.volumes.size() == 3);
       for (std::size_t i = 0; i < 3; ++i) {
-        auto v = svc->get_volume(cid, "p1", c.volumes[i].volume_id);
+        auto v = svc->volumes().get({ClusterId(cid), "p1", c.volumes[i].volume_id});
         REQUIRE(v.ok());
         CHECK(v->state == VolumeState::kAvailable);
         CHECK(file_bytes(v->device_path) == volume_bytes[i]);
@@ -136,7 +137,7 @@ TEST_CASE("Full copies: SIGKILL at any point leaves every copy complete and no o
   }
   for (const auto& id : acked) CHECK(listed.count(id) == 1);
   // The group snapshots left are exactly the ones copies come from, all available.
-  auto snaps = svc->list_cg_snapshots({1000, ""}, gid);
+  auto snaps = svc->groups().list_snapshots({1000, ""}, GroupId(gid));
   REQUIRE(snaps.ok());
   std::set<std::string> kept;
   for (const auto& c : snaps->cg_snapshots) {

@@ -42,7 +42,7 @@ struct Fixture : dmscore::testing::ServiceHarness {
     cid = attach("c1");
     const char* names[] = {"data", "log", "conf", "index", "spare"};
     for (int i = 0; i < volumes; ++i) {
-      auto v = svc->create_volume(cid, {"p1", names[i], kVolumeBytes});
+      auto v = svc->volumes().create(ClusterId(cid), {"p1", names[i], kVolumeBytes});
       REQUIRE(v.ok());
       vols.push_back(*v);
     }
@@ -61,7 +61,7 @@ struct Fixture : dmscore::testing::ServiceHarness {
     r.cluster_id = cid;
     r.project_name = "p1";
     for (const auto& v : vols) r.volume_ids.push_back(v.id);
-    auto g = svc->create_consistency_group(r);
+    auto g = svc->groups().create(r);
     INFO(g.status().to_string());
     REQUIRE(g.ok());
     return *g;
@@ -69,11 +69,11 @@ struct Fixture : dmscore::testing::ServiceHarness {
 
   // Takes a group snapshot and waits for its workflow.
   std::pair<CgSnapshot, Workflow> snapshot(const ConsistencyGroup& g, const std::string& name) {
-    auto c = svc->create_cg_snapshot({g.id, name, ""});
+    auto c = svc->groups().create_snapshot({g.id, name, ""});
     INFO(c.status().to_string());
     REQUIRE(c.ok());
     Workflow w = wait(c->workflow_id);
-    auto after = svc->get_cg_snapshot(c->id);
+    auto after = svc->groups().get_snapshot(CgSnapshotId(c->id));
     REQUIRE(after.ok());
     return {*after, w};
   }
@@ -83,7 +83,7 @@ struct Fixture : dmscore::testing::ServiceHarness {
   }
 
   std::vector<Snapshot> snapshots() {
-    auto p = svc->list_snapshots(cid, "p1", {1000, ""});
+    auto p = svc->volumes().list_snapshots({ClusterId(cid), "p1"}, {1000, ""});
     REQUIRE(p.ok());
     return p->snapshots;
   }
@@ -129,7 +129,8 @@ class Writers {
       std::memcpy(rec + 8, &id, 8);
       std::uint64_t off = (id * kSlotsPerWriter + seq % kSlotsPerWriter) * kRecord;
       for (const auto& v : vols_) {
-        Status s = svc_.write_volume(cid_, "p1", v.id, off, std::string_view(rec, kRecord));
+        Status s = svc_.volumes().write({ClusterId(cid_), "p1", v.id}, off,
+                                        std::string_view(rec, kRecord));
         if (!s.ok()) {
           std::lock_guard lock(mu_);
           error_ = s.to_string();
@@ -190,7 +191,7 @@ TEST_CASE("Groups: group snapshots taken under concurrent writers show one insta
     INFO("group snapshot " << i << ": " << problem);
     REQUIRE(problem.empty());
     ++checked;
-    require_ok(f.svc->delete_cg_snapshot(c.id));
+    require_ok(f.svc->groups().remove_snapshot(CgSnapshotId(c.id)));
   }
   writers.stop();
   INFO(writers.error());
@@ -212,7 +213,7 @@ TEST_CASE("Groups: without the write fence the same check finds a torn group sna
     auto [c, w] = f.snapshot(g, "s" + std::to_string(i));
     REQUIRE(w.state == WorkflowState::kCompleted);
     found = check_point_in_time(f, c, 2);
-    require_ok(f.svc->delete_cg_snapshot(c.id));
+    require_ok(f.svc->groups().remove_snapshot(CgSnapshotId(c.id)));
   }
   writers.stop();
   INFO("violation: " << found);
@@ -223,7 +224,8 @@ TEST_CASE("Groups: a failure at the third member leaves no member snapshot behin
   Fixture f({}, 4);
   ConsistencyGroup g = f.group();
   // The third member's snapshot name is taken: its creation fails after two were taken.
-  auto blocker = f.svc->create_snapshot(f.cid, {"p1", "nightly-conf", f.vols[0].id, "mine"});
+  auto blocker = f.svc->volumes().create_snapshot(ClusterId(f.cid),
+                                                  {"p1", "nightly-conf", f.vols[0].id, "mine"});
   REQUIRE(blocker.ok());
   auto [c, w] = f.snapshot(g, "nightly");
   CHECK(w.state == WorkflowState::kFailed);
@@ -240,8 +242,8 @@ TEST_CASE("Groups: a failure at the third member leaves no member snapshot behin
     files += e.path().extension() == ".snap";
   CHECK(files == 1);
   // An error group snapshot can be deleted; the group is usable again.
-  require_ok(f.svc->delete_cg_snapshot(c.id));
-  require_ok(f.svc->delete_snapshot(f.cid, "p1", blocker->id));
+  require_ok(f.svc->groups().remove_snapshot(CgSnapshotId(c.id)));
+  require_ok(f.svc->volumes().remove_snapshot({ClusterId(f.cid), "p1", blocker->id}));
   auto [c2, w2] = f.snapshot(g, "nightly");
   CHECK(w2.state == WorkflowState::kCompleted);
   CHECK(c2.members.size() == 4);
@@ -308,68 +310,73 @@ TEST_CASE("Groups: quiesce hooks run around the fence, a failing pre hook takes 
 TEST_CASE("Groups: group rules: membership, status, deletes that keep volumes") {
   Fixture f({}, 4);
   CreateGroupRequest r{"db", "", f.cid, "p1", {f.vols[0].id, f.vols[1].id}};
-  auto g = f.svc->create_consistency_group(r);
+  auto g = f.svc->groups().create(r);
   REQUIRE(g.ok());
   CHECK(g->status == GroupStatus::kAvailable);
   // A volume is in one group at most.
   CreateGroupRequest r2{"other", "", f.cid, "p1", {f.vols[2].id, f.vols[1].id}};
-  auto dup = f.svc->create_consistency_group(r2);
+  auto dup = f.svc->groups().create(r2);
   CHECK(dup.status().code() == Code::kFailedPrecondition);
   CHECK_THAT(dup.status().message(), Catch::StartsWith("volumeIds[1]:"));
-  CHECK(f.svc->list_consistency_groups({}).value().groups.size() == 1);
+  CHECK(f.svc->groups().list({}).value().groups.size() == 1);
   // Unknown volume, other project.
-  auto other_project = f.svc->create_volume(f.cid, {"p2", "x", kVolumeBytes});
+  auto other_project = f.svc->volumes().create(ClusterId(f.cid), {"p2", "x", kVolumeBytes});
   REQUIRE(other_project.ok());
   CreateGroupRequest r3{"third", "", f.cid, "p1", {other_project->id}};
-  CHECK(f.svc->create_consistency_group(r3).status().code() == Code::kNotFound);
+  CHECK(f.svc->groups().create(r3).status().code() == Code::kNotFound);
   // Updates.
   UpdateGroupRequest u;
   u.add_volume_ids = {f.vols[2].id};
   u.remove_volume_ids = {f.vols[0].id};
   u.description = "orders";
-  auto g2 = f.svc->update_consistency_group(g->id, u);
+  auto g2 = f.svc->groups().update(GroupId(g->id), u);
   REQUIRE(g2.ok());
   CHECK(g2->volume_ids == std::vector<std::string>{f.vols[1].id, f.vols[2].id});
   CHECK(g2->description == "orders");
   UpdateGroupRequest both;
   both.add_volume_ids = {f.vols[3].id};
   both.remove_volume_ids = {f.vols[3].id};
-  CHECK(f.svc->update_consistency_group(g->id, both).status().code() == Code::kInvalidArgument);
+  CHECK(f.svc->groups().update(GroupId(g->id), both).status().code() == Code::kInvalidArgument);
   // Members cannot be deleted; the one removed can.
-  CHECK(f.svc->delete_volume(f.cid, "p1", f.vols[1].id).code() == Code::kFailedPrecondition);
-  CHECK(f.svc->delete_volume(f.cid, "p1", f.vols[0].id).ok());
+  CHECK(f.svc->volumes().remove({ClusterId(f.cid), "p1", f.vols[1].id}).code() ==
+        Code::kFailedPrecondition);
+  CHECK(f.svc->volumes().remove({ClusterId(f.cid), "p1", f.vols[0].id}).ok());
   // Status rules.
-  require_ok(f.svc->reset_consistency_group_status(g->id, GroupStatus::kError, "admin"));
+  require_ok(f.svc->groups().reset_status(GroupId(g->id), GroupStatus::kError, "admin"));
   UpdateGroupRequest add;
   add.add_volume_ids = {f.vols[3].id};
-  CHECK(f.svc->update_consistency_group(g->id, add).status().code() == Code::kFailedPrecondition);
-  CHECK(f.svc->create_cg_snapshot({g->id, "", ""}).status().code() == Code::kFailedPrecondition);
-  require_ok(f.svc->reset_consistency_group_status(g->id, GroupStatus::kAvailable, "admin"));
+  CHECK(f.svc->groups().update(GroupId(g->id), add).status().code() == Code::kFailedPrecondition);
+  CHECK(f.svc->groups().create_snapshot({g->id, "", ""}).status().code() ==
+        Code::kFailedPrecondition);
+  require_ok(f.svc->groups().reset_status(GroupId(g->id), GroupStatus::kAvailable, "admin"));
   auto [c, w] = f.snapshot(*g2, "");
   REQUIRE(w.state == WorkflowState::kCompleted);
   CHECK(c.name == "cgsnap-" + c.id.substr(0, 8));
-  CHECK(f.svc->delete_consistency_group(g->id).code() == Code::kFailedPrecondition);
-  CHECK(f.svc->detach_cluster(f.cid).code() == Code::kFailedPrecondition);
-  require_ok(f.svc->delete_cg_snapshot(c.id));
-  require_ok(f.svc->delete_consistency_group(g->id));
+  CHECK(f.svc->groups().remove(GroupId(g->id)).code() == Code::kFailedPrecondition);
+  CHECK(f.svc->clusters().detach(ClusterId(f.cid)).code() == Code::kFailedPrecondition);
+  require_ok(f.svc->groups().remove_snapshot(CgSnapshotId(c.id)));
+  require_ok(f.svc->groups().remove(GroupId(g->id)));
   // The volumes are still there.
-  CHECK(f.svc->get_volume(f.cid, "p1", f.vols[1].id).ok());
-  CHECK(f.svc->get_volume(f.cid, "p1", f.vols[2].id).ok());
-  CHECK(f.svc->get_consistency_group(g->id).status().code() == Code::kNotFound);
+  CHECK(f.svc->volumes().get({ClusterId(f.cid), "p1", f.vols[1].id}).ok());
+  CHECK(f.svc->volumes().get({ClusterId(f.cid), "p1", f.vols[2].id}).ok());
+  CHECK(f.svc->groups().get(GroupId(g->id)).status().code() == Code::kNotFound);
 }
 
 TEST_CASE("Groups: the write path checks its bounds and the volume's state") {
   Fixture f({}, 1);
   const auto& v = f.vols[0];
-  CHECK(f.svc->write_volume(f.cid, "p1", v.id, kVolumeBytes - 4, "12345").code() ==
+  CHECK(f.svc->volumes().write({ClusterId(f.cid), "p1", v.id}, kVolumeBytes - 4, "12345").code() ==
         Code::kInvalidArgument);
-  CHECK(f.svc->write_volume(f.cid, "p1", v.id, ~std::uint64_t{0}, "1").code() ==
+  CHECK(f.svc->volumes().write({ClusterId(f.cid), "p1", v.id}, ~std::uint64_t{0}, "1").code() ==
         Code::kInvalidArgument);
-  CHECK(f.svc->write_volume(f.cid, "p1", "5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e", 0, "1").code() ==
-        Code::kNotFound);
-  CHECK(f.svc->write_volume("5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e", "p1", v.id, 0, "1").code() ==
-        Code::kNotFound);
-  require_ok(f.svc->write_volume(f.cid, "p1", v.id, kVolumeBytes - 5, "12345", true));
+  CHECK(f.svc->volumes()
+            .write({ClusterId(f.cid), "p1", "5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e"}, 0, "1")
+            .code() == Code::kNotFound);
+  CHECK(f.svc->volumes()
+            .write({ClusterId("5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e"), "p1", v.id}, 0, "1")
+            .code() == Code::kNotFound);
+  require_ok(
+      f.svc->volumes().write({ClusterId(f.cid), "p1", v.id}, kVolumeBytes - 5, "12345", true));
   std::string data = dmscore::testing::read_file(v.device_path);
   REQUIRE(data.size() == kVolumeBytes);
   CHECK(data.substr(kVolumeBytes - 5) == "12345");
@@ -396,11 +403,11 @@ TEST_CASE("Groups: a group snapshot whose workflow was never recorded ends in er
                 .ok());
   }
   f.open({});
-  auto c = f.svc->get_cg_snapshot("11111111-2222-4333-8444-555555555555");
+  auto c = f.svc->groups().get_snapshot(CgSnapshotId("11111111-2222-4333-8444-555555555555"));
   REQUIRE(c.ok());
   CHECK(c->status == GroupStatus::kError);
   CHECK_THAT(c->message, Catch::Contains("interrupted"));
-  require_ok(f.svc->delete_cg_snapshot(c->id));
+  require_ok(f.svc->groups().remove_snapshot(CgSnapshotId(c->id)));
 }
 
 TEST_CASE("Groups: statuses print and parse as Manila's") {
@@ -419,25 +426,24 @@ TEST_CASE("Groups: a group made from a group snapshot gets a clone of every memb
   Fixture f;
   ConsistencyGroup g = f.group();
   for (std::size_t i = 0; i < f.vols.size(); ++i)
-    require_ok(f.svc->write_volume(f.cid, "p1", f.vols[i].id, 4096 * i,
-                                   "member " + std::to_string(i), true));
+    require_ok(f.svc->volumes().write({ClusterId(f.cid), "p1", f.vols[i].id}, 4096 * i,
+                                      "member " + std::to_string(i), true));
   auto [c, w] = f.snapshot(g, "base");
   REQUIRE(w.state == WorkflowState::kCompleted);
   // Writes after the group snapshot are not in the new group.
-  require_ok(f.svc->write_volume(f.cid, "p1", f.vols[0].id, 0, "later", true));
+  require_ok(f.svc->volumes().write({ClusterId(f.cid), "p1", f.vols[0].id}, 0, "later", true));
 
   CreateGroupRequest bad{"copy", "", f.cid, "", {}, c.id};
-  CHECK_THAT(f.svc->create_consistency_group(bad).status().message(),
-             Catch::StartsWith("clusterId:"));
+  CHECK_THAT(f.svc->groups().create(bad).status().message(), Catch::StartsWith("clusterId:"));
   CreateGroupRequest unknown{"copy", "", "", "", {}, "5d0c3a52-7f5e-4c1e-9d7a-0e8f1b2c3d4e"};
-  CHECK(f.svc->create_consistency_group(unknown).status().code() == Code::kNotFound);
+  CHECK(f.svc->groups().create(unknown).status().code() == Code::kNotFound);
   CreateGroupRequest not_uuid{"copy", "", "", "", {}, "base"};
-  CHECK_THAT(f.svc->create_consistency_group(not_uuid).status().message(),
+  CHECK_THAT(f.svc->groups().create(not_uuid).status().message(),
              Catch::StartsWith("sourceCgSnapshotId:"));
 
   SECTION("every member is cloned, in order, with the snapshot's data") {
     CreateGroupRequest r{"copy", "from base", "", "", {}, c.id};
-    auto made = f.svc->create_consistency_group(r);
+    auto made = f.svc->groups().create(r);
     require_ok(made.status());
     CHECK(made->status == GroupStatus::kCreating);
     CHECK(made->cluster_id == f.cid);
@@ -446,13 +452,13 @@ TEST_CASE("Groups: a group made from a group snapshot gets a clone of every memb
     INFO(mw.msg);
     REQUIRE(mw.state == WorkflowState::kCompleted);
     CHECK(mw.type == kCreateConsistencyGroup);
-    auto copy = f.svc->get_consistency_group(made->id);
+    auto copy = f.svc->groups().get(GroupId(made->id));
     require_ok(copy.status());
     CHECK(copy->status == GroupStatus::kAvailable);
     CHECK(copy->source_cg_snapshot_id == c.id);
     REQUIRE(copy->volume_ids.size() == 3);
     for (std::size_t i = 0; i < 3; ++i) {
-      auto v = f.svc->get_volume(f.cid, "p1", copy->volume_ids[i]);
+      auto v = f.svc->volumes().get({ClusterId(f.cid), "p1", copy->volume_ids[i]});
       require_ok(v.status());
       CHECK(v->name == "copy-" + f.vols[i].name);
       CHECK(v->source_snapshot_id == c.members[i].snapshot_id);
@@ -460,31 +466,31 @@ TEST_CASE("Groups: a group made from a group snapshot gets a clone of every memb
       CHECK(data.substr(4096 * i, 8) == "member " + std::to_string(i));
     }
     CHECK(dmscore::testing::read_file(
-              f.svc->get_volume(f.cid, "p1", copy->volume_ids[0])->device_path)
+              f.svc->volumes().get({ClusterId(f.cid), "p1", copy->volume_ids[0]})->device_path)
               .substr(0, 5) != "later");
     // Its source's member snapshots are what it was made from; the new group works on its own.
     auto [c2, w2] = f.snapshot(*copy, "of-copy");
     CHECK(w2.state == WorkflowState::kCompleted);
   }
   SECTION("a failure at the second member leaves the group in error and no volume behind") {
-    auto taken = f.svc->create_volume(f.cid, {"p1", "copy-log", kVolumeBytes});
+    auto taken = f.svc->volumes().create(ClusterId(f.cid), {"p1", "copy-log", kVolumeBytes});
     REQUIRE(taken.ok());
     CreateGroupRequest r{"copy", "", "", "", {}, c.id};
-    auto made = f.svc->create_consistency_group(r);
+    auto made = f.svc->groups().create(r);
     require_ok(made.status());
     Workflow mw = f.wait(made->workflow_id);
     CHECK(mw.state == WorkflowState::kFailed);
     CHECK_THAT(mw.msg, Catch::Contains("member 2"));
-    auto copy = f.svc->get_consistency_group(made->id);
+    auto copy = f.svc->groups().get(GroupId(made->id));
     require_ok(copy.status());
     CHECK(copy->status == GroupStatus::kError);
     CHECK_THAT(copy->message, Catch::Contains("member 2"));
     CHECK(copy->volume_ids.empty());
-    auto vols = f.svc->list_volumes(f.cid, "p1", {1000, ""});
+    auto vols = f.svc->volumes().list({ClusterId(f.cid), "p1"}, {1000, ""});
     REQUIRE(vols.ok());
     for (const auto& v : vols->volumes) CHECK(v.name != "copy-data");
     CHECK(vols->volumes.size() == 4);  // the three members and the one in the way
-    require_ok(f.svc->delete_consistency_group(made->id));
+    require_ok(f.svc->groups().remove(GroupId(made->id)));
   }
 }
 
@@ -528,11 +534,11 @@ TEST_CASE("Groups: a group snapshot refused at maxRunningWorkflows leaves nothin
   write_script(o.group_snapshot_pre_hook, "sleep 1");
   Fixture f(o);
   ConsistencyGroup g = f.group();
-  auto first = f.svc->create_cg_snapshot({g.id, "first", ""});
+  auto first = f.svc->groups().create_snapshot({g.id, "first", ""});
   require_ok(first.status());
-  auto second = f.svc->create_cg_snapshot({g.id, "second", ""});
+  auto second = f.svc->groups().create_snapshot({g.id, "second", ""});
   CHECK(second.status().code() == Code::kResourceExhausted);
-  auto page = f.svc->list_cg_snapshots({}, g.id);
+  auto page = f.svc->groups().list_snapshots({}, GroupId(g.id));
   require_ok(page.status());
   REQUIRE(page->cg_snapshots.size() == 1);
   CHECK(page->cg_snapshots[0].id == first->id);
@@ -548,18 +554,20 @@ TEST_CASE("Groups: a group snapshot cancelled before its workflow started ends i
   write_script(o.group_snapshot_pre_hook, "sleep 1");  // keeps the one worker busy
   Fixture f(o);
   auto g = f.group();
-  auto first = f.svc->create_cg_snapshot({g.id, "first", ""});
+  auto first = f.svc->groups().create_snapshot({g.id, "first", ""});
   REQUIRE(first.ok());
-  auto second = f.svc->create_cg_snapshot({g.id, "second", ""});
+  auto second = f.svc->groups().create_snapshot({g.id, "second", ""});
   REQUIRE(second.ok());
-  REQUIRE(f.svc->cancel_workflow(second->workflow_id).ok());
+  REQUIRE(f.svc->workflows().cancel(WorkflowId(second->workflow_id)).ok());
   auto w = f.wait(second->workflow_id);
   CHECK(w.state == WorkflowState::kCancelled);
   CHECK(!w.started_at.has_value());  // it never ran
-  auto c = f.svc->get_cg_snapshot(second->id);
+  auto c = f.svc->groups().get_snapshot(CgSnapshotId(second->id));
   REQUIRE(c.ok());
   CHECK(c->status == GroupStatus::kError);
   CHECK(c->message == "cancelled before it started");
   CHECK(f.wait(first->workflow_id).state == WorkflowState::kCompleted);
-  CHECK(f.svc->delete_cg_snapshot(second->id).ok());  // an error one can be deleted
+  CHECK(f.svc->groups()
+            .remove_snapshot(CgSnapshotId(second->id))
+            .ok());  // an error one can be deleted
 }

@@ -38,12 +38,12 @@ struct Served {
     server = dmscore::testing::start_server(*svc);
     token = svc->auth().login("admin", "isolation-admin", "127.0.0.1")->id_token;
     dmscore::testing::import_service_key(emu, *svc);
-    auto a = svc->attach_cluster({emu.endpoint(), "lb"});
+    auto a = svc->clusters().attach({emu.endpoint(), "lb"});
     REQUIRE(a.ok());
-    attach_wf = *a;
+    attach_wf = a->str();
     lb = dmscore::testing::attached_cluster_id(dmscore::testing::wait_workflow(*svc, *a, 30s));
     local = dmscore::testing::attach_cluster(*svc, {"file://" + (tmp / "local"), "local"}, 30s);
-    REQUIRE(svc->create_volume(local, {"p1", "v", 1 << 20}).ok());
+    REQUIRE(svc->volumes().create(ClusterId(local), {"p1", "v", 1 << 20}).ok());
   }
 
   // One request on a connection of its own.
@@ -140,7 +140,7 @@ TEST_CASE("Isolation: a hanging cluster's requests hold only its share, everythi
 
 TEST_CASE("Isolation: a delete that hangs on its cluster blocks nobody else") {
   Served s;
-  auto v = s.svc->create_volume(s.lb, {"default", "slow-delete", 1 << 30});
+  auto v = s.svc->volumes().create(ClusterId(s.lb), {"default", "slow-delete", 1 << 30});
   REQUIRE(v.ok());
   s.emu.control("POST", "/control/stall",
                 R"({"method":"DELETE","pathRegex":"/volumes/","seconds":30,"count":10})");
@@ -151,7 +151,7 @@ TEST_CASE("Isolation: a delete that hangs on its cluster blocks nobody else") {
   for (int i = 0; i < 500 && s.gate(s.lb).in_flight == 0; ++i) std::this_thread::sleep_for(10ms);
   REQUIRE(s.gate(s.lb).in_flight == 1);
   // Attaching, detaching and deleting on other clusters need no lock the delete holds.
-  auto local_v = s.svc->create_volume(s.local, {"p1", "other", 1 << 20});
+  auto local_v = s.svc->volumes().create(ClusterId(s.local), {"p1", "other", 1 << 20});
   REQUIRE(local_v.ok());
   CHECK(s.call("DELETE", "/api/v1/clusters/" + s.local + "/projects/p1/volumes/" + local_v->id)
             .status == 200);
@@ -193,8 +193,7 @@ TEST_CASE("Isolation: a login spray with fresh names is throttled by source and 
   int admin_ok = 0;
   for (int i = 0; i < 20; ++i) {
     admin_ok += s.call("GET", "/api/v1/workflows/" + s.attach_wf).status == 200;
-    admin_ok +=
-        s.call("GET", "/api/v1/clusters/" + s.local + "/projects/p1/volumes").status == 200;
+    admin_ok += s.call("GET", "/api/v1/clusters/" + s.local + "/projects/p1/volumes").status == 200;
   }
   for (auto& t : spray) t.join();
   spraying = false;
@@ -217,12 +216,12 @@ TEST_CASE("Isolation: a long poll on a workflow answers when it ends and holds n
   Served s;
   s.emu.control("POST", "/control/stall",
                 R"({"method":"GET","pathRegex":"/clusterinfo","seconds":2,"count":1})");
-  auto refresh = s.svc->refresh_clusters(s.lb);
+  auto refresh = s.svc->clusters().refresh(ClusterId(s.lb));
   REQUIRE(refresh.ok());
   std::atomic<bool> answered{false};
   http::ClientResponse polled;
   std::thread poll([&] {
-    polled = s.call("GET", "/api/v1/workflows/" + *refresh + "?waitMs=9000");
+    polled = s.call("GET", "/api/v1/workflows/" + refresh->str() + "?waitMs=9000");
     answered = true;
   });
   // While it waits, the I/O threads serve everyone else.
@@ -233,7 +232,7 @@ TEST_CASE("Isolation: a long poll on a workflow answers when it ends and holds n
   CHECK_THAT(polled.body, Catch::Contains("\"state\":\"COMPLETED\""));
   // Bad waits are refused, naming the parameter.
   for (const char* bad : {"-1", "10001", "soon", ""}) {
-    auto r = s.call("GET", "/api/v1/workflows/" + *refresh + "?waitMs=" + bad);
+    auto r = s.call("GET", "/api/v1/workflows/" + refresh->str() + "?waitMs=" + bad);
     INFO(bad);
     CHECK(r.status == 400);
     CHECK_THAT(r.body, Catch::Contains("waitMs"));

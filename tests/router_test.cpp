@@ -782,7 +782,7 @@ TEST_CASE("Router: full copies and group thick clones: bad, oversized and hostil
   auto made = f.ok("POST", fc, R"({"name":"fc"})");
   const std::string sid(made.at("copySet").at("id").as_string());
   const std::string wid(made.at("workflows").at(0).at("workflowId").as_string());
-  REQUIRE(f.svc->wait_workflow(wid, 60s).ok());
+  REQUIRE(f.svc->workflows().wait(WorkflowId(wid), 60s).ok());
   const std::string act = fc + "/" + sid + "/action";
   expect_error(f.call("POST", act, "{}", f.admin), 400, 3, "body:");
   expect_error(f.call("POST", act, R"({"detach":{},"activate":{}})", f.admin), 400, 3, "body:");

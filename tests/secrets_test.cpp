@@ -30,7 +30,8 @@ namespace {
 
 std::set<int> open_fds() {
   std::set<int> out;
-  for (auto& e : fs::directory_iterator("/proc/self/fd")) out.insert(std::stoi(e.path().filename()));
+  for (auto& e : fs::directory_iterator("/proc/self/fd"))
+    out.insert(std::stoi(e.path().filename()));
   return out;
 }
 
@@ -81,7 +82,8 @@ TEST_CASE("Secrets: the data directory, database and logs are the service's alon
   }
   CHECK(file_mode(data) == 0700);
   bool said = false;
-  for (const auto& l : lines) said |= l.find(data) != std::string::npos && l.find("0700") != std::string::npos;
+  for (const auto& l : lines)
+    said |= l.find(data) != std::string::npos && l.find("0700") != std::string::npos;
   CHECK(said);
   for (const char* f : {"dms.db", "audit.log", "admin-password", ".lock"}) {
     INFO(f);
@@ -130,11 +132,11 @@ TEST_CASE("Secrets: hooks get a minimal environment and no descriptor of the ser
   Connected connected(*f.svc);
 
   const std::string cid = f.attach_dir(f.tmp / "c1");
-  auto v = f.svc->create_volume(cid, {"p1", "v", 1 << 20});
+  auto v = f.svc->volumes().create(ClusterId(cid), {"p1", "v", 1 << 20});
   REQUIRE(v.ok());
-  auto g = f.svc->create_consistency_group({"g", "", cid, "p1", {v->id}, ""});
+  auto g = f.svc->groups().create({"g", "", cid, "p1", {v->id}, ""});
   REQUIRE(g.ok());
-  auto c = f.svc->create_cg_snapshot({g->id, "s", ""});
+  auto c = f.svc->groups().create_snapshot({g->id, "s", ""});
   REQUIRE(c.ok());
   CHECK(f.wait(c->workflow_id).state == WorkflowState::kCompleted);
   ::unsetenv("DMS_ADMIN_PASSWORD");
@@ -162,7 +164,7 @@ TEST_CASE("Secrets: every descriptor the service and its HTTP faces open is clos
   Fixture f;
   Connected connected(*f.svc);
   const std::string cid = f.attach_dir(f.tmp / "c1");
-  REQUIRE(f.svc->create_volume(cid, {"p1", "v", 1 << 20}).ok());
+  REQUIRE(f.svc->volumes().create(ClusterId(cid), {"p1", "v", 1 << 20}).ok());
 
   int checked = 0;
   for (int fd : open_fds()) {

@@ -41,10 +41,10 @@ struct Fixture : ServiceHarness {
   // A volume on c1/p1 filled with `extents` random 1 MiB extents, and its snapshot.
   std::pair<Volume, Snapshot> source(std::uint64_t size, int extents,
                                      const std::string& name = "src") {
-    auto v = svc->create_volume(c1, {"p1", name, size});
+    auto v = svc->volumes().create(ClusterId(c1), {"p1", name, size});
     REQUIRE(v.ok());
     dmscore::testing::make_sparse_image(v->device_path, size, extents, 7);
-    auto sn = svc->create_snapshot(c1, {"p1", name + "-snap", v->id, ""});
+    auto sn = svc->volumes().create_snapshot(ClusterId(c1), {"p1", name + "-snap", v->id, ""});
     REQUIRE(sn.ok());
     return {*v, *sn};
   }
@@ -83,7 +83,7 @@ struct LightbitsFixture {
   void import_key() { import_service_key(emu, *f->svc); }
 
   Workflow attach() {
-    auto id = f->svc->attach_cluster({emu.endpoint(), "lb1"});
+    auto id = f->svc->clusters().attach({emu.endpoint(), "lb1"});
     REQUIRE(id.ok());
     return f->wait(*id);
   }

@@ -23,7 +23,6 @@ namespace {
 
 constexpr std::uint64_t kMiB = 1 << 20;
 
-
 // Volume and snapshot files in a local cluster (not their sidecars); none is half made.
 std::size_t data_files(const std::string& dir) {
   std::size_t n = 0;
@@ -40,16 +39,16 @@ std::size_t data_files(const std::string& dir) {
 TEST_CASE("Service: attach two local clusters, list them and read them back") {
   Fixture f;
   f.attach_two();
-  auto list = f.svc->list_clusters();
+  auto list = f.svc->clusters().list();
   REQUIRE(list.ok());
   REQUIRE(list->size() == 2);
-  auto c = f.svc->get_cluster(f.c1);
+  auto c = f.svc->clusters().get(ClusterId(f.c1));
   REQUIRE(c.ok());
   CHECK(c->name == "c1");
   CHECK(c->kind == ClusterKind::kLocal);
   CHECK(c->access_status == ConnectionStatus::kConnected);
   CHECK(c->api_endpoints == std::vector<std::string>{"file://" + (f.tmp / "c1")});
-  CHECK(f.svc->get_cluster("00000000-0000-4000-8000-000000000000").status().code() ==
+  CHECK(f.svc->clusters().get(ClusterId("00000000-0000-4000-8000-000000000000")).status().code() ==
         Code::kNotFound);
 }
 
@@ -60,34 +59,34 @@ TEST_CASE("Service: local_cluster_roots confines where a local cluster may be at
   Fixture f(o);
   for (std::string bad : {roots / "other", roots / "allowedx", roots.path() + "/elsewhere",
                           std::string("/etc/dms")}) {
-    auto id = f.svc->attach_cluster({"file://" + bad, ""});
+    auto id = f.svc->clusters().attach({"file://" + bad, ""});
     CHECK(id.status().code() == Code::kPermissionDenied);
     CHECK_THAT(id.status().message(), Catch::StartsWith("apiEndpoint:"));
     CHECK_FALSE(std::filesystem::exists(bad));
   }
   for (std::string good : {roots / "allowed/c1", roots / "allowed/./c2/"}) {
-    auto id = f.svc->attach_cluster({"file://" + good, ""});
+    auto id = f.svc->clusters().attach({"file://" + good, ""});
     INFO(good);
     REQUIRE(id.ok());
     CHECK(f.wait(*id).state == WorkflowState::kCompleted);
   }
 }
 
-TEST_CASE("Service: max_clusters bounds the attached clusters; a detach makes room again") {
+TEST_CASE("Service: max_clusters bounds the attached clusters, and a detach makes room again") {
   Options o;
   o.max_clusters = 2;
   Fixture f(o);
   f.attach_two();
   // Refused up front, and nothing is made on disk.
-  auto refused = f.svc->attach_cluster({"file://" + (f.tmp / "c3"), ""});
+  auto refused = f.svc->clusters().attach({"file://" + (f.tmp / "c3"), ""});
   CHECK(refused.status().code() == Code::kFailedPrecondition);
-  CHECK_THAT(refused.status().message(), Catch::StartsWith("apiEndpoint:") &&
-                                             Catch::Contains("max_clusters 2"));
+  CHECK_THAT(refused.status().message(),
+             Catch::StartsWith("apiEndpoint:") && Catch::Contains("max_clusters 2"));
   CHECK_FALSE(fs::exists(f.tmp / "c3"));
   // Two attaches that both passed the early check: the workflows admit only what fits.
-  REQUIRE(f.svc->detach_cluster(f.c2).ok());
-  auto a = f.svc->attach_cluster({"file://" + (f.tmp / "c3"), ""});
-  auto b = f.svc->attach_cluster({"file://" + (f.tmp / "c4"), ""});
+  REQUIRE(f.svc->clusters().detach(ClusterId(f.c2)).ok());
+  auto a = f.svc->clusters().attach({"file://" + (f.tmp / "c3"), ""});
+  auto b = f.svc->clusters().attach({"file://" + (f.tmp / "c4"), ""});
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   Workflow wa = f.wait(*a), wb = f.wait(*b);
@@ -95,15 +94,15 @@ TEST_CASE("Service: max_clusters bounds the attached clusters; a detach makes ro
   const Workflow& lost = wa.state == WorkflowState::kCompleted ? wb : wa;
   CHECK(lost.state == WorkflowState::kFailed);
   CHECK_THAT(lost.msg, Catch::Contains("max_clusters 2"));
-  REQUIRE(f.svc->list_clusters().ok());
-  CHECK(f.svc->list_clusters()->size() == 2);
+  REQUIRE(f.svc->clusters().list().ok());
+  CHECK(f.svc->clusters().list()->size() == 2);
 }
 
 TEST_CASE(
     "Service: attaching the same cluster twice fails the second workflow with ALREADY_EXISTS") {
   Fixture f;
   f.attach("c1");
-  auto id = f.svc->attach_cluster({"file://" + (f.tmp / "c1"), ""});
+  auto id = f.svc->clusters().attach({"file://" + (f.tmp / "c1"), ""});
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   CHECK(w.state == WorkflowState::kFailed);
@@ -117,20 +116,20 @@ TEST_CASE(
   for (std::string bad :
        std::vector<std::string>{"", "file://relative", "file:///a/../b", "file:///a\nb",
                                 "file:///" + std::string(5000, 'x')}) {
-    auto r = f.svc->attach_cluster({bad, ""});
+    auto r = f.svc->clusters().attach({bad, ""});
     CHECK(r.status().code() == Code::kInvalidArgument);
     CHECK(r.status().message().rfind("apiEndpoint:", 0) == 0);
   }
-  CHECK(f.svc->attach_cluster({"file:///tmp/x", "bad name"}).status().code() ==
+  CHECK(f.svc->clusters().attach({"file:///tmp/x", "bad name"}).status().code() ==
         Code::kInvalidArgument);
   fs::create_directories(f.tmp / "foreign");
   dmscore::testing::write_file(f.tmp / "foreign/file", "x");
-  auto id = f.svc->attach_cluster({"file://" + (f.tmp / "foreign"), ""});
+  auto id = f.svc->clusters().attach({"file://" + (f.tmp / "foreign"), ""});
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   CHECK(w.state == WorkflowState::kFailed);
   CHECK_THAT(w.msg, Catch::Contains("not empty"));
-  CHECK(f.svc->list_clusters()->empty());
+  CHECK(f.svc->clusters().list()->empty());
 }
 
 TEST_CASE(
@@ -140,7 +139,7 @@ TEST_CASE(
   auto [vol, snap] = f.source(24 * kMiB + 64 * 1024, 7);
   auto req = f.clone_req(snap, "copy-1");
   req.verify_clone = true;
-  auto id = f.svc->thick_clone_volume(req);
+  auto id = f.svc->clones().volume(req);
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   INFO(w.msg);
@@ -149,7 +148,7 @@ TEST_CASE(
   CHECK(w.progress.bytes_total > 0);
   CHECK(w.progress.bytes_done == w.progress.bytes_total);  // a finished copy reads 100% of bytes
   std::string vid = result_field(w.result, "volumeId");
-  auto dst = f.svc->get_volume(f.c2, "p2", vid);
+  auto dst = f.svc->volumes().get({ClusterId(f.c2), "p2", vid});
   REQUIRE(dst.ok());
   CHECK(dst->state == VolumeState::kAvailable);
   CHECK(dst->name == "copy-1");
@@ -176,11 +175,11 @@ TEST_CASE("Service: a source with no data clones to a destination with no alloca
   Fixture f;
   f.attach_two();
   auto [vol, snap] = f.source(8 * kMiB, 0);
-  auto id = f.svc->thick_clone_volume(f.clone_req(snap, "empty"));
+  auto id = f.svc->clones().volume(f.clone_req(snap, "empty"));
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   REQUIRE(w.state == WorkflowState::kCompleted);
-  auto dst = f.svc->get_volume(f.c2, "p2", result_field(w.result, "volumeId"));
+  auto dst = f.svc->volumes().get({ClusterId(f.c2), "p2", result_field(w.result, "volumeId")});
   REQUIRE(dst.ok());
   CHECK(dmscore::testing::allocated_bytes(dst->device_path) == 0);
   CHECK(fs::file_size(dst->device_path) == 8 * kMiB);
@@ -194,11 +193,11 @@ TEST_CASE(
   auto req = f.clone_req(snap, "bigger");
   req.dst.size = 16 * kMiB;
   req.verify_clone = true;
-  auto id = f.svc->thick_clone_volume(req);
+  auto id = f.svc->clones().volume(req);
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   REQUIRE(w.state == WorkflowState::kCompleted);
-  auto dst = f.svc->get_volume(f.c2, "p2", result_field(w.result, "volumeId"));
+  auto dst = f.svc->volumes().get({ClusterId(f.c2), "p2", result_field(w.result, "volumeId")});
   REQUIRE(dst.ok());
   CHECK(dst->size == 16 * kMiB);
   auto bytes = dmscore::testing::file_bytes(dst->device_path);
@@ -208,7 +207,7 @@ TEST_CASE(
                     [](unsigned char c) { return c == 0; }));
   req.dst.name = "smaller";
   req.dst.size = 2 * kMiB;
-  auto r = f.svc->thick_clone_volume(req);
+  auto r = f.svc->clones().volume(req);
   CHECK(r.status().code() == Code::kInvalidArgument);
   CHECK(r.status().message().rfind("dst.size:", 0) == 0);
 }
@@ -220,16 +219,17 @@ TEST_CASE("Service: a thick clone snapshot ends as a snapshot and leaves no hidd
   auto req = f.clone_req(snap, "snap-copy");
   req.dst.description = "nightly";
   req.verify_clone = true;
-  auto id = f.svc->thick_clone_snapshot(req);
+  auto id = f.svc->clones().snapshot(req);
   REQUIRE(id.ok());
   Workflow w = f.wait(*id);
   INFO(w.msg);
   REQUIRE(w.state == WorkflowState::kCompleted);
-  auto sn = f.svc->get_snapshot(f.c2, "p2", result_field(w.result, "snapshotId"));
+  auto sn =
+      f.svc->volumes().get_snapshot({ClusterId(f.c2), "p2", result_field(w.result, "snapshotId")});
   REQUIRE(sn.ok());
   CHECK(sn->name == "snap-copy");
   CHECK(sn->description == "nightly");
-  CHECK(f.svc->list_volumes(f.c2, "p2", {})->volumes.empty());
+  CHECK(f.svc->volumes().list({ClusterId(f.c2), "p2"}, {})->volumes.empty());
   CHECK(dmscore::testing::file_bytes(f.snapshot_path("c2", *sn)) ==
         dmscore::testing::file_bytes(f.snapshot_path("c1", snap)));
   CHECK(data_files(f.tmp / "c2") == 1);
@@ -241,7 +241,7 @@ TEST_CASE("Service: thick clone requests are checked field by field before anyth
   auto [vol, snap] = f.source(4 * kMiB, 1);
   auto expect = [&](ThickCloneRequest r, Code code, const std::string& field,
                     bool snapshot = false) {
-    auto id = snapshot ? f.svc->thick_clone_snapshot(r) : f.svc->thick_clone_volume(r);
+    auto id = snapshot ? f.svc->clones().snapshot(r) : f.svc->clones().volume(r);
     INFO(id.status().to_string());
     CHECK(id.status().code() == code);
     CHECK(id.status().message().rfind(field + ":", 0) == 0);
@@ -280,11 +280,11 @@ TEST_CASE("Service: thick clone requests are checked field by field before anyth
   r = base;
   r.dst.qos_policy_name = "gold";
   expect(r, Code::kNotFound, "dst.qosPolicyName");
-  (void)f.svc->create_volume(f.c2, {"p2", "taken", 4096});
+  (void)f.svc->volumes().create(ClusterId(f.c2), {"p2", "taken", 4096});
   r = base;
   r.dst.name = "taken";
   expect(r, Code::kAlreadyExists, "dst.name");
-  CHECK(f.svc->list_workflows({})->workflows.size() == 2);  // only the two attaches
+  CHECK(f.svc->workflows().list({})->workflows.size() == 2);  // only the two attaches
 }
 
 TEST_CASE("Service: cancelling a running clone removes the partial destination") {
@@ -294,28 +294,31 @@ TEST_CASE("Service: cancelling a running clone removes the partial destination")
   Fixture f(o);
   f.attach_two();
   auto [vol, snap] = f.source(32 * kMiB, 16);
-  auto id = f.svc->thick_clone_volume(f.clone_req(snap, "doomed"));
+  auto id = f.svc->clones().volume(f.clone_req(snap, "doomed"));
   REQUIRE(id.ok());
   for (int i = 0; i < 500; ++i) {
-    auto w = f.svc->get_workflow(*id);
+    auto w = f.svc->workflows().get(*id);
     if (w->progress.stage == "copy" && w->progress.bytes_done > 0) break;
     std::this_thread::sleep_for(10ms);
   }
   // Deleting what a workflow uses is refused, and so is detaching its clusters.
-  auto dst_vol = f.svc->list_volumes(f.c2, "p2", {});
+  auto dst_vol = f.svc->volumes().list({ClusterId(f.c2), "p2"}, {});
   REQUIRE(dst_vol->volumes.size() == 1);
   CHECK(dst_vol->volumes[0].state == VolumeState::kCreating);
-  CHECK(f.svc->delete_volume(f.c2, "p2", dst_vol->volumes[0].id).code() ==
+  CHECK(f.svc->volumes().remove({ClusterId(f.c2), "p2", dst_vol->volumes[0].id}).code() ==
         Code::kFailedPrecondition);
-  CHECK(f.svc->delete_snapshot(f.c1, "p1", snap.id).code() == Code::kFailedPrecondition);
-  CHECK(f.svc->detach_cluster(f.c2).code() == Code::kFailedPrecondition);
-  REQUIRE(f.svc->cancel_workflow(*id).ok());
+  CHECK(f.svc->volumes().remove_snapshot({ClusterId(f.c1), "p1", snap.id}).code() ==
+        Code::kFailedPrecondition);
+  CHECK(f.svc->clusters().detach(ClusterId(f.c2)).code() == Code::kFailedPrecondition);
+  REQUIRE(f.svc->workflows().cancel(*id).ok());
   Workflow w = f.wait(*id);
   CHECK(w.state == WorkflowState::kCancelled);
-  CHECK(f.svc->list_volumes(f.c2, "p2", {})->volumes.empty());
+  CHECK(f.svc->volumes().list({ClusterId(f.c2), "p2"}, {})->volumes.empty());
   CHECK(data_files(f.tmp / "c2") == 0);
-  CHECK(f.svc->detach_cluster(f.c2).ok());
-  CHECK(f.svc->get_snapshot(f.c1, "p1", snap.id).ok());  // the source is untouched
+  CHECK(f.svc->clusters().detach(ClusterId(f.c2)).ok());
+  CHECK(f.svc->volumes()
+            .get_snapshot({ClusterId(f.c1), "p1", snap.id})
+            .ok());  // the source is untouched
 }
 
 TEST_CASE("Service: verifyClone fails the workflow when the data differ, leaving nothing behind") {
@@ -327,10 +330,10 @@ TEST_CASE("Service: verifyClone fails the workflow when the data differ, leaving
   auto [vol, snap] = f.source(16 * kMiB, 16);
   auto req = f.clone_req(snap, "checked");
   req.verify_clone = true;
-  auto id = f.svc->thick_clone_volume(req);
+  auto id = f.svc->clones().volume(req);
   REQUIRE(id.ok());
   for (int i = 0; i < 500; ++i) {
-    auto w = f.svc->get_workflow(*id);
+    auto w = f.svc->workflows().get(*id);
     if (w->progress.bytes_done >= 4 * kMiB) break;
     std::this_thread::sleep_for(10ms);
   }
@@ -342,7 +345,7 @@ TEST_CASE("Service: verifyClone fails the workflow when the data differ, leaving
   Workflow w = f.wait(*id);
   CHECK(w.state == WorkflowState::kFailed);
   CHECK_THAT(w.msg, Catch::Contains("verifyClone"));
-  CHECK(f.svc->list_volumes(f.c2, "p2", {})->volumes.empty());
+  CHECK(f.svc->volumes().list({ClusterId(f.c2), "p2"}, {})->volumes.empty());
 }
 
 TEST_CASE("Service: maxRunningWorkflows answers RESOURCE_EXHAUSTED and records nothing") {
@@ -353,32 +356,33 @@ TEST_CASE("Service: maxRunningWorkflows answers RESOURCE_EXHAUSTED and records n
   Fixture f(o);
   f.attach_two();
   auto [vol, snap] = f.source(8 * kMiB, 8);
-  auto first = f.svc->thick_clone_volume(f.clone_req(snap, "one"));
+  auto first = f.svc->clones().volume(f.clone_req(snap, "one"));
   REQUIRE(first.ok());
-  auto second = f.svc->thick_clone_volume(f.clone_req(snap, "two"));
+  auto second = f.svc->clones().volume(f.clone_req(snap, "two"));
   CHECK(second.status().code() == Code::kResourceExhausted);
-  REQUIRE(f.svc->cancel_workflow(*first).ok());
+  REQUIRE(f.svc->workflows().cancel(*first).ok());
   f.wait(*first);
-  CHECK(f.svc->list_workflows({})->workflows.size() == 3);
+  CHECK(f.svc->workflows().list({})->workflows.size() == 3);
 }
 
 TEST_CASE("Service: clusters survive a restart and refresh notices one that vanished") {
   Fixture f;
   f.attach_two();
   f.open();
-  REQUIRE(f.svc->list_clusters()->size() == 2);
-  CHECK(f.svc->get_cluster(f.c1)->access_status == ConnectionStatus::kConnected);
-  auto r = f.svc->refresh_clusters();
+  REQUIRE(f.svc->clusters().list()->size() == 2);
+  CHECK(f.svc->clusters().get(ClusterId(f.c1))->access_status == ConnectionStatus::kConnected);
+  auto r = f.svc->clusters().refresh();
   REQUIRE(r.ok());
   CHECK(f.wait(*r).state == WorkflowState::kCompleted);
-  CHECK(f.svc->get_cluster(f.c1)->refreshed_at.has_value());
+  CHECK(f.svc->clusters().get(ClusterId(f.c1))->refreshed_at.has_value());
   fs::remove(f.tmp / "c2/cluster.json");
-  r = f.svc->refresh_clusters(f.c2);
+  r = f.svc->clusters().refresh(ClusterId(f.c2));
   REQUIRE(r.ok());
   f.wait(*r);
-  CHECK(f.svc->get_cluster(f.c2)->access_status == ConnectionStatus::kDisconnected);
-  CHECK(f.svc->get_cluster(f.c1)->access_status == ConnectionStatus::kConnected);
-  CHECK(f.svc->refresh_clusters(std::string("00000000-0000-4000-8000-000000000000"))
+  CHECK(f.svc->clusters().get(ClusterId(f.c2))->access_status == ConnectionStatus::kDisconnected);
+  CHECK(f.svc->clusters().get(ClusterId(f.c1))->access_status == ConnectionStatus::kConnected);
+  CHECK(f.svc->clusters()
+            .refresh(ClusterId(std::string("00000000-0000-4000-8000-000000000000")))
             .status()
             .code() == Code::kNotFound);
 }
@@ -411,7 +415,9 @@ TEST_CASE(
   };
   Fixture f(o);
   f.attach_two();
-  auto status_of = [&](const std::string& id) { return f.svc->get_cluster(id)->access_status; };
+  auto status_of = [&](const std::string& id) {
+    return f.svc->clusters().get(ClusterId(id))->access_status;
+  };
   auto wait_for = [&](const std::string& id, ConnectionStatus want) {
     for (int i = 0; i < 200 && status_of(id) != want; ++i) std::this_thread::sleep_for(10ms);
     return status_of(id) == want;
@@ -448,11 +454,11 @@ TEST_CASE("Service: detach removes the cluster from the registry but never its d
   Fixture f;
   f.attach_two();
   auto [vol, snap] = f.source(1 * kMiB, 1);
-  REQUIRE(f.svc->detach_cluster(f.c1).ok());
-  CHECK(f.svc->get_cluster(f.c1).status().code() == Code::kNotFound);
-  CHECK(f.svc->detach_cluster(f.c1).code() == Code::kNotFound);
+  REQUIRE(f.svc->clusters().detach(ClusterId(f.c1)).ok());
+  CHECK(f.svc->clusters().get(ClusterId(f.c1)).status().code() == Code::kNotFound);
+  CHECK(f.svc->clusters().detach(ClusterId(f.c1)).code() == Code::kNotFound);
   CHECK(fs::exists(vol.device_path));
-  CHECK(f.svc->list_volumes(f.c1, "p1", {}).status().code() == Code::kNotFound);
+  CHECK(f.svc->volumes().list({ClusterId(f.c1), "p1"}, {}).status().code() == Code::kNotFound);
 }
 
 TEST_CASE("Service: the cluster list kept in memory never shows what a finished write changed") {
@@ -462,16 +468,16 @@ TEST_CASE("Service: the cluster list kept in memory never shows what a finished 
   std::vector<std::thread> readers;
   for (int i = 0; i < 2; ++i)
     readers.emplace_back([&] {
-      while (!stop) (void)f.svc->list_clusters();
+      while (!stop) (void)f.svc->clusters().list();
     });
   for (int round = 0; round < 20; ++round) {
     const std::string id = f.attach("r" + std::to_string(round));
-    auto listed = f.svc->list_clusters();
+    auto listed = f.svc->clusters().list();
     REQUIRE(listed.ok());
     CHECK(std::count_if(listed->begin(), listed->end(),
                         [&](const Cluster& c) { return c.id == id; }) == 1);
-    REQUIRE(f.svc->detach_cluster(id).ok());
-    listed = f.svc->list_clusters();
+    REQUIRE(f.svc->clusters().detach(ClusterId(id)).ok());
+    listed = f.svc->clusters().list();
     REQUIRE(listed.ok());
     CHECK(
         std::none_of(listed->begin(), listed->end(), [&](const Cluster& c) { return c.id == id; }));
@@ -490,10 +496,10 @@ TEST_CASE("Service: clones cancelled at random moments leave only the completed 
   std::mt19937 rng(Catch::rngSeed());
   std::size_t completed = 0, cancelled = 0;
   for (int i = 0; i < 12; ++i) {
-    auto id = f.svc->thick_clone_volume(f.clone_req(snap, "c" + std::to_string(i)));
+    auto id = f.svc->clones().volume(f.clone_req(snap, "c" + std::to_string(i)));
     REQUIRE(id.ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 250));
-    Status s = f.svc->cancel_workflow(*id);
+    Status s = f.svc->workflows().cancel(*id);
     Workflow w = f.wait(*id);
     if (s.ok()) {
       CHECK(w.state == WorkflowState::kCancelled);
@@ -504,7 +510,7 @@ TEST_CASE("Service: clones cancelled at random moments leave only the completed 
       ++completed;
     }
   }
-  auto vols = f.svc->list_volumes(f.c2, "p2", {});
+  auto vols = f.svc->volumes().list({ClusterId(f.c2), "p2"}, {});
   REQUIRE(vols.ok());
   CHECK(vols->volumes.size() == completed);
   for (auto& v : vols->volumes) {
@@ -518,7 +524,6 @@ TEST_CASE("Service: clones cancelled at random moments leave only the completed 
 
 // ---- Lightbits clusters, against the LightOS emulator ----
 
-
 TEST_CASE("Service: attaching a Lightbits cluster that refuses the key fails with the lbcli hint") {
   LightbitsFixture lb;
   Workflow w = lb.attach();
@@ -528,14 +533,14 @@ TEST_CASE("Service: attaching a Lightbits cluster that refuses the key fails wit
                                     "--type=rsa256pubkey --id=" +
                                     id + " dms.pem"));
   CHECK_THAT(w.msg, Catch::Contains("dmsctl get service-credentials --pem-out dms.pem"));
-  CHECK(lb.f->svc->list_clusters()->empty());
+  CHECK(lb.f->svc->clusters().list()->empty());
 }
 
 TEST_CASE("Service: a Lightbits cluster is attached, refreshed with its new server, and detached") {
   LightbitsFixture lb;
   lb.import_key();
   std::string cid = attached_cluster_id(lb.attach());
-  auto c = lb.f->svc->get_cluster(cid);
+  auto c = lb.f->svc->clusters().get(ClusterId(cid));
   REQUIRE(c.ok());
   CHECK(c->kind == ClusterKind::kLightbits);
   CHECK(c->name == "lb1");
@@ -549,21 +554,21 @@ TEST_CASE("Service: a Lightbits cluster is attached, refreshed with its new serv
   CHECK_THAT(again.msg, Catch::Contains("already attached"));
 
   lb.emu.control("POST", "/control/servers", R"({"name":"server-new"})");
-  auto rid = lb.f->svc->refresh_clusters(cid);
+  auto rid = lb.f->svc->clusters().refresh(ClusterId(cid));
   REQUIRE(rid.ok());
   REQUIRE(lb.f->wait(*rid).state == WorkflowState::kCompleted);
-  c = lb.f->svc->get_cluster(cid);
+  c = lb.f->svc->clusters().get(ClusterId(cid));
   REQUIRE(c->servers.size() == servers + 1);
   CHECK(std::any_of(c->servers.begin(), c->servers.end(),
                     [](const ClusterServer& s) { return s.name == "server-new"; }));
   CHECK(c->refreshed_at.has_value());
 
   // Volumes and snapshots go through the cluster's REST API.
-  auto v = lb.f->svc->create_volume(cid, {"default", "vol1", 1 << 30});
+  auto v = lb.f->svc->volumes().create(ClusterId(cid), {"default", "vol1", 1 << 30});
   INFO(v.status().to_string());
   REQUIRE(v.ok());
   CHECK(v->state == VolumeState::kAvailable);
-  auto s = lb.f->svc->create_snapshot(cid, {"default", "snap1", v->id, ""});
+  auto s = lb.f->svc->volumes().create_snapshot(ClusterId(cid), {"default", "snap1", v->id, ""});
   REQUIRE(s.ok());
 
   // Detach is refused while a workflow uses the cluster: a clone stalled reading the snapshot.
@@ -575,21 +580,26 @@ TEST_CASE("Service: a Lightbits cluster is attached, refreshed with its new serv
   r.dst.name = "copy";
   r.dst.cluster_id = lb.f->c2;
   r.dst.project_name = "p2";
-  auto clone = lb.f->svc->thick_clone_volume(r);
+  auto clone = lb.f->svc->clones().volume(r);
   REQUIRE(clone.ok());
-  CHECK(lb.f->svc->detach_cluster(cid).code() == Code::kFailedPrecondition);
+  CHECK(lb.f->svc->clusters().detach(ClusterId(cid)).code() == Code::kFailedPrecondition);
   Workflow cw = lb.f->wait(*clone);
   // No NVMe/TCP data path here: the clone fails saying so, and leaves nothing behind.
   CHECK(cw.state == WorkflowState::kFailed);
   CHECK_THAT(cw.msg, Catch::Contains("NVMe/TCP"));
-  CHECK(lb.f->svc->list_volumes(lb.f->c2, "p2", {})->volumes.empty());
-  REQUIRE(lb.f->svc->detach_cluster(cid).ok());
-  CHECK(lb.f->svc->get_cluster(cid).status().code() == Code::kNotFound);
+  CHECK(lb.f->svc->volumes().list({ClusterId(lb.f->c2), "p2"}, {})->volumes.empty());
+  REQUIRE(lb.f->svc->clusters().detach(ClusterId(cid)).ok());
+  CHECK(lb.f->svc->clusters().get(ClusterId(cid)).status().code() == Code::kNotFound);
   // Detach never touches the cluster's data.
   lb.import_key();
-  auto b = LightbitsBackend::open(
-      {{lb.emu.endpoint()}, "x", lb.emu.ca_file(), false, false,
-       [&](const std::vector<std::string>& aud) { return lb.f->svc->cluster_tokens().token(aud); }});
+  auto b = LightbitsBackend::open({{lb.emu.endpoint()},
+                                   "x",
+                                   lb.emu.ca_file(),
+                                   false,
+                                   false,
+                                   [&](const std::vector<std::string>& aud) {
+                                     return lb.f->svc->cluster_tokens().token(aud);
+                                   }});
   REQUIRE(b.ok());
   CHECK((*b)->get_volume("default", v->id).ok());
 }
@@ -601,7 +611,7 @@ TEST_CASE("Service: health checks see a Lightbits cluster go away, come back and
   LightbitsFixture lb(o);
   lb.import_key();
   std::string cid = attached_cluster_id(lb.attach());
-  auto status = [&] { return lb.f->svc->get_cluster(cid)->access_status; };
+  auto status = [&] { return lb.f->svc->clusters().get(ClusterId(cid))->access_status; };
   CHECK(status() == ConnectionStatus::kConnected);
   lb.emu.control("POST", "/control/stop-api");
   CHECK(lb.eventually([&] { return status() == ConnectionStatus::kDisconnected; }));
@@ -630,7 +640,8 @@ TEST_CASE("Service: a cluster that does not answer delays no other cluster's hea
   auto t0 = std::chrono::steady_clock::now();
   CHECK(slow.eventually(
       [&] {
-        return slow.f->svc->get_cluster(c2)->access_status == ConnectionStatus::kDisconnected;
+        return slow.f->svc->clusters().get(ClusterId(c2))->access_status ==
+               ConnectionStatus::kDisconnected;
       },
       4s));
   CHECK(std::chrono::steady_clock::now() - t0 < 4s);

@@ -38,9 +38,9 @@ inline std::unique_ptr<Service> open_test_service(const std::string& data_dir, O
 }
 
 // The workflow `id` as it is when it ended or `within` passed, whichever came first.
-inline Workflow wait_workflow(Service& svc, const std::string& id,
+inline Workflow wait_workflow(Service& svc, const WorkflowId& id,
                               std::chrono::milliseconds within = std::chrono::seconds(60)) {
-  auto w = svc.wait_workflow(id, within);
+  auto w = svc.workflows().wait(id, within);
   INFO(w.status().to_string());
   REQUIRE(w.ok());
   return *w;
@@ -64,7 +64,7 @@ inline std::string attached_cluster_id(const Workflow& w) {
 // Attaches a cluster and waits for it: its id.
 inline std::string attach_cluster(Service& svc, const AttachClusterRequest& r,
                                   std::chrono::milliseconds within = std::chrono::seconds(60)) {
-  auto id = svc.attach_cluster(r);
+  auto id = svc.clusters().attach(r);
   INFO(r.api_endpoint << ": " << id.status().to_string());
   REQUIRE(id.ok());
   return attached_cluster_id(wait_workflow(svc, *id, within));
@@ -103,7 +103,8 @@ struct ServiceHarness {
     };
   }
 
-  Workflow wait(const std::string& id) { return wait_workflow(*svc, id, wait_timeout); }
+  Workflow wait(const WorkflowId& id) { return wait_workflow(*svc, id, wait_timeout); }
+  Workflow wait(const std::string& id) { return wait(WorkflowId(id)); }
 
   // Attaches the local cluster in directory `dir` (named `name`, or after the directory): its id.
   std::string attach_dir(const std::string& dir, const std::string& name = "") {

@@ -1,12 +1,13 @@
 // The volume-copy pipeline every copying workflow shares: one checkpoint format, and
 // workflows checkpointed by an earlier release resume from where they were.
 
+#include "workflows/volume_copy.hpp"
+
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
 
 #include "service_fixture.hpp"
-#include "workflows/volume_copy.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
@@ -45,7 +46,8 @@ std::string query_one(const std::string& db_path, const std::string& statement) 
 
 }  // namespace
 
-TEST_CASE("Volume copy: the checkpoint is <item>:<offset>, an earlier release's <offset> is item 0") {
+TEST_CASE(
+    "Volume copy: the checkpoint is <item>:<offset>, an earlier release's <offset> is item 0") {
   using detail::parse_copy_checkpoint;
   CHECK(parse_copy_checkpoint("") == std::make_pair(std::size_t{0}, std::uint64_t{0}));
   CHECK(parse_copy_checkpoint("2:4096") == std::make_pair(std::size_t{2}, std::uint64_t{4096}));
@@ -62,35 +64,36 @@ TEST_CASE("Volume copy: a thick clone checkpointed by an earlier release resumes
   Fixture f(o);
   f.attach_two();
   auto [vol, sn] = f.source(48 * kMiB, 48);
-  auto id = f.svc->thick_clone_volume(f.clone_req(sn, "upgraded"));
+  auto id = f.svc->clones().volume(f.clone_req(sn, "upgraded"));
   REQUIRE(id.ok());
-  for (int i = 0; i < 500 && f.svc->get_workflow(*id)->progress.bytes_done < 16 * kMiB; ++i)
+  for (int i = 0; i < 500 && f.svc->workflows().get(*id)->progress.bytes_done < 16 * kMiB; ++i)
     std::this_thread::sleep_for(10ms);
   f.svc.reset();  // stops mid-copy: the workflow stays RUNNING with its checkpoint
 
   // Make the rows what the earlier release wrote: the copy's checkpoint as "<offset>", the
   // destination's intent as "creating".
   const std::string db = f.tmp / "data/dms.db";
-  const std::string cp = query_one(
-      db, "SELECT checkpoint FROM workflow_steps WHERE workflow_id = '" + *id +
-              "' AND state = 'STARTED'");
+  const std::string cp =
+      query_one(db, "SELECT checkpoint FROM workflow_steps WHERE workflow_id = '" + id->str() +
+                        "' AND state = 'STARTED'");
   INFO(cp);
   REQUIRE(cp.rfind("0:", 0) == 0);
   const std::string offset = cp.substr(2);
   REQUIRE(std::stoull(offset) > 0);
-  sql(db, "UPDATE workflow_steps SET checkpoint = '" + offset + "' WHERE workflow_id = '" + *id +
-              "' AND state = 'STARTED'");
-  sql(db, "UPDATE workflows SET vars = REPLACE(vars, '\"creating0\"', '\"creating\"') WHERE id = '" +
-              *id + "'");
+  sql(db, "UPDATE workflow_steps SET checkpoint = '" + offset + "' WHERE workflow_id = '" +
+              id->str() + "' AND state = 'STARTED'");
+  sql(db,
+      "UPDATE workflows SET vars = REPLACE(vars, '\"creating0\"', '\"creating\"') WHERE id = '" +
+          id->str() + "'");
 
   f.open(o);
   Workflow w = f.wait(*id);
   INFO(w.msg);
   REQUIRE(w.state == WorkflowState::kCompleted);
   // It went on from the old checkpoint, not from byte 0, and the copy is whole.
-  CHECK_THAT(query_one(db, "SELECT vars FROM workflows WHERE id = '" + *id + "'"),
+  CHECK_THAT(query_one(db, "SELECT vars FROM workflows WHERE id = '" + id->str() + "'"),
              Catch::Contains("\"copyResumedFrom\":\"" + offset + "\""));
-  auto v = f.svc->get_volume(f.c2, "p2", result_field(w.result, "volumeId"));
+  auto v = f.svc->volumes().get({ClusterId(f.c2), "p2", result_field(w.result, "volumeId")});
   REQUIRE(v.ok());
   CHECK(dmscore::testing::read_file(v->device_path) ==
         dmscore::testing::read_file(f.snapshot_path("c1", sn)));

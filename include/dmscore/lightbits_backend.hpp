@@ -9,7 +9,8 @@
 //   delete) within `operation_timeout`. Deletes send If-Match with the object's ETag and re-read
 //   it on 412; 409 "operation in progress", 429 and 503 are retried with backoff within the
 //   same deadline.
-// - Errors: no answer in time → DEADLINE_EXCEEDED; 400 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED,
+// - Errors: no answer in time → DEADLINE_EXCEEDED; 400 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED,
+// 403 → PERMISSION_DENIED,
 //   404 → NOT_FOUND, 409 on create → ALREADY_EXISTS (elsewhere, once retries are spent,
 //   ABORTED), 412 after retries → ABORTED, 429/503 after retries and every 5xx → UNAVAILABLE,
 //   501 → UNIMPLEMENTED. Every message starts with "cluster <label>: ".

@@ -157,8 +157,8 @@ inline std::string query(const Params& p, const char* key) {
   return it == p.query.end() ? std::string() : it->second;
 }
 
-inline json::value workflow_id_body(const std::string& id) {
-  return json::object{{"workflowId", id}};
+inline json::value workflow_id_body(const WorkflowId& id) {
+  return json::object{{"workflowId", id.str()}};
 }
 
 // The routes, in the order they were added. Each routes/<area>.cpp adds its own.

@@ -194,8 +194,7 @@ Status Service::Impl::check_cluster_room() const {
   if (*n < options.max_clusters) return Status::Ok();
   return Status::FailedPrecondition("apiEndpoint: " + std::to_string(*n) +
                                     " clusters are attached, the service's limit (max_clusters " +
-                                    std::to_string(options.max_clusters) +
-                                    "); detach one first");
+                                    std::to_string(options.max_clusters) + "); detach one first");
 }
 
 Result<std::shared_ptr<Backend>> Service::Impl::make_lightbits(
@@ -353,7 +352,7 @@ void Service::Impl::check_health_once() {
 
 // ---- Service: cluster requests ----
 
-Result<std::string> Service::attach_cluster(const AttachClusterRequest& request) {
+Result<WorkflowId> Clusters::attach(const AttachClusterRequest& request) {
   auto dir = local_cluster_dir(request.api_endpoint);
   if (!dir.ok()) return dir.status();
   if (!request.name.empty()) {
@@ -365,7 +364,8 @@ Result<std::string> Service::attach_cluster(const AttachClusterRequest& request)
     auto endpoint = lightbits_endpoint(request.api_endpoint);
     if (!endpoint.ok()) return endpoint.status();
     AttachClusterRequest normal{*endpoint, request.name};
-    return impl_->engine->submit(kAttachCluster, json::serialize(detail::to_json(normal)));
+    return detail::workflow_id(
+        impl_->engine->submit(kAttachCluster, json::serialize(detail::to_json(normal))));
   }
   if (!impl_->options.local_cluster_roots.empty()) {
     bool allowed = false;
@@ -380,17 +380,19 @@ Result<std::string> Service::attach_cluster(const AttachClusterRequest& request)
   }
   if (Status s = impl_->check_no_overlap(**dir); !s.ok()) return s;
   AttachClusterRequest normal{"file://" + **dir, request.name};
-  return impl_->engine->submit(kAttachCluster, json::serialize(detail::to_json(normal)));
+  return detail::workflow_id(
+      impl_->engine->submit(kAttachCluster, json::serialize(detail::to_json(normal))));
 }
 
-Result<std::vector<Cluster>> Service::list_clusters() const {
+Result<std::vector<Cluster>> Clusters::list() const {
   // Every write to the clusters table goes through clusters_cache.write().
   return impl_->clusters_cache.get(0, [this]() {
     return detail::rows::read<std::vector<Cluster>>(*impl_->store, ClusterCatalog::list);
   });
 }
 
-Result<Cluster> Service::get_cluster(const std::string& cluster_id) const {
+Result<Cluster> Clusters::get(const ClusterId& id) const {
+  const std::string& cluster_id = id.str();
   auto c = detail::rows::read<std::optional<Cluster>>(
       *impl_->store, [&](Txn& t) { return ClusterCatalog::find(t, cluster_id); });
   if (!c.ok()) return c.status();
@@ -398,23 +400,24 @@ Result<Cluster> Service::get_cluster(const std::string& cluster_id) const {
   return std::move(**c);
 }
 
-Result<std::string> Service::refresh_clusters(const std::optional<std::string>& cluster_id) {
+Result<WorkflowId> Clusters::refresh(const std::optional<ClusterId>& id) {
   detail::ClusterWork req;
-  if (cluster_id) {
-    auto c = get_cluster(*cluster_id);
+  std::vector<std::string> resources;
+  if (id) {
+    auto c = get(*id);
     if (!c.ok())
       return c.status().code() == Code::kNotFound
-                 ? Status::NotFound("clusterId: cluster " + *cluster_id + " not found")
+                 ? Status::NotFound("clusterId: cluster " + id->str() + " not found")
                  : c.status();
-    req.cluster_id = *cluster_id;
+    req.cluster_id = id->str();
+    resources.push_back("cluster:" + id->str());
   }
-  std::vector<std::string> resources;
-  if (cluster_id) resources.push_back("cluster:" + *cluster_id);
-  return impl_->engine->submit(kRefreshClusters, req.to_json(), resources);
+  return detail::workflow_id(impl_->engine->submit(kRefreshClusters, req.to_json(), resources));
 }
 
-Status Service::detach_cluster(const std::string& cluster_id) {
-  auto c = get_cluster(cluster_id);
+Status Clusters::detach(const ClusterId& id) {
+  const std::string& cluster_id = id.str();
+  auto c = get(id);
   if (!c.ok()) return c.status();
   // The claim keeps workflows from starting on the cluster meanwhile; no lock is held while
   // anything waits.
@@ -433,8 +436,9 @@ Status Service::detach_cluster(const std::string& cluster_id) {
   return Status::Ok();
 }
 
-Result<std::string> Service::repair_cluster(const std::string& cluster_id) {
-  auto c = get_cluster(cluster_id);
+Result<WorkflowId> Clusters::repair(const ClusterId& id) {
+  const std::string& cluster_id = id.str();
+  auto c = get(id);
   if (!c.ok()) return c.status();
   if (c->kind != ClusterKind::kLocal)
     return Status::FailedPrecondition("cluster " + cluster_id +
@@ -442,8 +446,8 @@ Result<std::string> Service::repair_cluster(const std::string& cluster_id) {
   if (c->access_status != ConnectionStatus::kNeedsRepair)
     return Status::FailedPrecondition("cluster " + cluster_id + " needs no repair (it is " +
                                       std::string(to_string(c->access_status)) + ")");
-  return impl_->engine->submit(kRepairCluster, detail::ClusterWork{cluster_id}.to_json(),
-                               {"cluster:" + cluster_id});
+  return detail::workflow_id(impl_->engine->submit(
+      kRepairCluster, detail::ClusterWork{cluster_id}.to_json(), {"cluster:" + cluster_id}));
 }
 
 }  // namespace dmscore

@@ -17,7 +17,14 @@ namespace dmscore {
 namespace fs = std::filesystem;
 using detail::Fd;
 
-Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Service::Service(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)),
+      clusters_(*impl_),
+      volumes_(*impl_),
+      clones_(*impl_),
+      groups_(*impl_),
+      copy_sets_(*impl_),
+      workflows_(*impl_) {}
 
 Service::~Service() {
   if (impl_->health.joinable()) {
@@ -185,103 +192,97 @@ Result<ServiceStats> Service::stats() const {
   return out;
 }
 
-Result<Workflow> Service::get_workflow(const std::string& id) const {
-  return impl_->engine->get(id);
-}
-Result<WorkflowPage> Service::list_workflows(const ListWorkflowsRequest& r) const {
+// ---- workflows ----
+
+Result<Workflow> Workflows::get(const WorkflowId& id) const { return impl_->engine->get(id.str()); }
+Result<WorkflowPage> Workflows::list(const ListWorkflowsRequest& r) const {
   return impl_->engine->list(r);
 }
-Status Service::cancel_workflow(const std::string& id) {
+Status Workflows::cancel(const WorkflowId& id) {
   auto scope = impl_->caller();
-  if (Status s = impl_->engine->cancel(id); !s.ok()) return s;
+  if (Status s = impl_->engine->cancel(id.str()); !s.ok()) return s;
   return impl_->full_copies->workflow_cancelled();
 }
-Result<Workflow> Service::wait_workflow(const std::string& id,
-                                        std::chrono::milliseconds timeout) const {
-  return impl_->engine->wait(id, timeout);
+Result<Workflow> Workflows::wait(const WorkflowId& id, std::chrono::milliseconds timeout) const {
+  return impl_->engine->wait(id.str(), timeout);
 }
 
 // ---- consistency groups (groups.cpp) ----
 
-Result<ConsistencyGroup> Service::create_consistency_group(const CreateGroupRequest& request) {
+Result<ConsistencyGroup> ConsistencyGroups::create(const CreateGroupRequest& request) {
   auto scope = impl_->caller();
   return impl_->groups->create(request);
 }
 
-Result<GroupPage> Service::list_consistency_groups(const PageRequest& page) const {
+Result<GroupPage> ConsistencyGroups::list(const PageRequest& page) const {
   return impl_->groups->list(page);
 }
 
-Result<ConsistencyGroup> Service::get_consistency_group(const std::string& id) const {
-  return impl_->groups->get(id);
+Result<ConsistencyGroup> ConsistencyGroups::get(const GroupId& id) const {
+  return impl_->groups->get(id.str());
 }
 
-Result<ConsistencyGroup> Service::update_consistency_group(const std::string& id,
-                                                           const UpdateGroupRequest& request) {
+Result<ConsistencyGroup> ConsistencyGroups::update(const GroupId& id,
+                                                   const UpdateGroupRequest& request) {
   auto scope = impl_->caller();
-  return impl_->groups->update(id, request);
+  return impl_->groups->update(id.str(), request);
 }
 
-Status Service::delete_consistency_group(const std::string& id) {
+Status ConsistencyGroups::remove(const GroupId& id) {
   auto scope = impl_->caller();
-  return impl_->groups->remove(id);
+  return impl_->groups->remove(id.str());
 }
 
-Status Service::reset_consistency_group_status(const std::string& id, GroupStatus status,
-                                               const std::string& actor) {
-  return impl_->groups->reset_status(id, status, actor);
+Status ConsistencyGroups::reset_status(const GroupId& id, GroupStatus status,
+                                       const std::string& actor) {
+  return impl_->groups->reset_status(id.str(), status, actor);
 }
 
-Status Service::force_delete_consistency_group(const std::string& id, const std::string& actor) {
+Status ConsistencyGroups::force_remove(const GroupId& id, const std::string& actor) {
   auto scope = impl_->caller();
-  return impl_->groups->force_delete(id, actor);
+  return impl_->groups->force_delete(id.str(), actor);
 }
 
-Result<CgSnapshot> Service::create_cg_snapshot(const CreateCgSnapshotRequest& request) {
+Result<CgSnapshot> ConsistencyGroups::create_snapshot(const CreateCgSnapshotRequest& request) {
   auto scope = impl_->caller();
   return impl_->groups->create_cg_snapshot(request);
 }
 
-Result<CgSnapshotPage> Service::list_cg_snapshots(const PageRequest& page,
-                                                  const std::string& consistency_group_id) const {
-  return impl_->groups->list_cg_snapshots(page, consistency_group_id);
+Result<CgSnapshotPage> ConsistencyGroups::list_snapshots(const PageRequest& page,
+                                                         const GroupId& group) const {
+  return impl_->groups->list_cg_snapshots(page, group.str());
 }
 
-Result<CgSnapshot> Service::get_cg_snapshot(const std::string& id) const {
-  return impl_->groups->get_cg_snapshot(id);
+Result<CgSnapshot> ConsistencyGroups::get_snapshot(const CgSnapshotId& id) const {
+  return impl_->groups->get_cg_snapshot(id.str());
 }
 
-Status Service::delete_cg_snapshot(const std::string& id) {
+Status ConsistencyGroups::remove_snapshot(const CgSnapshotId& id) {
   auto scope = impl_->caller();
-  return impl_->groups->delete_cg_snapshot(id);
+  return impl_->groups->delete_cg_snapshot(id.str());
 }
 
 // ---- group full copies (full_copies.cpp) ----
 
-Result<CopySetWork> Service::create_full_copies(const CreateFullCopiesRequest& request) {
+Result<CopySetWork> CopySets::create(const CreateFullCopiesRequest& request) {
   auto scope = impl_->caller();
   return impl_->full_copies->create(request);
 }
 
-Result<CopySetPage> Service::list_copy_sets(const std::string& group_id,
-                                            const PageRequest& page) const {
-  return impl_->full_copies->list(group_id, page);
+Result<CopySetPage> CopySets::list(const GroupId& group, const PageRequest& page) const {
+  return impl_->full_copies->list(group.str(), page);
 }
 
-Result<CopySet> Service::get_copy_set(const std::string& group_id,
-                                      const std::string& copy_set_id) const {
-  return impl_->full_copies->get(group_id, copy_set_id);
+Result<CopySet> CopySets::get(const CopySetRef& set) const {
+  return impl_->full_copies->get(set.group.str(), set.id.str());
 }
 
-Result<CopySetWork> Service::copy_set_action(const std::string& group_id,
-                                             const std::string& copy_set_id,
-                                             const CopySetActionRequest& request) {
+Result<CopySetWork> CopySets::act(const CopySetRef& set, const CopySetActionRequest& request) {
   auto scope = impl_->caller();
-  return impl_->full_copies->act(group_id, copy_set_id, request);
+  return impl_->full_copies->act(set.group.str(), set.id.str(), request);
 }
 
-Result<ConsistencyGroup> Service::thick_clone_consistency_group(
-    const ThickCloneGroupRequest& request) {
+Result<ConsistencyGroup> Clones::group(const ThickCloneGroupRequest& request) {
   auto scope = impl_->caller();
   return impl_->full_copies->thick_clone_group(request);
 }

@@ -32,7 +32,16 @@ namespace dmscore {
 // INVALID_ARGUMENT naming apiEndpoint otherwise (registry/clusters.cpp).
 Result<std::string> lightbits_endpoint(const std::string& endpoint);
 
-struct Service::Impl {
+namespace detail {
+// A workflow id the engine answered, as the public API types it.
+inline Result<WorkflowId> workflow_id(Result<std::string> id) {
+  if (!id.ok()) return id.status();
+  return WorkflowId(std::move(id).value());
+}
+}  // namespace detail
+
+struct detail::ServiceImpl {
+  using Impl = ServiceImpl;  // Service::Impl, as the code inside it says
   Options options;
   std::shared_ptr<Env> env;
   detail::Fd dir_lock;  // <data_dir>/.lock, held while open

@@ -5,33 +5,33 @@
 
 namespace dmscore {
 
-Result<VolumePage> Service::list_volumes(const std::string& cid, const std::string& project,
-                                         const PageRequest& page) const {
+Result<VolumePage> Volumes::list(const ProjectRef& p, const PageRequest& page) const {
   auto scope = impl_->caller();
-  auto b = impl_->backend_locked(cid);
+  auto b = impl_->backend_locked(p.cluster.str());
   if (!b.ok()) return b.status();
-  return (*b)->list_volumes(project, page);
+  return (*b)->list_volumes(p.project, page);
 }
 
-Result<Volume> Service::get_volume(const std::string& cid, const std::string& project,
-                                   const std::string& id) const {
+Result<Volume> Volumes::get(const VolumeRef& v) const {
   auto scope = impl_->caller();
-  auto b = impl_->backend_locked(cid);
+  auto b = impl_->backend_locked(v.cluster.str());
   if (!b.ok()) return b.status();
-  return (*b)->get_volume(project, id);
+  return (*b)->get_volume(v.project, v.id);
 }
 
-Result<Volume> Service::create_volume(const std::string& cid, const CreateVolumeRequest& request) {
+Result<Volume> Volumes::create(const ClusterId& cluster, const CreateVolumeRequest& request) {
   auto scope = impl_->caller();
-  auto b = impl_->backend_locked(cid);
+  auto b = impl_->backend_locked(cluster.str());
   if (!b.ok()) return b.status();
   CreateVolumeRequest r = request;
   r.hold_in_creating = false;
   return (*b)->create_volume(r);
 }
 
-Status Service::delete_volume(const std::string& cid, const std::string& project,
-                              const std::string& id) {
+Status Volumes::remove(const VolumeRef& ref) {
+  const std::string& cid = ref.cluster.str();
+  const std::string& project = ref.project;
+  const std::string& id = ref.id;
   auto scope = impl_->caller();
   auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
@@ -44,32 +44,32 @@ Status Service::delete_volume(const std::string& cid, const std::string& project
   return (*b)->delete_volume(project, id);
 }
 
-Result<SnapshotPage> Service::list_snapshots(const std::string& cid, const std::string& project,
-                                             const PageRequest& page) const {
+Result<SnapshotPage> Volumes::list_snapshots(const ProjectRef& p, const PageRequest& page) const {
   auto scope = impl_->caller();
-  auto b = impl_->backend_locked(cid);
+  auto b = impl_->backend_locked(p.cluster.str());
   if (!b.ok()) return b.status();
-  return (*b)->list_snapshots(project, page);
+  return (*b)->list_snapshots(p.project, page);
 }
 
-Result<Snapshot> Service::get_snapshot(const std::string& cid, const std::string& project,
-                                       const std::string& id) const {
+Result<Snapshot> Volumes::get_snapshot(const SnapshotRef& s) const {
   auto scope = impl_->caller();
-  auto b = impl_->backend_locked(cid);
+  auto b = impl_->backend_locked(s.cluster.str());
   if (!b.ok()) return b.status();
-  return (*b)->get_snapshot(project, id);
+  return (*b)->get_snapshot(s.project, s.id);
 }
 
-Result<Snapshot> Service::create_snapshot(const std::string& cid,
+Result<Snapshot> Volumes::create_snapshot(const ClusterId& cluster,
                                           const CreateSnapshotRequest& request) {
   auto scope = impl_->caller();
-  auto b = impl_->backend_locked(cid);
+  auto b = impl_->backend_locked(cluster.str());
   if (!b.ok()) return b.status();
   return (*b)->create_snapshot(request);
 }
 
-Status Service::delete_snapshot(const std::string& cid, const std::string& project,
-                                const std::string& id) {
+Status Volumes::remove_snapshot(const SnapshotRef& ref) {
+  const std::string& cid = ref.cluster.str();
+  const std::string& project = ref.project;
+  const std::string& id = ref.id;
   auto scope = impl_->caller();
   auto b = impl_->backend_locked(cid);
   if (!b.ok()) return b.status();
@@ -81,11 +81,10 @@ Status Service::delete_snapshot(const std::string& cid, const std::string& proje
   return (*b)->delete_snapshot(project, id);
 }
 
-Status Service::write_volume(const std::string& cluster_id, const std::string& project,
-                             const std::string& volume_id, std::uint64_t offset,
-                             std::string_view data, bool durable) {
+Status Volumes::write(const VolumeRef& v, std::uint64_t offset, std::string_view data,
+                      bool durable) {
   auto scope = impl_->caller();
-  return impl_->groups->write_volume(cluster_id, project, volume_id, offset, data, durable);
+  return impl_->groups->write_volume(v.cluster.str(), v.project, v.id, offset, data, durable);
 }
 
 }  // namespace dmscore

@@ -289,14 +289,14 @@ Result<std::string> Service::Impl::submit_clone(const ThickCloneRequest& req, bo
                             "snapshot:" + req.src.snap_id});
 }
 
-Result<std::string> Service::thick_clone_volume(const ThickCloneRequest& request) {
+Result<WorkflowId> Clones::volume(const ThickCloneRequest& request) {
   auto scope = impl_->caller();
-  return impl_->submit_clone(request, false);
+  return detail::workflow_id(impl_->submit_clone(request, false));
 }
 
-Result<std::string> Service::thick_clone_snapshot(const ThickCloneRequest& request) {
+Result<WorkflowId> Clones::snapshot(const ThickCloneRequest& request) {
   auto scope = impl_->caller();
-  return impl_->submit_clone(request, true);
+  return detail::workflow_id(impl_->submit_clone(request, true));
 }
 
 }  // namespace dmscore

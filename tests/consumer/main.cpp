@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", svc.status().to_string().c_str());
     return 1;
   }
-  auto list = (*svc)->list_workflows({});
+  auto list = (*svc)->workflows().list({});
   std::printf("libdmscore %s ready=%d workflows=%zu\n", dmscore::version(), (*svc)->ready() ? 1 : 0,
               list.ok() ? list->workflows.size() : 0);
   return (*svc)->ready() && list.ok() ? 0 : 1;

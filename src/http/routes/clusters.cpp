@@ -6,7 +6,7 @@ namespace dmscore::http::routing {
 void add_cluster_routes(RouteTable& add, Service& svc) {
   add("GET", "/api/v1/clusters", [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
-    auto list = svc.list_clusters();
+    auto list = svc.clusters().list();
     if (!list.ok()) return list.status();
     json::array a;
     for (auto& cl : *list) a.push_back(http::detail::to_json(cl));
@@ -17,7 +17,7 @@ void add_cluster_routes(RouteTable& add, Service& svc) {
     if (!body.ok()) return body.status();
     auto req = dmscore::detail::attach_cluster_request_from_json(*body);
     if (!req.ok()) return req.status();
-    auto id = svc.attach_cluster(*req);
+    auto id = svc.clusters().attach(*req);
     if (!id.ok()) return id.status();
     return workflow_id_body(*id);
   });
@@ -30,12 +30,13 @@ void add_cluster_routes(RouteTable& add, Service& svc) {
     if (Status s = o.finish(); !s.ok()) return s;
     if (!cid.empty() && !dmscore::detail::is_uuid(cid))
       return Status::InvalidArgument("clusterId: must be a UUID");
-    auto id = svc.refresh_clusters(cid.empty() ? std::nullopt : std::optional<std::string>(cid));
+    auto id = svc.clusters().refresh(cid.empty() ? std::nullopt
+                                                 : std::optional<ClusterId>(ClusterId(cid)));
     if (!id.ok()) return id.status();
     return workflow_id_body(*id);
   });
   add("GET", "/api/v1/clusters/{clusterId}", [&svc](Call& c) -> R {
-    auto cl = svc.get_cluster(c.params.path["clusterId"]);
+    auto cl = svc.clusters().get(ClusterId(c.params.path["clusterId"]));
     if (!cl.ok()) return cl.status();
     return json::value(json::object{{"cluster", http::detail::to_json(*cl)}});
   });
@@ -45,12 +46,12 @@ void add_cluster_routes(RouteTable& add, Service& svc) {
     if (!body.ok()) return body.status();
     ObjectReader o(*body, "");
     if (Status s = o.finish(); !s.ok()) return s;
-    auto id = svc.repair_cluster(c.params.path["clusterId"]);
+    auto id = svc.clusters().repair(ClusterId(c.params.path["clusterId"]));
     if (!id.ok()) return id.status();
     return workflow_id_body(*id);
   });
   add("DELETE", "/api/v1/clusters/{clusterId}", [&svc](Call& c) -> R {
-    if (Status s = svc.detach_cluster(c.params.path["clusterId"]); !s.ok()) return s;
+    if (Status s = svc.clusters().detach(ClusterId(c.params.path["clusterId"])); !s.ok()) return s;
     return json::value(ok_body());
   });
 }

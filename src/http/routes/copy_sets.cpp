@@ -22,7 +22,7 @@ void add_copy_set_routes(RouteTable& add, Service& svc) {
     o.string("projectName", r.project_name);
     if (Status s = o.finish(); !s.ok()) return s;
     if (count) r.count = *count;
-    auto w = svc.create_full_copies(r);
+    auto w = svc.copy_sets().create(r);
     if (!w.ok()) return w.status();
     return json::value(http::detail::to_json(*w));
   });
@@ -31,8 +31,8 @@ void add_copy_set_routes(RouteTable& add, Service& svc) {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
     auto n = page_size(c.params);
     if (!n.ok()) return n.status();
-    auto page = svc.list_copy_sets(c.params.path["consistencyGroupId"],
-                                   {*n, query(c.params, "nextPageToken")});
+    auto page = svc.copy_sets().list(GroupId(c.params.path["consistencyGroupId"]),
+                                     {*n, query(c.params, "nextPageToken")});
     if (!page.ok()) return page.status();
     json::array a;
     for (auto& cs : page->copy_sets) a.push_back(http::detail::to_json(cs));
@@ -41,7 +41,8 @@ void add_copy_set_routes(RouteTable& add, Service& svc) {
   });
   add("GET", copies + "/{copySetId}", [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
-    auto cs = svc.get_copy_set(c.params.path["consistencyGroupId"], c.params.path["copySetId"]);
+    auto cs = svc.copy_sets().get(
+        {GroupId(c.params.path["consistencyGroupId"]), CopySetId(c.params.path["copySetId"])});
     if (!cs.ok()) return cs.status();
     return json::value(json::object{{"copySet", http::detail::to_json(*cs)}});
   });
@@ -67,8 +68,8 @@ void add_copy_set_routes(RouteTable& add, Service& svc) {
     ao.integers("copies", r.copies, 8);
     if (r.action == CopyAction::kRestore) ao.boolean("confirm", r.confirm);
     if (Status s = ao.finish(); !s.ok()) return s;
-    auto w =
-        svc.copy_set_action(c.params.path["consistencyGroupId"], c.params.path["copySetId"], r);
+    auto w = svc.copy_sets().act(
+        {GroupId(c.params.path["consistencyGroupId"]), CopySetId(c.params.path["copySetId"])}, r);
     if (!w.ok()) return w.status();
     return json::value(http::detail::to_json(*w));
   });

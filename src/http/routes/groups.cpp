@@ -9,7 +9,7 @@ void add_group_routes(RouteTable& add, Service& svc) {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
     auto n = page_size(c.params);
     if (!n.ok()) return n.status();
-    auto page = svc.list_consistency_groups({*n, query(c.params, "nextPageToken")});
+    auto page = svc.groups().list({*n, query(c.params, "nextPageToken")});
     if (!page.ok()) return page.status();
     json::array a;
     for (auto& g : page->groups) a.push_back(http::detail::to_json(g));
@@ -29,14 +29,14 @@ void add_group_routes(RouteTable& add, Service& svc) {
     o.strings("volumeIds", r.volume_ids, 64);
     o.string("sourceCgSnapshotId", r.source_cg_snapshot_id);
     if (Status s = o.finish(); !s.ok()) return s;
-    auto g = svc.create_consistency_group(r);
+    auto g = svc.groups().create(r);
     if (!g.ok()) return g.status();
     return json::value(json::object{{"consistencyGroup", http::detail::to_json(*g)}});
   });
   add.calls_clusters();
   add("GET", groups + "/{consistencyGroupId}", [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
-    auto g = svc.get_consistency_group(c.params.path["consistencyGroupId"]);
+    auto g = svc.groups().get(GroupId(c.params.path["consistencyGroupId"]));
     if (!g.ok()) return g.status();
     return json::value(json::object{{"consistencyGroup", http::detail::to_json(*g)}});
   });
@@ -51,14 +51,14 @@ void add_group_routes(RouteTable& add, Service& svc) {
     o.strings("addVolumeIds", r.add_volume_ids, 64);
     o.strings("removeVolumeIds", r.remove_volume_ids, 64);
     if (Status s = o.finish(); !s.ok()) return s;
-    auto g = svc.update_consistency_group(c.params.path["consistencyGroupId"], r);
+    auto g = svc.groups().update(GroupId(c.params.path["consistencyGroupId"]), r);
     if (!g.ok()) return g.status();
     return json::value(json::object{{"consistencyGroup", http::detail::to_json(*g)}});
   });
   add.calls_clusters();
   add("DELETE", groups + "/{consistencyGroupId}", [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
-    if (Status s = svc.delete_consistency_group(c.params.path["consistencyGroupId"]); !s.ok())
+    if (Status s = svc.groups().remove(GroupId(c.params.path["consistencyGroupId"])); !s.ok())
       return s;
     return json::value(ok_body());
   });
@@ -81,12 +81,12 @@ void add_group_routes(RouteTable& add, Service& svc) {
       if (Status s = ro.finish(); !s.ok()) return s;
       auto st = parse_group_status(status, "resetStatus.status");
       if (!st.ok()) return st.status();
-      if (Status s = svc.reset_consistency_group_status(id, *st, c.principal.user); !s.ok())
+      if (Status s = svc.groups().reset_status(GroupId(id), *st, c.principal.user); !s.ok())
         return s;
     } else {
       ObjectReader fo(*force, "forceDelete");
       if (Status s = fo.finish(); !s.ok()) return s;
-      if (Status s = svc.force_delete_consistency_group(id, c.principal.user); !s.ok()) return s;
+      if (Status s = svc.groups().force_remove(GroupId(id), c.principal.user); !s.ok()) return s;
     }
     return json::value(ok_body());
   });
@@ -111,7 +111,7 @@ void add_group_routes(RouteTable& add, Service& svc) {
     dso.string("clusterId", r.dst_cluster_id);
     dso.string("projectName", r.dst_project_name);
     if (Status s = dso.finish(); !s.ok()) return s;
-    auto g = svc.thick_clone_consistency_group(r);
+    auto g = svc.clones().group(r);
     if (!g.ok()) return g.status();
     return json::value(json::object{{"consistencyGroup", http::detail::to_json(*g)},
                                     {"workflowId", g->workflow_id}});
@@ -127,8 +127,8 @@ void add_cg_snapshot_routes(RouteTable& add, Service& svc) {
       return s;
     auto n = page_size(c.params);
     if (!n.ok()) return n.status();
-    auto page = svc.list_cg_snapshots({*n, query(c.params, "nextPageToken")},
-                                      query(c.params, "consistencyGroupId"));
+    auto page = svc.groups().list_snapshots({*n, query(c.params, "nextPageToken")},
+                                            GroupId(query(c.params, "consistencyGroupId")));
     if (!page.ok()) return page.status();
     json::array a;
     for (auto& cs : page->cg_snapshots) a.push_back(http::detail::to_json(cs));
@@ -145,7 +145,7 @@ void add_cg_snapshot_routes(RouteTable& add, Service& svc) {
     o.string("name", r.name);
     o.string("description", r.description);
     if (Status s = o.finish(); !s.ok()) return s;
-    auto cs = svc.create_cg_snapshot(r);
+    auto cs = svc.groups().create_snapshot(r);
     if (!cs.ok()) return cs.status();
     return json::value(
         json::object{{"cgSnapshot", http::detail::to_json(*cs)}, {"workflowId", cs->workflow_id}});
@@ -153,13 +153,13 @@ void add_cg_snapshot_routes(RouteTable& add, Service& svc) {
   add.calls_clusters();
   add("GET", cgsnaps + "/{cgSnapshotId}", [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
-    auto cs = svc.get_cg_snapshot(c.params.path["cgSnapshotId"]);
+    auto cs = svc.groups().get_snapshot(CgSnapshotId(c.params.path["cgSnapshotId"]));
     if (!cs.ok()) return cs.status();
     return json::value(json::object{{"cgSnapshot", http::detail::to_json(*cs)}});
   });
   add("GET", cgsnaps + "/{cgSnapshotId}/members", [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
-    auto cs = svc.get_cg_snapshot(c.params.path["cgSnapshotId"]);
+    auto cs = svc.groups().get_snapshot(CgSnapshotId(c.params.path["cgSnapshotId"]));
     if (!cs.ok()) return cs.status();
     json::array a;
     for (auto& m : cs->members) a.push_back(http::detail::to_json(m));
@@ -167,7 +167,9 @@ void add_cg_snapshot_routes(RouteTable& add, Service& svc) {
   });
   add("DELETE", cgsnaps + "/{cgSnapshotId}", [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
-    if (Status s = svc.delete_cg_snapshot(c.params.path["cgSnapshotId"]); !s.ok()) return s;
+    if (Status s = svc.groups().remove_snapshot(CgSnapshotId(c.params.path["cgSnapshotId"]));
+        !s.ok())
+      return s;
     return json::value(ok_body());
   });
   add.calls_clusters();

@@ -10,8 +10,9 @@ void add_volume_routes(RouteTable& add, Service& svc) {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
     auto n = page_size(c.params);
     if (!n.ok()) return n.status();
-    auto page = svc.list_volumes(c.params.path["clusterId"], c.params.path["projectName"],
-                                 {*n, query(c.params, "nextPageToken")});
+    auto page =
+        svc.volumes().list({ClusterId(c.params.path["clusterId"]), c.params.path["projectName"]},
+                           {*n, query(c.params, "nextPageToken")});
     if (!page.ok()) return page.status();
     json::array a;
     for (auto& v : page->volumes) a.push_back(http::detail::to_json(v));
@@ -37,21 +38,21 @@ void add_volume_routes(RouteTable& add, Service& svc) {
     r.size = *size;
     if (replica) r.replica_count = *replica;
     if (sector) r.sector_size = *sector;
-    auto v = svc.create_volume(c.params.path["clusterId"], r);
+    auto v = svc.volumes().create(ClusterId(c.params.path["clusterId"]), r);
     if (!v.ok()) return v.status();
     return json::value(json::object{{"volume", http::detail::to_json(*v)}});
   });
   add.calls_clusters();
   add("GET", vols + "/{volumeId}", [&svc](Call& c) -> R {
-    auto v = svc.get_volume(c.params.path["clusterId"], c.params.path["projectName"],
-                            c.params.path["volumeId"]);
+    auto v = svc.volumes().get({ClusterId(c.params.path["clusterId"]), c.params.path["projectName"],
+                                c.params.path["volumeId"]});
     if (!v.ok()) return v.status();
     return json::value(json::object{{"volume", http::detail::to_json(*v)}});
   });
   add.calls_clusters();
   add("DELETE", vols + "/{volumeId}", [&svc](Call& c) -> R {
-    if (Status s = svc.delete_volume(c.params.path["clusterId"], c.params.path["projectName"],
-                                     c.params.path["volumeId"]);
+    if (Status s = svc.volumes().remove({ClusterId(c.params.path["clusterId"]),
+                                         c.params.path["projectName"], c.params.path["volumeId"]});
         !s.ok())
       return s;
     return json::value(ok_body());
@@ -61,8 +62,9 @@ void add_volume_routes(RouteTable& add, Service& svc) {
     if (Status s = check_query(c.params, {"pageSize", "nextPageToken"}); !s.ok()) return s;
     auto n = page_size(c.params);
     if (!n.ok()) return n.status();
-    auto page = svc.list_snapshots(c.params.path["clusterId"], c.params.path["projectName"],
-                                   {*n, query(c.params, "nextPageToken")});
+    auto page = svc.volumes().list_snapshots(
+        {ClusterId(c.params.path["clusterId"]), c.params.path["projectName"]},
+        {*n, query(c.params, "nextPageToken")});
     if (!page.ok()) return page.status();
     json::array a;
     for (auto& s : page->snapshots) a.push_back(http::detail::to_json(s));
@@ -80,21 +82,23 @@ void add_volume_routes(RouteTable& add, Service& svc) {
     o.string("sourceVolumeId", r.source_volume_id, true);
     o.string("description", r.description);
     if (Status s = o.finish(); !s.ok()) return s;
-    auto s = svc.create_snapshot(c.params.path["clusterId"], r);
+    auto s = svc.volumes().create_snapshot(ClusterId(c.params.path["clusterId"]), r);
     if (!s.ok()) return s.status();
     return json::value(json::object{{"snapshot", http::detail::to_json(*s)}});
   });
   add.calls_clusters();
   add("GET", snaps + "/{snapshotId}", [&svc](Call& c) -> R {
-    auto s = svc.get_snapshot(c.params.path["clusterId"], c.params.path["projectName"],
-                              c.params.path["snapshotId"]);
+    auto s =
+        svc.volumes().get_snapshot({ClusterId(c.params.path["clusterId"]),
+                                    c.params.path["projectName"], c.params.path["snapshotId"]});
     if (!s.ok()) return s.status();
     return json::value(json::object{{"snapshot", http::detail::to_json(*s)}});
   });
   add.calls_clusters();
   add("DELETE", snaps + "/{snapshotId}", [&svc](Call& c) -> R {
-    if (Status s = svc.delete_snapshot(c.params.path["clusterId"], c.params.path["projectName"],
-                                       c.params.path["snapshotId"]);
+    if (Status s = svc.volumes().remove_snapshot({ClusterId(c.params.path["clusterId"]),
+                                                  c.params.path["projectName"],
+                                                  c.params.path["snapshotId"]});
         !s.ok())
       return s;
     return json::value(ok_body());
@@ -108,7 +112,7 @@ void add_volume_routes(RouteTable& add, Service& svc) {
           if (!body.ok()) return body.status();
           auto req = dmscore::detail::thick_clone_request_from_json(*body);
           if (!req.ok()) return req.status();
-          auto id = snapshot ? svc.thick_clone_snapshot(*req) : svc.thick_clone_volume(*req);
+          auto id = snapshot ? svc.clones().snapshot(*req) : svc.clones().volume(*req);
           if (!id.ok()) return id.status();
           return workflow_id_body(*id);
         });

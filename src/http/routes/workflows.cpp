@@ -19,7 +19,7 @@ void add_workflow_routes(RouteTable& add, Service& svc) {
     }
     lr.type = query(c.params, "type");
     if (lr.type.size() > 64) return Status::InvalidArgument("type: unknown workflow type");
-    auto page = svc.list_workflows(lr);
+    auto page = svc.workflows().list(lr);
     if (!page.ok()) return page.status();
     json::array a;
     for (auto& w : page->workflows) a.push_back(http::detail::to_json(w));
@@ -37,10 +37,10 @@ void add_workflow_routes(RouteTable& add, Service& svc) {
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
       if (ec != std::errc() || p != v.data() + v.size() || ms < 0 || ms > 10000)
         return Status::InvalidArgument("waitMs: must be an integer 0..10000");
-      w = svc.wait_workflow(id, std::chrono::milliseconds(ms));
-      if (w.status().code() == Code::kDeadlineExceeded) w = svc.get_workflow(id);
+      w = svc.workflows().wait(WorkflowId(id), std::chrono::milliseconds(ms));
+      if (w.status().code() == Code::kDeadlineExceeded) w = svc.workflows().get(WorkflowId(id));
     } else {
-      w = svc.get_workflow(id);
+      w = svc.workflows().get(WorkflowId(id));
     }
     if (!w.ok()) return w.status();
     return json::value(json::object{{"workflow", http::detail::to_json(*w)}});
@@ -51,7 +51,8 @@ void add_workflow_routes(RouteTable& add, Service& svc) {
     if (!body.ok()) return body.status();
     ObjectReader o(*body, "");
     if (Status s = o.finish(); !s.ok()) return s;
-    if (Status s = svc.cancel_workflow(c.params.path["workflowId"]); !s.ok()) return s;
+    if (Status s = svc.workflows().cancel(WorkflowId(c.params.path["workflowId"])); !s.ok())
+      return s;
     return json::value(ok_body());
   });
   add.calls_clusters();

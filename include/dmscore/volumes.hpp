@@ -1,0 +1,49 @@
+#pragma once
+// Volumes: the volumes and snapshots on attached clusters, handed out by Service::volumes().
+// Every call goes to the cluster's driver behind its gate (Options::cluster_call_deadline,
+// cluster_max_concurrent_calls): NOT_FOUND for a cluster that is not attached, UNAVAILABLE for
+// one that is attached but unreachable or refusing callers. Safe for concurrent use.
+
+#include <cstdint>
+#include <string_view>
+
+#include "dmscore/backend.hpp"
+#include "dmscore/ids.hpp"
+#include "dmscore/result.hpp"
+#include "dmscore/service_part.hpp"
+
+namespace dmscore {
+
+class Volumes : public detail::ServicePart {
+ public:
+  using ServicePart::ServicePart;
+
+  // One page of a project's volumes (PageRequest's paging rules).
+  Result<VolumePage> list(const ProjectRef& project, const PageRequest& page) const;
+  // NOT_FOUND for an unknown volume.
+  Result<Volume> get(const VolumeRef& volume) const;
+  // An empty volume, Available when this returns. INVALID_ARGUMENT naming the field;
+  // ALREADY_EXISTS for a taken name.
+  Result<Volume> create(const ClusterId& cluster, const CreateVolumeRequest& request);
+  // NOT_FOUND; FAILED_PRECONDITION while a workflow uses the volume (as source or destination)
+  // or a consistency group or copy set holds it.
+  Status remove(const VolumeRef& volume);
+  // Writes `data` at `offset` of an Available volume: the service's data path, which group
+  // snapshots fence (see group.hpp). With `durable`, the data is fsynced before it returns.
+  // INVALID_ARGUMENT for a write past the end or over 64 MiB; UNAVAILABLE when a group
+  // snapshot holds writes for over twice group_snapshot_fence_timeout.
+  Status write(const VolumeRef& volume, std::uint64_t offset, std::string_view data,
+               bool durable = false);
+
+  Result<SnapshotPage> list_snapshots(const ProjectRef& project, const PageRequest& page) const;
+  // NOT_FOUND for an unknown snapshot.
+  Result<Snapshot> get_snapshot(const SnapshotRef& snapshot) const;
+  // INVALID_ARGUMENT naming the field; NOT_FOUND for an unknown source volume; ALREADY_EXISTS
+  // for a taken name.
+  Result<Snapshot> create_snapshot(const ClusterId& cluster, const CreateSnapshotRequest& request);
+  // NOT_FOUND; FAILED_PRECONDITION while a workflow reads the snapshot or a group snapshot
+  // holds it.
+  Status remove_snapshot(const SnapshotRef& snapshot);
+};
+
+}  // namespace dmscore
