@@ -7,6 +7,8 @@
 #include <mutex>
 #include <thread>
 
+#include "dmscore/store.hpp"
+#include "engine/engine_txn.hpp"
 #include "test_util.hpp"
 
 using namespace dmscore;
@@ -112,14 +114,13 @@ struct Fixture {
                                    }}}})
                 .ok());
     // Its submitter's rows: a table the cancel of a PENDING one settles (or refuses to).
-    REQUIRE(engine
-                ->register_type({"SETTLES",
-                                 {{"only", [](StepContext&) { return Status::Ok(); }}},
-                                 [this](Txn& t, const std::string& request) -> Status {
-                                   record("settle " + request);
-                                   if (request == "refuse") return Status::Aborted("no");
-                                   return t.exec("UPDATE mine SET status = 'cancelled'").status();
-                                 }})
+    REQUIRE(detail::EngineTxn::register_type(
+                *engine, {"SETTLES", {{"only", [](StepContext&) { return Status::Ok(); }}}},
+                [this](Txn& t, const std::string& request) -> Status {
+                  record("settle " + request);
+                  if (request == "refuse") return Status::Aborted("no");
+                  return t.exec("UPDATE mine SET status = 'cancelled'").status();
+                })
                 .ok());
     REQUIRE(engine
                 ->register_type(
@@ -328,19 +329,19 @@ TEST_CASE("WorkflowEngine: submit_all admits a whole batch or nothing, with the 
     return b;
   };
   // Four do not fit under three: none is recorded, nor the caller's rows.
-  auto big = f.engine->submit_all(batch(4), record);
+  auto big = detail::EngineTxn::submit_all(*f.engine, batch(4), record);
   CHECK(big.status().code() == Code::kResourceExhausted);
   CHECK(rows() == 0);
   CHECK(f.engine->list({})->workflows.empty());
   // The caller's error rolls the batch back too.
-  auto refused = f.engine->submit_all(batch(2), [](Txn&, const std::vector<std::string>&) {
-    return Status::AlreadyExists("name: taken");
-  });
+  auto refused = detail::EngineTxn::submit_all(
+      *f.engine, batch(2),
+      [](Txn&, const std::vector<std::string>&) { return Status::AlreadyExists("name: taken"); });
   CHECK(refused.status().code() == Code::kAlreadyExists);
   CHECK(f.engine->list({})->workflows.empty());
   CHECK(!*f.engine->resource_in_use("thing:0"));
   // Three fit: ids in batch order, recorded with the caller's rows, all run.
-  auto ok = f.engine->submit_all(batch(3), record);
+  auto ok = detail::EngineTxn::submit_all(*f.engine, batch(3), record);
   REQUIRE(ok.ok());
   REQUIRE(ok->size() == 3);
   CHECK(rows() == 3);

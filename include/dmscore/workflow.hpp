@@ -38,9 +38,13 @@
 #include "dmscore/env.hpp"
 #include "dmscore/result.hpp"
 #include "dmscore/status.hpp"
-#include "dmscore/store.hpp"
 
 namespace dmscore {
+
+class Store;
+namespace detail {
+struct EngineTxn;
+}
 
 enum class WorkflowState { kPending, kRunning, kCompleted, kFailed, kCancelled };
 
@@ -134,13 +138,12 @@ struct Step {
   std::string crash_message;
 };
 
+// A workflow cancelled while PENDING ends at once without running any step, so no undo runs for
+// it. (The service's own types settle, in the cancel's transaction, what their submitter
+// recorded for them; that hook is internal to the library.)
 struct WorkflowType {
   std::string name;
   std::vector<Step> steps;
-  // Optional. A workflow cancelled while PENDING ends at once without running any step, so no
-  // undo runs for it; this runs instead, inside the cancel's transaction, with the workflow's
-  // request, to settle the rows its submitter recorded for it (an error aborts the cancel).
-  std::function<Status(Txn&, const std::string& request)> cancelled_before_start;
 };
 
 struct EngineOptions {
@@ -223,12 +226,8 @@ class WorkflowEngine {
   };
   // Records every workflow of `batch` or none: admission counts them all against
   // max_running_workflows (RESOURCE_EXHAUSTED, nothing recorded, when they do not all fit).
-  // `record`, when given, runs inside the same transaction with the new ids (in batch order),
-  // so the caller's rows that name the workflows commit with them; its error records nothing.
   // Returns the ids in batch order. An empty batch is INVALID_ARGUMENT.
-  Result<std::vector<std::string>> submit_all(
-      std::vector<Submission> batch,
-      const std::function<Status(Txn&, const std::vector<std::string>& ids)>& record = {});
+  Result<std::vector<std::string>> submit_all(std::vector<Submission> batch);
 
   // NOT_FOUND for an unknown id.
   Result<Workflow> get(const std::string& id) const;
@@ -279,6 +278,7 @@ class WorkflowEngine {
   const EngineOptions& options() const;
 
  private:
+  friend struct detail::EngineTxn;
   std::unique_ptr<Impl> impl_;
 };
 

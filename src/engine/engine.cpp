@@ -13,6 +13,8 @@
 
 namespace dmscore {
 
+using detail::sql_state;
+
 namespace json = boost::json;
 
 std::string_view to_string(WorkflowState state) {
@@ -150,8 +152,8 @@ Status WorkflowEngine::start() {
   }
   std::vector<std::string> pending;
   Status s = im.store.read([&](Txn& t) -> Status {
-    auto rows =
-        t.query("SELECT id FROM workflows WHERE state IN ('PENDING', 'RUNNING') ORDER BY seq ASC");
+    auto rows = t.query("SELECT id FROM workflows WHERE state IN (?, ?) ORDER BY seq ASC",
+                        {sql_state(WorkflowState::kPending), sql_state(WorkflowState::kRunning)});
     if (!rows.ok()) return rows.status();
     for (const auto& r : *rows) pending.push_back(r.text(0));
     return Status::Ok();
@@ -188,10 +190,20 @@ Result<std::string> WorkflowEngine::submit(const std::string& type, std::string 
   return std::move(ids->front());
 }
 
-Result<std::vector<std::string>> WorkflowEngine::submit_all(
-    std::vector<Submission> batch,
-    const std::function<Status(Txn&, const std::vector<std::string>&)>& record) {
-  Impl& im = *impl_;
+Result<std::vector<std::string>> WorkflowEngine::submit_all(std::vector<Submission> batch) {
+  return detail::EngineTxn::submit_all(*this, std::move(batch), {});
+}
+
+Status detail::EngineTxn::register_type(WorkflowEngine& engine, WorkflowType type, Settle settle) {
+  const std::string name = type.name;
+  if (Status s = engine.register_type(std::move(type)); !s.ok()) return s;
+  if (settle) engine.impl_->settle_cancelled[name] = std::move(settle);
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> detail::EngineTxn::submit_all(
+    WorkflowEngine& engine, std::vector<WorkflowEngine::Submission> batch, const Record& record) {
+  WorkflowEngine::Impl& im = *engine.impl_;
   if (!im.is_ready || im.stopping) return Status::Unavailable("the workflow engine is not running");
   if (batch.empty()) return Status::InvalidArgument("batch: no workflow to submit");
   for (const auto& b : batch) {
@@ -224,9 +236,8 @@ Result<std::vector<std::string>> WorkflowEngine::submit_all(
     const std::int64_t now = im.now_ms();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto r = t.exec(
-          "INSERT INTO workflows (id, type, state, created_at, request) VALUES (?, ?, 'PENDING', "
-          "?, ?)",
-          {ids[i], batch[i].type, now, batch[i].request_json});
+          "INSERT INTO workflows (id, type, state, created_at, request) VALUES (?, ?, ?, ?, ?)",
+          {ids[i], batch[i].type, sql_state(WorkflowState::kPending), now, batch[i].request_json});
       if (!r.ok()) return r.status();
       for (const auto& res : batch[i].resources) {
         auto rr =
@@ -334,22 +345,21 @@ Status WorkflowEngine::cancel(const std::string& id) {
     if (!row.ok()) return row.status();
     if (!*row) return Status::NotFound("workflow " + id + " not found");
     std::string state = (*row)->text(0);
-    if (state == "PENDING") {
+    if (state == to_string(WorkflowState::kPending)) {
       ended = true;
       auto r = t.exec(
-          "UPDATE workflows SET state = 'CANCELLED', msg = 'cancelled by request', "
-          "error_code = 'CANCELLED', ended_at = ?, cancel_requested = 1 WHERE id = ?",
-          {im.now_ms(), id});
+          "UPDATE workflows SET state = ?, msg = 'cancelled by request', error_code = ?, "
+          "ended_at = ?, cancel_requested = 1 WHERE id = ?",
+          {sql_state(WorkflowState::kCancelled), code_name(Code::kCancelled), im.now_ms(), id});
       if (!r.ok()) return r.status();
       r = t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id});
       if (!r.ok()) return r.status();
       // No step ran, so no undo will: the type settles what was recorded for it, atomically.
-      auto type = im.types.find((*row)->text(1));
-      if (type != im.types.end() && type->second.cancelled_before_start)
-        return type->second.cancelled_before_start(t, (*row)->text(2));
+      auto settle = im.settle_cancelled.find((*row)->text(1));
+      if (settle != im.settle_cancelled.end()) return settle->second(t, (*row)->text(2));
       return Status::Ok();
     }
-    if (state == "RUNNING")
+    if (state == to_string(WorkflowState::kRunning))
       return t.exec("UPDATE workflows SET cancel_requested = 1 WHERE id = ?", {id}).status();
     return Status::FailedPrecondition("workflow " + id + " is already " + state);
   });
@@ -445,7 +455,9 @@ Result<WorkflowEngine::Claim> WorkflowEngine::claim(std::vector<std::string> res
 Result<int> WorkflowEngine::active_count() const {
   int n = 0;
   Status s = impl_->store.read([&](Txn& t) -> Status {
-    auto row = t.query_one("SELECT COUNT(*) FROM workflows WHERE state IN ('PENDING', 'RUNNING')");
+    auto row =
+        t.query_one("SELECT COUNT(*) FROM workflows WHERE state IN (?, ?)",
+                    {sql_state(WorkflowState::kPending), sql_state(WorkflowState::kRunning)});
     if (!row.ok()) return row.status();
     n = static_cast<int>((*row)->int64(0));
     return Status::Ok();

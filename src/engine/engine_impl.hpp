@@ -17,6 +17,7 @@
 #include "base/backoff.hpp"
 #include "base/util.hpp"
 #include "dmscore/workflow.hpp"
+#include "engine/engine_txn.hpp"
 
 namespace dmscore {
 
@@ -24,6 +25,26 @@ namespace detail {
 // A workflow's carried variables as stored (a JSON object of strings).
 std::string vars_to_json(const std::map<std::string, std::string>& vars);
 std::map<std::string, std::string> vars_from_json(const std::string& text);
+
+// The states of a workflow's step, as workflow_steps.state stores them.
+enum class StepState { kStarted, kDone, kFailed, kUndone };
+inline std::string_view to_string(StepState s) {
+  switch (s) {
+    case StepState::kStarted:
+      return "STARTED";
+    case StepState::kDone:
+      return "DONE";
+    case StepState::kFailed:
+      return "FAILED";
+    case StepState::kUndone:
+      return "UNDONE";
+  }
+  return "FAILED";
+}
+
+// A state as a value bound into the engine's SQL: states are written only from the enums.
+inline std::string sql_state(WorkflowState s) { return std::string(dmscore::to_string(s)); }
+inline std::string sql_state(StepState s) { return std::string(to_string(s)); }
 }  // namespace detail
 
 struct WorkflowEngine::Impl {
@@ -31,6 +52,8 @@ struct WorkflowEngine::Impl {
   EngineOptions options;
   std::shared_ptr<Env> env;
   std::map<std::string, WorkflowType> types;
+  // Per type, what settles a workflow cancelled while PENDING (EngineTxn::register_type).
+  std::map<std::string, detail::EngineTxn::Settle> settle_cancelled;
 
   // Live state of workflows a worker is running.
   struct Live {

@@ -5,6 +5,9 @@
 
 namespace dmscore {
 
+using detail::sql_state;
+using detail::StepState;
+
 namespace {
 
 Status call_step(const std::function<Status(StepContext&)>& fn, StepContext& ctx) {
@@ -32,13 +35,15 @@ class WorkflowEngine::Impl::Run {
     if (!load()) return;
     auto type_it = e_.types.find(type_);
     if (type_it == e_.types.end()) {
-      finish("FAILED", "workflow type " + type_ + " is not known to this service",
+      finish(WorkflowState::kFailed, "workflow type " + type_ + " is not known to this service",
              code_name(Code::kFailedPrecondition));
       return;
     }
     steps_ = &type_it->second.steps;
     if (!final_state_.empty()) {  // Crashed while compensating: finish the compensation.
-      compensate(step_index_, final_state_, final_msg_, final_code_);
+      auto state = parse_workflow_state(final_state_);
+      compensate(step_index_, state.ok() ? *state : WorkflowState::kFailed, final_msg_,
+                 final_code_);
       return;
     }
     for (int i = step_index_; i < static_cast<int>(steps_->size()); ++i) {
@@ -63,7 +68,8 @@ class WorkflowEngine::Impl::Run {
           {id_});
       if (!row.ok()) return row.status();
       const std::string state = *row ? (**row).text(0) : "";
-      if (state != "PENDING" && state != "RUNNING") {
+      if (state != to_string(WorkflowState::kPending) &&
+          state != to_string(WorkflowState::kRunning)) {
         gone = true;
         return Status::Ok();
       }
@@ -81,10 +87,10 @@ class WorkflowEngine::Impl::Run {
       lv_->progress.bytes_done = static_cast<std::uint64_t>(r.int64(11));
       lv_->progress.bytes_total = static_cast<std::uint64_t>(r.int64(12));
       final_code_ = r.text(13);
-      if (state == "RUNNING") return Status::Ok();
+      if (state == to_string(WorkflowState::kRunning)) return Status::Ok();
       return t
-          .exec("UPDATE workflows SET state = 'RUNNING', started_at = ? WHERE id = ?",
-                {e_.now_ms(), id_})
+          .exec("UPDATE workflows SET state = ?, started_at = ? WHERE id = ?",
+                {sql_state(WorkflowState::kRunning), e_.now_ms(), id_})
           .status();
     });
     return s.ok() && !gone;
@@ -94,7 +100,8 @@ class WorkflowEngine::Impl::Run {
   bool run_step(int i) {
     const Step& step = (*steps_)[static_cast<std::size_t>(i)];
     if (lv_->cancel) {
-      compensate(began(i) ? i : i - 1, "CANCELLED", "cancelled by request", kCancelled);
+      compensate(began(i) ? i : i - 1, WorkflowState::kCancelled, "cancelled by request",
+                 kCancelled);
       return false;
     }
     if (e_.stopping) return false;
@@ -107,7 +114,7 @@ class WorkflowEngine::Impl::Run {
     if (interrupted && step.on_crash == OnCrash::kFail) {
       std::string why = "interrupted by a restart during step " + step.name;
       if (!step.crash_message.empty()) why += ": " + step.crash_message;
-      compensate(i, "FAILED", why, code_name(Code::kAborted));
+      compensate(i, WorkflowState::kFailed, why, code_name(Code::kAborted));
       return false;
     }
     Context ctx(e_, id_, request_, vars_, lv_, i, checkpoint, interrupted, result_);
@@ -146,20 +153,20 @@ class WorkflowEngine::Impl::Run {
           {id_, std::int64_t{i}});
       if (!row.ok()) return row.status();
       if (*row) {
-        interrupted = (*row)->text(0) == "STARTED";
+        interrupted = (*row)->text(0) == to_string(StepState::kStarted);
         checkpoint = (*row)->text(1);
         return t
             .exec(
-                "UPDATE workflow_steps SET state = 'STARTED', attempts = attempts + 1, "
+                "UPDATE workflow_steps SET state = ?, attempts = attempts + 1, "
                 "started_at = ? WHERE workflow_id = ? AND idx = ?",
-                {e_.now_ms(), id_, std::int64_t{i}})
+                {sql_state(StepState::kStarted), e_.now_ms(), id_, std::int64_t{i}})
             .status();
       }
       return t
           .exec(
               "INSERT INTO workflow_steps (workflow_id, idx, name, state, attempts, started_at) "
-              "VALUES (?, ?, ?, 'STARTED', 1, ?)",
-              {id_, std::int64_t{i}, step.name, e_.now_ms()})
+              "VALUES (?, ?, ?, ?, 1, ?)",
+              {id_, std::int64_t{i}, step.name, sql_state(StepState::kStarted), e_.now_ms()})
           .status();
     });
   }
@@ -169,15 +176,15 @@ class WorkflowEngine::Impl::Run {
     (void)e_.store.transact([&](Txn& t) -> Status {
       return t
           .exec(
-              "UPDATE workflow_steps SET state = 'FAILED', ended_at = ?, error = ? "
+              "UPDATE workflow_steps SET state = ?, ended_at = ?, error = ? "
               "WHERE workflow_id = ? AND idx = ?",
-              {e_.now_ms(), rs.to_string(), id_, std::int64_t{i}})
+              {sql_state(StepState::kFailed), e_.now_ms(), rs.to_string(), id_, std::int64_t{i}})
           .status();
     });
     if (cancelled)
-      compensate(i, "CANCELLED", "cancelled by request", kCancelled);
+      compensate(i, WorkflowState::kCancelled, "cancelled by request", kCancelled);
     else
-      compensate(i, "FAILED", step.name + ": " + rs.message(), code_name(rs.code()));
+      compensate(i, WorkflowState::kFailed, step.name + ": " + rs.message(), code_name(rs.code()));
   }
 
   // Persists the outcome: step done, carried values, next step.
@@ -185,9 +192,9 @@ class WorkflowEngine::Impl::Run {
     const std::string vars_json = detail::vars_to_json(vars_);
     return e_.persist([&](Txn& t) -> Status {
       auto r = t.exec(
-          "UPDATE workflow_steps SET state = 'DONE', ended_at = ?, checkpoint = '' "
+          "UPDATE workflow_steps SET state = ?, ended_at = ?, checkpoint = '' "
           "WHERE workflow_id = ? AND idx = ?",
-          {e_.now_ms(), id_, std::int64_t{i}});
+          {sql_state(StepState::kDone), e_.now_ms(), id_, std::int64_t{i}});
       if (!r.ok()) return r.status();
       return t
           .exec("UPDATE workflows SET step_index = ?, vars = ?, result = ? WHERE id = ?",
@@ -201,10 +208,11 @@ class WorkflowEngine::Impl::Run {
     bool completed = false;
     Status s = e_.persist([&](Txn& t) -> Status {
       auto r = t.exec(
-          "UPDATE workflows SET state = 'COMPLETED', msg = '', ended_at = ?, result = ?, vars = "
-          "?, progress_percent = 100, progress_stage = 'done', bytes_done = bytes_total "
-          "WHERE id = ? AND state = 'RUNNING' AND cancel_requested = 0",
-          {e_.now_ms(), result_, detail::vars_to_json(vars_), id_});
+          "UPDATE workflows SET state = ?, msg = '', ended_at = ?, result = ?, vars = ?, "
+          "progress_percent = 100, progress_stage = 'done', bytes_done = bytes_total "
+          "WHERE id = ? AND state = ? AND cancel_requested = 0",
+          {sql_state(WorkflowState::kCompleted), e_.now_ms(), result_, detail::vars_to_json(vars_),
+           id_, sql_state(WorkflowState::kRunning)});
       if (!r.ok()) return r.status();
       completed = *r > 0;
       if (!completed) return Status::Ok();
@@ -218,37 +226,38 @@ class WorkflowEngine::Impl::Run {
       e_.notify_terminal();
       return;
     }
-    compensate(last_step(), "CANCELLED", "cancelled by request", kCancelled);
+    compensate(last_step(), WorkflowState::kCancelled, "cancelled by request", kCancelled);
   }
 
   // Ends the workflow FAILED or CANCELLED.
-  void finish(const std::string& state, const std::string& msg, const std::string& code) {
+  void finish(WorkflowState state, const std::string& msg, const std::string& code) {
     Status fs = e_.persist([&](Txn& t) -> Status {
       auto r = t.exec(
           "UPDATE workflows SET state = ?, msg = ?, error_code = ?, ended_at = ?, result = ?, "
-          "vars = ? WHERE id = ? AND state = 'RUNNING'",
-          {state, msg, code, e_.now_ms(), result_, detail::vars_to_json(vars_), id_});
+          "vars = ? WHERE id = ? AND state = ?",
+          {sql_state(state), msg, code, e_.now_ms(), result_, detail::vars_to_json(vars_), id_,
+           sql_state(WorkflowState::kRunning)});
       if (!r.ok()) return r.status();
       return t.exec("DELETE FROM workflow_resources WHERE workflow_id = ?", {id_}).status();
     });
     // Still no space after compensation freed what it made: the next start finishes it.
     if (!fs.ok() && e_.options.log)
-      e_.options.log("workflow " + id_ + " ended " + state + " but that could not be recorded (" +
-                     fs.message() + "); the next start records it");
+      e_.options.log("workflow " + id_ + " ended " + sql_state(state) +
+                     " but that could not be recorded (" + fs.message() +
+                     "); the next start records it");
     e_.notify_terminal();
   }
 
   // Compensation: persist the outcome first (so a crash resumes it), then undo from `from` down
   // to step 0. When the outcome cannot be persisted (a full disk), the undo runs anyway: it is
   // what frees space, and every undo is idempotent should a crash make it run again.
-  void compensate(int from, const std::string& state, const std::string& msg,
-                  const std::string& code) {
+  void compensate(int from, WorkflowState state, const std::string& msg, const std::string& code) {
     Status ps = e_.persist([&](Txn& t) -> Status {
       return t
           .exec(
               "UPDATE workflows SET final_state = ?, final_msg = ?, error_code = ?, vars = ? "
               "WHERE id = ?",
-              {state, msg, code, detail::vars_to_json(vars_), id_})
+              {sql_state(state), msg, code, detail::vars_to_json(vars_), id_})
           .status();
     });
     if (!ps.ok() && e_.options.log)
@@ -263,9 +272,9 @@ class WorkflowEngine::Impl::Run {
       (void)e_.store.transact([&](Txn& t) -> Status {
         return t
             .exec(
-                "UPDATE workflow_steps SET state = 'UNDONE', error = ? WHERE workflow_id = ? AND "
-                "idx = ?",
-                {us.ok() ? std::string() : us.to_string(), id_, std::int64_t{i}})
+                "UPDATE workflow_steps SET state = ?, error = ? WHERE workflow_id = ? AND idx = ?",
+                {sql_state(StepState::kUndone), us.ok() ? std::string() : us.to_string(), id_,
+                 std::int64_t{i}})
             .status();
       });
       if (!us.ok()) {
@@ -281,7 +290,7 @@ class WorkflowEngine::Impl::Run {
 
   // A write of the workflow's own progress that could not be made within the retry budget.
   void store_failed(int step, const Status& why) {
-    compensate(step, "FAILED", "store: " + why.message(), code_name(why.code()));
+    compensate(step, WorkflowState::kFailed, "store: " + why.message(), code_name(why.code()));
   }
 
   const std::string kCancelled = code_name(Code::kCancelled);

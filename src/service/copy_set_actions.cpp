@@ -183,8 +183,8 @@ Result<CopySetWork> FullCopies::act(const std::string& group_id, const std::stri
            FullCopyWork{id, k, snap}.to_json(),
            {"group:" + g->id, "cluster:" + g->cluster_id, "cluster:" + set->cluster_id}});
   }
-  auto ids = im.deps.engine->submit_all(
-      std::move(batch), [&](Txn& t, const std::vector<std::string>& wf) -> Status {
+  auto ids = EngineTxn::submit_all(
+      *im.deps.engine, std::move(batch), [&](Txn& t, const std::vector<std::string>& wf) -> Status {
         if (Status e = check_in(t, id, *which, req); !e.ok()) return e;
         if (restore) {
           // No group snapshot of the sources may be in progress either.

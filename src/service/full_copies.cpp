@@ -241,8 +241,8 @@ Result<CopySetWork> FullCopies::create(const CreateFullCopiesRequest& req) {
     batch.push_back({kCreateFullCopy,
                      FullCopyWork{set.id, k, snap}.to_json(),
                      {"group:" + g->id, "cluster:" + g->cluster_id, "cluster:" + set.cluster_id}});
-  auto ids = im.deps.engine->submit_all(
-      std::move(batch), [&](Txn& t, const std::vector<std::string>& wf) -> Status {
+  auto ids = EngineTxn::submit_all(
+      *im.deps.engine, std::move(batch), [&](Txn& t, const std::vector<std::string>& wf) -> Status {
         for (auto& f : set.copies) {
           f.workflow_id = wf[static_cast<std::size_t>(f.index - 1)];
           f.updated_at = set.created_at;

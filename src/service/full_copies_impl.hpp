@@ -15,6 +15,7 @@
 #include "catalog/copy_set_catalog.hpp"
 #include "catalog/group_catalog.hpp"
 #include "dmscore/service.hpp"
+#include "engine/engine_txn.hpp"
 #include "service/full_copies.hpp"
 #include "workflows/full_copy.hpp"
 #include "workflows/volume_copy.hpp"

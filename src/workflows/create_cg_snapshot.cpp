@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "base/hook.hpp"
+#include "engine/engine_txn.hpp"
 #include "service/groups_impl.hpp"
 #include "workflows/request_json.hpp"
 
@@ -188,7 +189,7 @@ Status register_create_cg_snapshot(WorkflowEngine& engine, Groups::Impl& im) {
     return CgSnapshotCatalog::set_status(t, w->cg_snapshot_id, GroupStatus::kError,
                                          "cancelled before it started", GroupStatus::kCreating);
   };
-  return engine.register_type({kCreateCgSnapshot, {std::move(step)}, settle});
+  return EngineTxn::register_type(engine, {kCreateCgSnapshot, {std::move(step)}}, settle);
 }
 
 }  // namespace dmscore::detail

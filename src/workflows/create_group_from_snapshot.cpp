@@ -1,5 +1,6 @@
 #include "workflows/create_group_from_snapshot.hpp"
 
+#include "engine/engine_txn.hpp"
 #include "service/groups_impl.hpp"
 #include "workflows/request_json.hpp"
 
@@ -216,7 +217,7 @@ Status register_create_group_from_snapshot(WorkflowEngine& engine, Groups::Impl&
     return GroupCatalog::fail_creation(t, w->consistency_group_id, "cancelled before it started",
                                        im.now_ms());
   };
-  return engine.register_type({kCreateConsistencyGroup, {std::move(clone)}, settle});
+  return EngineTxn::register_type(engine, {kCreateConsistencyGroup, {std::move(clone)}}, settle);
 }
 
 }  // namespace dmscore::detail

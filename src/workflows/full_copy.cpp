@@ -207,21 +207,25 @@ std::function<Status(Txn&, const std::string&)> settle_cancelled_copy(FullCopies
 }
 
 Status register_full_copy_workflows(WorkflowEngine& engine, FullCopies::Impl& im) {
-  WorkflowType create{kCreateFullCopy, {}, settle_cancelled_copy(im)};
+  WorkflowType create{kCreateFullCopy, {}};
   create.steps.push_back(make_step("create-targets", im, create_targets_step, create_targets_undo));
   create.steps.push_back(make_step("group-snapshot", im, snapshot_step));
   create.steps.push_back(make_step(
       "copy", im, [](FullCopies::Impl& i, StepContext& c) { return copy_step(i, c, true); }));
   create.steps.push_back(make_step("finalize", im, finalize_step));
-  if (Status s = engine.register_type(std::move(create)); !s.ok()) return s;
+  if (Status s = EngineTxn::register_type(engine, std::move(create), settle_cancelled_copy(im));
+      !s.ok())
+    return s;
 
   for (const char* type : {kActivateFullCopy, kResynchronizeFullCopy}) {
-    WorkflowType sync{type, {}, settle_cancelled_copy(im)};
+    WorkflowType sync{type, {}};
     sync.steps.push_back(make_step("group-snapshot", im, snapshot_step, snapshot_undo));
     sync.steps.push_back(make_step(
         "copy", im, [](FullCopies::Impl& i, StepContext& c) { return copy_step(i, c, false); }));
     sync.steps.push_back(make_step("finalize", im, finalize_step));
-    if (Status s = engine.register_type(std::move(sync)); !s.ok()) return s;
+    if (Status s = EngineTxn::register_type(engine, std::move(sync), settle_cancelled_copy(im));
+        !s.ok())
+      return s;
   }
   return Status::Ok();
 }

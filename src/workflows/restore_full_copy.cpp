@@ -66,7 +66,8 @@ Status register_restore_full_copy(WorkflowEngine& engine, FullCopies::Impl& im) 
   step.name = "restore";
   step.run = [&im](StepContext& c) { return restore_step(im, c); };
   step.undo = [&im](StepContext& c) { return restore_undo(im, c); };
-  return engine.register_type({kRestoreFullCopy, {std::move(step)}, settle_cancelled_copy(im)});
+  return EngineTxn::register_type(engine, {kRestoreFullCopy, {std::move(step)}},
+                                  settle_cancelled_copy(im));
 }
 
 }  // namespace dmscore::detail

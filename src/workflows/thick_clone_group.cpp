@@ -175,18 +175,18 @@ Status finalize_step(FullCopies::Impl& im, StepContext& c) {
 }  // namespace
 
 Status register_thick_clone_group(WorkflowEngine& engine, FullCopies::Impl& im) {
-  WorkflowType type{kThickCloneConsistencyGroup, {}, [&im](Txn& t, const std::string& request) {
-                      auto w = ThickCloneGroupWork::from_json(request);
-                      if (!w.ok()) return Status::Ok();
-                      return GroupCatalog::fail_creation(
-                          t, w->consistency_group_id,
-                          "its workflow was cancelled before it started", im.now_ms());
-                    }};
+  auto settle = [&im](Txn& t, const std::string& request) -> Status {
+    auto w = ThickCloneGroupWork::from_json(request);
+    if (!w.ok()) return Status::Ok();
+    return GroupCatalog::fail_creation(t, w->consistency_group_id,
+                                       "its workflow was cancelled before it started", im.now_ms());
+  };
+  WorkflowType type{kThickCloneConsistencyGroup, {}};
   type.steps.push_back(make_step("create-destination", im, create_step, create_undo));
   type.steps.push_back(make_step("copy", im, copy_step));
   type.steps.push_back(make_step("verify", im, verify_step));
   type.steps.push_back(make_step("finalize", im, finalize_step));
-  return engine.register_type(std::move(type));
+  return EngineTxn::register_type(engine, std::move(type), settle);
 }
 
 Result<ConsistencyGroup> FullCopies::thick_clone_group(const ThickCloneGroupRequest& req) {
@@ -241,8 +241,8 @@ Result<ConsistencyGroup> FullCopies::thick_clone_group(const ThickCloneGroupRequ
   }
   std::vector<WorkflowEngine::Submission> batch;
   batch.push_back({kThickCloneConsistencyGroup, work.to_json(), std::move(resources)});
-  auto ids = im.deps.engine->submit_all(
-      std::move(batch), [&](Txn& t, const std::vector<std::string>& wf) -> Status {
+  auto ids = EngineTxn::submit_all(
+      *im.deps.engine, std::move(batch), [&](Txn& t, const std::vector<std::string>& wf) -> Status {
         g.workflow_id = wf[0];
         Status r = GroupCatalog::insert(t, g);
         if (r.code() == Code::kAlreadyExists)

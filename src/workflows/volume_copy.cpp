@@ -23,7 +23,8 @@ std::pair<std::size_t, std::uint64_t> parse_copy_checkpoint(const std::string& c
   const auto colon = cp.find(':');
   if (colon == std::string::npos)  // "<offset>": a single-volume copy of an earlier release
     return {0, digits(cp) ? static_cast<std::uint64_t>(std::stoull(cp)) : 0};
-  const std::string_view item(cp.data(), colon), offset(cp.data() + colon + 1, cp.size() - colon - 1);
+  const std::string_view item(cp.data(), colon),
+      offset(cp.data() + colon + 1, cp.size() - colon - 1);
   if (!digits(item) || !digits(offset)) return {0, 0};
   return {static_cast<std::size_t>(std::stoull(std::string(item))),
           static_cast<std::uint64_t>(std::stoull(std::string(offset)))};
@@ -31,8 +32,9 @@ std::pair<std::size_t, std::uint64_t> parse_copy_checkpoint(const std::string& c
 
 // Makes every item's destination volume, held in Creating; `made(i, id)` records one
 // durably. A resumed run adopts a held volume of the planned name it was creating.
-Status VolumeCopy::create_targets(StepContext& c, std::vector<CopyItem>& items,
-                                const std::function<Status(std::size_t, const std::string&)>& made) const {
+Status VolumeCopy::create_targets(
+    StepContext& c, std::vector<CopyItem>& items,
+    const std::function<Status(std::size_t, const std::string&)>& made) const {
   for (std::size_t i = 0; i < items.size(); ++i) {
     CopyItem& it = items[i];
     if (c.should_stop()) return Status::Cancelled("stopped");
@@ -101,7 +103,7 @@ Status VolumeCopy::delete_targets(StepContext& c, const std::vector<CopyItem>& i
 // Copies every item from the checkpoint on. `fresh_targets`: destinations were created by
 // this workflow and read as zero until copied into.
 Status VolumeCopy::copy(StepContext& c, const std::vector<CopyItem>& items, bool fresh_targets,
-                      const char* stage, int from_pct, int to_pct) const {
+                        const char* stage, int from_pct, int to_pct) const {
   auto [first, start] = parse_copy_checkpoint(c.checkpoint());
   std::uint64_t total = 0, before = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -181,8 +183,8 @@ Status VolumeCopy::verify(StepContext& c, const std::vector<CopyItem>& items) co
           if (deps_.verify_bytes) *deps_.verify_bytes += p.bytes_done - counted;
           counted = p.bytes_done;
           const std::uint64_t done = before + p.bytes_done;
-          c.report_progress({90 + (total ? static_cast<int>(done * 9 / total) : 9), "verify",
-                             done, total, p.bytes_per_second});
+          c.report_progress({90 + (total ? static_cast<int>(done * 9 / total) : 9), "verify", done,
+                             total, p.bytes_per_second});
           return Status::Ok();
         });
     if (s.code() == Code::kDataLoss)
@@ -204,6 +206,5 @@ Status VolumeCopy::make_available(const std::vector<CopyItem>& items) const {
   }
   return Status::Ok();
 }
-
 
 }  // namespace dmscore::detail
