@@ -51,6 +51,10 @@ struct Volume {
   // Marks set at creation (LightOS labels): the service records there which workflow made an
   // object, so its compensation deletes only what it made.
   std::map<std::string, std::string> labels;
+  // Set for a volume that was adopted rather than created (manage_volume): the reference it
+  // was found under and its size in bytes then (its size now is rounded up to whole GiB).
+  std::string adopted_from;
+  std::uint64_t adopted_size = 0;
 };
 
 struct Snapshot {
@@ -115,6 +119,40 @@ struct CreateSnapshotRequest {
   std::map<std::string, std::string> labels;
 };
 
+// An object on a cluster as Cinder's manageable-volume lists show it: a candidate the service
+// could take over, or one it manages already (listed as not safe).
+struct ManageableObject {
+  // What names it on the cluster, passed back to manage it (Cinder's {"source-name": ...}): for
+  // a local cluster the path relative to the cluster directory ("import/db-2024.img"), for a
+  // managed local volume "data/<id>.vol".
+  std::string reference;
+  // Bytes, as found.
+  std::uint64_t size = 0;
+  bool safe_to_manage = false;
+  // When not safe, why: "already managed", "not a regular file", "a symbolic link", "empty",
+  // "size is not a multiple of 512 bytes", "locked by another process", "being written".
+  std::string reason_not_safe;
+  // The id of the managed object it is, when it is one.
+  std::string managed_id;
+  // Free-form detail for people (an adopted volume's original reference and size).
+  std::string extra_info;
+  // What changes when the object does (for a file: device, inode, size, modification time).
+  // ManageVolumeRequest::fingerprint refuses a candidate that changed since it was looked at.
+  std::string fingerprint;
+};
+
+struct ManageVolumeRequest {
+  // A reference a manageable list answered.
+  std::string reference;
+  std::string project_name;
+  std::string name;
+  // Empty: take the candidate as it is now. Otherwise the fingerprint it had when looked at;
+  // a candidate that differs is refused (FAILED_PRECONDITION) and left untouched.
+  std::string fingerprint;
+  // As CreateVolumeRequest::labels.
+  std::map<std::string, std::string> labels;
+};
+
 struct PageRequest {
   // 0 means 100. REQUIRES: 0..1000.
   int page_size = 0;
@@ -164,6 +202,22 @@ class Backend {
   // NOT_FOUND for an unknown volume; FAILED_PRECONDITION when the volume is not Available.
   virtual Result<Snapshot> create_snapshot(const CreateSnapshotRequest& request) = 0;
   virtual Status delete_snapshot(const std::string& project, const std::string& id) = 0;
+
+  // Adopting what exists (Cinder's manageable volumes). The default answers UNIMPLEMENTED.
+  // Every volume on the cluster as a manageable list shows it: candidates, and the volumes the
+  // cluster's driver manages (not safe, "already managed"), in no particular order.
+  virtual Result<std::vector<ManageableObject>> list_manageable_volumes();
+  // Takes a safe candidate over without copying its data: the volume, Available when this
+  // returns, is sized as the candidate rounded up to the next GiB (extended with zeros) and
+  // remembers where it came from (Volume::adopted_from). INVALID_ARGUMENT naming `ref` for an
+  // unknown or unsafe candidate (with the reason); FAILED_PRECONDITION when it changed since
+  // its fingerprint; ALREADY_EXISTS for a taken name. On any error the candidate is untouched.
+  virtual Result<Volume> manage_volume(const ManageVolumeRequest& request);
+  // Stops managing an Available volume without touching a byte of its data: it becomes a
+  // candidate again, and the reference it can be found under is returned (for a local cluster
+  // the place it was adopted from when that is free, else import/<name>).
+  // FAILED_PRECONDITION when it is not Available or has snapshots.
+  virtual Result<std::string> unmanage_volume(const std::string& project, const std::string& id);
 
   // Data access. FAILED_PRECONDITION when the object is not in a readable/writable state.
   virtual Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,

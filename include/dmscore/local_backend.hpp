@@ -12,6 +12,8 @@
 //   data/<uuid>.*.tmp       a data file being made; renamed into place once whole
 //   lost+found/             what the cluster keeps aside: files it cannot explain, and the
 //                           metadata a repair replaced
+//   import/                 raw images an operator put there to be adopted (manage_volume),
+//                           and where volumes given back (unmanage_volume) go
 //
 // Data is never deleted on a guess. Creating an object records it in cluster.db first (the
 // intent), then writes its sidecar, then makes its data file under a temporary name and renames
@@ -25,12 +27,20 @@
 // repair_needed() says why, every other call but info() answers FAILED_PRECONDITION, and
 // nothing is written until repair() rebuilds the metadata.
 //
+// Adopting (manage_volume): the candidates are the files under import/ and lost+found/. The row
+// is recorded first (Creating, with the file's path), then the sidecar; then the file is renamed
+// into data/ (no byte copied), extended with zeros to whole GiB and made Available. A restart
+// finishes an adoption whose file moved and rolls back one whose file did not (the row and the
+// sidecar go; the file is not touched). Giving back (unmanage_volume) records where the file
+// goes, renames it there, then drops the sidecar and the row; a restart finishes it.
+//
 // A snapshot is made with a reflink (FICLONE) where the filesystem supports it, otherwise with
 // a sparse-aware copy, which a caller's deadline (detail::CallScope) cuts short.
 //
 // Safe for concurrent use. Two processes never have one directory open at once: the second
 // open answers UNAVAILABLE naming the directory.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -52,6 +62,9 @@ struct LocalBackendOptions {
   int file_group = -1;
   // Receives a line for everything set aside or fixed on open (never a secret). Default: none.
   std::function<void(std::string_view)> log;
+  // How long list_manageable_volumes() waits between its two looks at the candidates (one
+  // whose size or modification time changed is being written, so not safe). Default: 100 ms.
+  std::chrono::milliseconds manage_settle_time{100};
 };
 
 // What repair() found and did.
@@ -113,6 +126,9 @@ class LocalBackend final : public Backend {
   Result<SnapshotPage> list_snapshots(const std::string& project, const PageRequest& page) override;
   Result<Snapshot> get_snapshot(const std::string& project, const std::string& id) override;
   Result<Snapshot> find_snapshot(const std::string& project, const std::string& name) override;
+  Result<std::vector<ManageableObject>> list_manageable_volumes() override;
+  Result<Volume> manage_volume(const ManageVolumeRequest& request) override;
+  Result<std::string> unmanage_volume(const std::string& project, const std::string& id) override;
   Result<Snapshot> create_snapshot(const CreateSnapshotRequest& request) override;
   Status delete_snapshot(const std::string& project, const std::string& id) override;
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,

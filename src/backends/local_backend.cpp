@@ -48,6 +48,16 @@ Status validate_object_name(const std::string& name, const std::string& field) {
   return Status::Ok();
 }
 
+Result<std::vector<ManageableObject>> Backend::list_manageable_volumes() {
+  return Status::Unimplemented("this cluster's driver cannot list manageable volumes");
+}
+Result<Volume> Backend::manage_volume(const ManageVolumeRequest&) {
+  return Status::Unimplemented("this cluster's driver cannot manage existing volumes");
+}
+Result<std::string> Backend::unmanage_volume(const std::string&, const std::string&) {
+  return Status::Unimplemented("this cluster's driver cannot unmanage volumes");
+}
+
 Status validate_labels(const std::map<std::string, std::string>& labels, const std::string& field) {
   if (labels.size() > 16) return Status::InvalidArgument(field + ": at most 16 labels");
   auto ok = [](const std::string& s, std::size_t min, std::size_t max) {

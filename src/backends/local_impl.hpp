@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 
 inline constexpr const char* kVolumeCols =
     "id, project, name, size, replica_count, sector_size, compression, state, source_snapshot_id, "
-    "created_at, seq, labels, held";
+    "created_at, seq, labels, held, adopted_from, adopted_size";
 inline constexpr const char* kSnapshotCols =
     "id, project, name, source_volume_id, size, state, description, created_at, replica_count, "
     "sector_size, compression, seq, labels";
@@ -163,6 +163,8 @@ struct LocalBackend::Impl {
     v.source_snapshot_id = r.text(8);
     v.created_at = detail::from_millis(r.int64(9));
     v.labels = labels_from(r.text(11));
+    v.adopted_from = r.text(13);
+    v.adopted_size = static_cast<std::uint64_t>(r.int64(14));
     v.cluster_id = id;
     v.device_path = volume_path(v.id);
     return v;
@@ -255,9 +257,11 @@ struct LocalBackend::Impl {
     return *out;
   }
 
-  // Removes what an object's files may be (data, temporary, sidecar), then fsyncs data/.
+  // Removes what an object's files may be (data, temporary, sidecar and its temporary), then
+  // fsyncs data/.
   Status remove_files(Kind k, const std::string& oid) const {
-    for (const std::string& p : {path(k, oid), temp(k, oid), sidecar(k, oid)}) {
+    for (const std::string& p :
+         {path(k, oid), temp(k, oid), sidecar(k, oid), sidecar(k, oid) + ".tmp"}) {
       if (::unlink(p.c_str()) != 0 && errno != ENOENT) return detail::errno_status("unlink " + p);
     }
     return detail::fsync_dir(data_dir());
@@ -286,6 +290,9 @@ struct LocalBackend::Impl {
       Kind kind;
       std::string id, state, name;
       bool held = false;
+      // A volume being adopted (Creating) or given back: the path relative to the cluster
+      // directory its file comes from / goes to.
+      std::string adopted_from, releasing_to;
     };
     std::vector<Object> objects;
     std::vector<detail::local::Found> files;
@@ -294,10 +301,11 @@ struct LocalBackend::Impl {
   Result<Inventory> inventory() {
     Inventory inv;
     Status s = store->read([&](Txn& t) -> Status {
-      auto v = t.query("SELECT id, state, held, name FROM volumes");
+      auto v = t.query("SELECT id, state, held, name, adopted_from, releasing_to FROM volumes");
       if (!v.ok()) return v.status();
       for (auto& r : *v)
-        inv.objects.push_back({Kind::kVolume, r.text(0), r.text(1), r.text(3), r.int64(2) != 0});
+        inv.objects.push_back({Kind::kVolume, r.text(0), r.text(1), r.text(3), r.int64(2) != 0,
+                               r.text(4), r.text(5)});
       auto sn = t.query("SELECT id, state, name FROM snapshots");
       if (!sn.ok()) return sn.status();
       for (auto& r : *sn) inv.objects.push_back({Kind::kSnapshot, r.text(0), r.text(1), r.text(2)});
@@ -321,8 +329,9 @@ struct LocalBackend::Impl {
     for (const auto& f : inv.files)
       if (f.entry.type == DataEntry::Type::kData && !known.count(f.name)) ++unknown;
     for (const auto& o : inv.objects) {
-      // Intents (Creating, Deleting) explain a missing file; a held volume gets its file back.
-      if (o.state == "Creating" || o.state == "Deleting") continue;
+      // Intents (Creating, Deleting, giving back) explain a missing file; a held volume gets its
+      // file back.
+      if (o.state == "Creating" || o.state == "Deleting" || !o.releasing_to.empty()) continue;
       if (!present.count(detail::local::data_name(o.kind, o.id))) ++missing;
     }
     if (unknown == 0 && missing == 0) return Status::Ok();
@@ -344,6 +353,19 @@ struct LocalBackend::Impl {
   }
 
   Status recover(const Inventory& inv);
+  // ---- adopting and giving back (local_manage.cpp) ----
+  // Finishes an adoption a restart interrupted (the file is in place: sized, made Available) or
+  // rolls it back (the file never moved: the row and sidecar go; the file is not touched).
+  Status recover_adoption(const Inventory::Object& o);
+  // Finishes giving a volume back: its file to where the intent says (or a free name beside
+  // it), then the sidecar and row go.
+  Status recover_release(const Inventory::Object& o);
+  // Moves `from` to `to_rel` (relative to the cluster directory) or, when taken, to the first
+  // free "<to_rel>.<n>"; creates the directory. Answers where it went.
+  Result<std::string> move_out(const std::string& from, const std::string& to_rel);
+  // An adopted volume's file given back at its old size when nothing was written past its old
+  // end (only the hole adoption added is dropped). Idempotent.
+  Status shrink_to_adopted(const std::string& file, std::uint64_t adopted_size);
   Status fix_modes(const Inventory& inv);
 
   // ---- repair (local_open.cpp) ----

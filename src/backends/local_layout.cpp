@@ -197,6 +197,13 @@ CREATE TABLE snapshots (
 ALTER TABLE volumes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE snapshots ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 )sql"},
+      // Adopted volumes: where each was found and its size then; and the intent of giving one
+      // back (the path, relative to the cluster directory, its file is being moved to).
+      {3, R"sql(
+ALTER TABLE volumes ADD COLUMN adopted_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE volumes ADD COLUMN adopted_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE volumes ADD COLUMN releasing_to TEXT NOT NULL DEFAULT '';
+)sql"},
   };
   return kMigrations;
 }

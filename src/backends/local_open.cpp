@@ -17,7 +17,11 @@ Status LocalBackend::Impl::recover(const Inventory& inv) {
     explained.insert(detail::local::sidecar_name(o.kind, o.id));
     const bool whole = fs::exists(path(o.kind, o.id));
     Status s;
-    if (o.state == "Deleting") {
+    if (!o.adopted_from.empty() && o.state == "Creating") {
+      s = recover_adoption(o);
+    } else if (!o.releasing_to.empty()) {
+      s = recover_release(o);
+    } else if (o.state == "Deleting") {
       s = remove_files(o.kind, o.id);
       if (s.ok()) s = drop_row(o.kind, o.id);
     } else if (o.state == "Creating" && !o.held) {

@@ -62,8 +62,8 @@ void ClusterGate::record(const Status& s, bool probe) {
     open_until_ = env_->steady_now() + options_.cooldown;
     if (!was_open && options_.log)
       options_.log("cluster " + cluster_id_ + " did not answer in time (" + s.message() +
-                   "); its callers are refused for " +
-                   std::to_string(options_.cooldown.count()) + " ms");
+                   "); its callers are refused for " + std::to_string(options_.cooldown.count()) +
+                   " ms");
     return;
   }
   // An answer (even an error one) shows the cluster is there; a connection failure says
@@ -139,6 +139,16 @@ Result<Snapshot> GatedBackend::create_snapshot(const CreateSnapshotRequest& requ
 }
 Status GatedBackend::delete_snapshot(const std::string& project, const std::string& id) {
   return gate_->call([&] { return inner_->delete_snapshot(project, id); });
+}
+Result<std::vector<ManageableObject>> GatedBackend::list_manageable_volumes() {
+  return through<std::vector<ManageableObject>>([&] { return inner_->list_manageable_volumes(); });
+}
+Result<Volume> GatedBackend::manage_volume(const ManageVolumeRequest& request) {
+  return through<Volume>([&] { return inner_->manage_volume(request); });
+}
+Result<std::string> GatedBackend::unmanage_volume(const std::string& project,
+                                                  const std::string& id) {
+  return through<std::string>([&] { return inner_->unmanage_volume(project, id); });
 }
 Result<std::unique_ptr<BlockSource>> GatedBackend::open_snapshot_data(const std::string& project,
                                                                       const std::string& id) {

@@ -112,6 +112,9 @@ class GatedBackend final : public Backend {
   Result<Snapshot> find_snapshot(const std::string& project, const std::string& name) override;
   Result<Snapshot> create_snapshot(const CreateSnapshotRequest& request) override;
   Status delete_snapshot(const std::string& project, const std::string& id) override;
+  Result<std::vector<ManageableObject>> list_manageable_volumes() override;
+  Result<Volume> manage_volume(const ManageVolumeRequest& request) override;
+  Result<std::string> unmanage_volume(const std::string& project, const std::string& id) override;
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
                                                           const std::string& id) override;
   Result<std::unique_ptr<BlockSource>> open_volume_data(const std::string& project,
