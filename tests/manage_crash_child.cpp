@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
       if (m.safe_to_manage) {
         // Named after its file: import/f-3.img becomes volume f-3.img.
         const std::string name = m.reference.substr(m.reference.rfind('/') + 1);
-        auto v = (*b)->manage_volume({m.reference, "p1", name, m.fingerprint, {}});
+        auto v = (*b)->manage_volume({"", m.reference, "p1", name, m.fingerprint, {}});
         if (!v.ok()) {
           std::fprintf(stderr, "manage %s: %s\n", m.reference.c_str(),
                        v.status().to_string().c_str());

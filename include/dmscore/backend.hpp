@@ -142,6 +142,9 @@ struct ManageableObject {
 };
 
 struct ManageVolumeRequest {
+  // The id the volume gets (a UUID); empty: the driver chooses. A driver whose objects carry
+  // their own ids (Lightbits) refuses one that differs.
+  std::string id;
   // A reference a manageable list answered.
   std::string reference;
   std::string project_name;

@@ -50,6 +50,7 @@ inline constexpr const char* kResynchronizeFullCopy = "RESYNCHRONIZE_FULL_COPY";
 inline constexpr const char* kRestoreFullCopy = "RESTORE_FULL_COPY";
 inline constexpr const char* kThickCloneConsistencyGroup = "THICK_CLONE_CONSISTENCY_GROUP";
 inline constexpr const char* kRepairCluster = "REPAIR_CLUSTER";
+inline constexpr const char* kManageVolume = "MANAGE_VOLUME";
 
 struct WorkflowCount {
   std::string type;

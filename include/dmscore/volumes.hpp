@@ -9,6 +9,7 @@
 
 #include "dmscore/backend.hpp"
 #include "dmscore/ids.hpp"
+#include "dmscore/manageable.hpp"
 #include "dmscore/result.hpp"
 #include "dmscore/service_part.hpp"
 
@@ -44,6 +45,24 @@ class Volumes : public detail::ServicePart {
   // NOT_FOUND; FAILED_PRECONDITION while a workflow reads the snapshot or a group snapshot
   // holds it.
   Status remove_snapshot(const SnapshotRef& snapshot);
+
+  // Adopting what exists (manageable.hpp). What the cluster holds that the service could take
+  // over, and what it manages already (not safe, "already managed"), as one page sorted and
+  // paged as Cinder does. INVALID_ARGUMENT naming a bad query parameter; UNIMPLEMENTED for a
+  // driver that cannot list.
+  Result<std::vector<ManageableObject>> list_manageable(const ClusterId& cluster,
+                                                        const ManageableQuery& query) const;
+  // Starts a MANAGE_VOLUME workflow that adopts a candidate without copying it: the volume is
+  // Creating while it runs and ends Available, sized as the candidate rounded up to whole GiB;
+  // or the workflow fails with the reason and the candidate untouched (one that changed since
+  // this call is refused). Checked first: INVALID_ARGUMENT naming ref (unknown or unsafe, with
+  // the reason), name or projectName; ALREADY_EXISTS for a taken name; RESOURCE_EXHAUSTED at
+  // maxRunningWorkflows.
+  Result<ManageStarted> manage(const ClusterId& cluster, const ManageRequest& request);
+  // Stops managing an Available volume without touching a byte of its data; answers the
+  // reference it is a candidate under again. NOT_FOUND; FAILED_PRECONDITION while a workflow,
+  // a consistency group or a copy set uses it, or while it has snapshots.
+  Result<std::string> unmanage(const VolumeRef& volume);
 };
 
 }  // namespace dmscore

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "backends/local_impl.hpp"
+#include "base/codec.hpp"
 
 namespace dmscore {
 
@@ -237,6 +238,8 @@ Result<Volume> LocalBackend::manage_volume(const ManageVolumeRequest& req) {
   if (Status s = validate_object_name(req.project_name, "projectName"); !s.ok()) return s;
   if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
   if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
+  if (!req.id.empty() && !detail::is_uuid(req.id))
+    return Status::InvalidArgument("id: must be a UUID");
   const std::string from = im.dir + "/" + req.reference;
   const Look look = look_at(from);
   if (!look.exists) return Status::InvalidArgument("ref: no candidate at " + req.reference);
@@ -249,7 +252,7 @@ Result<Volume> LocalBackend::manage_volume(const ManageVolumeRequest& req) {
     return Status::InvalidArgument("ref: larger than 1 PiB");
 
   Volume v;
-  v.id = im.env->new_uuid();
+  v.id = req.id.empty() ? im.env->new_uuid() : req.id;
   v.project_name = req.project_name;
   v.name = req.name;
   v.size = (look.size + kGiB - 1) / kGiB * kGiB;

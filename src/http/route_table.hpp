@@ -192,6 +192,7 @@ void add_operations_routes(RouteTable& add, Service& svc,
 void add_identity_routes(RouteTable& add, Service& svc);
 void add_cluster_routes(RouteTable& add, Service& svc);
 void add_volume_routes(RouteTable& add, Service& svc);
+void add_manageable_routes(RouteTable& add, Service& svc);
 void add_group_routes(RouteTable& add, Service& svc);
 void add_cg_snapshot_routes(RouteTable& add, Service& svc);
 void add_copy_set_routes(RouteTable& add, Service& svc);

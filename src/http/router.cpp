@@ -353,6 +353,7 @@ void Router::Impl::build() {
   add_identity_routes(table, svc);
   add_cluster_routes(table, svc);
   add_volume_routes(table, svc);
+  add_manageable_routes(table, svc);
   add_group_routes(table, svc);
   add_cg_snapshot_routes(table, svc);
   add_copy_set_routes(table, svc);

@@ -114,7 +114,8 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   eo.env = impl->env;
   impl->engine = std::make_unique<WorkflowEngine>(*impl->store, eo);
   for (auto reg : {detail::register_attach_cluster, detail::register_refresh_clusters,
-                   detail::register_repair_cluster, detail::register_thick_clones}) {
+                   detail::register_repair_cluster, detail::register_thick_clones,
+                   detail::register_manage_volume}) {
     if (Status s = reg(*impl->engine, *impl); !s.ok()) return s;
   }
   {

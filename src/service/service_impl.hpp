@@ -143,6 +143,7 @@ Status register_attach_cluster(WorkflowEngine& engine, Service::Impl& service);
 Status register_refresh_clusters(WorkflowEngine& engine, Service::Impl& service);
 Status register_repair_cluster(WorkflowEngine& engine, Service::Impl& service);
 Status register_thick_clones(WorkflowEngine& engine, Service::Impl& service);
+Status register_manage_volume(WorkflowEngine& engine, Service::Impl& service);
 
 }  // namespace detail
 }  // namespace dmscore

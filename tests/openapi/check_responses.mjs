@@ -501,6 +501,30 @@ async function main() {
   await check("refreshed cluster has refreshedAt", { method: "GET", path: `${C}/${cidA}`, token }, 200, (r) =>
     r.json.cluster.refreshedAt ? null : "no refreshedAt after a refresh");
 
+  // ---- manageable volumes: a raw image under cluster A's import/ is adopted and given back
+  {
+    fs.mkdirSync(path.join(dirA, "import"), { recursive: true });
+    fs.writeFileSync(path.join(dirA, "import", "oapi.img"), Buffer.alloc(1 << 20, 7));
+    fs.writeFileSync(path.join(dirA, "import", "odd.img"), Buffer.alloc(100, 7));
+    const M = `${C}/${cidA}/manageable-volumes`;
+    await check("list manageable volumes", { method: "GET", path: `${M}?sort=reference:asc`, token }, 200, (r) =>
+      r.json.manageableVolumes.some((m) => m.reference["source-name"] === "import/oapi.img" && m.safeToManage) ? null : "import/oapi.img not listed as safe");
+    await check("list manageable volumes with details", { method: "GET", path: `${M}/detail?sort=size:asc&limit=2`, token }, 200, (r) =>
+      r.json.manageableVolumes.length === 2 ? null : `${r.json.manageableVolumes.length} listed, expected 2`);
+    await check("list manageable volumes by a bad sort key", { method: "GET", path: `${M}?sort=name`, token }, 400, expectCode(3));
+    await check("list manageable volumes after an unknown marker", { method: "GET", path: `${M}/detail?marker=${encodeURIComponent('{"source-name":"nope"}')}`, token }, 400, expectCode(3));
+    await check("manage an unsafe candidate", { method: "POST", path: M, token, json: { ref: { "source-name": "import/odd.img" }, projectName: "p1" } }, 400, expectCode(3));
+    await check("manage without a projectName", { method: "POST", path: M, token, json: { ref: { "source-name": "import/oapi.img" } } }, 400, expectCode(3));
+    const managed = await check("manage a candidate", { method: "POST", path: M, token, json: { ref: { "source-name": "import/oapi.img" }, projectName: "p1", name: "adopted" } }, 200);
+    const wm = managed.json?.workflowId && (await waitWorkflow(token, managed.json.workflowId, "manage"));
+    if (wm && wm.state !== "COMPLETED") fail(`manage ended ${wm.state} "${wm.msg}"`);
+    const U = `${C}/${cidA}/projects/p1/volumes/${managed.json?.volumeId}/unmanage`;
+    await check("unmanage with an unknown field", { method: "POST", path: U, token, json: { force: true } }, 400, expectCode(3));
+    await check("unmanage a volume", { method: "POST", path: U, token }, 200, (r) =>
+      r.json.reference["source-name"] === "import/oapi.img" ? null : `given back as ${JSON.stringify(r.json.reference)}`);
+    await check("unmanage it again", { method: "POST", path: U, token }, 404, expectCode(5));
+  }
+
   // ---- clusters never overlap; a cluster whose metadata is lost waits for a repair
   await check("attach a directory inside cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirA}/data/inner` } }, 400, expectCode(9));
   await check("attach the directory that holds cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${args.dataDir}` } }, 400, expectCode(9));

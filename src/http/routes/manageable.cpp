@@ -1,0 +1,92 @@
+// Adopting what exists on a cluster: its manageable volumes (summary and detail), managing one,
+// and unmanaging a volume. Paging follows Cinder (manageable.hpp).
+#include "http/route_table.hpp"
+
+namespace dmscore::http::routing {
+
+namespace {
+
+json::value reference_json(const std::string& ref) { return json::object{{"source-name", ref}}; }
+
+json::value manageable_json(const ManageableObject& m, bool detail) {
+  json::object o{{"reference", reference_json(m.reference)},
+                 {"size", size_in_gib(m.size)},
+                 {"safeToManage", m.safe_to_manage}};
+  if (detail) {
+    auto text_or_null = [](const std::string& s) {
+      return s.empty() ? json::value() : json::value(s);
+    };
+    o["reasonNotSafe"] = text_or_null(m.reason_not_safe);
+    o["volumeId"] = text_or_null(m.managed_id);
+    o["extraInfo"] = text_or_null(m.extra_info);
+  }
+  return o;
+}
+
+Result<ManageableQuery> manageable_query(const Params& p) {
+  if (Status s = check_query(p, {"sort", "sort_key", "sort_dir", "marker", "limit", "offset"});
+      !s.ok())
+    return s;
+  ManageableQuery q;
+  for (auto [key, out] : {std::pair{"sort", &q.sort},
+                          {"sort_key", &q.sort_key},
+                          {"sort_dir", &q.sort_dir},
+                          {"marker", &q.marker},
+                          {"limit", &q.limit},
+                          {"offset", &q.offset}}) {
+    if (auto it = p.query.find(key); it != p.query.end()) *out = it->second;
+  }
+  return q;
+}
+
+}  // namespace
+
+void add_manageable_routes(RouteTable& add, Service& svc) {
+  const std::string base = "/api/v1/clusters/{clusterId}/manageable-volumes";
+  for (bool detail : {false, true}) {
+    add("GET", detail ? base + "/detail" : base, [&svc, detail](Call& c) -> R {
+      auto q = manageable_query(c.params);
+      if (!q.ok()) return q.status();
+      auto page = svc.volumes().list_manageable(ClusterId(c.params.path["clusterId"]), *q);
+      if (!page.ok()) return page.status();
+      json::array a;
+      for (const auto& m : *page) a.push_back(manageable_json(m, detail));
+      return json::value(json::object{{"manageableVolumes", std::move(a)}});
+    });
+    add.calls_clusters();
+  }
+  add("POST", base, [&svc](Call& c) -> R {
+    auto body = parse_body(c.req, false);
+    if (!body.ok()) return body.status();
+    ManageRequest r;
+    ObjectReader o(*body, "");
+    if (const json::value* ref = o.object("ref", true)) {
+      ObjectReader ro(*ref, "ref");
+      ro.string("source-name", r.reference, true);
+      if (Status s = ro.finish(); !s.ok()) return s;
+    }
+    o.string("name", r.name);
+    o.string("projectName", r.project_name, true);
+    if (Status s = o.finish(); !s.ok()) return s;
+    auto started = svc.volumes().manage(ClusterId(c.params.path["clusterId"]), r);
+    if (!started.ok()) return started.status();
+    return json::value(
+        json::object{{"workflowId", started->workflow_id}, {"volumeId", started->volume_id}});
+  });
+  add.calls_clusters();
+  add("POST", "/api/v1/clusters/{clusterId}/projects/{projectName}/volumes/{volumeId}/unmanage",
+      [&svc](Call& c) -> R {
+        auto body = parse_body(c.req, true);
+        if (!body.ok()) return body.status();
+        ObjectReader o(*body, "");
+        if (Status s = o.finish(); !s.ok()) return s;
+        auto where =
+            svc.volumes().unmanage({ClusterId(c.params.path["clusterId"]),
+                                    c.params.path["projectName"], c.params.path["volumeId"]});
+        if (!where.ok()) return where.status();
+        return json::value(json::object{{"reference", reference_json(*where)}});
+      });
+  add.calls_clusters();
+}
+
+}  // namespace dmscore::http::routing
