@@ -43,6 +43,8 @@ constexpr VerbInfo kVerbs[] = {
     {"activate", "Copy a group into inactive full copies"},
     {"resync", "Copy a group's current state onto its full copies again"},
     {"restore", "Copy a full copy back onto its group's volumes"},
+    {"manage", "Adopt what exists on a cluster, without copying it"},
+    {"unmanage", "Stop managing a volume, keeping its data"},
 };
 
 }  // namespace

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   add_credentials_commands(app, ctx);
   add_cluster_commands(app, ctx);
   add_volume_commands(app, ctx);
+  add_manageable_commands(app, ctx);
   add_snapshot_commands(app, ctx);
   add_clone_commands(app, ctx);
   add_group_commands(app, ctx);

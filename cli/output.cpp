@@ -220,6 +220,18 @@ std::vector<Column> columns(const std::string& kind) {
             {"SOURCE-SNAPSHOT", true, f("sourceSnapshotId")},
             {"CREATED", false, f("createdAt")},
             {"DEVICE", true, f("devicePath")}};
+  if (kind == "manageableVolume") {
+    auto ref = [](const json::object& o) {
+      auto* r = o.if_contains("reference");
+      return r && r->is_object() ? str(r->as_object(), "source-name") : "";
+    };
+    return {{"REFERENCE", false, ref},
+            {"SIZE", false, [](const json::object& o) { return str(o, "size") + "GiB"; }},
+            {"SAFE", false, f("safeToManage")},
+            {"REASON", false, f("reasonNotSafe")},
+            {"VOLUME-ID", true, f("volumeId")},
+            {"EXTRA", true, f("extraInfo")}};
+  }
   if (kind == "snapshot")
     return {{"ID", false, f("id")},
             {"NAME", false, f("name")},

@@ -14,11 +14,13 @@ void add_serve_commands(CLI::App& app, Context& ctx);        // serve
 void add_completion_commands(CLI::App& app, Context& ctx);   // completion
 void add_login_commands(CLI::App& app, Context& ctx);        // login, logout
 void add_credentials_commands(CLI::App& app, Context& ctx);  // get service-credentials
-void add_cluster_commands(CLI::App& app, Context& ctx);   // attach/list/get/refresh/repair/detach
-void add_volume_commands(CLI::App& app, Context& ctx);    // create/list/get/delete volume
-void add_snapshot_commands(CLI::App& app, Context& ctx);  // create/list/get/delete snapshot
-void add_clone_commands(CLI::App& app, Context& ctx);     // clone volume, clone snapshot
-void add_group_commands(CLI::App& app, Context& ctx);     // consistency groups
+void add_cluster_commands(CLI::App& app, Context& ctx);  // attach/list/get/refresh/repair/detach
+void add_volume_commands(CLI::App& app, Context& ctx);   // create/list/get/delete volume
+void add_manageable_commands(CLI::App& app,
+                             Context& ctx);  // list manageable-volumes, manage, unmanage
+void add_snapshot_commands(CLI::App& app, Context& ctx);     // create/list/get/delete snapshot
+void add_clone_commands(CLI::App& app, Context& ctx);        // clone volume, clone snapshot
+void add_group_commands(CLI::App& app, Context& ctx);        // consistency groups
 void add_cg_snapshot_commands(CLI::App& app, Context& ctx);  // group snapshots, clone cg-snapshot
 void add_copy_set_commands(CLI::App& app, Context& ctx);     // full copies of groups
 void add_workflow_commands(CLI::App& app, Context& ctx);     // list/get/cancel workflow

@@ -279,6 +279,26 @@ Result<std::string> ApiClient::delete_volume(const std::string& cid, const std::
   return call("DELETE", impl_->volumes(cid, project) + "/" + url_encode(id));
 }
 
+Result<std::string> ApiClient::list_manageable_volumes(
+    const std::string& cid, bool detail,
+    const std::vector<std::pair<std::string, std::string>>& query) {
+  std::string target =
+      "/api/v1/clusters/" + url_encode(cid) + "/manageable-volumes" + (detail ? "/detail" : "");
+  char sep = '?';
+  for (const auto& [k, v] : query) {
+    target += sep + url_encode(k) + "=" + url_encode(v);
+    sep = '&';
+  }
+  return call("GET", target);
+}
+Result<std::string> ApiClient::manage_volume(const std::string& cid, const std::string& body_json) {
+  return call("POST", "/api/v1/clusters/" + url_encode(cid) + "/manageable-volumes", body_json);
+}
+Result<std::string> ApiClient::unmanage_volume(const std::string& cid, const std::string& project,
+                                               const std::string& id) {
+  return call("POST", impl_->volumes(cid, project) + "/" + url_encode(id) + "/unmanage");
+}
+
 Result<std::string> ApiClient::list_snapshots(const std::string& cid, const std::string& project,
                                               const PageRequest& page) {
   return call("GET", impl_->snapshots(cid, project) + Impl::page_query(page));

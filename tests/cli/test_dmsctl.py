@@ -295,6 +295,52 @@ class DmsctlTest(unittest.TestCase):
             c.run(*args, "--cluster", self.c1, check=0)
         self.assertEqual(c.run("get", "volume", v["id"], "--cluster", self.c1).returncode, 4)
 
+    def test_manage_a_file_then_unmanage_it(self):
+        c = self.cli
+        imp = os.path.join(self.root, "c2", "import")
+        os.makedirs(imp, exist_ok=True)
+        data = bytes(range(256)) * 4096  # 1 MiB
+        with open(os.path.join(imp, "cli-disk.img"), "wb") as f:
+            f.write(data)
+        with open(os.path.join(imp, "odd.img"), "wb") as f:
+            f.write(b"x" * 100)
+        listed = c.json("list", "manageable-volumes", "--cluster", self.c2, "--detail",
+                        "--sort", "reference:asc")["manageableVolumes"]
+        by_ref = {m["reference"]["source-name"]: m for m in listed}
+        self.assertTrue(by_ref["import/cli-disk.img"]["safeToManage"])
+        self.assertEqual(by_ref["import/odd.img"]["reasonNotSafe"],
+                         "size is not a multiple of 512 bytes")
+        table = c.run("list", "manageable-volumes", "--cluster", self.c2).stdout
+        self.assertIn("REFERENCE", table.splitlines()[0])
+        self.assertRegex(table, r"import/cli-disk.img\s+1GiB\s+true")
+        page = c.json("list", "manageable-volumes", "--cluster", self.c2, "--sort",
+                      "reference:asc", "--marker", "import/cli-disk.img", "--limit", "1")
+        self.assertEqual([m["reference"]["source-name"] for m in page["manageableVolumes"]],
+                         ["import/odd.img"])
+        bad = c.run("list", "manageable-volumes", "--cluster", self.c2, "--sort", "bogus")
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("sort: Invalid sort keys passed: bogus", bad.stderr)
+        refused = c.run("manage", "volume", "import/odd.img", "--cluster", self.c2)
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("ref:", refused.stderr)
+
+        done = c.run("manage", "volume", "import/cli-disk.img", "--cluster", self.c2, "--name",
+                     "cli-adopted", "--wait", "--no-progress", "-o", "json")
+        w = json.loads(done.stdout)["workflow"]
+        self.assertEqual((w["type"], w["state"]), ("MANAGE_VOLUME", "COMPLETED"))
+        vid = w["result"]["volumeId"]
+        v = c.json("get", "volume", vid, "--cluster", self.c2)["volume"]
+        self.assertEqual((v["name"], v["size"], v["state"]), ("cli-adopted", str(1 << 30),
+                                                               "Available"))
+        self.assertFalse(os.path.exists(os.path.join(imp, "cli-disk.img")))
+        back = c.json("unmanage", "volume", vid, "--cluster", self.c2)
+        self.assertEqual(back["reference"]["source-name"], "import/cli-disk.img")
+        with open(os.path.join(imp, "cli-disk.img"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertEqual(c.run("unmanage", "volume", vid, "--cluster", self.c2).returncode, 4)
+        os.remove(os.path.join(imp, "cli-disk.img"))
+        os.remove(os.path.join(imp, "odd.img"))
+
     def test_consistency_group_and_group_snapshot_lifecycle(self):
         c = self.cli
         vols = [c.json("create", "volume", "--cluster", self.c1, "--name", f"cg-{n}", "--size",
@@ -738,7 +784,8 @@ class DmsctlTest(unittest.TestCase):
                     ["list", "consistency-groups"], ["get", "consistency-group"],
                     ["update", "consistency-group"], ["reset", "consistency-group"],
                     ["delete", "consistency-group"], ["create", "cg-snapshot"],
-                    ["list", "cg-snapshots"], ["get", "cg-snapshot"], ["delete", "cg-snapshot"]]
+                    ["list", "cg-snapshots"], ["get", "cg-snapshot"], ["delete", "cg-snapshot"],
+                    ["list", "manageable-volumes"], ["manage", "volume"], ["unmanage", "volume"]]
         for cmd in commands:
             with self.subTest(cmd=cmd):
                 p = self.cli.run(*cmd, "--help")

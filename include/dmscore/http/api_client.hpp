@@ -132,6 +132,16 @@ class ApiClient {
                                       const std::string& snapshot_id);
 
   // `body_json`: the thick clone request {"src": ..., "dst": ..., "verifyClone"}.
+  // Manageable volumes (GET .../manageable-volumes[/detail] with Cinder's query parameters, as
+  // given: sort, sort_key, sort_dir, marker, limit, offset); manage (the body
+  // {"ref", "projectName", "name"}) and unmanage.
+  Result<std::string> list_manageable_volumes(
+      const std::string& cluster_id, bool detail,
+      const std::vector<std::pair<std::string, std::string>>& query);
+  Result<std::string> manage_volume(const std::string& cluster_id, const std::string& body_json);
+  Result<std::string> unmanage_volume(const std::string& cluster_id, const std::string& project,
+                                      const std::string& id);
+
   Result<std::string> thick_clone_volume(const std::string& body_json);
   Result<std::string> thick_clone_snapshot(const std::string& body_json);
 
