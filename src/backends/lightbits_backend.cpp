@@ -285,6 +285,33 @@ struct LightbitsBackend::Impl {
     }
   }
 
+  // One page of a project's `kind` ("volumes" or "snapshots"), each converted by `convert`:
+  // LightOS pages by a limit and the UUID of the last object seen, which is the next token.
+  template <class T, class Convert>
+  Result<std::pair<std::vector<T>, std::string>> list_page(const std::string& project,
+                                                           const PageRequest& page,
+                                                           const std::string& kind,
+                                                           Convert convert) {
+    if (page.page_size < 0 || page.page_size > 1000)
+      return Status::InvalidArgument("pageSize: must be 0..1000");
+    const int limit = page.page_size == 0 ? 100 : page.page_size;
+    std::string q = "?limit=" + std::to_string(limit);
+    if (!page.page_token.empty()) q += "&offsetUUID=" + http::url_encode(page.page_token);
+    auto r = call("GET", base(project) + "/" + kind + q);
+    if (!r.ok()) return r.status();
+    Fields f(&*r, kind.substr(0, kind.size() - 1) + " list");
+    const json::array* a = f.array(kind.c_str());
+    if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
+    std::pair<std::vector<T>, std::string> out;
+    for (const auto& v : *a) {
+      Result<T> one = convert(v, project);
+      if (!one.ok()) return one.status();
+      out.first.push_back(std::move(one).value());
+    }
+    if (static_cast<int>(out.first.size()) == limit) out.second = out.first.back().id;
+    return out;
+  }
+
   // DELETE with If-Match: reads the ETag, deletes, re-reads on 412, and waits for 404.
   Status remove(const std::string& path, const std::string& what) {
     auto backoff = backoff_until(operation_deadline());
@@ -399,25 +426,11 @@ Result<ClusterInfo> LightbitsBackend::info() {
 
 Result<VolumePage> LightbitsBackend::list_volumes(const std::string& project,
                                                   const PageRequest& page) {
-  Impl& d = *impl_;
-  if (page.page_size < 0 || page.page_size > 1000)
-    return Status::InvalidArgument("pageSize: must be 0..1000");
-  const int limit = page.page_size == 0 ? 100 : page.page_size;
-  std::string q = "?limit=" + std::to_string(limit);
-  if (!page.page_token.empty()) q += "&offsetUUID=" + http::url_encode(page.page_token);
-  auto r = d.call("GET", d.base(project) + "/volumes" + q);
-  if (!r.ok()) return r.status();
-  Fields f(&*r, "volume list");
-  const json::array* a = f.array("volumes");
-  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
-  VolumePage out;
-  for (const auto& v : *a) {
-    auto vol = d.to_volume(v, project);
-    if (!vol.ok()) return vol.status();
-    out.volumes.push_back(std::move(vol).value());
-  }
-  if (static_cast<int>(out.volumes.size()) == limit) out.next_page_token = out.volumes.back().id;
-  return out;
+  auto p = impl_->list_page<Volume>(
+      project, page, "volumes",
+      [this](const json::value& v, const std::string& pr) { return impl_->to_volume(v, pr); });
+  if (!p.ok()) return p.status();
+  return VolumePage{std::move(p->first), std::move(p->second)};
 }
 
 Result<Volume> LightbitsBackend::get_volume(const std::string& project, const std::string& id) {
@@ -489,26 +502,11 @@ Status LightbitsBackend::delete_volume(const std::string& project, const std::st
 
 Result<SnapshotPage> LightbitsBackend::list_snapshots(const std::string& project,
                                                       const PageRequest& page) {
-  Impl& d = *impl_;
-  if (page.page_size < 0 || page.page_size > 1000)
-    return Status::InvalidArgument("pageSize: must be 0..1000");
-  const int limit = page.page_size == 0 ? 100 : page.page_size;
-  std::string q = "?limit=" + std::to_string(limit);
-  if (!page.page_token.empty()) q += "&offsetUUID=" + http::url_encode(page.page_token);
-  auto r = d.call("GET", d.base(project) + "/snapshots" + q);
-  if (!r.ok()) return r.status();
-  Fields f(&*r, "snapshot list");
-  const json::array* a = f.array("snapshots");
-  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
-  SnapshotPage out;
-  for (const auto& v : *a) {
-    auto s = d.to_snapshot(v, project);
-    if (!s.ok()) return s.status();
-    out.snapshots.push_back(std::move(s).value());
-  }
-  if (static_cast<int>(out.snapshots.size()) == limit)
-    out.next_page_token = out.snapshots.back().id;
-  return out;
+  auto p = impl_->list_page<Snapshot>(
+      project, page, "snapshots",
+      [this](const json::value& v, const std::string& pr) { return impl_->to_snapshot(v, pr); });
+  if (!p.ok()) return p.status();
+  return SnapshotPage{std::move(p->first), std::move(p->second)};
 }
 
 Result<Snapshot> LightbitsBackend::get_snapshot(const std::string& project, const std::string& id) {

@@ -249,16 +249,12 @@ Result<ManageStarted> Volumes::manage(const ClusterId& cluster, const ManageRequ
 }
 
 Result<std::string> Volumes::unmanage(const VolumeRef& ref) {
-  auto scope = impl_->caller();
-  auto b = impl_->backend_locked(ref.cluster.str());
-  if (!b.ok()) return b.status();
-  auto v = (*b)->get_volume(ref.project, ref.id);
-  if (!v.ok()) return v.status();
-  // Claimed, as a delete is: no workflow starts on it meanwhile.
-  auto claim = impl_->engine->claim({"volume:" + ref.id}, "unmanaged");
-  if (!claim.ok()) return claim.status();
-  if (Status g = impl_->groups->check_volume_free(ref.cluster.str(), ref.id); !g.ok()) return g;
-  return (*b)->unmanage_volume(ref.project, ref.id);
+  const std::string& cid = ref.cluster.str();
+  return impl_->claimed_call<Result<std::string>>(
+      cid, "volume:" + ref.id, "unmanaged",
+      [&](Backend& b) { return b.get_volume(ref.project, ref.id).status(); },
+      [&] { return impl_->groups->check_volume_free(cid, ref.id); },
+      [&](Backend& b) { return b.unmanage_volume(ref.project, ref.id); });
 }
 
 }  // namespace dmscore

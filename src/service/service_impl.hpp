@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -134,6 +135,24 @@ struct detail::ServiceImpl {
 
   // ---- thick clones (workflows/thick_clone.cpp) ----
   Result<std::string> submit_clone(const ThickCloneRequest& req, bool snapshot);
+
+  // A call that removes or gives back one object of cluster `cid`, on the caller's deadline:
+  // `exists` must find it; `resource` is then claimed for `doing` (claimed, not locked: a
+  // cluster that hangs on the call holds up nobody else); `is_free` must find nothing holding
+  // it; then `act` runs on the cluster's driver.
+  template <class R>
+  R claimed_call(const std::string& cid, const std::string& resource, const char* doing,
+                 const std::function<Status(Backend&)>& exists,
+                 const std::function<Status()>& is_free, const std::function<R(Backend&)>& act) {
+    auto scope = caller();
+    auto b = backend_locked(cid);
+    if (!b.ok()) return b.status();
+    if (Status s = exists(**b); !s.ok()) return s;
+    auto claim = engine->claim({resource}, doing);
+    if (!claim.ok()) return claim.status();
+    if (Status s = is_free(); !s.ok()) return s;
+    return act(**b);
+  }
 };
 
 namespace detail {

@@ -30,18 +30,11 @@ Result<Volume> Volumes::create(const ClusterId& cluster, const CreateVolumeReque
 
 Status Volumes::remove(const VolumeRef& ref) {
   const std::string& cid = ref.cluster.str();
-  const std::string& project = ref.project;
-  const std::string& id = ref.id;
-  auto scope = impl_->caller();
-  auto b = impl_->backend_locked(cid);
-  if (!b.ok()) return b.status();
-  auto v = (*b)->get_volume(project, id);
-  if (!v.ok()) return v.status();
-  // Claimed, not locked: a cluster that hangs on the delete holds up nobody else.
-  auto claim = impl_->engine->claim({"volume:" + id}, "deleted");
-  if (!claim.ok()) return claim.status();
-  if (Status g = impl_->groups->check_volume_free(cid, id); !g.ok()) return g;
-  return (*b)->delete_volume(project, id);
+  return impl_->claimed_call<Status>(
+      cid, "volume:" + ref.id, "deleted",
+      [&](Backend& b) { return b.get_volume(ref.project, ref.id).status(); },
+      [&] { return impl_->groups->check_volume_free(cid, ref.id); },
+      [&](Backend& b) { return b.delete_volume(ref.project, ref.id); });
 }
 
 Result<SnapshotPage> Volumes::list_snapshots(const ProjectRef& p, const PageRequest& page) const {
@@ -67,18 +60,11 @@ Result<Snapshot> Volumes::create_snapshot(const ClusterId& cluster,
 }
 
 Status Volumes::remove_snapshot(const SnapshotRef& ref) {
-  const std::string& cid = ref.cluster.str();
-  const std::string& project = ref.project;
-  const std::string& id = ref.id;
-  auto scope = impl_->caller();
-  auto b = impl_->backend_locked(cid);
-  if (!b.ok()) return b.status();
-  auto sn = (*b)->get_snapshot(project, id);
-  if (!sn.ok()) return sn.status();
-  auto claim = impl_->engine->claim({"snapshot:" + id}, "deleted");
-  if (!claim.ok()) return claim.status();
-  if (Status g = impl_->groups->check_snapshot_free(id); !g.ok()) return g;
-  return (*b)->delete_snapshot(project, id);
+  return impl_->claimed_call<Status>(
+      ref.cluster.str(), "snapshot:" + ref.id, "deleted",
+      [&](Backend& b) { return b.get_snapshot(ref.project, ref.id).status(); },
+      [&] { return impl_->groups->check_snapshot_free(ref.id); },
+      [&](Backend& b) { return b.delete_snapshot(ref.project, ref.id); });
 }
 
 Status Volumes::write(const VolumeRef& v, std::uint64_t offset, std::string_view data,
