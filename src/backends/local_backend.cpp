@@ -1,7 +1,7 @@
 #include "dmscore/local_backend.hpp"
 
-#include "base/call_scope.hpp"
 #include "backends/local_impl.hpp"
+#include "base/call_scope.hpp"
 
 namespace dmscore {
 
@@ -76,7 +76,6 @@ Status validate_labels(const std::map<std::string, std::string>& labels, const s
   return Status::Ok();
 }
 
-
 namespace {
 
 // Stops a local copy at the caller's deadline (CallScope), when it has one.
@@ -89,8 +88,9 @@ StopFn deadline_stop(const std::shared_ptr<Env>& env) {
 Status copy_outcome(const Status& s, const std::string& what) {
   if (s.code() != Code::kCancelled) return s;
   return Status::DeadlineExceeded(
-      what + " did not finish within the request's deadline (this file system cannot reflink; "
-             "on XFS or Btrfs it is instant)");
+      what +
+      " did not finish within the request's deadline (this file system cannot reflink; "
+      "on XFS or Btrfs it is instant)");
 }
 
 }  // namespace
@@ -177,21 +177,7 @@ Result<Volume> LocalBackend::create_volume(const CreateVolumeRequest& req) {
   // The row first: it claims the name and records the intent, so recovery knows the files that
   // follow are ours. Then the sidecar, then the data under a temporary name, renamed into place
   // once whole; Available last.
-  Status s = im.store->transact([&](Txn& t) -> Status {
-    return t
-        .exec(
-            "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, "
-            "compression, state, held, source_snapshot_id, created_at, labels) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?)",
-            {v.id, v.project_name, v.name, static_cast<std::int64_t>(v.size),
-             std::int64_t{v.replica_count}, std::int64_t{v.sector_size},
-             std::int64_t{v.compression}, std::int64_t{req.hold_in_creating}, v.source_snapshot_id,
-             detail::to_millis(v.created_at), labels_json(v.labels)})
-        .status();
-  });
-  if (s.code() == Code::kAlreadyExists)
-    return Status::AlreadyExists("name: a volume named " + req.name +
-                                 " already exists in project " + req.project_name);
+  Status s = im.insert_volume_row(v, req.hold_in_creating);
   if (!s.ok()) return s;
 
   auto undo = [&](Status why) -> Status {
@@ -354,7 +340,8 @@ Result<Snapshot> LocalBackend::create_snapshot(const CreateSnapshotRequest& req)
   const std::string tmp = im.temp(Kind::kSnapshot, sn.id);
   auto r = detail::clone_file(vol->device_path, tmp, sn.size, im.copy, im.snapshot_mode(), im.gid(),
                               deadline_stop(im.env), im.env);
-  if (!r.ok()) return undo(copy_outcome(r.status(), "copying volume " + vol->id + " into a snapshot"));
+  if (!r.ok())
+    return undo(copy_outcome(r.status(), "copying volume " + vol->id + " into a snapshot"));
   if (s = detail::rename_noreplace(tmp, im.snapshot_path(sn.id)); !s.ok()) return undo(s);
   if (s = detail::fsync_dir(im.data_dir()); !s.ok()) return undo(s);
   s = im.store->transact([&](Txn& t) {

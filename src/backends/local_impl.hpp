@@ -257,6 +257,28 @@ struct LocalBackend::Impl {
     return *out;
   }
 
+  // Records volume `v` as Creating: the intent that explains the files that follow it.
+  // ALREADY_EXISTS naming `name` when the project has a volume of that name.
+  Status insert_volume_row(const Volume& v, bool held) {
+    Status s = store->transact([&](Txn& t) -> Status {
+      return t
+          .exec(
+              "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, "
+              "compression, state, held, source_snapshot_id, created_at, labels, adopted_from, "
+              "adopted_size) VALUES (?, ?, ?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?, ?, ?)",
+              {v.id, v.project_name, v.name, static_cast<std::int64_t>(v.size),
+               std::int64_t{v.replica_count}, std::int64_t{v.sector_size},
+               std::int64_t{v.compression}, std::int64_t{held}, v.source_snapshot_id,
+               detail::to_millis(v.created_at), labels_json(v.labels), v.adopted_from,
+               static_cast<std::int64_t>(v.adopted_size)})
+          .status();
+    });
+    if (s.code() == Code::kAlreadyExists)
+      return Status::AlreadyExists("name: a volume named " + v.name +
+                                   " already exists in project " + v.project_name);
+    return s;
+  }
+
   // Removes what an object's files may be (data, temporary, sidecar and its temporary), then
   // fsyncs data/.
   Status remove_files(Kind k, const std::string& oid) const {

@@ -265,20 +265,7 @@ Result<Volume> LocalBackend::manage_volume(const ManageVolumeRequest& req) {
   v.adopted_from = req.reference;
   v.adopted_size = look.size;
   // The row first: it claims the name and records where the file comes from.
-  Status s = im.store->transact([&](Txn& t) -> Status {
-    return t
-        .exec(
-            "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, "
-            "compression, state, held, source_snapshot_id, created_at, labels, adopted_from, "
-            "adopted_size) VALUES (?, ?, ?, ?, 1, ?, 0, 'Creating', 0, '', ?, ?, ?, ?)",
-            {v.id, v.project_name, v.name, static_cast<std::int64_t>(v.size),
-             std::int64_t{v.sector_size}, detail::to_millis(v.created_at), labels_json(v.labels),
-             v.adopted_from, static_cast<std::int64_t>(v.adopted_size)})
-        .status();
-  });
-  if (s.code() == Code::kAlreadyExists)
-    return Status::AlreadyExists("name: a volume named " + req.name +
-                                 " already exists in project " + req.project_name);
+  Status s = im.insert_volume_row(v, false);
   if (!s.ok()) return s;
   // Before the file moves, undoing drops the row and sidecar; after, it first moves the file
   // back as it was.
