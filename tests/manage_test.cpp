@@ -1,6 +1,7 @@
 // Adopting what exists on a local cluster: the candidates under import/ and lost+found/ with
 // their safety, managing one without copying it, and giving it back with every byte.
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <map>
 #include <thread>
 
+#include "backends/local_layout.hpp"
 #include "dmscore/local_backend.hpp"
 #include "test_support.hpp"
 #include "test_util.hpp"
@@ -314,4 +316,69 @@ TEST_CASE("Manage: unmanage refuses a volume with snapshots or one that is not A
         Code::kNotFound);
   CHECK(fs::exists(v->device_path));
   CHECK(fs::exists(h->device_path));
+}
+
+TEST_CASE(
+    "Manage: removing a volume's files spares a file under its sidecar's name it did not write") {
+  TempDir tmp;
+  const std::string dir = tmp / "c";
+  auto b = open_cluster(dir);
+  auto v = b->create_volume({"p1", "v", 1 << 20});
+  REQUIRE(v.ok());
+  // Not a sidecar this cluster wrote for this volume, though named like one's temporary.
+  write_file(v->device_path + ".meta.tmp", "someone else's bytes");
+  REQUIRE(b->delete_volume("p1", v->id).ok());
+  CHECK_FALSE(fs::exists(v->device_path));
+  CHECK_FALSE(fs::exists(v->device_path + ".meta"));  // its own sidecar: removed
+  const std::string kept = dir + "/lost+found/" + v->id + ".vol.meta.tmp";
+  CHECK(read_file(kept) == "someone else's bytes");
+  CHECK(b->set_aside_count() == 1);
+}
+
+TEST_CASE("Manage: an interrupted adoption rolls back, keeping the candidate and foreign files") {
+  TempDir tmp;
+  const std::string dir = tmp / "c";
+  std::string cluster_id;
+  {
+    auto b = open_cluster(dir);
+    cluster_id = b->cluster_id();
+  }
+  fs::create_directories(dir + "/import");
+  const std::string original = pattern(1 << 20, 5);
+  write_file(dir + "/import/a.img", original);
+  // What a kill leaves after the row and before the rename: the intent, and a sidecar.
+  const std::string id = "11111111-2222-4333-8444-555555555555";
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((dir + "/cluster.db").c_str(), &db) == SQLITE_OK);
+  const std::string insert =
+      "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, compression, "
+      "state, held, source_snapshot_id, created_at, labels, adopted_from, adopted_size) VALUES "
+      "('" +
+      id +
+      "', 'p1', 'a', 1073741824, 1, 4096, 0, 'Creating', 0, '', 0, '{}', "
+      "'import/a.img', 1048576)";
+  REQUIRE(sqlite3_exec(db, insert.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  const std::string sidecar = dir + "/data/" + id + ".vol.meta";
+  bool ours = false;
+  SECTION("its own sidecar is removed") {
+    ours = true;
+    detail::local::ObjectMeta m;
+    m.cluster_id = cluster_id;
+    m.id = id;
+    m.project = "p1";
+    m.name = "a";
+    m.size = kGiB;
+    write_file(sidecar, detail::local::sidecar_json(m));
+  }
+  SECTION("a file under that name it did not write is kept aside") {
+    write_file(sidecar, "not a sidecar");
+  }
+  auto b = open_cluster(dir);
+  CHECK(b->repair_needed().ok());
+  CHECK(b->get_volume("p1", id).status().code() == Code::kNotFound);
+  CHECK(read_file(dir + "/import/a.img") == original);
+  CHECK_FALSE(fs::exists(sidecar));
+  if (!ours) CHECK(read_file(dir + "/lost+found/" + id + ".vol.meta") == "not a sidecar");
+  CHECK(b->set_aside_count() == (ours ? 0 : 1));
 }

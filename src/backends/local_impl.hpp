@@ -279,12 +279,34 @@ struct LocalBackend::Impl {
     return s;
   }
 
-  // Removes what an object's files may be (data, temporary, sidecar and its temporary), then
-  // fsyncs data/.
-  Status remove_files(Kind k, const std::string& oid) const {
-    for (const std::string& p :
-         {path(k, oid), temp(k, oid), sidecar(k, oid), sidecar(k, oid) + ".tmp"}) {
+  // Removes a recorded object's files: its data and the temporary of its data, then its
+  // sidecars (remove_sidecars), then fsyncs data/.
+  Status remove_files(Kind k, const std::string& oid) {
+    for (const std::string& p : {path(k, oid), temp(k, oid)}) {
       if (::unlink(p.c_str()) != 0 && errno != ENOENT) return detail::errno_status("unlink " + p);
+    }
+    return remove_sidecars(k, oid);
+  }
+
+  // Removes the sidecar of recorded object `oid` and the temporary of one being written, each
+  // only when its content says it is that object's sidecar in this cluster. Anything else found
+  // under those names is not the service's to remove: it is moved to lost+found/, logged and
+  // counted. Then fsyncs data/.
+  Status remove_sidecars(Kind k, const std::string& oid) {
+    for (const std::string& p : {sidecar(k, oid), sidecar(k, oid) + ".tmp"}) {
+      auto text = detail::read_small_file(p, 64 << 10);
+      if (text.status().code() == Code::kNotFound) continue;
+      auto meta =
+          text.ok() ? detail::local::parse_sidecar(*text) : Result<ObjectMeta>(text.status());
+      if (meta.ok() && meta->kind == k && meta->id == oid && meta->cluster_id == id) {
+        if (::unlink(p.c_str()) != 0 && errno != ENOENT) return detail::errno_status("unlink " + p);
+        continue;
+      }
+      const std::string name = fs::path(p).filename().string();
+      auto where = set_aside_file(p, name);
+      if (!where.ok()) return where.status();
+      log("moved data/" + name + ", which is not the sidecar of " + kind_name(k) + " " + oid +
+          ", to " + *where);
     }
     return detail::fsync_dir(data_dir());
   }

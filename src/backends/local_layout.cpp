@@ -59,7 +59,8 @@ Result<ObjectMeta> parse_sidecar(const std::string& text) {
     if (!f || !f->is_bool()) return std::nullopt;
     return f->as_bool();
   };
-  if (str("format") != std::string(kSidecarFormat)) return Status::InvalidArgument("unknown format");
+  if (str("format") != std::string(kSidecarFormat))
+    return Status::InvalidArgument("unknown format");
   ObjectMeta m;
   auto kind = str("kind");
   if (kind == std::string("volume"))

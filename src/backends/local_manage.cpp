@@ -137,10 +137,7 @@ Status LocalBackend::Impl::recover_adoption(const Inventory::Object& o) {
   const std::string file = path(Kind::kVolume, o.id);
   if (!fs::exists(file)) {
     // The file never moved: the candidate is where it was, untouched.
-    for (const std::string& p :
-         {sidecar(Kind::kVolume, o.id), sidecar(Kind::kVolume, o.id) + ".tmp"})
-      if (::unlink(p.c_str()) != 0 && errno != ENOENT) return detail::errno_status("unlink " + p);
-    if (Status s = detail::fsync_dir(data_dir()); !s.ok()) return s;
+    if (Status s = remove_sidecars(Kind::kVolume, o.id); !s.ok()) return s;
     log("rolled back adopting " + o.adopted_from +
         ", which a restart interrupted; it is where it "
         "was");
@@ -170,9 +167,7 @@ Status LocalBackend::Impl::recover_release(const Inventory::Object& o) {
     if (!to.ok()) return to.status();
     log("finished giving volume " + o.id + " back as " + *to + " after a restart");
   }
-  if (::unlink(sidecar(Kind::kVolume, o.id).c_str()) != 0 && errno != ENOENT)
-    return detail::errno_status("unlink " + sidecar(Kind::kVolume, o.id));
-  if (Status s = detail::fsync_dir(data_dir()); !s.ok()) return s;
+  if (Status s = remove_sidecars(Kind::kVolume, o.id); !s.ok()) return s;
   return drop_row(Kind::kVolume, o.id);
 }
 
@@ -280,8 +275,7 @@ Result<Volume> LocalBackend::manage_volume(const ManageVolumeRequest& req) {
     if (moved && (!detail::rename_noreplace(v.device_path, from).ok() ||
                   !detail::fsync_dir(fs::path(from).parent_path().string()).ok()))
       return why;
-    ::unlink(im.sidecar(Kind::kVolume, v.id).c_str());
-    if (detail::fsync_dir(im.data_dir()).ok()) (void)im.drop_row(Kind::kVolume, v.id);
+    if (im.remove_sidecars(Kind::kVolume, v.id).ok()) (void)im.drop_row(Kind::kVolume, v.id);
     return why;
   };
   if (s = im.write_sidecar(im.meta_of(v, false), true); !s.ok()) return undo(s);
@@ -355,9 +349,7 @@ Result<std::string> LocalBackend::unmanage_volume(const std::string& project,
       });
     return where.status();
   }
-  if (::unlink(im.sidecar(Kind::kVolume, id).c_str()) != 0 && errno != ENOENT)
-    return detail::errno_status("unlink " + im.sidecar(Kind::kVolume, id));
-  if (s = detail::fsync_dir(im.data_dir()); !s.ok()) return s;
+  if (s = im.remove_sidecars(Kind::kVolume, id); !s.ok()) return s;
   if (s = im.drop_row(Kind::kVolume, id); !s.ok()) return s;
   im.log("gave volume " + id + " back as " + *where);
   return *where;
