@@ -87,7 +87,10 @@ class Harness {
     // therefore runs before any of those statics is destroyed.
     AttachClusterRequest attach;
     attach.api_endpoint = "https://127.0.0.1:1";
-    for (auto id : {service_->clusters().attach(attach), service_->clusters().refresh()}) {
+    // A local cluster too: inputs attach local clusters under the root.
+    AttachClusterRequest local{"file://" + root_ + "/clusters/warm-up", "warm-up"};
+    for (auto id : {service_->clusters().attach(attach), service_->clusters().attach(local),
+                    service_->clusters().refresh()}) {
       if (!id.ok() || !service_->workflows().wait(*id, std::chrono::seconds(60)).ok()) std::abort();
     }
     static Harness* self = this;

@@ -161,7 +161,9 @@ Result<std::vector<Found>> scan(const std::string& data_dir) {
 }
 
 const std::vector<Migration>& migrations() {
-  static const std::vector<Migration> kMigrations = {
+  // Never destroyed: a workflow thread may still open a store while exit() runs the static
+  // destructors (an embedder that exits without closing its Service).
+  static const auto& kMigrations = *new std::vector<Migration>{
       {1, R"sql(
 CREATE TABLE volumes (
   seq                 INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -21,7 +21,8 @@ Status errno_status(const std::string& what, int e) {
   std::string msg = what + ": " + std::error_code(e, std::generic_category()).message();
   if (e == ENOENT) return Status::NotFound(std::move(msg));
   if (e == ENOSPC || e == EDQUOT) return Status::ResourceExhausted(std::move(msg));
-  if (e == EIO || e == EACCES || e == EPERM || e == EROFS) return Status::Unavailable(std::move(msg));
+  if (e == EIO || e == EACCES || e == EPERM || e == EROFS)
+    return Status::Unavailable(std::move(msg));
   return Status::Internal(std::move(msg));
 }
 
@@ -141,7 +142,7 @@ Status FileSink::zero_range(std::uint64_t offset, std::uint64_t len) {
                   static_cast<off_t>(len)) == 0)
     return Status::Ok();
   if (errno != EOPNOTSUPP) return errno_status("punch hole at " + std::to_string(offset));
-  static const std::vector<unsigned char> kZeros(1 << 20, 0);
+  static const auto& kZeros = *new std::vector<unsigned char>(1 << 20, 0);  // never destroyed
   while (len > 0) {
     auto n = static_cast<std::size_t>(std::min<std::uint64_t>(len, kZeros.size()));
     if (Status s = write_at(offset, kZeros.data(), n); !s.ok()) return s;
@@ -285,8 +286,7 @@ Result<bool> clone_file(const std::string& src, const std::string& dst, std::uin
   return reflinked;
 }
 
-Status keep_private(const std::string& data_dir,
-                    const std::function<void(std::string_view)>& log) {
+Status keep_private(const std::string& data_dir, const std::function<void(std::string_view)>& log) {
   auto tighten = [&](const std::string& path, unsigned want) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return;
@@ -298,7 +298,8 @@ Status keep_private(const std::string& data_dir,
     if (log) log(text);
   };
   tighten(data_dir, 0700);
-  for (const char* f : {"dms.db", "dms.db-wal", "dms.db-shm", "audit.log", "admin-password", ".lock"})
+  for (const char* f :
+       {"dms.db", "dms.db-wal", "dms.db-shm", "audit.log", "admin-password", ".lock"})
     tighten(data_dir + "/" + f, 0600);
   return Status::Ok();
 }

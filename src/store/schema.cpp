@@ -3,7 +3,9 @@
 namespace dmscore::detail {
 
 const std::vector<Migration>& schema_migrations() {
-  static const std::vector<Migration> kMigrations = {
+  // Never destroyed: a workflow thread may still open a store while exit() runs the static
+  // destructors (an embedder that exits without closing its Service).
+  static const auto& kMigrations = *new std::vector<Migration>{
       {1, R"sql(
 CREATE TABLE workflows (
   seq               INTEGER PRIMARY KEY AUTOINCREMENT,
