@@ -185,14 +185,62 @@ TEST_CASE("Manageable: manage requests are checked before any workflow starts") 
   CHECK(code_of({"import/odd.img", "p1", "x"}, "ref") == Code::kInvalidArgument);
   CHECK(code_of({"import/ok.img", "", "x"}, "projectName") == Code::kInvalidArgument);
   CHECK(code_of({"import/ok.img", "p1", "a/b"}, "name") == Code::kInvalidArgument);
-  CHECK(code_of({"import/has space.img", "p1", ""}, "name") == Code::kInvalidArgument);
   CHECK(code_of({"import/ok.img", "p1", "taken"}, "name") == Code::kAlreadyExists);
+  ManageRequest long_text{"import/ok.img", "p1", "x"};
+  long_text.description = std::string(256, 'd');
+  CHECK(code_of(long_text, "description") == Code::kInvalidArgument);
+  long_text.description.clear();
+  long_text.metadata[""] = "v";
+  CHECK(code_of(long_text, "metadata") == Code::kInvalidArgument);
+  long_text.metadata = {{"k", std::string(256, 'v')}};
+  CHECK(code_of(long_text, "metadata.k") == Code::kInvalidArgument);
   CHECK(f.svc->volumes()
             .manage(ClusterId("00000000-0000-4000-8000-000000000000"), {"import/ok.img", "p1", "x"})
             .status()
             .code() == Code::kNotFound);
   CHECK(f.svc->workflows().list({})->workflows.size() == 1);  // the attach only
   CHECK(fs::exists(f.dir + "/import/ok.img"));
+}
+
+TEST_CASE("Manageable: the service keeps what the request said, and names what has no name") {
+  Fixture f;
+  write_file(f.dir + "/import/has space.img", std::string(4096, 'x'));
+  write_file(f.dir + "/import/taken", std::string(4096, 'y'));
+  write_file(f.dir + "/import/plain.img", std::string(4096, 'z'));
+  REQUIRE(f.svc->volumes().create(ClusterId(f.cid), {"p1", "taken", 1 << 20}).ok());
+  auto adopt = [&](ManageRequest r) {
+    auto started = f.svc->volumes().manage(ClusterId(f.cid), r);
+    REQUIRE(started.ok());
+    REQUIRE(f.wait(started->workflow_id).state == WorkflowState::kCompleted);
+    return f.svc->volumes().managed(started->volume_id).value();
+  };
+  // A file name that is no volume name, one that is taken, and a display name given: each is
+  // named volume-<id> on the cluster, as Cinder names what it manages.
+  ManagedVolume spaced = adopt({"import/has space.img", "p1", ""});
+  CHECK(spaced.volume->name == "volume-" + spaced.id);
+  ManagedVolume taken = adopt({"import/taken", "p1", ""});
+  CHECK(taken.volume->name == "volume-" + taken.id);
+  ManageRequest r{"import/plain.img", "p1", ""};
+  r.display_name = "Plain image";
+  r.description = "adopted for the test";
+  r.metadata = {{"owner", "dba"}, {"tier", "gold"}};
+  r.bootable = true;
+  ManagedVolume plain = adopt(r);
+  CHECK(plain.volume->name == "volume-" + plain.id);
+  CHECK(plain.display_name == "Plain image");
+  CHECK(plain.bootable);
+  CHECK(plain.reference == "import/plain.img");
+  CHECK(plain.state == VolumeState::kAvailable);
+  // The native read shows the description and metadata too.
+  auto v = f.svc->volumes().get({ClusterId(f.cid), "p1", plain.id});
+  REQUIRE(v.ok());
+  CHECK(v->description == "adopted for the test");
+  CHECK(v->metadata == std::map<std::string, std::string>{{"owner", "dba"}, {"tier", "gold"}});
+  // Given back, the record goes; so does a deleted volume's.
+  REQUIRE(f.svc->volumes().unmanage({ClusterId(f.cid), "p1", plain.id}).ok());
+  CHECK(f.svc->volumes().managed(plain.id).status().code() == Code::kNotFound);
+  REQUIRE(f.svc->volumes().remove({ClusterId(f.cid), "p1", spaced.id}).ok());
+  CHECK(f.svc->volumes().managed(spaced.id).status().code() == Code::kNotFound);
 }
 
 TEST_CASE("Manageable: a candidate that changes after the request fails the workflow untouched") {
@@ -223,14 +271,30 @@ TEST_CASE("Manageable: a candidate that changes after the request fails the work
   auto started = h.svc->volumes().manage(ClusterId(cid), {"import/b.img", "p1", "b"});
   REQUIRE(started.ok());
   CHECK(h.svc->workflows().get(WorkflowId(started->workflow_id))->state == WorkflowState::kPending);
+  // Announced at once: the volume reads as Creating while the workflow waits.
+  auto creating = h.svc->volumes().get({ClusterId(cid), "p1", started->volume_id});
+  REQUIRE(creating.ok());
+  CHECK(creating->state == VolumeState::kCreating);
+  CHECK(creating->name == "b");
+  CHECK(h.svc->volumes().unmanage({ClusterId(cid), "p1", started->volume_id}).status().code() ==
+        Code::kFailedPrecondition);
   write_file(dir + "/import/b.img", std::string(16384, 'c'));  // rewritten meanwhile
   REQUIRE(h.svc->workflows().cancel(*blocker).ok());
   Workflow w = h.wait(started->workflow_id);
   CHECK(w.state == WorkflowState::kFailed);
   CHECK_THAT(w.msg, Catch::Contains("changed since it was listed"));
   CHECK(read_file(dir + "/import/b.img") == std::string(16384, 'c'));
-  CHECK(h.svc->volumes().get({ClusterId(cid), "p1", started->volume_id}).status().code() ==
-        Code::kNotFound);
+  // The volume the request announced reads as Failed, until it is forgotten.
+  const VolumeRef ref{ClusterId(cid), "p1", started->volume_id};
+  CHECK(h.svc->volumes().get(ref)->state == VolumeState::kFailed);
+  auto rec = h.svc->volumes().managed(started->volume_id);
+  REQUIRE(rec.ok());
+  CHECK(rec->state == VolumeState::kFailed);
+  CHECK_THAT(rec->failure, Catch::Contains("changed since it was listed"));
+  CHECK(h.svc->volumes().unmanage(ref).value() == "import/b.img");
+  CHECK(h.svc->volumes().get(ref).status().code() == Code::kNotFound);
+  CHECK(h.svc->volumes().managed(started->volume_id).status().code() == Code::kNotFound);
+  CHECK(read_file(dir + "/import/b.img") == std::string(16384, 'c'));
 }
 
 TEST_CASE("Manageable over HTTP: list, detail, manage and unmanage, with their errors") {

@@ -55,6 +55,10 @@ struct Volume {
   // was found under and its size in bytes then (its size now is rounded up to whole GiB).
   std::string adopted_from;
   std::uint64_t adopted_size = 0;
+  // What the request that adopted it said (ManageRequest), filled in by the service; drivers
+  // leave them empty.
+  std::string description;
+  std::map<std::string, std::string> metadata;
 };
 
 struct Snapshot {

@@ -4,6 +4,7 @@
 // The objects themselves come from the cluster's driver (Backend::list_manageable_volumes).
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,14 +43,49 @@ struct ManageRequest {
   // A reference a manageable list answered (its source-name).
   std::string reference;
   std::string project_name;
-  // The volume's name. Default: the reference's last component when that is a valid name.
+  // The volume's name on the cluster (validate_object_name). Default: the reference's last
+  // component when that is a valid name not taken in the project and no display_name is given;
+  // otherwise volume-<id>, as Cinder names the volumes it manages.
   std::string name;
+  // Kept by the service with the volume, as Cinder keeps them: a display name and a description
+  // of at most 255 bytes of any text, at most 64 metadata entries (keys 1-255 bytes, values 0-255
+  // bytes), and whether the volume holds something to boot from.
+  std::string display_name;
+  std::string description;
+  std::map<std::string, std::string> metadata;
+  bool bootable = false;
+  // Cinder's availability zone, kept as given (at most 255 bytes).
+  std::string availability_zone;
 };
 
 // What Volumes::manage answers: the MANAGE_VOLUME workflow and the id the volume will have.
 struct ManageStarted {
   std::string workflow_id;
   std::string volume_id;
+};
+
+// A volume the service adopts or adopted, as the service records it from the moment
+// Volumes::manage accepts the request: what the request asked for and how the adoption stands.
+struct ManagedVolume {
+  std::string id;
+  std::string cluster_id;
+  std::string project_name;
+  std::string name;
+  std::string reference;
+  std::string display_name;
+  std::string description;
+  std::map<std::string, std::string> metadata;
+  bool bootable = false;
+  std::string availability_zone;
+  // The MANAGE_VOLUME workflow, and why it failed when it did.
+  std::string workflow_id;
+  std::string failure;
+  Env::SystemTime created_at;
+  // Creating while the workflow runs; Failed when it failed or was cancelled (the candidate is
+  // where it was); afterwards the cluster's volume's own state.
+  VolumeState state = VolumeState::kCreating;
+  // The cluster's volume, once adopted.
+  std::optional<Volume> volume;
 };
 
 }  // namespace dmscore

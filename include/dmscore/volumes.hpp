@@ -21,7 +21,8 @@ class Volumes : public detail::ServicePart {
 
   // One page of a project's volumes (PageRequest's paging rules).
   Result<VolumePage> list(const ProjectRef& project, const PageRequest& page) const;
-  // NOT_FOUND for an unknown volume.
+  // NOT_FOUND for an unknown volume. A volume being adopted (manage) reads as Creating from
+  // the moment the request is accepted, and as Failed when the adoption failed.
   Result<Volume> get(const VolumeRef& volume) const;
   // An empty volume, Available when this returns. INVALID_ARGUMENT naming the field;
   // ALREADY_EXISTS for a taken name.
@@ -62,7 +63,12 @@ class Volumes : public detail::ServicePart {
   // Stops managing an Available volume without touching a byte of its data; answers the
   // reference it is a candidate under again. NOT_FOUND; FAILED_PRECONDITION while a workflow,
   // a consistency group or a copy set uses it, or while it has snapshots.
+  // (A volume whose MANAGE_VOLUME workflow failed is forgotten: its record goes, and the
+  // candidate, which was never taken, is answered.)
   Result<std::string> unmanage(const VolumeRef& volume);
+  // The service's record of a volume it adopts or adopted, by id alone (Cinder's routes name a
+  // volume by id). NOT_FOUND when the service adopted no volume of that id, or gave it back.
+  Result<ManagedVolume> managed(const std::string& volume_id) const;
 };
 
 }  // namespace dmscore

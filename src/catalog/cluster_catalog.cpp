@@ -179,6 +179,9 @@ Status ClusterCatalog::set_status(Txn& t, const std::string& id, ConnectionStatu
 }
 
 Status ClusterCatalog::remove(Txn& t, const std::string& id) {
+  // What the service recorded of the volumes it adopted there goes with the cluster.
+  if (auto r = t.exec("DELETE FROM managed_volumes WHERE cluster_id = ?", {id}); !r.ok())
+    return r.status();
   return t.exec("DELETE FROM clusters WHERE id = ?", {id}).status();
 }
 

@@ -60,18 +60,30 @@ json::object to_json(const Cluster& c) {
 }
 
 json::object to_json(const Volume& v) {
-  return {{"id", v.id},
-          {"name", v.name},
-          {"projectName", v.project_name},
-          {"clusterId", v.cluster_id},
-          {"size", std::to_string(v.size)},
-          {"replicaCount", v.replica_count},
-          {"sectorSize", v.sector_size},
-          {"compression", v.compression},
-          {"state", to_string(v.state)},
-          {"sourceSnapshotId", v.source_snapshot_id},
-          {"createdAt", rfc3339(v.created_at)},
-          {"devicePath", v.device_path}};
+  json::object o{{"id", v.id},
+                 {"name", v.name},
+                 {"projectName", v.project_name},
+                 {"clusterId", v.cluster_id},
+                 {"size", std::to_string(v.size)},
+                 {"replicaCount", v.replica_count},
+                 {"sectorSize", v.sector_size},
+                 {"compression", v.compression},
+                 {"state", to_string(v.state)},
+                 {"sourceSnapshotId", v.source_snapshot_id},
+                 {"createdAt", rfc3339(v.created_at)},
+                 {"devicePath", v.device_path}};
+  // An adopted volume: where it came from, and what the request that adopted it said.
+  if (!v.adopted_from.empty()) {
+    o["adoptedFrom"] = json::object{{"source-name", v.adopted_from}};
+    o["adoptedSize"] = std::to_string(v.adopted_size);
+  }
+  if (!v.description.empty()) o["description"] = v.description;
+  if (!v.metadata.empty()) {
+    json::object m;
+    for (const auto& [k, val] : v.metadata) m[k] = val;
+    o["metadata"] = std::move(m);
+  }
+  return o;
 }
 
 json::object to_json(const Snapshot& s) {

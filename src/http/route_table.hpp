@@ -71,6 +71,13 @@ struct Params {
   std::map<std::string, std::string> query;
 };
 
+// How a route speaks: the native API, or the dialect of another system whose clients it serves
+// unchanged (its token header, error bodies and status codes).
+enum class Dialect {
+  kNative,
+  kCinder,  // OpenStack Cinder's v3 API (routes/cinder.cpp)
+};
+
 struct Call {
   const Request& req;
   Params params;
@@ -78,6 +85,12 @@ struct Call {
   // Set by a handler whose answer is a stored text, sent byte for byte with this media type.
   std::optional<std::string> raw_body;
   std::string raw_content_type = "application/json";
+  // What a handler of another dialect may set: the success status (202, ...), headers sent
+  // whatever the outcome, and the HTTP status of an error it returns when the dialect's status
+  // is not the one its code maps to (0: the mapping's).
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int error_status = 0;
 };
 
 using Handler = std::function<Result<json::value>(Call&)>;
@@ -93,6 +106,7 @@ struct Route {
   Lane lane = Lane::kInline;
   // A query parameter that makes the request wait (a long poll): it then runs on Lane::kWait.
   std::string wait_parameter;
+  Dialect dialect = Dialect::kNative;
 };
 
 inline std::vector<std::string> split_path(std::string_view path) {
@@ -157,6 +171,20 @@ inline std::string query(const Params& p, const char* key) {
   return it == p.query.end() ? std::string() : it->second;
 }
 
+// The paging parameters of a manageable list, as given (checked by paginate_manageable).
+inline ManageableQuery manageable_query_of(const Params& p) {
+  ManageableQuery q;
+  for (auto [key, out] : {std::pair{"sort", &q.sort},
+                          {"sort_key", &q.sort_key},
+                          {"sort_dir", &q.sort_dir},
+                          {"marker", &q.marker},
+                          {"limit", &q.limit},
+                          {"offset", &q.offset}}) {
+    if (auto it = p.query.find(key); it != p.query.end()) *out = it->second;
+  }
+  return q;
+}
+
 inline json::value workflow_id_body(const WorkflowId& id) {
   return json::object{{"workflowId", id.str()}};
 }
@@ -176,10 +204,13 @@ class RouteTable {
                             std::move(h),
                             false,
                             lane,
-                            {}});
+                            {},
+                            Dialect::kNative});
   }
   // The route added last may call a storage cluster.
   void calls_clusters() { routes_.back().lane = Lane::kCluster; }
+  // The route added last speaks `d`.
+  void speaks(Dialect d) { routes_.back().dialect = d; }
   Route& last() { return routes_.back(); }
   const std::vector<Route>& routes() const { return routes_; }
 
@@ -193,6 +224,10 @@ void add_identity_routes(RouteTable& add, Service& svc);
 void add_cluster_routes(RouteTable& add, Service& svc);
 void add_volume_routes(RouteTable& add, Service& svc);
 void add_manageable_routes(RouteTable& add, Service& svc);
+void add_cinder_routes(RouteTable& add, Service& svc);
+// Cinder's fault for `s` ({"badRequest": {"code": 400, "message": ...}}), at `http_status`
+// when non-zero, else at the status Cinder gives the error's kind.
+Response cinder_fault(const Status& s, int http_status = 0);
 void add_group_routes(RouteTable& add, Service& svc);
 void add_cg_snapshot_routes(RouteTable& add, Service& svc);
 void add_copy_set_routes(RouteTable& add, Service& svc);

@@ -250,7 +250,10 @@ struct Router::Impl {
     return r;
   }
 
-  Result<Principal> authenticate(const Request& req) const {
+  Result<Principal> authenticate(const Request& req, Dialect dialect) const {
+    // Keystone's header, as OpenStack clients send a token they were given.
+    if (std::string_view k = req.header("X-Auth-Token"); dialect == Dialect::kCinder && !k.empty())
+      return svc.auth().verify(std::string(k));
     std::string_view h = req.header("Authorization");
     if (h.empty()) return Status::Unauthenticated("a bearer token is required; log in first");
     if (h.size() < 7 || !iequals(h.substr(0, 7), "Bearer "))
@@ -309,47 +312,71 @@ Response Router::Impl::handle(const Request& req) const {
       r.headers.emplace_back("Allow", allow);
       return r;
     }
+    if (path.substr(0, 4) == "/v3/")
+      return cinder_fault(Status::NotFound("The resource could not be found."));
     return error_response(static_cast<int>(Code::kNotFound), "no such route");
   }
   Call call{req, std::move(params), {}, {}};
+  const bool cinder = match->dialect == Dialect::kCinder;
+  auto failed = [&](const Status& s, int http_status) {
+    if (!cinder) return from_status(s, req);
+    if (s.code() == Code::kInternal || s.code() == Code::kUnknown || s.code() == Code::kDataLoss) {
+      log("request " + req.request_id + " " + req.method + " failed: " + s.to_string());
+      return cinder_fault(Status::Internal("internal error; quote request id " + req.request_id));
+    }
+    if (s.code() == Code::kUnauthenticated) {
+      // As keystonemiddleware answers before Cinder sees the request.
+      Response r =
+          json_response(401, json::object{{"error", json::object{{"code", 401},
+                                                                 {"title", "Unauthorized"},
+                                                                 {"message",
+                                                                  "The request you have made "
+                                                                  "requires authentication."}}}});
+      r.headers.emplace_back("WWW-Authenticate", "Keystone uri=\"\"");
+      return r;
+    }
+    return cinder_fault(s, http_status);
+  };
   Response out;
   try {
     if (match->authenticated) {
-      auto who = authenticate(req);
+      auto who = authenticate(req, match->dialect);
       if (!who.ok()) {
-        out = from_status(who.status(), req);
+        out = failed(who.status(), 0);
         out.route = match->pattern;
         return out;
       }
       call.principal = *who;
       if (req.method != "GET" && !match->viewer_may_call && call.principal.role != Role::kAdmin) {
-        out = error_response(static_cast<int>(Code::kPermissionDenied),
-                             "the viewer role may only read; this needs admin");
+        out =
+            failed(Status::PermissionDenied("the viewer role may only read; this needs admin"), 0);
         out.route = match->pattern;
         return out;
       }
     }
     auto result = match->handler(call);
     if (!result.ok()) {
-      out = from_status(result.status(), req);
+      out = failed(result.status(), call.error_status);
     } else {
-      out = json_response(200, *result);
+      out = json_response(call.status, *result);
       if (call.raw_body) {
         out.body = std::move(*call.raw_body);
         out.content_type = call.raw_content_type;
       }
     }
   } catch (const std::exception& e) {
-    out = from_status(Status::Internal(std::string("handler threw: ") + e.what()), req);
+    out = failed(Status::Internal(std::string("handler threw: ") + e.what()), 0);
   } catch (...) {
-    out = from_status(Status::Internal("handler threw"), req);
+    out = failed(Status::Internal("handler threw"), 0);
   }
+  for (auto& h : call.headers) out.headers.push_back(std::move(h));
   out.route = match->pattern;
   return out;
 }
 
 void Router::Impl::build() {
   add_operations_routes(table, svc, [this] { return render_metrics(); });
+  add_cinder_routes(table, svc);
   add_identity_routes(table, svc);
   add_cluster_routes(table, svc);
   add_volume_routes(table, svc);

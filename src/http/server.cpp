@@ -195,6 +195,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.body = std::move(msg.body());
     req.remote = remote_;
+    req.secure = std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>;
     std::string_view rid = req.header("X-Request-Id");
     req.request_id = sane_request_id(rid) ? std::string(rid) : shared_->make_request_id();
     const bool keep_alive = msg.keep_alive() && !shared_->stopping;

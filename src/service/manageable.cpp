@@ -8,6 +8,9 @@
 #include <cctype>
 
 #include "base/codec.hpp"
+#include "base/pytext.hpp"
+#include "base/util.hpp"
+#include "engine/engine_txn.hpp"
 #include "service/service_impl.hpp"
 #include "workflows/manage_volume.hpp"
 
@@ -20,74 +23,81 @@ namespace {
 constexpr std::int64_t kMaxLimit = 1000;        // Cinder's osapi_max_limit default
 constexpr std::int64_t kDbMaxInt = 0x7FFFFFFF;  // Cinder's constants.DB_MAX_INT
 
-// Python's int(text): surrounding whitespace, a sign, digits with single underscores between
-// them. nullopt when Python would raise ValueError (or the value does not fit).
-std::optional<std::int64_t> python_int(std::string_view t) {
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.remove_prefix(1);
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
-  bool negative = false;
-  if (!t.empty() && (t.front() == '+' || t.front() == '-')) {
-    negative = t.front() == '-';
-    t.remove_prefix(1);
-  }
-  if (t.empty() || t.front() == '_' || t.back() == '_') return std::nullopt;
-  std::int64_t v = 0;
-  char prev = 0;
-  for (char c : t) {
-    if (c == '_') {
-      if (prev == '_') return std::nullopt;
-    } else if (c >= '0' && c <= '9') {
-      if (v > (INT64_MAX - (c - '0')) / 10) return std::nullopt;
-      v = v * 10 + (c - '0');
-    } else {
-      return std::nullopt;
-    }
-    prev = c;
-  }
-  return negative ? -v : v;
-}
-
-// Python's repr of a JSON value, as Cinder's messages print a parsed marker.
-std::string python_repr(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "None";
-    case json::kind::bool_:
-      return v.get_bool() ? "True" : "False";
-    case json::kind::int64:
-      return std::to_string(v.get_int64());
-    case json::kind::uint64:
-      return std::to_string(v.get_uint64());
-    case json::kind::double_:
-      return json::serialize(v);
-    case json::kind::string: {
-      const std::string s(v.get_string());
-      const char q =
-          s.find('\'') != std::string::npos && s.find('"') == std::string::npos ? '"' : '\'';
-      std::string out(1, q);
-      for (char c : s) {
-        if (c == '\\' || c == q) out += '\\';
-        out += c;
-      }
-      return out + q;
-    }
-    case json::kind::array: {
-      std::string out = "[";
-      for (const auto& e : v.get_array()) out += (out.size() > 1 ? ", " : "") + python_repr(e);
-      return out + "]";
-    }
-    case json::kind::object: {
-      std::string out = "{";
-      for (const auto& [k, e] : v.get_object())
-        out += (out.size() > 1 ? ", " : "") + python_repr(json::string(k)) + ": " + python_repr(e);
-      return out + "}";
-    }
-  }
-  return "None";
-}
-
 Status bad(const char* param, const std::string& cinder_message) {
   return Status::InvalidArgument(std::string(param) + ": " + cinder_message);
+}
+
+// Cinder's bounds on what it keeps with a volume.
+Status check_description_metadata(const ManageRequest& r) {
+  if (r.display_name.size() > 255)
+    return Status::InvalidArgument("displayName: longer than 255 bytes");
+  if (r.availability_zone.size() > 255)
+    return Status::InvalidArgument("availabilityZone: longer than 255 bytes");
+  if (r.description.size() > 255)
+    return Status::InvalidArgument("description: longer than 255 bytes");
+  if (r.metadata.size() > 64) return Status::InvalidArgument("metadata: more than 64 entries");
+  for (const auto& [k, v] : r.metadata) {
+    if (k.empty() || k.size() > 255)
+      return Status::InvalidArgument("metadata: keys must be 1-255 bytes");
+    if (v.size() > 255) return Status::InvalidArgument("metadata." + k + ": longer than 255 bytes");
+  }
+  return Status::Ok();
+}
+
+std::string metadata_text(const std::map<std::string, std::string>& m) {
+  json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return json::serialize(o);
+}
+
+std::map<std::string, std::string> metadata_of(const std::string& text) {
+  std::map<std::string, std::string> m;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (!ec && v.is_object())
+    for (const auto& [k, e] : v.get_object())
+      if (e.is_string()) m.emplace(std::string(k), std::string(e.get_string()));
+  return m;
+}
+
+constexpr const char* kRecordCols =
+    "id, cluster_id, project_name, name, reference, display_name, description, metadata, "
+    "bootable, availability_zone, workflow_id, created_at";
+
+ManagedVolume record_from(const Row& r) {
+  ManagedVolume m;
+  m.id = r.text(0);
+  m.cluster_id = r.text(1);
+  m.project_name = r.text(2);
+  m.name = r.text(3);
+  m.reference = r.text(4);
+  m.display_name = r.text(5);
+  m.description = r.text(6);
+  m.metadata = metadata_of(r.text(7));
+  m.bootable = r.int64(8) != 0;
+  m.availability_zone = r.text(9);
+  m.workflow_id = r.text(10);
+  m.created_at = detail::from_millis(r.int64(11));
+  return m;
+}
+
+// The record of the volume `id`, or nullopt.
+Result<std::optional<ManagedVolume>> read_record(Store& store, const std::string& id) {
+  std::optional<ManagedVolume> out;
+  Status s = store.read([&](Txn& t) -> Status {
+    auto r = t.query_one(
+        std::string("SELECT ") + kRecordCols + " FROM managed_volumes WHERE id = ?", {id});
+    if (!r.ok()) return r.status();
+    if (*r) out = record_from(**r);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status drop_record(Store& store, const std::string& id) {
+  return store.transact(
+      [&](Txn& t) { return t.exec("DELETE FROM managed_volumes WHERE id = ?", {id}).status(); });
 }
 
 }  // namespace
@@ -102,13 +112,13 @@ Result<std::vector<ManageableObject>> paginate_manageable(std::vector<Manageable
   // get_pagination_params: limit, marker, offset.
   std::int64_t limit = kMaxLimit, offset = 0;
   if (q.limit) {
-    auto l = python_int(*q.limit);
+    auto l = detail::python_int(*q.limit);
     if (!l) return bad("limit", "limit param must be an integer");
     if (*l < 0) return bad("limit", "limit param must be positive");
     limit = std::min(*l, kMaxLimit);
   }
   if (q.offset) {
-    auto o = python_int(*q.offset);
+    auto o = detail::python_int(*q.offset);
     if (!o) return bad("offset", "offset must be an integer");
     if (*o < 0) return bad("offset", "offset must be >= 0");
     if (*o > kDbMaxInt) return bad("offset", "offset must be <= " + std::to_string(kDbMaxInt));
@@ -180,7 +190,7 @@ Result<std::vector<ManageableObject>> paginate_manageable(std::vector<Manageable
         break;
       }
     }
-    if (start < 0) return bad("marker", "marker not found: " + python_repr(m));
+    if (start < 0) return bad("marker", "marker not found: " + detail::python_repr(m));
   }
   // sorted_entries[start + offset : start + limit + offset]
   const auto n = static_cast<std::int64_t>(all.size());
@@ -209,14 +219,20 @@ Result<ManageStarted> Volumes::manage(const ClusterId& cluster, const ManageRequ
   if (request.reference.size() > 4096)
     return Status::InvalidArgument("ref: longer than 4096 bytes");
   if (Status s = validate_object_name(request.project_name, "projectName"); !s.ok()) return s;
+  if (!request.name.empty()) {
+    if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
+  }
+  if (Status s = check_description_metadata(request); !s.ok()) return s;
+  const std::string volume_id = impl_->env->new_uuid();
+  // The name it gets: the one asked for; else the file's own when that is a valid name and
+  // free (checked below); else volume-<id>.
   std::string name = request.name;
+  bool own_name = false;
   if (name.empty()) {
     name = request.reference.substr(request.reference.rfind('/') + 1);
-    if (!validate_object_name(name, "name").ok())
-      return Status::InvalidArgument("name: is required (" + request.reference +
-                                     " is not a valid volume name)");
+    own_name = request.display_name.empty() && validate_object_name(name, "name").ok();
+    if (!own_name) name = "volume-" + volume_id;
   }
-  if (Status s = validate_object_name(name, "name"); !s.ok()) return s;
   auto b = impl_->backend_locked(cluster.str());
   if (!b.ok()) return b.status();
   // The candidate as it is now: it must exist and be safe, and the workflow refuses it if it
@@ -232,29 +248,125 @@ Result<ManageStarted> Volumes::manage(const ClusterId& cluster, const ManageRequ
   if (!it->safe_to_manage)
     return Status::InvalidArgument("ref: " + request.reference +
                                    " is not safe to manage: " + it->reason_not_safe);
-  if ((*b)->find_volume(request.project_name, name).ok())
-    return Status::AlreadyExists("name: a volume named " + name + " already exists in project " +
-                                 request.project_name);
+  if ((*b)->find_volume(request.project_name, name).ok()) {
+    if (!own_name)
+      return Status::AlreadyExists("name: a volume named " + name + " already exists in project " +
+                                   request.project_name);
+    name = "volume-" + volume_id;
+  }
   detail::ManageWork w;
   w.cluster_id = cluster.str();
   w.reference = request.reference;
   w.project_name = request.project_name;
   w.name = name;
-  w.volume_id = impl_->env->new_uuid();
+  w.volume_id = volume_id;
   w.fingerprint = it->fingerprint;
-  auto id = impl_->engine->submit(kManageVolume, w.to_json(),
-                                  {"cluster:" + w.cluster_id, "volume:" + w.volume_id});
-  if (!id.ok()) return id.status();
-  return ManageStarted{*id, w.volume_id};
+  // The record commits with the workflow, so the volume reads as Creating from now on.
+  auto ids = detail::EngineTxn::submit_all(
+      *impl_->engine,
+      {{kManageVolume, w.to_json(), {"cluster:" + w.cluster_id, "volume:" + w.volume_id}}},
+      [&](Txn& t, const std::vector<std::string>& wf) {
+        return t
+            .exec(
+                std::string("INSERT INTO managed_volumes (") + kRecordCols +
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                {w.volume_id, w.cluster_id, w.project_name, w.name, w.reference,
+                 request.display_name, request.description, metadata_text(request.metadata),
+                 std::int64_t{request.bootable}, request.availability_zone, wf[0], impl_->now_ms()})
+            .status();
+      });
+  if (!ids.ok()) return ids.status();
+  return ManageStarted{ids->front(), w.volume_id};
+}
+
+Result<ManagedVolume> Volumes::managed(const std::string& volume_id) const {
+  auto scope = impl_->caller();
+  auto rec = read_record(*impl_->store, volume_id);
+  if (!rec.ok()) return rec.status();
+  if (!*rec) return Status::NotFound("volume " + volume_id + " not found");
+  ManagedVolume m = std::move(**rec);
+  auto wf = impl_->engine->get(m.workflow_id);
+  if (!wf.ok()) return wf.status();
+  if (wf->state == WorkflowState::kCompleted) {
+    auto b = impl_->backend_locked(m.cluster_id);
+    if (!b.ok()) return b.status();
+    auto v = (*b)->get_volume(m.project_name, m.id);
+    if (!v.ok()) return v.status();
+    v->description = m.description;
+    v->metadata = m.metadata;
+    m.state = v->state;
+    m.volume = std::move(v).value();
+  } else if (is_terminal(wf->state)) {
+    m.state = VolumeState::kFailed;
+    m.failure = wf->msg;
+  }
+  return m;
 }
 
 Result<std::string> Volumes::unmanage(const VolumeRef& ref) {
   const std::string& cid = ref.cluster.str();
-  return impl_->claimed_call<Result<std::string>>(
+  auto rec = read_record(*impl_->store, ref.id);
+  if (!rec.ok()) return rec.status();
+  if (*rec && (**rec).cluster_id == cid && (**rec).project_name == ref.project) {
+    auto wf = impl_->engine->get((**rec).workflow_id);
+    if (!wf.ok()) return wf.status();
+    if (!is_terminal(wf->state))
+      return Status::FailedPrecondition("volume " + ref.id + " is being adopted (workflow " +
+                                        wf->id + "); wait for it or cancel it");
+    if (wf->state != WorkflowState::kCompleted) {
+      // Never taken: only the record goes.
+      if (Status s = drop_record(*impl_->store, ref.id); !s.ok()) return s;
+      return (**rec).reference;
+    }
+  }
+  auto where = impl_->claimed_call<Result<std::string>>(
       cid, "volume:" + ref.id, "unmanaged",
       [&](Backend& b) { return b.get_volume(ref.project, ref.id).status(); },
       [&] { return impl_->groups->check_volume_free(cid, ref.id); },
       [&](Backend& b) { return b.unmanage_volume(ref.project, ref.id); });
+  if (!where.ok()) return where;
+  if (*rec) {
+    if (Status s = drop_record(*impl_->store, ref.id); !s.ok()) return s;
+  }
+  return where;
 }
+
+namespace detail {
+
+Result<Volume> with_record(ServiceImpl& im, const VolumeRef& ref, Result<Volume> found) {
+  if (!found.ok() && found.status().code() != Code::kNotFound) return found;
+  auto rec = read_record(*im.store, ref.id);
+  if (!rec.ok()) return rec.status();
+  if (!*rec || (**rec).cluster_id != ref.cluster.str() || (**rec).project_name != ref.project)
+    return found;
+  const ManagedVolume& m = **rec;
+  if (found.ok()) {
+    found->description = m.description;
+    found->metadata = m.metadata;
+    return found;
+  }
+  // Not on the cluster: being adopted, or the adoption failed.
+  auto wf = im.engine->get(m.workflow_id);
+  if (!wf.ok()) return wf.status();
+  if (wf->state == WorkflowState::kCompleted) return found;
+  Volume v;
+  v.id = m.id;
+  v.name = m.name;
+  v.project_name = m.project_name;
+  v.cluster_id = m.cluster_id;
+  v.size = 0;
+  v.state = is_terminal(wf->state) ? VolumeState::kFailed : VolumeState::kCreating;
+  v.created_at = m.created_at;
+  v.adopted_from = m.reference;
+  v.description = m.description;
+  v.metadata = m.metadata;
+  return v;
+}
+
+Status forget_record(ServiceImpl& im, const std::string& volume_id) {
+  return drop_record(*im.store, volume_id);
+}
+
+}  // namespace detail
 
 }  // namespace dmscore

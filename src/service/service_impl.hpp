@@ -164,5 +164,12 @@ Status register_repair_cluster(WorkflowEngine& engine, Service::Impl& service);
 Status register_thick_clones(WorkflowEngine& engine, Service::Impl& service);
 Status register_manage_volume(WorkflowEngine& engine, Service::Impl& service);
 
+// The service's record of an adopted volume (service/manageable.cpp) joined to what the
+// cluster answered for `ref`: its description and metadata added, or, while the cluster has no
+// such volume, the volume as Creating (being adopted) or Failed (the adoption failed).
+Result<Volume> with_record(ServiceImpl& service, const VolumeRef& ref, Result<Volume> found);
+// Forgets the record of a volume that was deleted.
+Status forget_record(ServiceImpl& service, const std::string& volume_id);
+
 }  // namespace detail
 }  // namespace dmscore

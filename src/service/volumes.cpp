@@ -16,7 +16,7 @@ Result<Volume> Volumes::get(const VolumeRef& v) const {
   auto scope = impl_->caller();
   auto b = impl_->backend_locked(v.cluster.str());
   if (!b.ok()) return b.status();
-  return (*b)->get_volume(v.project, v.id);
+  return detail::with_record(*impl_, v, (*b)->get_volume(v.project, v.id));
 }
 
 Result<Volume> Volumes::create(const ClusterId& cluster, const CreateVolumeRequest& request) {
@@ -30,11 +30,13 @@ Result<Volume> Volumes::create(const ClusterId& cluster, const CreateVolumeReque
 
 Status Volumes::remove(const VolumeRef& ref) {
   const std::string& cid = ref.cluster.str();
-  return impl_->claimed_call<Status>(
+  Status s = impl_->claimed_call<Status>(
       cid, "volume:" + ref.id, "deleted",
       [&](Backend& b) { return b.get_volume(ref.project, ref.id).status(); },
       [&] { return impl_->groups->check_volume_free(cid, ref.id); },
       [&](Backend& b) { return b.delete_volume(ref.project, ref.id); });
+  if (!s.ok()) return s;
+  return detail::forget_record(*impl_, ref.id);
 }
 
 Result<SnapshotPage> Volumes::list_snapshots(const ProjectRef& p, const PageRequest& page) const {

@@ -217,6 +217,27 @@ ALTER TABLE clusters ADD COLUMN status_message TEXT NOT NULL DEFAULT '';
 -- disk, ...), set with final_state when compensation begins.
 ALTER TABLE workflows ADD COLUMN error_code TEXT NOT NULL DEFAULT '';
 )sql"},
+      {8, R"sql(
+-- The volumes the service adopts or adopted (MANAGE_VOLUME), recorded with the workflow that
+-- adopts them: what the request asked for beyond the cluster's own record, and where the
+-- volume is, so that it reads as Creating from the moment the request is accepted and can be
+-- found by id alone. Removed when the volume is given back or deleted.
+CREATE TABLE managed_volumes (
+  id            TEXT PRIMARY KEY,
+  cluster_id    TEXT NOT NULL,
+  project_name  TEXT NOT NULL,
+  name          TEXT NOT NULL,
+  reference     TEXT NOT NULL,
+  display_name  TEXT NOT NULL DEFAULT '',
+  description   TEXT NOT NULL DEFAULT '',
+  metadata      TEXT NOT NULL DEFAULT '{}',
+  bootable      INTEGER NOT NULL DEFAULT 0,
+  availability_zone TEXT NOT NULL DEFAULT '',
+  workflow_id   TEXT NOT NULL,
+  created_at    INTEGER NOT NULL
+);
+CREATE INDEX managed_volumes_by_cluster ON managed_volumes (cluster_id);
+)sql"},
   };
   return kMigrations;
 }

@@ -525,6 +525,46 @@ async function main() {
     await check("unmanage it again", { method: "POST", path: U, token }, 404, expectCode(5));
   }
 
+  // ---- the same through Cinder's routes, with a Keystone-style token header
+  {
+    fs.writeFileSync(path.join(dirA, "import", "cinder.img"), Buffer.alloc(1 << 20, 9));
+    const K = (v) => ({ "X-Auth-Token": token, ...(v ? { "OpenStack-API-Version": `volume ${v}` } : {}) });
+    const V3 = "/v3/proj1";
+    await check("Cinder's version document", { method: "GET", path: "/" }, 300, (r) =>
+      r.json.versions[0].version === "3.71" ? null : `versions ${JSON.stringify(r.json.versions)}`);
+    for (const [label, p, v] of [["manageable_volumes", "manageable_volumes", "3.8"], ["os-volume-manage", "os-volume-manage", null]]) {
+      await check(`Cinder ${label}`, { method: "GET", path: `${V3}/${p}?host=dms@${cidA}%23p1`, headers: K(v) }, 200, (r) =>
+        r.json["manageable-volumes"].some((m) => m.reference["source-name"] === "import/cinder.img" && m.safe_to_manage) ? null : "import/cinder.img not listed as safe");
+      await check(`Cinder ${label} in detail`, { method: "GET", path: `${V3}/${p}/detail?host=${cidA}&sort=size:asc&limit=1`, headers: K(v) }, 200, (r) =>
+        r.json["manageable-volumes"].length === 1 && "reason_not_safe" in r.json["manageable-volumes"][0] ? null : `${JSON.stringify(r.json)}`);
+      await check(`Cinder ${label} without a host`, { method: "GET", path: `${V3}/${p}/detail`, headers: K(v) }, 400, (r) =>
+        r.json.badRequest?.message === "Invalid input received: Host field is missing." ? null : JSON.stringify(r.json));
+      await check(`Cinder ${label} on an unknown host`, { method: "GET", path: `${V3}/${p}?host=nowhere`, headers: K(v) }, 404);
+    }
+    await check("Cinder manageable_volumes below 3.8", { method: "GET", path: `${V3}/manageable_volumes?host=${cidA}`, headers: K("3.7") }, 404);
+    await check("Cinder manageable_volumes detail below 3.8", { method: "GET", path: `${V3}/manageable_volumes/detail?host=${cidA}`, headers: K("3.7") }, 404);
+    await check("Cinder list at an unsupported microversion", { method: "GET", path: `${V3}/os-volume-manage/detail?host=${cidA}`, headers: K("3.999") }, 406);
+    await check("Cinder list without a token", { method: "GET", path: `${V3}/os-volume-manage?host=${cidA}` }, 401);
+    await check("Cinder manage with a schema error", { method: "POST", path: `${V3}/os-volume-manage`, headers: K(), json: { volume: { host: cidA } } }, 400);
+    await check("Cinder manage below 3.8", { method: "POST", path: `${V3}/manageable_volumes`, headers: K("3.7"), json: { volume: { host: cidA, ref: { "source-name": "import/cinder.img" } } } }, 404);
+    await check("Cinder manage of an unsafe candidate", { method: "POST", path: `${V3}/manageable_volumes`, headers: K("3.8"), json: { volume: { host: cidA, ref: { "source-name": "import/odd.img" } } } }, 400);
+    const m = await check("Cinder manage", { method: "POST", path: `${V3}/os-volume-manage`, headers: K(), json: { volume: { host: `dms@${cidA}#p1`, ref: { "source-name": "import/cinder.img" }, name: "From Cinder", description: null, volume_type: null, availability_zone: null, metadata: { k: "v" }, bootable: false } } }, 202, (r) =>
+      r.json.volume.status === "creating" && r.json.volume.size === 0 ? null : `volume ${JSON.stringify(r.json.volume)}`);
+    const vid = m.json?.volume?.id;
+    let shown;
+    for (let i = 0; i < 100 && vid; i++) {
+      shown = await check("Cinder show a managed volume", { method: "GET", path: `${V3}/volumes/${vid}`, headers: K("3.65") }, 200, null, { quiet: i > 0 });
+      if (shown.json?.volume?.status !== "creating") break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    if (shown?.json?.volume?.status !== "available" || shown.json.volume.size !== 1) fail(`Cinder volume ${JSON.stringify(shown?.json)}`);
+    await check("Cinder show an unknown volume", { method: "GET", path: `${V3}/volumes/${randomUuid()}`, headers: K() }, 404);
+    await check("Cinder action that is not served", { method: "POST", path: `${V3}/volumes/${vid}/action`, headers: K(), json: { "os-extend": { new_size: 2 } } }, 400);
+    await check("Cinder os-unmanage", { method: "POST", path: `${V3}/volumes/${vid}/action`, headers: K(), json: { "os-unmanage": null } }, 202, () =>
+      fs.existsSync(path.join(dirA, "import", "cinder.img")) ? null : "import/cinder.img not given back");
+    await check("Cinder os-unmanage again", { method: "POST", path: `${V3}/volumes/${vid}/action`, headers: K(), json: { "os-unmanage": {} } }, 404);
+  }
+
   // ---- clusters never overlap; a cluster whose metadata is lost waits for a repair
   await check("attach a directory inside cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirA}/data/inner` } }, 400, expectCode(9));
   await check("attach the directory that holds cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${args.dataDir}` } }, 400, expectCode(9));

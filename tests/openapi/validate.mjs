@@ -217,7 +217,7 @@ for (const [p, item] of Object.entries(doc.paths ?? {})) {
     else if (opIds.has(op.operationId)) problems.push(`${name}: operationId ${op.operationId} also used by ${opIds.get(op.operationId)}`);
     else opIds.set(op.operationId, name);
     const codes = Object.keys(op.responses ?? {});
-    if (!codes.some((c) => /^2\d\d$/.test(c))) problems.push(`${name}: no 2xx response`);
+    if (!codes.some((c) => /^[23]\d\d$/.test(c))) problems.push(`${name}: no 2xx or 3xx response`);
     for (const c of codes) {
       if (!/^[1-5]\d\d$/.test(c)) problems.push(`${name}: response key ${c} is not an explicit status code`);
     }

@@ -39,6 +39,8 @@ struct Request {
   std::string body;
   // The peer's address, for login rate limiting and the audit log.
   std::string remote;
+  // Whether it came over TLS (for the links an answer carries).
+  bool secure = false;
   // The id echoed in X-Request-Id; made by the server when the client sent none.
   std::string request_id;
 

@@ -27,16 +27,7 @@ Result<ManageableQuery> manageable_query(const Params& p) {
   if (Status s = check_query(p, {"sort", "sort_key", "sort_dir", "marker", "limit", "offset"});
       !s.ok())
     return s;
-  ManageableQuery q;
-  for (auto [key, out] : {std::pair{"sort", &q.sort},
-                          {"sort_key", &q.sort_key},
-                          {"sort_dir", &q.sort_dir},
-                          {"marker", &q.marker},
-                          {"limit", &q.limit},
-                          {"offset", &q.offset}}) {
-    if (auto it = p.query.find(key); it != p.query.end()) *out = it->second;
-  }
-  return q;
+  return manageable_query_of(p);
 }
 
 }  // namespace
@@ -67,6 +58,15 @@ void add_manageable_routes(RouteTable& add, Service& svc) {
     }
     o.string("name", r.name);
     o.string("projectName", r.project_name, true);
+    o.string("description", r.description);
+    if (const json::value* md = o.object("metadata")) {
+      for (const auto& [k, v] : md->as_object()) {
+        if (!v.is_string())
+          return Status::InvalidArgument("metadata." + std::string(k).substr(0, 64) +
+                                         ": must be a string");
+        r.metadata[std::string(k)] = std::string(v.get_string());
+      }
+    }
     if (Status s = o.finish(); !s.ok()) return s;
     auto started = svc.volumes().manage(ClusterId(c.params.path["clusterId"]), r);
     if (!started.ok()) return started.status();

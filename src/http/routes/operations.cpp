@@ -4,7 +4,8 @@
 
 namespace dmscore::http::routing {
 
-void add_operations_routes(RouteTable& add, Service& svc, std::function<std::string()> render_metrics) {
+void add_operations_routes(RouteTable& add, Service& svc,
+                           std::function<std::string()> render_metrics) {
   add(
       "GET", "/healthz",
       [](Call&) -> R {
