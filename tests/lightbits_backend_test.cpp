@@ -328,3 +328,72 @@ TEST_CASE(
   CHECK(again->status == 409);
   CHECK(b->info().ok());
 }
+
+TEST_CASE("LightbitsBackend: manage refuses what changed, what is elsewhere and what has no room") {
+  Fixture f;
+  f.import_key();
+  LightbitsOptions o = f.options();
+  o.service_id = "00000000-0000-4000-8000-0000000000aa";
+  auto b = f.backend(o);
+  auto planted = json::parse(f.emu.control("POST", "/control/volumes",
+                                           R"({"projectName":"p1","name":"old","size":"8mib"})"));
+  const std::string id(planted.at("UUID").as_string());
+  auto listed = b->list_manageable_volumes();
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  const ManageableObject m = listed->front();
+  CHECK(m.reference == "p1/old");
+  CHECK(m.object_id == id);
+  CHECK(m.safe_to_manage);
+
+  ManageVolumeRequest r;
+  r.reference = "p1/old";
+  r.project_name = "p1";
+  r.fingerprint = m.fingerprint;
+  r.labels[kOwnerLabel] = "wf-1";
+  // Elsewhere: another project, another id, a reference that is no <project>/<name>.
+  ManageVolumeRequest other = r;
+  other.project_name = "p2";
+  CHECK_THAT(b->manage_volume(other).status().message(), Catch::StartsWith("projectName:"));
+  other = r;
+  other.id = "00000000-0000-4000-8000-000000000001";
+  CHECK_THAT(b->manage_volume(other).status().message(), Catch::StartsWith("id:"));
+  other = r;
+  other.reference = "no-slash";
+  CHECK(b->manage_volume(other).status().code() == Code::kInvalidArgument);
+  // Changed since it was listed: refused, and left as the other tool made it.
+  f.emu.control("PATCH", "/control/volumes/" + id,
+                R"({"labels":[{"key":"owner","value":"someone"}]})");
+  auto changed = b->manage_volume(r);
+  CHECK(changed.status().code() == Code::kFailedPrecondition);
+  CHECK_THAT(changed.status().message(), Catch::Contains("changed since it was listed"));
+  auto v = b->get_volume("p1", id);
+  REQUIRE(v.ok());
+  CHECK(v->labels == std::map<std::string, std::string>{{"owner", "someone"}});
+  CHECK(v->size == 8 << 20);
+  // Taken as it is now; a second call of the same workflow (a restart) finds it done.
+  r.fingerprint.clear();
+  auto done = b->manage_volume(r);
+  INFO(done.status().to_string());
+  REQUIRE(done.ok());
+  CHECK(done->id == id);
+  CHECK(done->size == std::uint64_t{1} << 30);
+  CHECK(done->adopted_size == 8 << 20);
+  const int puts = f.count_calls("PUT", "/volumes/");
+  REQUIRE(b->manage_volume(r).ok());
+  CHECK(f.count_calls("PUT", "/volumes/") == puts);
+  // No room for the marks among 16 labels: refused before anything is sent.
+  json::array sixteen;
+  for (int i = 0; i < 16; ++i)
+    sixteen.push_back(json::object{{"key", "k" + std::to_string(i)}, {"value", "v"}});
+  f.emu.control(
+      "POST", "/control/volumes",
+      json::serialize(json::object{{"projectName", "p1"}, {"name", "full"}, {"labels", sixteen}}));
+  r.reference = "p1/full";
+  CHECK_THAT(b->manage_volume(r).status().message(), Catch::Contains("needs room for"));
+  CHECK(f.count_calls("PUT", "/volumes/") == puts);
+  // What the driver creates carries its mark.
+  auto made = b->create_volume(vol("made"));
+  REQUIRE(made.ok());
+  CHECK(made->labels.at(kManagedByLabel) == o.service_id);
+}

@@ -140,18 +140,23 @@ struct ManageableObject {
   std::string managed_id;
   // Free-form detail for people (an adopted volume's original reference and size).
   std::string extra_info;
-  // What changes when the object does (for a file: device, inode, size, modification time).
-  // ManageVolumeRequest::fingerprint refuses a candidate that changed since it was looked at.
+  // What changes when the object does (for a file: device, inode, size, modification time;
+  // for a Lightbits volume its ETag). ManageVolumeRequest::fingerprint refuses a candidate that
+  // changed since it was looked at.
   std::string fingerprint;
+  // The cluster's own id for it when its objects keep one (a Lightbits volume's UUID): the
+  // volume has that id once managed. Empty for a local file, which the service gives an id.
+  std::string object_id;
 };
 
 struct ManageVolumeRequest {
   // The id the volume gets (a UUID); empty: the driver chooses. A driver whose objects carry
-  // their own ids (Lightbits) refuses one that differs.
+  // their own ids (Lightbits) refuses one that differs from ManageableObject::object_id.
   std::string id;
   // A reference a manageable list answered.
   std::string reference;
   std::string project_name;
+  // Empty: a driver whose objects keep their names (Lightbits) keeps it.
   std::string name;
   // Empty: take the candidate as it is now. Otherwise the fingerprint it had when looked at;
   // a candidate that differs is refused (FAILED_PRECONDITION) and left untouched.
@@ -246,5 +251,10 @@ Status validate_labels(const std::map<std::string, std::string>& labels, const s
 
 // The label key under which the service records the workflow that created an object.
 inline constexpr const char* kOwnerLabel = "dms.workflow";
+// On a cluster whose objects carry labels (Lightbits): the id of the service that manages the
+// object, and for an adopted one the reference it was adopted under and its size then (bytes).
+inline constexpr const char* kManagedByLabel = "dms.managed-by";
+inline constexpr const char* kAdoptedFromLabel = "dms.adopted-from";
+inline constexpr const char* kAdoptedSizeLabel = "dms.adopted-size";
 
 }  // namespace dmscore

@@ -58,6 +58,10 @@ struct LightbitsOptions {
   std::function<Result<std::string>(const std::vector<std::string>& audience)> token;
   // The UUID of the attached cluster, when known. Default: empty.
   std::string cluster_id;
+  // The id of the service this driver works for: every volume and snapshot it creates or adopts
+  // is marked with it (label dms.managed-by), and a volume marked with another id is another
+  // service's. Empty: nothing is marked, and nothing can be adopted.
+  std::string service_id;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};
   // Bound on waiting for an object to settle and on retrying 409/412/429/503.
@@ -95,6 +99,17 @@ class LightbitsBackend : public Backend {
   Result<Snapshot> find_snapshot(const std::string& project, const std::string& name) override;
   Result<Snapshot> create_snapshot(const CreateSnapshotRequest& request) override;
   Status delete_snapshot(const std::string& project, const std::string& id) override;
+
+  // Adopting what exists: the cluster's volumes in every project (GET /api/v2/volumes), each
+  // referenced as "<project>/<name>". Not safe: marked by this service ("already managed") or
+  // another, made by a service's workflow, not Available, or connected to hosts. Managing marks
+  // the volume with one ETag-guarded update (labels dms.managed-by, dms.adopted-from,
+  // dms.adopted-size; its size grown to whole GiB; renamed when a name is asked for): it keeps
+  // its UUID, project and data. Unmanaging removes the marks; the size stays (LightOS shrinks a
+  // volume only by force, which would drop data).
+  Result<std::vector<ManageableObject>> list_manageable_volumes() override;
+  Result<Volume> manage_volume(const ManageVolumeRequest& request) override;
+  Result<std::string> unmanage_volume(const std::string& project, const std::string& id) override;
 
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
                                                           const std::string& id) override;

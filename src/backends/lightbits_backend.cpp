@@ -227,6 +227,11 @@ struct LightbitsBackend::Impl {
     out.created_at = parse_time(f.str("creationTime", false));
     out.labels = f.labels("labels");
     if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
+    if (auto a = out.labels.find(kAdoptedFromLabel); a != out.labels.end()) {
+      out.adopted_from = a->second;
+      if (auto z = out.labels.find(kAdoptedSizeLabel); z != out.labels.end())
+        std::from_chars(z->second.data(), z->second.data() + z->second.size(), out.adopted_size);
+    }
     if (out.sector_size != 512 && out.sector_size != 4096)
       return error(Code::kUnavailable,
                    "malformed answer: volume field sectorSize: not 512 or 4096");
@@ -309,6 +314,67 @@ struct LightbitsBackend::Impl {
       out.first.push_back(std::move(one).value());
     }
     if (static_cast<int>(out.first.size()) == limit) out.second = out.first.back().id;
+    return out;
+  }
+
+  // `labels` checked, with the service's mark added (what it creates, it manages).
+  Result<std::map<std::string, std::string>> marked(
+      std::map<std::string, std::string> labels) const {
+    if (Status s = validate_labels(labels, "labels"); !s.ok()) return s;
+    if (!options.service_id.empty()) labels[kManagedByLabel] = options.service_id;
+    if (labels.size() > 16)
+      return Status::InvalidArgument("labels: at most 15 (one is the service's)");
+    return labels;
+  }
+
+  // A volume as a manageable list shows it. `hosts`: its connectedHosts; `etag`: its ETag.
+  ManageableObject manageable_of(const Volume& v, const std::vector<std::string>& hosts,
+                                 const std::string& etag) const {
+    ManageableObject m;
+    m.reference = v.project_name + "/" + v.name;
+    m.size = v.size;
+    m.object_id = v.id;
+    m.fingerprint = etag;
+    m.extra_info = std::to_string(v.size) + " bytes";
+    auto mark = v.labels.find(kManagedByLabel);
+    if (mark != v.labels.end() && mark->second == options.service_id) {
+      m.reason_not_safe = "already managed";
+      m.managed_id = v.id;
+      if (!v.adopted_from.empty())
+        m.extra_info =
+            "adopted from " + v.adopted_from + " (" + std::to_string(v.adopted_size) + " bytes)";
+    } else if (mark != v.labels.end()) {
+      m.reason_not_safe = "managed by another service (" + mark->second + ")";
+    } else if (v.labels.count(kOwnerLabel)) {
+      m.reason_not_safe =
+          "made by a data management service's workflow (label " + std::string(kOwnerLabel) + ")";
+    } else if (v.state != VolumeState::kAvailable) {
+      m.reason_not_safe = "state is " + std::string(to_string(v.state));
+    } else if (!hosts.empty()) {
+      std::string list;
+      for (const auto& h : hosts) list += (list.empty() ? "" : ", ") + h;
+      m.reason_not_safe = "connected to host(s): " + list.substr(0, 512);
+    } else if (options.service_id.empty()) {
+      m.reason_not_safe = "the driver has no service id to mark it with";
+    }
+    m.safe_to_manage = m.reason_not_safe.empty();
+    return m;
+  }
+
+  // A volume read with what only its raw answer holds (connected hosts, ETag).
+  struct Found {
+    Volume volume;
+    std::vector<std::string> hosts;
+    std::string etag;
+  };
+  Result<Found> found_of(const json::value& v, const std::string& project) const {
+    auto vol = to_volume(v, project);
+    if (!vol.ok()) return vol.status();
+    Fields f(&v, "volume");
+    Found out{std::move(vol).value(), {}, etag_of(v)};
+    if (const auto* h = v.as_object().if_contains("connectedHosts"); h && !h->is_null())
+      out.hosts = f.strings("connectedHosts");
+    if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
     return out;
   }
 
@@ -467,8 +533,9 @@ Result<Volume> LightbitsBackend::create_volume(const CreateVolumeRequest& req) {
                     {"acl", json::object{{"values", json::array{"ALLOW_NONE"}}}},
                     {"projectName", req.project_name}};
   if (!req.source_snapshot_id.empty()) body["sourceSnapshotUUID"] = req.source_snapshot_id;
-  if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
-  if (!req.labels.empty()) body["labels"] = labels_json(req.labels);
+  auto labels = d.marked(req.labels);
+  if (!labels.ok()) return labels.status();
+  if (!labels->empty()) body["labels"] = labels_json(*labels);
   auto r = d.call("POST", d.base(req.project_name) + "/volumes", json::serialize(body), {}, true);
   if (!r.ok()) return r.status();
   auto created = d.to_volume(*r, req.project_name);
@@ -540,8 +607,9 @@ Result<Snapshot> LightbitsBackend::create_snapshot(const CreateSnapshotRequest& 
                     {"sourceVolumeUUID", req.source_volume_id},
                     {"projectName", req.project_name}};
   if (!req.description.empty()) body["description"] = req.description;
-  if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
-  if (!req.labels.empty()) body["labels"] = labels_json(req.labels);
+  auto labels = d.marked(req.labels);
+  if (!labels.ok()) return labels.status();
+  if (!labels->empty()) body["labels"] = labels_json(*labels);
   auto r = d.call("POST", d.base(req.project_name) + "/snapshots", json::serialize(body), {}, true);
   if (!r.ok()) return r.status();
   auto created = d.to_snapshot(*r, req.project_name);
@@ -562,6 +630,178 @@ Result<Snapshot> LightbitsBackend::create_snapshot(const CreateSnapshotRequest& 
 Status LightbitsBackend::delete_snapshot(const std::string& project, const std::string& id) {
   return impl_->remove(impl_->base(project) + "/snapshots/" + http::url_encode(id),
                        "snapshot " + id);
+}
+
+// ---- adopting what exists ----
+
+Result<std::vector<ManageableObject>> LightbitsBackend::list_manageable_volumes() {
+  Impl& d = *impl_;
+  constexpr std::size_t kPage = 1000, kMaxCandidates = 100000;
+  std::vector<ManageableObject> out;
+  std::string after;
+  for (;;) {
+    std::string target = "/api/v2/volumes?limit=" + std::to_string(kPage);
+    if (!after.empty()) target += "&offsetUUID=" + http::url_encode(after);
+    auto r = d.call("GET", target);
+    if (!r.ok()) return r.status();
+    Fields f(&*r, "volume list");
+    const json::array* a = f.array("volumes");
+    if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
+    for (const auto& v : *a) {
+      auto one = d.found_of(v, "");
+      if (!one.ok()) return one.status();
+      out.push_back(d.manageable_of(one->volume, one->hosts, one->etag));
+      after = one->volume.id;
+    }
+    if (a->size() < kPage || out.size() >= kMaxCandidates) break;
+  }
+  return out;
+}
+
+namespace {
+
+// "<project>/<name>" of a Lightbits candidate. INVALID_ARGUMENT naming ref.
+Result<std::pair<std::string, std::string>> split_reference(const std::string& ref) {
+  const auto slash = ref.find('/');
+  if (slash == std::string::npos || !validate_object_name(ref.substr(0, slash), "ref").ok() ||
+      !validate_object_name(ref.substr(slash + 1), "ref").ok())
+    return Status::InvalidArgument("ref: " + ref.substr(0, 256) +
+                                   " is not a Lightbits volume reference (<project>/<name>)");
+  return std::pair{ref.substr(0, slash), ref.substr(slash + 1)};
+}
+
+}  // namespace
+
+Result<Volume> LightbitsBackend::manage_volume(const ManageVolumeRequest& req) {
+  Impl& d = *impl_;
+  auto where = split_reference(req.reference);
+  if (!where.ok()) return where.status();
+  const auto& [project, name] = *where;
+  if (req.project_name != project)
+    return Status::InvalidArgument("projectName: a Lightbits volume stays in its project; " +
+                                   req.reference + " is in project " + project);
+  if (!req.name.empty()) {
+    if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
+  }
+  if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
+  if (d.options.service_id.empty())
+    return d.error(Code::kFailedPrecondition, "the driver has no service id to mark volumes with");
+  auto listed = d.call("GET", d.base(project) + "/volumes?name=" + http::url_encode(name));
+  if (!listed.ok()) return listed.status();
+  Fields f(&*listed, "volume list");
+  const json::array* a = f.array("volumes");
+  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
+  std::optional<Impl::Found> cur;
+  for (const auto& v : *a) {
+    auto one = d.found_of(v, project);
+    if (!one.ok()) return one.status();
+    if (one->volume.name == name) cur = std::move(one).value();
+  }
+  if (!cur) return Status::InvalidArgument("ref: no candidate at " + req.reference);
+  const Volume& v = cur->volume;
+  if (!req.id.empty() && req.id != v.id)
+    return Status::InvalidArgument("id: a Lightbits volume keeps its UUID (" + v.id + ")");
+  // Adopted already, by the same request before a restart?
+  auto owner = v.labels.find(kOwnerLabel);
+  auto wanted = req.labels.find(kOwnerLabel);
+  auto mark = v.labels.find(kManagedByLabel);
+  if (owner != v.labels.end() && wanted != req.labels.end() && owner->second == wanted->second &&
+      mark != v.labels.end() && mark->second == d.options.service_id)
+    return v;
+  const ManageableObject m = d.manageable_of(v, cur->hosts, cur->etag);
+  if (!m.safe_to_manage)
+    return Status::InvalidArgument("ref: " + req.reference +
+                                   " is not safe to manage: " + m.reason_not_safe);
+  if (!req.fingerprint.empty() && req.fingerprint != cur->etag)
+    return Status::FailedPrecondition("ref: " + req.reference +
+                                      " changed since it was listed; list it again");
+  std::map<std::string, std::string> labels = v.labels;
+  for (const auto& [k, val] : req.labels) labels[k] = val;
+  labels[kManagedByLabel] = d.options.service_id;
+  labels[kAdoptedFromLabel] = req.reference;
+  labels[kAdoptedSizeLabel] = std::to_string(v.size);
+  if (labels.size() > 16)
+    return Status::FailedPrecondition("ref: " + req.reference + " carries " +
+                                      std::to_string(v.labels.size()) +
+                                      " labels; marking it needs room for " +
+                                      std::to_string(labels.size() - v.labels.size()) + " more");
+  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
+  json::object body{{"UUID", v.id}, {"labels", labels_json(labels)}};
+  if (v.size % kGiB != 0) body["size"] = std::to_string((v.size / kGiB + 1) * kGiB) + "b";
+  if (!req.name.empty() && req.name != v.name) body["newName"] = req.name;
+  // One update, guarded by the ETag the candidate had when it was looked at.
+  http::Headers h{{"If-Match", req.fingerprint.empty() ? cur->etag : req.fingerprint}};
+  int status = 0;
+  auto put = d.call("PUT", d.base(project) + "/volumes/" + http::url_encode(v.id),
+                    json::serialize(body), h, /*creating=*/true, &status);
+  if (!put.ok()) {
+    if (status == 412)
+      return Status::FailedPrecondition("ref: " + req.reference +
+                                        " changed while it was being managed; list it again");
+    if (status == 409 && body.contains("newName"))
+      return Status::AlreadyExists("name: a volume named " + req.name +
+                                   " already exists in project " + project);
+    return put.status();
+  }
+  const std::string id = v.id;
+  return d.wait<Volume>([&] { return get_volume(project, id); },
+                        [&](const Volume& now) -> Result<bool> {
+                          if (now.state == VolumeState::kFailed)
+                            return d.error(Code::kUnavailable,
+                                           "volume " + id + " ended Failed while being marked");
+                          return now.state == VolumeState::kAvailable;
+                        },
+                        "volume " + id);
+}
+
+Result<std::string> LightbitsBackend::unmanage_volume(const std::string& project,
+                                                      const std::string& id) {
+  Impl& d = *impl_;
+  const std::string path = d.base(project) + "/volumes/" + http::url_encode(id);
+  // Snapshots the service manages would be left without their volume.
+  PageRequest page{1000, ""};
+  for (;;) {
+    auto snaps = list_snapshots(project, page);
+    if (!snaps.ok()) return snaps.status();
+    std::size_t n = 0;
+    for (const auto& sn : snaps->snapshots) {
+      auto mark = sn.labels.find(kManagedByLabel);
+      n += sn.source_volume_id == id && mark != sn.labels.end() &&
+           mark->second == d.options.service_id;
+    }
+    if (n > 0)
+      return Status::FailedPrecondition("volume " + id + " has " + std::to_string(n) +
+                                        " snapshot(s); delete them first");
+    if (snaps->next_page_token.empty()) break;
+    page.page_token = snaps->next_page_token;
+  }
+  auto backoff = d.backoff_until(d.operation_deadline());
+  for (;;) {
+    auto raw = d.call("GET", path);
+    if (!raw.ok()) return raw.status();
+    auto cur = d.found_of(*raw, project);
+    if (!cur.ok()) return cur.status();
+    const Volume& v = cur->volume;
+    if (v.state != VolumeState::kAvailable)
+      return Status::FailedPrecondition("volume " + id + " is " + std::string(to_string(v.state)) +
+                                        "; only an Available volume can be unmanaged");
+    std::map<std::string, std::string> labels = v.labels;
+    for (const char* k : {kManagedByLabel, kAdoptedFromLabel, kAdoptedSizeLabel, kOwnerLabel})
+      labels.erase(k);
+    json::object body{{"UUID", v.id}, {"labels", labels_json(labels)}};
+    int status = 0;
+    auto put =
+        d.call("PUT", path, json::serialize(body), {{"If-Match", cur->etag}}, false, &status);
+    if (put.ok()) break;
+    // 412: changed meanwhile; read the new ETag and try again.
+    if (status != 412 || !backoff.wait()) return put.status();
+  }
+  auto settled = d.wait<Volume>(
+      [&] { return get_volume(project, id); },
+      [&](const Volume& now) -> Result<bool> { return now.state == VolumeState::kAvailable; },
+      "volume " + id);
+  if (!settled.ok()) return settled.status();
+  return project + "/" + settled->name;
 }
 
 namespace {

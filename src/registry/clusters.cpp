@@ -204,6 +204,7 @@ Result<std::shared_ptr<Backend>> Service::Impl::make_lightbits(
   lo.endpoints = endpoints;
   lo.label = label;
   lo.cluster_id = cluster_id;
+  lo.service_id = service_id;
   lo.plain_http = options.cluster_allow_plain_http;
   lo.ca_file = options.cluster_ca_file;
   lo.insecure = options.cluster_tls_insecure;

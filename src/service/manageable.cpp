@@ -223,16 +223,6 @@ Result<ManageStarted> Volumes::manage(const ClusterId& cluster, const ManageRequ
     if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
   }
   if (Status s = check_description_metadata(request); !s.ok()) return s;
-  const std::string volume_id = impl_->env->new_uuid();
-  // The name it gets: the one asked for; else the file's own when that is a valid name and
-  // free (checked below); else volume-<id>.
-  std::string name = request.name;
-  bool own_name = false;
-  if (name.empty()) {
-    name = request.reference.substr(request.reference.rfind('/') + 1);
-    own_name = request.display_name.empty() && validate_object_name(name, "name").ok();
-    if (!own_name) name = "volume-" + volume_id;
-  }
   auto b = impl_->backend_locked(cluster.str());
   if (!b.ok()) return b.status();
   // The candidate as it is now: it must exist and be safe, and the workflow refuses it if it
@@ -248,11 +238,23 @@ Result<ManageStarted> Volumes::manage(const ClusterId& cluster, const ManageRequ
   if (!it->safe_to_manage)
     return Status::InvalidArgument("ref: " + request.reference +
                                    " is not safe to manage: " + it->reason_not_safe);
-  if ((*b)->find_volume(request.project_name, name).ok()) {
-    if (!own_name)
+  // The id and name it gets. A candidate that keeps its own id (a Lightbits volume) keeps its
+  // name too unless one is asked for. Otherwise: the name asked for; else the file's own when
+  // that is a valid name, free, and no display name is given; else volume-<id>, as Cinder names
+  // what it manages.
+  const bool keeps_identity = !it->object_id.empty();
+  const std::string volume_id = keeps_identity ? it->object_id : impl_->env->new_uuid();
+  const std::string own = request.reference.substr(request.reference.rfind('/') + 1);
+  std::string name = request.name;
+  if (!name.empty()) {
+    auto other = (*b)->find_volume(request.project_name, name);
+    if (other.ok() && other->id != volume_id)
       return Status::AlreadyExists("name: a volume named " + name + " already exists in project " +
                                    request.project_name);
-    name = "volume-" + volume_id;
+  } else if (!keeps_identity) {
+    const bool usable = request.display_name.empty() && validate_object_name(own, "name").ok();
+    name =
+        usable && !(*b)->find_volume(request.project_name, own).ok() ? own : "volume-" + volume_id;
   }
   detail::ManageWork w;
   w.cluster_id = cluster.str();
@@ -265,7 +267,14 @@ Result<ManageStarted> Volumes::manage(const ClusterId& cluster, const ManageRequ
   auto ids = detail::EngineTxn::submit_all(
       *impl_->engine,
       {{kManageVolume, w.to_json(), {"cluster:" + w.cluster_id, "volume:" + w.volume_id}}},
-      [&](Txn& t, const std::vector<std::string>& wf) {
+      [&](Txn& t, const std::vector<std::string>& wf) -> Status {
+        // An earlier adoption of the same object that failed is superseded.
+        if (auto r = t.exec(
+                "DELETE FROM managed_volumes WHERE id = ? AND workflow_id IN (SELECT id FROM "
+                "workflows WHERE state IN ('FAILED', 'CANCELLED'))",
+                {w.volume_id});
+            !r.ok())
+          return r.status();
         return t
             .exec(
                 std::string("INSERT INTO managed_volumes (") + kRecordCols +
@@ -340,14 +349,18 @@ Result<Volume> with_record(ServiceImpl& im, const VolumeRef& ref, Result<Volume>
   if (!*rec || (**rec).cluster_id != ref.cluster.str() || (**rec).project_name != ref.project)
     return found;
   const ManagedVolume& m = **rec;
+  auto wf = im.engine->get(m.workflow_id);
+  if (!wf.ok()) return wf.status();
   if (found.ok()) {
-    found->description = m.description;
-    found->metadata = m.metadata;
+    // Adopted: with what the request said. Not (yet): the cluster's own object (a Lightbits
+    // volume keeps its id while it is a candidate).
+    if (wf->state == WorkflowState::kCompleted) {
+      found->description = m.description;
+      found->metadata = m.metadata;
+    }
     return found;
   }
   // Not on the cluster: being adopted, or the adoption failed.
-  auto wf = im.engine->get(m.workflow_id);
-  if (!wf.ok()) return wf.status();
   if (wf->state == WorkflowState::kCompleted) return found;
   Volume v;
   v.id = m.id;

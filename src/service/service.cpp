@@ -79,6 +79,19 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   auto store = Store::open(options.data_dir + "/dms.db", so);
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
+  // The service's id: made once, kept for ever.
+  if (Status s = impl->store->transact([&](Txn& t) -> Status {
+        auto r =
+            t.exec("INSERT OR IGNORE INTO service_facts (name, value) VALUES ('service-id', ?)",
+                   {impl->env->new_uuid()});
+        if (!r.ok()) return r.status();
+        auto row = t.query_one("SELECT value FROM service_facts WHERE name = 'service-id'");
+        if (!row.ok()) return row.status();
+        impl->service_id = *row ? (**row).text(0) : "";
+        return Status::Ok();
+      });
+      !s.ok())
+    return s;
   impl->options = options;
 
   IdentityOptions io;

@@ -47,6 +47,8 @@ struct detail::ServiceImpl {
   std::shared_ptr<Env> env;
   detail::Fd dir_lock;  // <data_dir>/.lock, held while open
   std::unique_ptr<Store> store;
+  // The service's id (service_facts), marked on what it manages on Lightbits clusters.
+  std::string service_id;
   std::unique_ptr<Identity> identity;
   std::unique_ptr<Auth> auth;
   std::unique_ptr<ClusterTokenSigner> cluster_tokens;
@@ -165,8 +167,9 @@ Status register_thick_clones(WorkflowEngine& engine, Service::Impl& service);
 Status register_manage_volume(WorkflowEngine& engine, Service::Impl& service);
 
 // The service's record of an adopted volume (service/manageable.cpp) joined to what the
-// cluster answered for `ref`: its description and metadata added, or, while the cluster has no
-// such volume, the volume as Creating (being adopted) or Failed (the adoption failed).
+// cluster answered for `ref`: once adopted, its description and metadata added; while the
+// cluster has no such volume, the volume as Creating (being adopted) or Failed (the adoption
+// failed); a candidate that keeps its id (Lightbits) as the cluster has it until adopted.
 Result<Volume> with_record(ServiceImpl& service, const VolumeRef& ref, Result<Volume> found);
 // Forgets the record of a volume that was deleted.
 Status forget_record(ServiceImpl& service, const std::string& volume_id);

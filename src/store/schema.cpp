@@ -237,6 +237,13 @@ CREATE TABLE managed_volumes (
   created_at    INTEGER NOT NULL
 );
 CREATE INDEX managed_volumes_by_cluster ON managed_volumes (cluster_id);
+
+-- Facts about the service that never change once set: its id ("service-id"), which it marks
+-- on what it manages on clusters whose objects carry labels.
+CREATE TABLE service_facts (
+  name   TEXT PRIMARY KEY,
+  value  TEXT NOT NULL
+);
 )sql"},
   };
   return kMigrations;

@@ -54,11 +54,11 @@ Status manage_step(Service::Impl& s, StepContext& ctx) {
     ctx.report_progress({100, "done", 0, 0, 0});
     return Status::Ok();
   };
-  // Made already, by this workflow before a restart?
+  // Made already, by this workflow before a restart? (A volume of that id without its label
+  // is, on a cluster whose objects keep their ids, the candidate itself.)
   if (auto v = (*b)->get_volume(w->project_name, w->volume_id); v.ok()) {
     auto owner = v->labels.find(kOwnerLabel);
     if (owner != v->labels.end() && owner->second == ctx.workflow_id()) return done(*v);
-    return Status::AlreadyExists("volumeId: volume " + w->volume_id + " exists already");
   }
   ManageVolumeRequest r;
   r.id = w->volume_id;

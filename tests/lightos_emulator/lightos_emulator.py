@@ -12,7 +12,9 @@
   report records each token's aud, iat and exp.
 - Volumes and snapshots under /api/v2/projects/{project}/...: list (limit <= 1000, offsetUUID,
   name/Name filters), get, create (a volume from sourceSnapshotUUID is a thin clone), delete,
-  PUT on volumes. Objects move Creating -> Available and Deleting -> gone after
+  PUT on volumes (size, which grows unless Force; compression; acl; labels, which replace all;
+  newName). GET /api/v2/volumes and /api/v2/snapshots list every project's (or
+  ?projectName=). Volumes carry connectedHosts. Objects move Creating -> Available and Deleting -> gone after
   --create-delay-ms. Each has an ETag that changes with it; a stale If-Match is 412. A delete
   or update of an object in Creating/Updating is 503, of one Deleting/Failed 400; a taken name
   is 409.
@@ -180,6 +182,14 @@ class Api:
         if method == "GET" and path == "/api/v2/nodes":
             with s.lock:
                 return 200, {"nodes": [dict(x) for x in s.servers]}
+        if method == "GET" and path in ("/api/v2/volumes", "/api/v2/snapshots"):
+            # The binding without a project: every project's objects (a system-scope token's
+            # view), or one project's with ?projectName=.
+            kind = path.rsplit("/", 1)[1]
+            project = (query.get("projectName") or [None])[0]
+            with s.lock:
+                return 200, self.list(s.volumes if kind == "volumes" else s.snapshots, kind,
+                                      project, query)
         m = re.fullmatch(r"/api/v2/projects/([^/]+)/(volumes|snapshots|credentials)(?:/([^/]*))?",
                          path)
         if not m:
@@ -218,9 +228,28 @@ class Api:
                 return 200, {}
             if method == "PUT" and kind == "volumes":
                 req = self.body_json(body)
-                for k in ("size", "compression"):
-                    if k in req:
-                        obj[k] = str(parse_size(req[k])) if k == "size" else str(req[k]).lower()
+                if "size" in req:
+                    size = parse_size(req["size"])
+                    if size < int(obj["size"]) and req.get("Force") is not True:
+                        raise ApiError(400, "size: shrinking a volume needs Force")
+                    obj["size"] = str(size)
+                if "compression" in req:
+                    obj["compression"] = str(req["compression"]).lower()
+                if "labels" in req:
+                    obj["labels"] = self.labels(req)  # replaces them all
+                if "acl" in req:
+                    acl = req["acl"]
+                    if not isinstance(acl, dict) or not isinstance(acl.get("values"), list):
+                        raise ApiError(400, "acl: {values: [...]}")
+                    obj["acl"] = acl
+                new_name = req.get("newName")
+                if new_name not in (None, "", obj["name"]):
+                    if not isinstance(new_name, str) or not NAME_RE.fullmatch(new_name):
+                        raise ApiError(400, "newName: 1-253 characters of [A-Za-z0-9._-]")
+                    if any(o["name"] == new_name and o["projectName"] == project
+                           for o in table.values()):
+                        raise ApiError(409, f"a volume named {new_name} already exists")
+                    obj["name"] = new_name
                 obj["state"] = "Updating"
                 obj["ETag"] = secrets.token_hex(8)
                 s.settle_later("volume", oid, "Available")
@@ -244,7 +273,7 @@ class Api:
             raise ApiError(400, "limit: not a number")
         if not 1 <= limit <= 1000:
             raise ApiError(400, "limit: must be 1..1000")
-        items = sorted((o for o in table.values() if o["projectName"] == project),
+        items = sorted((o for o in table.values() if project is None or o["projectName"] == project),
                        key=lambda o: (o["creationSeq"], o["UUID"]))
         name = (query.get("name") or query.get("Name") or [None])[0]
         if name is not None:
@@ -298,6 +327,7 @@ class Api:
                    "sectorSize": int(req.get("sectorSize", 4096)),
                    "compression": str(req.get("compression", "false")).lower(),
                    "acl": acl, "sourceSnapshotUUID": src, "nsid": len(s.volumes) + 1,
+                   "connectedHosts": [],
                    # A clone with no labels inherits the snapshot's (LightOS).
                    "labels": labels or (list(s.snapshots[src].get("labels", [])) if src else []),
                    "creationTime": now_rfc3339(), "ETag": secrets.token_hex(8),
@@ -541,6 +571,35 @@ class Servers:
                 name = unquote(p[len("/control/servers/"):])
                 s.servers = [x for x in s.servers if x["name"] != name]
                 return h.send(200, b"{}")
+            if m == "POST" and p == "/control/volumes":
+                # A volume made by another tool, as it stands: any project, name, size,
+                # labels, state and connected hosts.
+                oid = req.get("UUID") or str(uuid.uuid4())
+                s.volumes[oid] = {
+                    "UUID": oid, "name": req.get("name", "vol-" + oid[:8]),
+                    "projectName": req.get("projectName", "default"),
+                    "state": req.get("state", "Available"), "protectionState": "FullyProtected",
+                    "replicaCount": int(req.get("replicaCount", 3)),
+                    "size": str(parse_size(req.get("size", "1gib"))),
+                    "sectorSize": int(req.get("sectorSize", 4096)), "compression": "false",
+                    "acl": {"values": req.get("acl", ["ALLOW_NONE"])}, "sourceSnapshotUUID": "",
+                    "nsid": len(s.volumes) + 1, "connectedHosts": req.get("connectedHosts", []),
+                    "labels": req.get("labels", []), "creationTime": now_rfc3339(),
+                    "ETag": secrets.token_hex(8), "creationSeq": time.monotonic_ns()}
+                return h.send(200, json.dumps(s.volumes[oid]).encode())
+            if m == "PATCH" and p.startswith("/control/volumes/"):
+                # Another tool at work on a volume: its state, hosts or labels change (and
+                # with them its ETag).
+                obj = s.volumes.get(unquote(p[len("/control/volumes/"):]))
+                if obj is None:
+                    return h.send(404, b'{"message":"no such volume"}')
+                for k in ("state", "connectedHosts", "labels", "name"):
+                    if k in req:
+                        obj[k] = req[k]
+                if "size" in req:
+                    obj["size"] = str(parse_size(req["size"]))
+                obj["ETag"] = secrets.token_hex(8)
+                return h.send(200, json.dumps(obj).encode())
             if m == "GET" and p == "/control/calls":
                 return h.send(200, json.dumps({"calls": s.calls}).encode())
             if m == "GET" and p == "/control/state":
