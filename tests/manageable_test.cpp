@@ -61,6 +61,24 @@ struct Fixture : dmscore::testing::ServiceHarness {
   }
 };
 
+// The bytes of a verified thick clone of snapshot `snap` (project p1) into a new volume `name`.
+std::string cloned_bytes(Fixture& f, const std::string& snap, const std::string& name) {
+  ThickCloneRequest r;
+  r.src = {snap, "p1", f.cid};
+  r.dst.name = name;
+  r.dst.cluster_id = f.cid;
+  r.verify_clone = true;
+  auto clone = f.svc->clones().volume(r);
+  REQUIRE(clone.ok());
+  Workflow cw = f.wait(*clone);
+  INFO(cw.msg);
+  REQUIRE(cw.state == WorkflowState::kCompleted);
+  auto copy = f.svc->volumes().get(
+      {ClusterId(f.cid), "p1", dmscore::testing::result_field(cw.result, "volumeId")});
+  REQUIRE(copy.ok());
+  return read_file(copy->device_path);
+}
+
 }  // namespace
 
 TEST_CASE("Manageable paging: sort keys, directions, marker, limit and offset as Cinder does") {
@@ -142,20 +160,7 @@ TEST_CASE("Manageable: a candidate is managed by a workflow, thick cloned, then 
   // A snapshot of it, thick cloned: the clone holds the adopted bytes.
   auto sn = f.svc->volumes().create_snapshot(ClusterId(f.cid), {"p1", "s1", v->id, ""});
   REQUIRE(sn.ok());
-  ThickCloneRequest r;
-  r.src = {sn->id, "p1", f.cid};
-  r.dst.name = "copy";
-  r.dst.cluster_id = f.cid;
-  r.verify_clone = true;
-  auto clone = f.svc->clones().volume(r);
-  REQUIRE(clone.ok());
-  Workflow cw = f.wait(*clone);
-  INFO(cw.msg);
-  REQUIRE(cw.state == WorkflowState::kCompleted);
-  auto copy = f.svc->volumes().get(
-      {ClusterId(f.cid), "p1", dmscore::testing::result_field(cw.result, "volumeId")});
-  REQUIRE(copy.ok());
-  CHECK(read_file(copy->device_path).compare(0, original.size(), original) == 0);
+  CHECK(cloned_bytes(f, sn->id, "copy").compare(0, original.size(), original) == 0);
 
   // Given back: refused while the snapshot exists, then every byte back in import/.
   CHECK(f.svc->volumes().unmanage({ClusterId(f.cid), "p1", v->id}).status().code() ==
@@ -166,6 +171,81 @@ TEST_CASE("Manageable: a candidate is managed by a workflow, thick cloned, then 
   CHECK(*where == "import/db-2024.img");
   CHECK(read_file(f.dir + "/import/db-2024.img") == original);
   CHECK(f.svc->volumes().get({ClusterId(f.cid), "p1", v->id}).status().code() == Code::kNotFound);
+}
+
+TEST_CASE(
+    "Manageable snapshots: a snapshot file of an adopted image is adopted, cloned, given back") {
+  Fixture f;
+  const std::string image(3 << 20, 'q'), monday(3 << 20, 'm');
+  write_file(f.dir + "/import/db.img", image);
+  write_file(f.dir + "/import/db.img@monday", monday);
+  write_file(f.dir + "/import/other.img@x", std::string(4096, 'o'));
+  // Snapshot files are not volume candidates; they name the volume file they belong to.
+  CHECK(refs(f.svc->volumes().list_manageable(ClusterId(f.cid), {.sort = "reference:asc"})) ==
+        std::vector<std::string>{"import/db.img"});
+  auto snaps =
+      f.svc->volumes().list_manageable_snapshots(ClusterId(f.cid), {.sort = "reference:asc"});
+  REQUIRE(refs(snaps) == std::vector<std::string>{"import/db.img@monday", "import/other.img@x"});
+  CHECK((*snaps)[0].source_reference == "import/db.img");
+  CHECK((*snaps)[0].safe_to_manage);
+
+  // Only as a snapshot of the volume adopted from import/db.img.
+  auto plain = f.svc->volumes().create(ClusterId(f.cid), {"p1", "plain", kGiB});
+  REQUIRE(plain.ok());
+  ManageRequest sr{"import/db.img@monday", "p1", ""};
+  sr.volume_id = plain->id;
+  auto wrong = f.svc->volumes().manage_snapshot(ClusterId(f.cid), sr);
+  CHECK_THAT(wrong.status().message(), Catch::StartsWith("volumeId:"));
+  sr.volume_id = "00000000-0000-4000-8000-000000000000";
+  CHECK(f.svc->volumes().manage_snapshot(ClusterId(f.cid), sr).status().code() == Code::kNotFound);
+
+  auto vs = f.svc->volumes().manage(ClusterId(f.cid), {"import/db.img", "p1", ""});
+  REQUIRE(vs.ok());
+  REQUIRE(f.wait(vs->workflow_id).state == WorkflowState::kCompleted);
+  sr.volume_id = vs->volume_id;
+  sr.description = "monday's image";
+  auto ss = f.svc->volumes().manage_snapshot(ClusterId(f.cid), sr);
+  INFO(ss.status().to_string());
+  REQUIRE(ss.ok());
+  Workflow w = f.wait(ss->workflow_id);
+  INFO(w.msg);
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  CHECK(w.type == kManageSnapshot);
+  auto sn = f.svc->volumes().get_snapshot({ClusterId(f.cid), "p1", ss->snapshot_id});
+  REQUIRE(sn.ok());
+  CHECK(sn->name == "monday");
+  CHECK(sn->source_volume_id == vs->volume_id);
+  CHECK(sn->size == kGiB);
+  CHECK(sn->adopted_from == "import/db.img@monday");
+  CHECK(sn->adopted_size == monday.size());
+  auto rec = f.svc->volumes().managed_snapshot(ss->snapshot_id);
+  REQUIRE(rec.ok());
+  CHECK(rec->state == SnapshotState::kAvailable);
+  CHECK(rec->description == "monday's image");
+  CHECK(rec->volume_id == vs->volume_id);
+  auto listed =
+      f.svc->volumes().list_manageable_snapshots(ClusterId(f.cid), {.sort = "reference:asc"});
+  REQUIRE(listed.ok());
+  auto managed = std::find_if(listed->begin(), listed->end(),
+                              [&](const ManageableObject& m) { return m.managed_id == sn->id; });
+  REQUIRE(managed != listed->end());
+  CHECK(managed->reason_not_safe == "already managed");
+  CHECK(managed->source_reference == "data/" + vs->volume_id + ".vol");
+
+  // A thick clone of the adopted snapshot holds its bytes.
+  CHECK(cloned_bytes(f, sn->id, "from-monday").compare(0, monday.size(), monday) == 0);
+
+  // Given back: the snapshot first (its volume refuses while it exists), each byte for byte.
+  CHECK(f.svc->volumes().unmanage({ClusterId(f.cid), "p1", vs->volume_id}).status().code() ==
+        Code::kFailedPrecondition);
+  auto back = f.svc->volumes().unmanage_snapshot({ClusterId(f.cid), "p1", sn->id});
+  INFO(back.status().to_string());
+  REQUIRE(back.ok());
+  CHECK(*back == "import/db.img@monday");
+  CHECK(read_file(f.dir + "/import/db.img@monday") == monday);
+  CHECK(f.svc->volumes().managed_snapshot(sn->id).status().code() == Code::kNotFound);
+  REQUIRE(f.svc->volumes().unmanage({ClusterId(f.cid), "p1", vs->volume_id}).ok());
+  CHECK(read_file(f.dir + "/import/db.img") == image);
 }
 
 TEST_CASE("Manageable: manage requests are checked before any workflow starts") {

@@ -76,6 +76,9 @@ struct Snapshot {
   int sector_size = 4096;
   bool compression = false;
   std::map<std::string, std::string> labels;
+  // Set for a snapshot that was adopted (manage_snapshot), as Volume's.
+  std::string adopted_from;
+  std::uint64_t adopted_size = 0;
 };
 
 struct ClusterServer {
@@ -147,6 +150,9 @@ struct ManageableObject {
   // The cluster's own id for it when its objects keep one (a Lightbits volume's UUID): the
   // volume has that id once managed. Empty for a local file, which the service gives an id.
   std::string object_id;
+  // For a snapshot: the reference of the volume it is a snapshot of (for a local candidate
+  // import/<file>@<snapshot>, import/<file>; for a managed one data/<volume id>.vol).
+  std::string source_reference;
 };
 
 struct ManageVolumeRequest {
@@ -162,6 +168,18 @@ struct ManageVolumeRequest {
   // a candidate that differs is refused (FAILED_PRECONDITION) and left untouched.
   std::string fingerprint;
   // As CreateVolumeRequest::labels.
+  std::map<std::string, std::string> labels;
+};
+
+struct ManageSnapshotRequest {
+  // As ManageVolumeRequest's.
+  std::string id;
+  std::string reference;
+  std::string project_name;
+  // The managed volume it is a snapshot of: the one its source_reference was adopted from.
+  std::string volume_id;
+  std::string name;
+  std::string fingerprint;
   std::map<std::string, std::string> labels;
 };
 
@@ -230,6 +248,13 @@ class Backend {
   // the place it was adopted from when that is free, else import/<name>).
   // FAILED_PRECONDITION when it is not Available or has snapshots.
   virtual Result<std::string> unmanage_volume(const std::string& project, const std::string& id);
+  // The same for snapshots (Cinder's manageable snapshots): candidates carry the reference of
+  // the volume they are snapshots of, and one is adopted as a snapshot of the managed volume
+  // that was adopted from that reference (INVALID_ARGUMENT naming volumeId otherwise), sized as
+  // it rounded up to whole GiB. unmanage_snapshot gives back an Available snapshot.
+  virtual Result<std::vector<ManageableObject>> list_manageable_snapshots();
+  virtual Result<Snapshot> manage_snapshot(const ManageSnapshotRequest& request);
+  virtual Result<std::string> unmanage_snapshot(const std::string& project, const std::string& id);
 
   // Data access. FAILED_PRECONDITION when the object is not in a readable/writable state.
   virtual Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,

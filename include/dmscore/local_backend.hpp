@@ -32,7 +32,10 @@
 // into data/ (no byte copied), extended with zeros to whole GiB and made Available. A restart
 // finishes an adoption whose file moved and rolls back one whose file did not (the row and the
 // sidecar go; the file is not touched). Giving back (unmanage_volume) records where the file
-// goes, renames it there, then drops the sidecar and the row; a restart finishes it.
+// goes, renames it there, then drops the sidecar and the row; a restart finishes it. A candidate
+// whose file name holds an '@' is a snapshot (import/<volume file>@<snapshot>): snapshots are
+// adopted the same way (manage_snapshot), each as a snapshot of the managed volume that was
+// adopted from import/<volume file>.
 //
 // A snapshot is made with a reflink (FICLONE) where the filesystem supports it, otherwise with
 // a sparse-aware copy, which a caller's deadline (detail::CallScope) cuts short.
@@ -129,6 +132,9 @@ class LocalBackend final : public Backend {
   Result<std::vector<ManageableObject>> list_manageable_volumes() override;
   Result<Volume> manage_volume(const ManageVolumeRequest& request) override;
   Result<std::string> unmanage_volume(const std::string& project, const std::string& id) override;
+  Result<std::vector<ManageableObject>> list_manageable_snapshots() override;
+  Result<Snapshot> manage_snapshot(const ManageSnapshotRequest& request) override;
+  Result<std::string> unmanage_snapshot(const std::string& project, const std::string& id) override;
   Result<Snapshot> create_snapshot(const CreateSnapshotRequest& request) override;
   Status delete_snapshot(const std::string& project, const std::string& id) override;
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,

@@ -56,12 +56,16 @@ struct ManageRequest {
   bool bootable = false;
   // Cinder's availability zone, kept as given (at most 255 bytes).
   std::string availability_zone;
+  // Only for a snapshot (Volumes::manage_snapshot): the managed volume it is a snapshot of.
+  std::string volume_id;
 };
 
 // What Volumes::manage answers: the MANAGE_VOLUME workflow and the id the volume will have.
 struct ManageStarted {
   std::string workflow_id;
   std::string volume_id;
+  // Volumes::manage_snapshot: the id the snapshot will have (volume_id is its volume's).
+  std::string snapshot_id;
 };
 
 // A volume the service adopts or adopted, as the service records it from the moment
@@ -86,6 +90,25 @@ struct ManagedVolume {
   VolumeState state = VolumeState::kCreating;
   // The cluster's volume, once adopted.
   std::optional<Volume> volume;
+};
+
+// A snapshot the service adopts or adopted, as ManagedVolume.
+struct ManagedSnapshot {
+  std::string id;
+  std::string cluster_id;
+  std::string project_name;
+  std::string name;
+  std::string reference;
+  // The managed volume it is a snapshot of.
+  std::string volume_id;
+  std::string display_name;
+  std::string description;
+  std::map<std::string, std::string> metadata;
+  std::string workflow_id;
+  std::string failure;
+  Env::SystemTime created_at;
+  SnapshotState state = SnapshotState::kCreating;
+  std::optional<Snapshot> snapshot;
 };
 
 }  // namespace dmscore

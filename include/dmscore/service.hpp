@@ -51,6 +51,7 @@ inline constexpr const char* kRestoreFullCopy = "RESTORE_FULL_COPY";
 inline constexpr const char* kThickCloneConsistencyGroup = "THICK_CLONE_CONSISTENCY_GROUP";
 inline constexpr const char* kRepairCluster = "REPAIR_CLUSTER";
 inline constexpr const char* kManageVolume = "MANAGE_VOLUME";
+inline constexpr const char* kManageSnapshot = "MANAGE_SNAPSHOT";
 
 struct WorkflowCount {
   std::string type;

@@ -69,6 +69,17 @@ class Volumes : public detail::ServicePart {
   // The service's record of a volume it adopts or adopted, by id alone (Cinder's routes name a
   // volume by id). NOT_FOUND when the service adopted no volume of that id, or gave it back.
   Result<ManagedVolume> managed(const std::string& volume_id) const;
+
+  // The same for snapshots (Cinder's manageable snapshots). Candidates carry the reference of
+  // the volume they are snapshots of (ManageableObject::source_reference); manage_snapshot
+  // starts a MANAGE_SNAPSHOT workflow that adopts one as a snapshot of request.volume_id, the
+  // managed volume adopted from that reference (INVALID_ARGUMENT naming volumeId otherwise;
+  // NOT_FOUND for an unknown volume). unmanage_snapshot gives an Available snapshot back.
+  Result<std::vector<ManageableObject>> list_manageable_snapshots(
+      const ClusterId& cluster, const ManageableQuery& query) const;
+  Result<ManageStarted> manage_snapshot(const ClusterId& cluster, const ManageRequest& request);
+  Result<std::string> unmanage_snapshot(const SnapshotRef& snapshot);
+  Result<ManagedSnapshot> managed_snapshot(const std::string& snapshot_id) const;
 };
 
 }  // namespace dmscore

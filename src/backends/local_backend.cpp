@@ -57,6 +57,15 @@ Result<Volume> Backend::manage_volume(const ManageVolumeRequest&) {
 Result<std::string> Backend::unmanage_volume(const std::string&, const std::string&) {
   return Status::Unimplemented("this cluster's driver cannot unmanage volumes");
 }
+Result<std::vector<ManageableObject>> Backend::list_manageable_snapshots() {
+  return Status::Unimplemented("this cluster's driver cannot list manageable snapshots");
+}
+Result<Snapshot> Backend::manage_snapshot(const ManageSnapshotRequest&) {
+  return Status::Unimplemented("this cluster's driver cannot manage existing snapshots");
+}
+Result<std::string> Backend::unmanage_snapshot(const std::string&, const std::string&) {
+  return Status::Unimplemented("this cluster's driver cannot unmanage snapshots");
+}
 
 Status validate_labels(const std::map<std::string, std::string>& labels, const std::string& field) {
   if (labels.size() > 16) return Status::InvalidArgument(field + ": at most 16 labels");
@@ -316,21 +325,7 @@ Result<Snapshot> LocalBackend::create_snapshot(const CreateSnapshotRequest& req)
   sn.compression = vol->compression;
   sn.cluster_id = im.id;
   sn.labels = req.labels;
-  Status s = im.store->transact([&](Txn& t) -> Status {
-    return t
-        .exec(
-            "INSERT INTO snapshots (id, project, name, source_volume_id, size, state, "
-            "description, created_at, replica_count, sector_size, compression, labels) "
-            "VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?, ?, ?)",
-            {sn.id, sn.project_name, sn.name, sn.source_volume_id,
-             static_cast<std::int64_t>(sn.size), sn.description, detail::to_millis(sn.created_at),
-             std::int64_t{sn.replica_count}, std::int64_t{sn.sector_size},
-             std::int64_t{sn.compression}, labels_json(sn.labels)})
-        .status();
-  });
-  if (s.code() == Code::kAlreadyExists)
-    return Status::AlreadyExists("name: a snapshot named " + req.name +
-                                 " already exists in project " + req.project_name);
+  Status s = im.insert_snapshot_row(sn);
   if (!s.ok()) return s;
   auto undo = [&](Status why) -> Status {
     if (im.remove_files(Kind::kSnapshot, sn.id).ok()) (void)im.drop_row(Kind::kSnapshot, sn.id);

@@ -31,7 +31,7 @@ inline constexpr const char* kVolumeCols =
     "created_at, seq, labels, held, adopted_from, adopted_size";
 inline constexpr const char* kSnapshotCols =
     "id, project, name, source_volume_id, size, state, description, created_at, replica_count, "
-    "sector_size, compression, seq, labels";
+    "sector_size, compression, seq, labels, adopted_from, adopted_size";
 
 inline VolumeState volume_state(const std::string& s) {
   for (auto v : {VolumeState::kCreating, VolumeState::kAvailable, VolumeState::kUpdating,
@@ -184,6 +184,8 @@ struct LocalBackend::Impl {
     s.sector_size = static_cast<int>(r.int64(9));
     s.compression = r.int64(10) != 0;
     s.labels = labels_from(r.text(12));
+    s.adopted_from = r.text(13);
+    s.adopted_size = static_cast<std::uint64_t>(r.int64(14));
     s.cluster_id = id;
     return s;
   }
@@ -279,6 +281,30 @@ struct LocalBackend::Impl {
     return s;
   }
 
+  // Records snapshot `sn` as Creating. ALREADY_EXISTS naming `name` for a taken name.
+  Status insert_snapshot_row(const Snapshot& sn) {
+    Status s = store->transact([&](Txn& t) -> Status {
+      return t
+          .exec(
+              "INSERT INTO snapshots (id, project, name, source_volume_id, size, state, "
+              "description, created_at, replica_count, sector_size, compression, labels, "
+              "adopted_from, adopted_size) "
+              "VALUES (?, ?, ?, ?, ?, 'Creating', ?, ?, ?, ?, ?, ?, ?, ?)",
+              {sn.id, sn.project_name, sn.name, sn.source_volume_id,
+               static_cast<std::int64_t>(sn.size), sn.description, detail::to_millis(sn.created_at),
+               std::int64_t{sn.replica_count}, std::int64_t{sn.sector_size},
+               std::int64_t{sn.compression}, labels_json(sn.labels), sn.adopted_from,
+               static_cast<std::int64_t>(sn.adopted_size)})
+          .status();
+    });
+    if (s.code() == Code::kAlreadyExists)
+      return Status::AlreadyExists("name: a snapshot named " + sn.name +
+                                   " already exists in project " + sn.project_name);
+    return s;
+  }
+
+  static const char* table_of(Kind k) { return k == Kind::kVolume ? "volumes" : "snapshots"; }
+
   // Removes a recorded object's files: its data and the temporary of its data, then its
   // sidecars (remove_sidecars), then fsyncs data/.
   Status remove_files(Kind k, const std::string& oid) {
@@ -334,7 +360,7 @@ struct LocalBackend::Impl {
       Kind kind;
       std::string id, state, name;
       bool held = false;
-      // A volume being adopted (Creating) or given back: the path relative to the cluster
+      // An object being adopted (Creating) or given back: the path relative to the cluster
       // directory its file comes from / goes to.
       std::string adopted_from, releasing_to;
     };
@@ -350,9 +376,11 @@ struct LocalBackend::Impl {
       for (auto& r : *v)
         inv.objects.push_back({Kind::kVolume, r.text(0), r.text(1), r.text(3), r.int64(2) != 0,
                                r.text(4), r.text(5)});
-      auto sn = t.query("SELECT id, state, name FROM snapshots");
+      auto sn = t.query("SELECT id, state, name, adopted_from, releasing_to FROM snapshots");
       if (!sn.ok()) return sn.status();
-      for (auto& r : *sn) inv.objects.push_back({Kind::kSnapshot, r.text(0), r.text(1), r.text(2)});
+      for (auto& r : *sn)
+        inv.objects.push_back(
+            {Kind::kSnapshot, r.text(0), r.text(1), r.text(2), false, r.text(3), r.text(4)});
       return Status::Ok();
     });
     if (!s.ok()) return s;
@@ -401,9 +429,25 @@ struct LocalBackend::Impl {
   // Finishes an adoption a restart interrupted (the file is in place: sized, made Available) or
   // rolls it back (the file never moved: the row and sidecar go; the file is not touched).
   Status recover_adoption(const Inventory::Object& o);
-  // Finishes giving a volume back: its file to where the intent says (or a free name beside
+  // Finishes giving an object back: its file to where the intent says (or a free name beside
   // it), then the sidecar and row go.
   Status recover_release(const Inventory::Object& o);
+  // The candidates under import/ and lost+found/, looked at twice (one whose size or
+  // modification time changed meanwhile is being written); `snapshots`: those whose names make
+  // them snapshots (<volume file>@<snapshot>), else the others.
+  std::vector<ManageableObject> candidates(bool snapshots);
+  // Adopts a candidate as `a` describes, refusing one whose fingerprint is not `fingerprint`
+  // (when given): the row, then the sidecar, then the rename, the size, Available. Undone on
+  // error (the candidate where it was).
+  struct Adoption;
+  Status adopt(const Adoption& a, const std::string& fingerprint);
+  // Gives an Available object back to `to` (relative to the cluster directory, or a free name
+  // beside it): `check` runs in the transaction that records the intent; then its old size, the
+  // rename, the sidecar and row go. Answers where it went.
+  Result<std::string> give_back(Kind k, const std::string& oid, const std::string& to,
+                                const std::function<Status(Txn&)>& check);
+  // An object's size and, when adopted, its size then.
+  Result<std::pair<std::uint64_t, std::uint64_t>> sizes_of(Kind k, const std::string& oid);
   // Moves `from` to `to_rel` (relative to the cluster directory) or, when taken, to the first
   // free "<to_rel>.<n>"; creates the directory. Answers where it went.
   Result<std::string> move_out(const std::string& from, const std::string& to_rel);

@@ -207,6 +207,12 @@ ALTER TABLE volumes ADD COLUMN adopted_from TEXT NOT NULL DEFAULT '';
 ALTER TABLE volumes ADD COLUMN adopted_size INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE volumes ADD COLUMN releasing_to TEXT NOT NULL DEFAULT '';
 )sql"},
+      // The same for adopted snapshots.
+      {4, R"sql(
+ALTER TABLE snapshots ADD COLUMN adopted_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE snapshots ADD COLUMN adopted_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE snapshots ADD COLUMN releasing_to TEXT NOT NULL DEFAULT '';
+)sql"},
   };
   return kMigrations;
 }

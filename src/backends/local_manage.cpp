@@ -1,5 +1,5 @@
-// LocalBackend: adopting files found under import/ and lost+found/ as volumes, and giving
-// volumes back, without copying a byte (see local_backend.hpp for the order of the steps and
+// LocalBackend: adopting files found under import/ and lost+found/ as volumes and snapshots, and
+// giving them back, without copying a byte (see local_backend.hpp for the order of the steps and
 // what a restart does with each).
 
 #include <sys/file.h>
@@ -91,7 +91,52 @@ Status check_reference(const std::string& ref) {
 
 std::string size_text(std::uint64_t bytes) { return std::to_string(bytes) + " bytes"; }
 
+// A snapshot candidate's file name holds an '@': <volume file>@<snapshot>. The reference of the
+// volume it belongs to, or "" for a volume candidate.
+std::string origin_of(const std::string& ref) {
+  const auto slash = ref.rfind('/');
+  const auto at = ref.find('@', slash == std::string::npos ? 0 : slash + 1);
+  if (at == std::string::npos || at == slash + 1) return "";
+  return ref.substr(0, at);
+}
+
 }  // namespace
+
+std::vector<ManageableObject> LocalBackend::Impl::candidates(bool snapshots) {
+  Impl& im = *this;
+  std::map<std::string, Look> first;
+  for (const char* d : kCandidateDirs) {
+    std::error_code ec;
+    fs::recursive_directory_iterator it(im.dir + "/" + d, ec), end;
+    for (; !ec && it != end && first.size() < kMaxCandidates; it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) continue;
+      // Lexically: a symbolic link is listed as itself, not as what it points to.
+      const std::string rel = it->path().lexically_relative(im.dir).string();
+      if (origin_of(rel).empty() == snapshots) continue;
+      first.emplace(rel, look_at(it->path().string()));
+    }
+  }
+  if (!first.empty() && im.options.manage_settle_time.count() > 0)
+    im.env->sleep_for(im.options.manage_settle_time);
+  std::vector<ManageableObject> out;
+  for (const auto& [rel, look] : first) {
+    ManageableObject m;
+    m.reference = rel;
+    m.size = look.size;
+    m.fingerprint = look.fingerprint;
+    m.reason_not_safe = unsafe_because(look);
+    if (m.reason_not_safe.empty()) {
+      Look again = look_at(im.dir + "/" + rel);
+      if (again.fingerprint != look.fingerprint) m.reason_not_safe = "being written";
+      m.reason_not_safe = m.reason_not_safe.empty() ? unsafe_because(again) : m.reason_not_safe;
+    }
+    m.safe_to_manage = m.reason_not_safe.empty();
+    m.extra_info = size_text(look.size);
+    m.source_reference = origin_of(rel);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
 
 Result<std::string> LocalBackend::Impl::move_out(const std::string& from,
                                                  const std::string& to_rel) {
@@ -133,78 +178,191 @@ Status LocalBackend::Impl::shrink_to_adopted(const std::string& file, std::uint6
   return Status::Ok();
 }
 
+Result<std::pair<std::uint64_t, std::uint64_t>> LocalBackend::Impl::sizes_of(
+    Kind k, const std::string& oid) {
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> out;
+  Status s = store->read([&](Txn& t) -> Status {
+    auto r = t.query_one(
+        std::string("SELECT size, adopted_size FROM ") + table_of(k) + " WHERE id = ?", {oid});
+    if (!r.ok()) return r.status();
+    if (*r)
+      out = std::pair{static_cast<std::uint64_t>((**r).int64(0)),
+                      static_cast<std::uint64_t>((**r).int64(1))};
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (!out) return Status::NotFound(std::string(kind_name(k)) + " " + oid + " not found");
+  return *out;
+}
+
 Status LocalBackend::Impl::recover_adoption(const Inventory::Object& o) {
-  const std::string file = path(Kind::kVolume, o.id);
+  const std::string file = path(o.kind, o.id);
   if (!fs::exists(file)) {
     // The file never moved: the candidate is where it was, untouched.
-    if (Status s = remove_sidecars(Kind::kVolume, o.id); !s.ok()) return s;
+    if (Status s = remove_sidecars(o.kind, o.id); !s.ok()) return s;
     log("rolled back adopting " + o.adopted_from +
-        ", which a restart interrupted; it is where it "
-        "was");
-    return drop_row(Kind::kVolume, o.id);
+        ", which a restart interrupted; it is where it was");
+    return drop_row(o.kind, o.id);
   }
-  auto v = volume_where("id = ?", {o.id}, "volume " + o.id);
-  if (!v.ok()) return v.status();
+  auto sizes = sizes_of(o.kind, o.id);
+  if (!sizes.ok()) return sizes.status();
   Fd fd(::open(file.c_str(), O_RDWR | O_CLOEXEC));
   struct stat st {};
   if (!fd.valid() || ::fstat(fd.get(), &st) != 0) return detail::errno_status("open " + file);
-  if (static_cast<std::uint64_t>(st.st_size) < v->size &&
-      (::ftruncate(fd.get(), static_cast<off_t>(v->size)) != 0 || ::fsync(fd.get()) != 0))
+  if (static_cast<std::uint64_t>(st.st_size) < sizes->first &&
+      (::ftruncate(fd.get(), static_cast<off_t>(sizes->first)) != 0 || ::fsync(fd.get()) != 0))
     return detail::errno_status("resize " + file);
-  log("finished adopting " + o.adopted_from + " as volume " + o.id + " after a restart");
+  log("finished adopting " + o.adopted_from + " as " + kind_name(o.kind) + " " + o.id +
+      " after a restart");
   return store->transact([&](Txn& t) {
-    return t.exec("UPDATE volumes SET state = 'Available' WHERE id = ?", {o.id}).status();
+    return t
+        .exec(std::string("UPDATE ") + table_of(o.kind) + " SET state = 'Available' WHERE id = ?",
+              {o.id})
+        .status();
   });
 }
 
 Status LocalBackend::Impl::recover_release(const Inventory::Object& o) {
-  const std::string file = path(Kind::kVolume, o.id);
+  const std::string file = path(o.kind, o.id);
   if (fs::exists(file)) {
-    auto v = volume_where("id = ?", {o.id}, "volume " + o.id);
-    if (!v.ok()) return v.status();
-    if (Status s = shrink_to_adopted(file, v->adopted_size); !s.ok()) return s;
+    auto sizes = sizes_of(o.kind, o.id);
+    if (!sizes.ok()) return sizes.status();
+    if (Status s = shrink_to_adopted(file, sizes->second); !s.ok()) return s;
     auto to = move_out(file, o.releasing_to);
     if (!to.ok()) return to.status();
-    log("finished giving volume " + o.id + " back as " + *to + " after a restart");
+    log("finished giving " + std::string(kind_name(o.kind)) + " " + o.id + " back as " + *to +
+        " after a restart");
   }
-  if (Status s = remove_sidecars(Kind::kVolume, o.id); !s.ok()) return s;
-  return drop_row(Kind::kVolume, o.id);
+  if (Status s = remove_sidecars(o.kind, o.id); !s.ok()) return s;
+  return drop_row(o.kind, o.id);
 }
+
+// ---- adopting and giving back, either kind ----
+
+// What adopting a candidate needs besides its kind: its row (recorded first, Creating, with where
+// it came from), its sidecar, and the size it is extended to.
+struct LocalBackend::Impl::Adoption {
+  Kind kind;
+  std::string id, reference;
+  std::uint64_t size = 0;
+  std::function<Status()> insert_row;
+  ObjectMeta meta;
+};
+
+Status LocalBackend::Impl::adopt(const Adoption& a, const std::string& fingerprint) {
+  const std::string from = dir + "/" + a.reference;
+  const std::string to = path(a.kind, a.id);
+  const Look look = look_at(from);
+  if (!look.exists) return Status::InvalidArgument("ref: no candidate at " + a.reference);
+  if (std::string why = unsafe_because(look); !why.empty())
+    return Status::InvalidArgument("ref: " + a.reference + " is not safe to manage: " + why);
+  if (!fingerprint.empty() && fingerprint != look.fingerprint)
+    return Status::FailedPrecondition("ref: " + a.reference +
+                                      " changed since it was listed; list it again");
+  if (look.size > (std::uint64_t{1} << 50))
+    return Status::InvalidArgument("ref: larger than 1 PiB");
+  if (look.size > a.size)
+    return Status::InvalidArgument("ref: " + a.reference + " (" + size_text(look.size) +
+                                   ") is larger than its volume");
+  // The row first: it claims the name and records where the file comes from.
+  Status s = a.insert_row();
+  if (!s.ok()) return s;
+  // Before the file moves, undoing drops the row and sidecar; after, it first moves the file
+  // back as it was.
+  bool moved = false, extended = false;
+  auto undo = [&](Status why) -> Status {
+    if (extended) {
+      Fd fd(::open(to.c_str(), O_RDWR | O_CLOEXEC));
+      if (!fd.valid() || ::ftruncate(fd.get(), static_cast<off_t>(look.size)) != 0 ||
+          ::fsync(fd.get()) != 0)
+        return why;  // the file stays adopted; the next open finishes the adoption
+    }
+    if (moved && (!detail::rename_noreplace(to, from).ok() ||
+                  !detail::fsync_dir(fs::path(from).parent_path().string()).ok()))
+      return why;
+    if (remove_sidecars(a.kind, a.id).ok()) (void)drop_row(a.kind, a.id);
+    return why;
+  };
+  if (s = write_sidecar(a.meta, true); !s.ok()) return undo(s);
+  if (s = detail::rename_noreplace(from, to); !s.ok()) return undo(s);
+  moved = true;
+  // Still the file that was looked at, unchanged?
+  if (look_at(to).fingerprint != look.fingerprint)
+    return undo(Status::FailedPrecondition("ref: " + a.reference +
+                                           " changed while it was being managed; list it again"));
+  if (s = detail::fsync_dir(data_dir()); !s.ok()) return undo(s);
+  if (s = detail::fsync_dir(fs::path(from).parent_path().string()); !s.ok()) return undo(s);
+  {
+    Fd fd(::open(to.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd.valid()) return undo(detail::errno_status("open " + to));
+    extended = a.size > look.size;
+    if ((extended && ::ftruncate(fd.get(), static_cast<off_t>(a.size)) != 0) ||
+        ::fchmod(fd.get(), volume_mode()) != 0 ||
+        (gid() >= 0 && ::fchown(fd.get(), static_cast<uid_t>(-1), gid()) != 0) ||
+        ::fsync(fd.get()) != 0)
+      return undo(detail::errno_status("size " + to));
+  }
+  s = store->transact([&](Txn& t) {
+    return t
+        .exec(std::string("UPDATE ") + table_of(a.kind) + " SET state = 'Available' WHERE id = ?",
+              {a.id})
+        .status();
+  });
+  if (!s.ok()) return undo(s);
+  log("adopted " + a.reference + " as " + kind_name(a.kind) + " " + a.id + " (" + a.meta.project +
+      "/" + a.meta.name + ")");
+  return Status::Ok();
+}
+
+Result<std::string> LocalBackend::Impl::give_back(Kind k, const std::string& oid,
+                                                  const std::string& to,
+                                                  const std::function<Status(Txn&)>& check) {
+  auto sizes = sizes_of(k, oid);
+  if (!sizes.ok()) return sizes.status();
+  const char* table = table_of(k);
+  bool changed = false;
+  Status s = store->transact([&](Txn& t) -> Status {
+    if (Status c = check(t); !c.ok()) return c;
+    auto r = t.exec(std::string("UPDATE ") + table +
+                        " SET releasing_to = ? WHERE id = ? AND state = 'Available' AND "
+                        "releasing_to = ''",
+                    {to, oid});
+    if (!r.ok()) return r.status();
+    changed = *r > 0;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (!changed)
+    return Status::FailedPrecondition(std::string(kind_name(k)) + " " + oid +
+                                      " is being unmanaged already");
+  // Back at its old size first when it can be (a restart repeats this), then out.
+  const std::string file = path(k, oid);
+  Status shrunk = shrink_to_adopted(file, sizes->second);
+  auto where = shrunk.ok() ? move_out(file, to) : Result<std::string>(shrunk);
+  if (!where.ok()) {
+    // Nothing moved: it stays managed, at its size. (Had it moved, the next open would finish
+    // giving it back.)
+    Fd fd(::open(file.c_str(), O_RDWR | O_CLOEXEC));
+    if (fd.valid() && ::ftruncate(fd.get(), static_cast<off_t>(sizes->first)) == 0 &&
+        ::fsync(fd.get()) == 0)
+      (void)store->transact([&](Txn& t) {
+        return t.exec(std::string("UPDATE ") + table + " SET releasing_to = '' WHERE id = ?", {oid})
+            .status();
+      });
+    return where.status();
+  }
+  if (s = remove_sidecars(k, oid); !s.ok()) return s;
+  if (s = drop_row(k, oid); !s.ok()) return s;
+  log("gave " + std::string(kind_name(k)) + " " + oid + " back as " + *where);
+  return *where;
+}
+
+// ---- volumes ----
 
 Result<std::vector<ManageableObject>> LocalBackend::list_manageable_volumes() {
   Impl& im = *impl_;
   if (Status u = im.usable(); !u.ok()) return u;
-  std::vector<ManageableObject> out;
-  // Candidates, looked at twice: one whose size or modification time changed meanwhile is
-  // being written.
-  std::map<std::string, Look> first;
-  for (const char* d : kCandidateDirs) {
-    std::error_code ec;
-    fs::recursive_directory_iterator it(im.dir + "/" + d, ec), end;
-    for (; !ec && it != end && first.size() < kMaxCandidates; it.increment(ec)) {
-      if (it->is_directory(ec) && !it->is_symlink(ec)) continue;
-      // Lexically: a symbolic link is listed as itself, not as what it points to.
-      const std::string rel = it->path().lexically_relative(im.dir).string();
-      first.emplace(rel, look_at(it->path().string()));
-    }
-  }
-  if (!first.empty() && im.options.manage_settle_time.count() > 0)
-    im.env->sleep_for(im.options.manage_settle_time);
-  for (const auto& [rel, look] : first) {
-    ManageableObject m;
-    m.reference = rel;
-    m.size = look.size;
-    m.fingerprint = look.fingerprint;
-    m.reason_not_safe = unsafe_because(look);
-    if (m.reason_not_safe.empty()) {
-      Look again = look_at(im.dir + "/" + rel);
-      if (again.fingerprint != look.fingerprint) m.reason_not_safe = "being written";
-      m.reason_not_safe = m.reason_not_safe.empty() ? unsafe_because(again) : m.reason_not_safe;
-    }
-    m.safe_to_manage = m.reason_not_safe.empty();
-    m.extra_info = size_text(look.size);
-    out.push_back(std::move(m));
-  }
+  std::vector<ManageableObject> out = im.candidates(false);
   // What the cluster manages already.
   Status s = im.store->read([&](Txn& t) -> Status {
     auto rows = t.query(std::string("SELECT ") + kVolumeCols + " FROM volumes ORDER BY seq");
@@ -230,22 +388,15 @@ Result<Volume> LocalBackend::manage_volume(const ManageVolumeRequest& req) {
   Impl& im = *impl_;
   if (Status u = im.usable(); !u.ok()) return u;
   if (Status s = check_reference(req.reference); !s.ok()) return s;
+  if (!origin_of(req.reference).empty())
+    return Status::InvalidArgument(
+        "ref: " + req.reference + " names a snapshot (<volume file>@<snapshot>); manage it as one");
   if (Status s = validate_object_name(req.project_name, "projectName"); !s.ok()) return s;
   if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
   if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
   if (!req.id.empty() && !detail::is_uuid(req.id))
     return Status::InvalidArgument("id: must be a UUID");
-  const std::string from = im.dir + "/" + req.reference;
-  const Look look = look_at(from);
-  if (!look.exists) return Status::InvalidArgument("ref: no candidate at " + req.reference);
-  if (std::string why = unsafe_because(look); !why.empty())
-    return Status::InvalidArgument("ref: " + req.reference + " is not safe to manage: " + why);
-  if (!req.fingerprint.empty() && req.fingerprint != look.fingerprint)
-    return Status::FailedPrecondition("ref: " + req.reference +
-                                      " changed since it was listed; list it again");
-  if (look.size > (std::uint64_t{1} << 50))
-    return Status::InvalidArgument("ref: larger than 1 PiB");
-
+  const Look look = look_at(im.dir + "/" + req.reference);
   Volume v;
   v.id = req.id.empty() ? im.env->new_uuid() : req.id;
   v.project_name = req.project_name;
@@ -259,51 +410,11 @@ Result<Volume> LocalBackend::manage_volume(const ManageVolumeRequest& req) {
   v.labels = req.labels;
   v.adopted_from = req.reference;
   v.adopted_size = look.size;
-  // The row first: it claims the name and records where the file comes from.
-  Status s = im.insert_volume_row(v, false);
+  Status s = im.adopt({Kind::kVolume, v.id, req.reference, std::max(v.size, kGiB),
+                       [&] { return im.insert_volume_row(v, false); }, im.meta_of(v, false)},
+                      req.fingerprint);
   if (!s.ok()) return s;
-  // Before the file moves, undoing drops the row and sidecar; after, it first moves the file
-  // back as it was.
-  bool moved = false, extended = false;
-  auto undo = [&](Status why) -> Status {
-    if (extended) {
-      Fd fd(::open(v.device_path.c_str(), O_RDWR | O_CLOEXEC));
-      if (!fd.valid() || ::ftruncate(fd.get(), static_cast<off_t>(look.size)) != 0 ||
-          ::fsync(fd.get()) != 0)
-        return why;  // the file stays adopted; the next open finishes the adoption
-    }
-    if (moved && (!detail::rename_noreplace(v.device_path, from).ok() ||
-                  !detail::fsync_dir(fs::path(from).parent_path().string()).ok()))
-      return why;
-    if (im.remove_sidecars(Kind::kVolume, v.id).ok()) (void)im.drop_row(Kind::kVolume, v.id);
-    return why;
-  };
-  if (s = im.write_sidecar(im.meta_of(v, false), true); !s.ok()) return undo(s);
-  if (s = detail::rename_noreplace(from, v.device_path); !s.ok()) return undo(s);
-  moved = true;
-  // Still the file that was looked at, unchanged?
-  if (look_at(v.device_path).fingerprint != look.fingerprint)
-    return undo(Status::FailedPrecondition("ref: " + req.reference +
-                                           " changed while it was being managed; list it again"));
-  if (s = detail::fsync_dir(im.data_dir()); !s.ok()) return undo(s);
-  if (s = detail::fsync_dir(fs::path(from).parent_path().string()); !s.ok()) return undo(s);
-  {
-    Fd fd(::open(v.device_path.c_str(), O_RDWR | O_CLOEXEC));
-    if (!fd.valid()) return undo(detail::errno_status("open " + v.device_path));
-    extended = v.size > look.size;
-    if ((extended && ::ftruncate(fd.get(), static_cast<off_t>(v.size)) != 0) ||
-        ::fchmod(fd.get(), im.volume_mode()) != 0 ||
-        (im.gid() >= 0 && ::fchown(fd.get(), static_cast<uid_t>(-1), im.gid()) != 0) ||
-        ::fsync(fd.get()) != 0)
-      return undo(detail::errno_status("size " + v.device_path));
-  }
-  s = im.store->transact([&](Txn& t) {
-    return t.exec("UPDATE volumes SET state = 'Available' WHERE id = ?", {v.id}).status();
-  });
-  if (!s.ok()) return undo(s);
   v.state = VolumeState::kAvailable;
-  im.log("adopted " + req.reference + " as volume " + v.id + " (" + v.project_name + "/" + v.name +
-         ")");
   return v;
 }
 
@@ -317,42 +428,111 @@ Result<std::string> LocalBackend::unmanage_volume(const std::string& project,
     return Status::FailedPrecondition("volume " + id + " is " + std::string(to_string(v->state)) +
                                       "; only an Available volume can be unmanaged");
   // Where it goes: back where it was adopted from when that is free, else import/<name>.
-  std::string to = v->adopted_from.empty() ? "import/" + v->name : v->adopted_from;
-  bool changed = false;
-  Status s = im.store->transact([&](Txn& t) -> Status {
+  const std::string to = v->adopted_from.empty() ? "import/" + v->name : v->adopted_from;
+  return im.give_back(Kind::kVolume, id, to, [&](Txn& t) -> Status {
     auto n = t.query_one("SELECT COUNT(*) FROM snapshots WHERE source_volume_id = ?", {id});
     if (!n.ok()) return n.status();
     if (*n && (**n).int64(0) > 0)
       return Status::FailedPrecondition("volume " + id + " has " + std::to_string((**n).int64(0)) +
                                         " snapshot(s); delete them first");
-    auto r = t.exec(
-        "UPDATE volumes SET releasing_to = ? WHERE id = ? AND state = 'Available' AND "
-        "releasing_to = ''",
-        {to, id});
-    if (!r.ok()) return r.status();
-    changed = *r > 0;
+    return Status::Ok();
+  });
+}
+
+// ---- snapshots ----
+
+Result<std::vector<ManageableObject>> LocalBackend::list_manageable_snapshots() {
+  Impl& im = *impl_;
+  if (Status u = im.usable(); !u.ok()) return u;
+  std::vector<ManageableObject> out = im.candidates(true);
+  Status s = im.store->read([&](Txn& t) -> Status {
+    auto rows = t.query(std::string("SELECT ") + kSnapshotCols + " FROM snapshots ORDER BY seq");
+    if (!rows.ok()) return rows.status();
+    for (const auto& r : *rows) {
+      Snapshot sn = im.snapshot_from(r);
+      ManageableObject m;
+      m.reference = "data/" + detail::local::data_name(Kind::kSnapshot, sn.id);
+      m.size = sn.size;
+      m.reason_not_safe = "already managed";
+      m.managed_id = sn.id;
+      m.source_reference = "data/" + detail::local::data_name(Kind::kVolume, sn.source_volume_id);
+      if (!sn.adopted_from.empty())
+        m.extra_info = "adopted from " + sn.adopted_from + " (" + size_text(sn.adopted_size) + ")";
+      out.push_back(std::move(m));
+    }
     return Status::Ok();
   });
   if (!s.ok()) return s;
-  if (!changed) return Status::FailedPrecondition("volume " + id + " is being unmanaged already");
-  // Back at its old size first when it can be (a restart repeats this), then out.
-  Status shrunk = im.shrink_to_adopted(v->device_path, v->adopted_size);
-  auto where = shrunk.ok() ? im.move_out(v->device_path, to) : Result<std::string>(shrunk);
-  if (!where.ok()) {
-    // Nothing moved: the volume stays managed, at its size. (Had it moved, the next open would
-    // finish giving it back.)
-    Fd fd(::open(v->device_path.c_str(), O_RDWR | O_CLOEXEC));
-    if (fd.valid() && ::ftruncate(fd.get(), static_cast<off_t>(v->size)) == 0 &&
-        ::fsync(fd.get()) == 0)
-      (void)im.store->transact([&](Txn& t) {
-        return t.exec("UPDATE volumes SET releasing_to = '' WHERE id = ?", {id}).status();
-      });
-    return where.status();
+  return out;
+}
+
+Result<Snapshot> LocalBackend::manage_snapshot(const ManageSnapshotRequest& req) {
+  Impl& im = *impl_;
+  if (Status u = im.usable(); !u.ok()) return u;
+  if (Status s = check_reference(req.reference); !s.ok()) return s;
+  const std::string origin = origin_of(req.reference);
+  if (origin.empty())
+    return Status::InvalidArgument("ref: " + req.reference +
+                                   " is not a snapshot candidate (<volume file>@<snapshot>)");
+  if (Status s = validate_object_name(req.project_name, "projectName"); !s.ok()) return s;
+  if (Status s = validate_object_name(req.name, "name"); !s.ok()) return s;
+  if (Status s = validate_labels(req.labels, "labels"); !s.ok()) return s;
+  if (!req.id.empty() && !detail::is_uuid(req.id))
+    return Status::InvalidArgument("id: must be a UUID");
+  auto vol = im.volume_where("project = ? AND id = ?", {req.project_name, req.volume_id},
+                             "volume " + req.volume_id);
+  if (!vol.ok()) return vol.status();
+  if (vol->adopted_from != origin)
+    return Status::InvalidArgument("volumeId: " + req.reference + " is a snapshot of " + origin +
+                                   ", which volume " + vol->id + " was not adopted from");
+  if (vol->state != VolumeState::kAvailable)
+    return Status::FailedPrecondition("volume " + vol->id + " is " +
+                                      std::string(to_string(vol->state)));
+  const Look look = look_at(im.dir + "/" + req.reference);
+  Snapshot sn;
+  sn.id = req.id.empty() ? im.env->new_uuid() : req.id;
+  sn.project_name = req.project_name;
+  sn.name = req.name;
+  sn.source_volume_id = vol->id;
+  sn.size = vol->size;  // as every snapshot of the volume: the volume's size, zeros past the file
+  sn.state = SnapshotState::kCreating;
+  sn.created_at = im.env->now();
+  sn.replica_count = vol->replica_count;
+  sn.sector_size = vol->sector_size;
+  sn.compression = vol->compression;
+  sn.cluster_id = im.id;
+  sn.labels = req.labels;
+  sn.adopted_from = req.reference;
+  sn.adopted_size = look.size;
+  Status s = im.adopt({Kind::kSnapshot, sn.id, req.reference, sn.size,
+                       [&] { return im.insert_snapshot_row(sn); }, im.meta_of(sn)},
+                      req.fingerprint);
+  if (!s.ok()) return s;
+  sn.state = SnapshotState::kAvailable;
+  return sn;
+}
+
+Result<std::string> LocalBackend::unmanage_snapshot(const std::string& project,
+                                                    const std::string& id) {
+  Impl& im = *impl_;
+  if (Status u = im.usable(); !u.ok()) return u;
+  auto sn = im.snapshot_where("project = ? AND id = ?", {project, id}, "snapshot " + id);
+  if (!sn.ok()) return sn.status();
+  if (sn->state != SnapshotState::kAvailable)
+    return Status::FailedPrecondition("snapshot " + id + " is " +
+                                      std::string(to_string(sn->state)) +
+                                      "; only an Available snapshot can be unmanaged");
+  // Where it goes: where it was adopted from when that is free, else beside its volume's file
+  // (import/<volume name>@<snapshot name>).
+  std::string to = sn->adopted_from;
+  if (to.empty()) {
+    auto vol = im.volume_where("id = ?", {sn->source_volume_id}, "volume");
+    const std::string base = !vol.ok()                   ? "import/" + sn->source_volume_id
+                             : vol->adopted_from.empty() ? "import/" + vol->name
+                                                         : vol->adopted_from;
+    to = base + "@" + sn->name;
   }
-  if (s = im.remove_sidecars(Kind::kVolume, id); !s.ok()) return s;
-  if (s = im.drop_row(Kind::kVolume, id); !s.ok()) return s;
-  im.log("gave volume " + id + " back as " + *where);
-  return *where;
+  return im.give_back(Kind::kSnapshot, id, to, [](Txn&) { return Status::Ok(); });
 }
 
 }  // namespace dmscore

@@ -180,8 +180,10 @@ Status ClusterCatalog::set_status(Txn& t, const std::string& id, ConnectionStatu
 
 Status ClusterCatalog::remove(Txn& t, const std::string& id) {
   // What the service recorded of the volumes it adopted there goes with the cluster.
-  if (auto r = t.exec("DELETE FROM managed_volumes WHERE cluster_id = ?", {id}); !r.ok())
-    return r.status();
+  for (const char* table : {"managed_volumes", "managed_snapshots"})
+    if (auto r = t.exec(std::string("DELETE FROM ") + table + " WHERE cluster_id = ?", {id});
+        !r.ok())
+      return r.status();
   return t.exec("DELETE FROM clusters WHERE id = ?", {id}).status();
 }
 

@@ -150,6 +150,17 @@ Result<std::string> GatedBackend::unmanage_volume(const std::string& project,
                                                   const std::string& id) {
   return through<std::string>([&] { return inner_->unmanage_volume(project, id); });
 }
+Result<std::vector<ManageableObject>> GatedBackend::list_manageable_snapshots() {
+  return through<std::vector<ManageableObject>>(
+      [&] { return inner_->list_manageable_snapshots(); });
+}
+Result<Snapshot> GatedBackend::manage_snapshot(const ManageSnapshotRequest& request) {
+  return through<Snapshot>([&] { return inner_->manage_snapshot(request); });
+}
+Result<std::string> GatedBackend::unmanage_snapshot(const std::string& project,
+                                                    const std::string& id) {
+  return through<std::string>([&] { return inner_->unmanage_snapshot(project, id); });
+}
 Result<std::unique_ptr<BlockSource>> GatedBackend::open_snapshot_data(const std::string& project,
                                                                       const std::string& id) {
   return through<std::unique_ptr<BlockSource>>(

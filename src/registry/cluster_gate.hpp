@@ -115,6 +115,9 @@ class GatedBackend final : public Backend {
   Result<std::vector<ManageableObject>> list_manageable_volumes() override;
   Result<Volume> manage_volume(const ManageVolumeRequest& request) override;
   Result<std::string> unmanage_volume(const std::string& project, const std::string& id) override;
+  Result<std::vector<ManageableObject>> list_manageable_snapshots() override;
+  Result<Snapshot> manage_snapshot(const ManageSnapshotRequest& request) override;
+  Result<std::string> unmanage_snapshot(const std::string& project, const std::string& id) override;
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
                                                           const std::string& id) override;
   Result<std::unique_ptr<BlockSource>> open_volume_data(const std::string& project,

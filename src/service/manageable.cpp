@@ -81,23 +81,89 @@ ManagedVolume record_from(const Row& r) {
   return m;
 }
 
-// The record of the volume `id`, or nullopt.
-Result<std::optional<ManagedVolume>> read_record(Store& store, const std::string& id) {
+constexpr const char* kVolumeRecords = "managed_volumes";
+constexpr const char* kSnapshotRecords = "managed_snapshots";
+
+// The record of object `id` in `table`, or nullopt; a snapshot's volume in `volume_id`.
+Result<std::optional<ManagedVolume>> read_record(Store& store, const std::string& id,
+                                                 const char* table = kVolumeRecords,
+                                                 std::string* volume_id = nullptr) {
   std::optional<ManagedVolume> out;
+  const bool snapshot = std::string_view(table) == kSnapshotRecords;
   Status s = store.read([&](Txn& t) -> Status {
-    auto r = t.query_one(
-        std::string("SELECT ") + kRecordCols + " FROM managed_volumes WHERE id = ?", {id});
+    auto r = t.query_one(std::string("SELECT ") + kRecordCols + (snapshot ? ", volume_id" : "") +
+                             " FROM " + table + " WHERE id = ?",
+                         {id});
     if (!r.ok()) return r.status();
     if (*r) out = record_from(**r);
+    if (*r && volume_id) *volume_id = (**r).text(12);
     return Status::Ok();
   });
   if (!s.ok()) return s;
   return out;
 }
 
-Status drop_record(Store& store, const std::string& id) {
-  return store.transact(
-      [&](Txn& t) { return t.exec("DELETE FROM managed_volumes WHERE id = ?", {id}).status(); });
+Status drop_record(Store& store, const std::string& id, const char* table = kVolumeRecords) {
+  return store.transact([&](Txn& t) {
+    return t.exec(std::string("DELETE FROM ") + table + " WHERE id = ?", {id}).status();
+  });
+}
+
+// The candidate `ref` of `all`: INVALID_ARGUMENT naming ref when it is unknown or not safe.
+Result<ManageableObject> safe_candidate(const std::vector<ManageableObject>& all,
+                                        const std::string& ref, const std::string& cluster,
+                                        const char* kind) {
+  auto it = std::find_if(all.begin(), all.end(),
+                         [&](const ManageableObject& m) { return m.reference == ref; });
+  if (it == all.end())
+    return Status::InvalidArgument("ref: no manageable " + std::string(kind) + " " + ref +
+                                   " on cluster " + cluster);
+  if (!it->safe_to_manage)
+    return Status::InvalidArgument("ref: " + ref +
+                                   " is not safe to manage: " + it->reason_not_safe);
+  return *it;
+}
+
+// Submits the adoption `w` as a workflow of `type`, recording it in `table` in the same
+// transaction (an earlier record of the same object whose adoption failed is superseded), so the
+// object reads as Creating from now on. `shown_name`: the name the record shows.
+Result<std::string> submit_recorded(detail::ServiceImpl& im, const char* type, const char* table,
+                                    const detail::ManageWork& w, const std::string& object_id,
+                                    const std::string& shown_name, const ManageRequest& request,
+                                    std::vector<std::string> resources) {
+  const bool snapshot = std::string_view(table) == kSnapshotRecords;
+  auto ids = detail::EngineTxn::submit_all(
+      *im.engine, {{type, w.to_json(), std::move(resources)}},
+      [&](Txn& t, const std::vector<std::string>& wf) -> Status {
+        if (auto r = t.exec(std::string("DELETE FROM ") + table +
+                                " WHERE id = ? AND workflow_id IN (SELECT id FROM workflows "
+                                "WHERE state IN ('FAILED', 'CANCELLED'))",
+                            {object_id});
+            !r.ok())
+          return r.status();
+        std::vector<SqlValue> values{object_id,
+                                     w.cluster_id,
+                                     w.project_name,
+                                     shown_name,
+                                     w.reference,
+                                     request.display_name,
+                                     request.description,
+                                     metadata_text(request.metadata),
+                                     std::int64_t{request.bootable},
+                                     request.availability_zone,
+                                     wf[0],
+                                     im.now_ms()};
+        if (snapshot) values.push_back(w.volume_id);
+        return t
+            .exec(std::string("INSERT INTO ") + table + " (" + kRecordCols +
+                      (snapshot ? ", volume_id" : "") +
+                      ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + (snapshot ? ", ?" : "") +
+                      ")",
+                  values)
+            .status();
+      });
+  if (!ids.ok()) return ids.status();
+  return ids->front();
 }
 
 }  // namespace
@@ -229,15 +295,8 @@ Result<ManageStarted> Volumes::manage(const ClusterId& cluster, const ManageRequ
   // changes before it is taken.
   auto all = (*b)->list_manageable_volumes();
   if (!all.ok()) return all.status();
-  auto it = std::find_if(all->begin(), all->end(), [&](const ManageableObject& m) {
-    return m.reference == request.reference;
-  });
-  if (it == all->end())
-    return Status::InvalidArgument("ref: no manageable volume " + request.reference +
-                                   " on cluster " + cluster.str());
-  if (!it->safe_to_manage)
-    return Status::InvalidArgument("ref: " + request.reference +
-                                   " is not safe to manage: " + it->reason_not_safe);
+  auto it = safe_candidate(*all, request.reference, cluster.str(), "volume");
+  if (!it.ok()) return it.status();
   // The id and name it gets. A candidate that keeps its own id (a Lightbits volume) keeps its
   // name too unless one is asked for. Otherwise: the name asked for; else the file's own when
   // that is a valid name, free, and no display name is given; else volume-<id>, as Cinder names
@@ -263,29 +322,11 @@ Result<ManageStarted> Volumes::manage(const ClusterId& cluster, const ManageRequ
   w.name = name;
   w.volume_id = volume_id;
   w.fingerprint = it->fingerprint;
-  // The record commits with the workflow, so the volume reads as Creating from now on.
-  auto ids = detail::EngineTxn::submit_all(
-      *impl_->engine,
-      {{kManageVolume, w.to_json(), {"cluster:" + w.cluster_id, "volume:" + w.volume_id}}},
-      [&](Txn& t, const std::vector<std::string>& wf) -> Status {
-        // An earlier adoption of the same object that failed is superseded.
-        if (auto r = t.exec(
-                "DELETE FROM managed_volumes WHERE id = ? AND workflow_id IN (SELECT id FROM "
-                "workflows WHERE state IN ('FAILED', 'CANCELLED'))",
-                {w.volume_id});
-            !r.ok())
-          return r.status();
-        return t
-            .exec(
-                std::string("INSERT INTO managed_volumes (") + kRecordCols +
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                {w.volume_id, w.cluster_id, w.project_name, w.name, w.reference,
-                 request.display_name, request.description, metadata_text(request.metadata),
-                 std::int64_t{request.bootable}, request.availability_zone, wf[0], impl_->now_ms()})
-            .status();
-      });
-  if (!ids.ok()) return ids.status();
-  return ManageStarted{ids->front(), w.volume_id};
+  auto id = submit_recorded(*impl_, kManageVolume, kVolumeRecords, w, volume_id,
+                            name.empty() ? own : name, request,
+                            {"cluster:" + w.cluster_id, "volume:" + w.volume_id});
+  if (!id.ok()) return id.status();
+  return ManageStarted{*id, w.volume_id};
 }
 
 Result<ManagedVolume> Volumes::managed(const std::string& volume_id) const {
@@ -340,6 +381,137 @@ Result<std::string> Volumes::unmanage(const VolumeRef& ref) {
   return where;
 }
 
+// ---- snapshots ----
+
+Result<std::vector<ManageableObject>> Volumes::list_manageable_snapshots(
+    const ClusterId& cluster, const ManageableQuery& query) const {
+  auto scope = impl_->caller();
+  auto b = impl_->backend_locked(cluster.str());
+  if (!b.ok()) return b.status();
+  auto all = (*b)->list_manageable_snapshots();
+  if (!all.ok()) return all.status();
+  return paginate_manageable(std::move(all).value(), query);
+}
+
+Result<ManageStarted> Volumes::manage_snapshot(const ClusterId& cluster,
+                                               const ManageRequest& request) {
+  auto scope = impl_->caller();
+  if (request.reference.empty()) return Status::InvalidArgument("ref: is required");
+  if (request.reference.size() > 4096)
+    return Status::InvalidArgument("ref: longer than 4096 bytes");
+  if (Status s = validate_object_name(request.project_name, "projectName"); !s.ok()) return s;
+  if (!detail::is_uuid(request.volume_id))
+    return Status::InvalidArgument("volumeId: must be the UUID of a managed volume");
+  if (!request.name.empty()) {
+    if (Status s = validate_object_name(request.name, "name"); !s.ok()) return s;
+  }
+  if (Status s = check_description_metadata(request); !s.ok()) return s;
+  auto b = impl_->backend_locked(cluster.str());
+  if (!b.ok()) return b.status();
+  auto vol = (*b)->get_volume(request.project_name, request.volume_id);
+  if (!vol.ok()) return vol.status();
+  auto all = (*b)->list_manageable_snapshots();
+  if (!all.ok()) return all.status();
+  auto it = safe_candidate(*all, request.reference, cluster.str(), "snapshot");
+  if (!it.ok()) return it.status();
+  if (it->source_reference != vol->adopted_from)
+    return Status::InvalidArgument("volumeId: " + request.reference + " is a snapshot of " +
+                                   it->source_reference + ", which volume " + vol->id +
+                                   " was not adopted from");
+  const std::string snapshot_id = it->object_id.empty() ? impl_->env->new_uuid() : it->object_id;
+  std::string name = request.name;
+  if (!name.empty()) {
+    auto other = (*b)->find_snapshot(request.project_name, name);
+    if (other.ok() && other->id != snapshot_id)
+      return Status::AlreadyExists("name: a snapshot named " + name +
+                                   " already exists in project " + request.project_name);
+  } else {
+    // After the part of the file name past the '@' when that is a valid, free name.
+    const std::string own = request.reference.substr(request.reference.rfind('@') + 1);
+    const bool usable = request.display_name.empty() && validate_object_name(own, "name").ok();
+    name = usable && !(*b)->find_snapshot(request.project_name, own).ok()
+               ? own
+               : "snapshot-" + snapshot_id;
+  }
+  detail::ManageWork w;
+  w.cluster_id = cluster.str();
+  w.reference = request.reference;
+  w.project_name = request.project_name;
+  w.name = name;
+  w.volume_id = vol->id;
+  w.snapshot_id = snapshot_id;
+  w.fingerprint = it->fingerprint;
+  auto id = submit_recorded(
+      *impl_, kManageSnapshot, kSnapshotRecords, w, snapshot_id, name, request,
+      {"cluster:" + w.cluster_id, "volume:" + w.volume_id, "snapshot:" + snapshot_id});
+  if (!id.ok()) return id.status();
+  return ManageStarted{*id, w.volume_id, snapshot_id};
+}
+
+Result<ManagedSnapshot> Volumes::managed_snapshot(const std::string& snapshot_id) const {
+  auto scope = impl_->caller();
+  std::string volume_id;
+  auto rec = read_record(*impl_->store, snapshot_id, kSnapshotRecords, &volume_id);
+  if (!rec.ok()) return rec.status();
+  if (!*rec) return Status::NotFound("snapshot " + snapshot_id + " not found");
+  const ManagedVolume& r = **rec;
+  ManagedSnapshot m{r.id,
+                    r.cluster_id,
+                    r.project_name,
+                    r.name,
+                    r.reference,
+                    volume_id,
+                    r.display_name,
+                    r.description,
+                    r.metadata,
+                    r.workflow_id,
+                    "",
+                    r.created_at,
+                    SnapshotState::kCreating,
+                    std::nullopt};
+  auto wf = impl_->engine->get(m.workflow_id);
+  if (!wf.ok()) return wf.status();
+  if (wf->state == WorkflowState::kCompleted) {
+    auto b = impl_->backend_locked(m.cluster_id);
+    if (!b.ok()) return b.status();
+    auto sn = (*b)->get_snapshot(m.project_name, m.id);
+    if (!sn.ok()) return sn.status();
+    m.state = sn->state;
+    m.snapshot = std::move(sn).value();
+  } else if (is_terminal(wf->state)) {
+    m.state = SnapshotState::kFailed;
+    m.failure = wf->msg;
+  }
+  return m;
+}
+
+Result<std::string> Volumes::unmanage_snapshot(const SnapshotRef& ref) {
+  const std::string& cid = ref.cluster.str();
+  auto rec = read_record(*impl_->store, ref.id, kSnapshotRecords);
+  if (!rec.ok()) return rec.status();
+  if (*rec && (**rec).cluster_id == cid && (**rec).project_name == ref.project) {
+    auto wf = impl_->engine->get((**rec).workflow_id);
+    if (!wf.ok()) return wf.status();
+    if (!is_terminal(wf->state))
+      return Status::FailedPrecondition("snapshot " + ref.id + " is being adopted (workflow " +
+                                        wf->id + "); wait for it or cancel it");
+    if (wf->state != WorkflowState::kCompleted) {
+      if (Status s = drop_record(*impl_->store, ref.id, kSnapshotRecords); !s.ok()) return s;
+      return (**rec).reference;
+    }
+  }
+  auto where = impl_->claimed_call<Result<std::string>>(
+      cid, "snapshot:" + ref.id, "unmanaged",
+      [&](Backend& b) { return b.get_snapshot(ref.project, ref.id).status(); },
+      [&] { return impl_->groups->check_snapshot_free(ref.id); },
+      [&](Backend& b) { return b.unmanage_snapshot(ref.project, ref.id); });
+  if (!where.ok()) return where;
+  if (*rec) {
+    if (Status s = drop_record(*impl_->store, ref.id, kSnapshotRecords); !s.ok()) return s;
+  }
+  return where;
+}
+
 namespace detail {
 
 Result<Volume> with_record(ServiceImpl& im, const VolumeRef& ref, Result<Volume> found) {
@@ -378,6 +550,10 @@ Result<Volume> with_record(ServiceImpl& im, const VolumeRef& ref, Result<Volume>
 
 Status forget_record(ServiceImpl& im, const std::string& volume_id) {
   return drop_record(*im.store, volume_id);
+}
+
+Status forget_snapshot_record(ServiceImpl& im, const std::string& snapshot_id) {
+  return drop_record(*im.store, snapshot_id, kSnapshotRecords);
 }
 
 }  // namespace detail

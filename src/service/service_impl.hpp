@@ -173,6 +173,7 @@ Status register_manage_volume(WorkflowEngine& engine, Service::Impl& service);
 Result<Volume> with_record(ServiceImpl& service, const VolumeRef& ref, Result<Volume> found);
 // Forgets the record of a volume that was deleted.
 Status forget_record(ServiceImpl& service, const std::string& volume_id);
+Status forget_snapshot_record(ServiceImpl& service, const std::string& snapshot_id);
 
 }  // namespace detail
 }  // namespace dmscore

@@ -62,11 +62,13 @@ Result<Snapshot> Volumes::create_snapshot(const ClusterId& cluster,
 }
 
 Status Volumes::remove_snapshot(const SnapshotRef& ref) {
-  return impl_->claimed_call<Status>(
+  Status s = impl_->claimed_call<Status>(
       ref.cluster.str(), "snapshot:" + ref.id, "deleted",
       [&](Backend& b) { return b.get_snapshot(ref.project, ref.id).status(); },
       [&] { return impl_->groups->check_snapshot_free(ref.id); },
       [&](Backend& b) { return b.delete_snapshot(ref.project, ref.id); });
+  if (!s.ok()) return s;
+  return detail::forget_snapshot_record(*impl_, ref.id);
 }
 
 Status Volumes::write(const VolumeRef& v, std::uint64_t offset, std::string_view data,

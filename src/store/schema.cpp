@@ -245,6 +245,26 @@ CREATE TABLE service_facts (
   value  TEXT NOT NULL
 );
 )sql"},
+      {9, R"sql(
+-- The snapshots the service adopts or adopted (MANAGE_SNAPSHOT), as managed_volumes, with the
+-- managed volume each is a snapshot of.
+CREATE TABLE managed_snapshots (
+  id            TEXT PRIMARY KEY,
+  cluster_id    TEXT NOT NULL,
+  project_name  TEXT NOT NULL,
+  name          TEXT NOT NULL,
+  reference     TEXT NOT NULL,
+  display_name  TEXT NOT NULL DEFAULT '',
+  description   TEXT NOT NULL DEFAULT '',
+  metadata      TEXT NOT NULL DEFAULT '{}',
+  bootable      INTEGER NOT NULL DEFAULT 0,
+  availability_zone TEXT NOT NULL DEFAULT '',
+  workflow_id   TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  volume_id     TEXT NOT NULL
+);
+CREATE INDEX managed_snapshots_by_cluster ON managed_snapshots (cluster_id);
+)sql"},
   };
   return kMigrations;
 }

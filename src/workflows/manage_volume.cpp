@@ -16,7 +16,8 @@ std::string ManageWork::to_json() const {
                                       {"projectName", project_name},
                                       {"name", name},
                                       {"volumeId", volume_id},
-                                      {"fingerprint", fingerprint}});
+                                      {"fingerprint", fingerprint},
+                                      {"snapshotId", snapshot_id}});
 }
 
 Result<ManageWork> ManageWork::from_json(const std::string& text) {
@@ -35,6 +36,8 @@ Result<ManageWork> ManageWork::from_json(const std::string& text) {
     if (!f || !f->is_string()) return Status::InvalidArgument(std::string("request: ") + key);
     *out = std::string(f->as_string());
   }
+  if (const json::value* f = o->if_contains("snapshotId"); f && f->is_string())
+    w.snapshot_id = std::string(f->as_string());
   return w;
 }
 
@@ -72,6 +75,50 @@ Status manage_step(Service::Impl& s, StepContext& ctx) {
   return done(*v);
 }
 
+Status manage_snapshot_step(Service::Impl& s, StepContext& ctx) {
+  auto w = ManageWork::from_json(ctx.request());
+  if (!w.ok()) return w.status();
+  auto b = s.backend_locked(w->cluster_id);
+  if (!b.ok()) return b.status();
+  ctx.report_progress({0, "manage", 0, 0, 0});
+  auto done = [&](const Snapshot& sn) {
+    ctx.set_result(json::serialize(json::object{{"snapshotId", sn.id},
+                                                {"volumeId", sn.source_volume_id},
+                                                {"size", std::to_string(sn.size)},
+                                                {"adoptedSize", std::to_string(sn.adopted_size)}}));
+    ctx.report_progress({100, "done", 0, 0, 0});
+    return Status::Ok();
+  };
+  if (auto sn = (*b)->get_snapshot(w->project_name, w->snapshot_id); sn.ok()) {
+    auto owner = sn->labels.find(kOwnerLabel);
+    if (owner != sn->labels.end() && owner->second == ctx.workflow_id()) return done(*sn);
+  }
+  ManageSnapshotRequest r;
+  r.id = w->snapshot_id;
+  r.reference = w->reference;
+  r.project_name = w->project_name;
+  r.volume_id = w->volume_id;
+  r.name = w->name;
+  r.fingerprint = w->fingerprint;
+  r.labels[kOwnerLabel] = ctx.workflow_id();
+  auto sn = (*b)->manage_snapshot(r);
+  if (!sn.ok()) return sn.status();
+  return done(*sn);
+}
+
+Status manage_snapshot_undo(Service::Impl& s, StepContext& ctx) {
+  auto w = ManageWork::from_json(ctx.request());
+  if (!w.ok()) return Status::Ok();
+  auto b = s.backend_locked(w->cluster_id);
+  if (!b.ok()) return b.status();
+  auto sn = (*b)->get_snapshot(w->project_name, w->snapshot_id);
+  if (sn.status().code() == Code::kNotFound) return Status::Ok();
+  if (!sn.ok()) return sn.status();
+  auto owner = sn->labels.find(kOwnerLabel);
+  if (owner == sn->labels.end() || owner->second != ctx.workflow_id()) return Status::Ok();
+  return (*b)->unmanage_snapshot(w->project_name, w->snapshot_id).status();
+}
+
 Status manage_undo(Service::Impl& s, StepContext& ctx) {
   auto w = ManageWork::from_json(ctx.request());
   if (!w.ok()) return Status::Ok();
@@ -88,7 +135,12 @@ Status manage_undo(Service::Impl& s, StepContext& ctx) {
 }  // namespace
 
 Status register_manage_volume(WorkflowEngine& engine, Service::Impl& s) {
-  return engine.register_type({kManageVolume, {make_step("manage", s, manage_step, manage_undo)}});
+  if (Status st =
+          engine.register_type({kManageVolume, {make_step("manage", s, manage_step, manage_undo)}});
+      !st.ok())
+    return st;
+  return engine.register_type(
+      {kManageSnapshot, {make_step("manage", s, manage_snapshot_step, manage_snapshot_undo)}});
 }
 
 }  // namespace dmscore::detail

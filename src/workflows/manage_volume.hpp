@@ -1,5 +1,7 @@
 #pragma once
 // MANAGE_VOLUME: a candidate on a cluster becomes a volume of the service, no byte copied.
+// MANAGE_SNAPSHOT: the same for a snapshot of a managed volume ("snapshotId" in the request;
+// "volumeId" is the volume it belongs to; the result names the snapshot).
 //
 //   request: ManageWork {"clusterId", "reference", "projectName", "name", "volumeId",
 //            "fingerprint"} (checked and completed by Volumes::manage: the id the volume gets,
@@ -21,6 +23,8 @@ namespace dmscore::detail {
 
 struct ManageWork {
   std::string cluster_id, reference, project_name, name, volume_id, fingerprint;
+  // MANAGE_SNAPSHOT: the snapshot's id (volume_id is then the volume it belongs to).
+  std::string snapshot_id;
   std::string to_json() const;
   static Result<ManageWork> from_json(const std::string& text);
 };

@@ -54,6 +54,11 @@ class CinderClientTest(unittest.TestCase):
             cls.image_bytes = f.read(4096), os.path.getsize(cls.image)
         with open(os.path.join(imp, "odd.bin"), "wb") as f:
             f.write(b"x" * 1000)
+        # A snapshot of the image, made by the tool that made the image: <file>@<snapshot>.
+        cls.snap_file = cls.image + "@nightly"
+        with open(cls.snap_file, "wb") as f:
+            f.write(b"snap" * 1024)
+            f.truncate(1 << 30)
         cls.endpoint = cls.server.endpoint + "/v3/proj1"
 
     @classmethod
@@ -142,6 +147,32 @@ class CinderClientTest(unittest.TestCase):
         p = self.cinder("manage", "dms@c1#proj1", managed[0][0].split("'")[3], check=1)
         self.assertIn("The volume is already managed (HTTP 400)", p.stderr)
 
+        # Its snapshot, found beside it, adopted as a snapshot of the managed volume.
+        rows = self.table(self.cinder("snapshot-manageable-list", "dms@c1").stdout)
+        self.assertEqual(rows[0], ["reference", "size", "safe_to_manage", "source_reference",
+                                   "reason_not_safe", "cinder_id", "extra_info"])
+        snap_row = [r for r in rows[1:] if r[0] == "{'source-name': 'import/db-2024.img@nightly'}"]
+        self.assertEqual(snap_row[0][1:4], ["1", "True", "{'source-name': 'import/db-2024.img'}"])
+        p = self.cinder("snapshot-manage", vid, "import/db-2024.img@nightly", "--name", "Nightly")
+        snap = {r[0]: r[1] for r in self.table(p.stdout)[1:] if len(r) == 2}
+        sid = snap["id"]
+        self.assertEqual(snap["volume_id"], vid)
+        for _ in range(200):
+            shown = {r[0]: r[1] for r in self.table(self.cinder("snapshot-show", sid).stdout)[1:]
+                     if len(r) == 2}
+            if shown["status"] != "creating":
+                break
+        self.assertEqual((shown["status"], shown["name"], shown["size"]),
+                         ("available", "Nightly", "2"))
+        self.assertFalse(os.path.exists(self.snap_file))
+        # The volume is not given back while its snapshot is managed.
+        p = self.cinder("unmanage", vid, check=1)
+        self.assertIn("Invalid volume: Volume status must be available", p.stderr)
+        self.cinder("snapshot-unmanage", sid)
+        with open(self.snap_file, "rb") as f:
+            self.assertEqual(f.read(4096), b"snap" * 1024)
+        self.assertEqual(os.path.getsize(self.snap_file), 1 << 30)
+
         # Unmanage gives every byte back where it was.
         self.cinder("unmanage", vid)
         self.assertTrue(os.path.exists(self.image))
@@ -149,6 +180,8 @@ class CinderClientTest(unittest.TestCase):
             self.assertEqual((f.read(4096), os.path.getsize(self.image)), self.image_bytes)
         p = self.cinder("show", vid, check=1)
         self.assertIn("No volume with a name or ID of", p.stderr)
+        p = self.cinder("snapshot-show", sid, check=1)
+        self.assertIn("No snapshot with a name or ID of", p.stderr)
 
     def test_errors_in_cinders_words(self):
         p = self.cinder("manageable-list", "dms@nowhere", check=1)

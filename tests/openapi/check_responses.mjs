@@ -565,6 +565,59 @@ async function main() {
     await check("Cinder os-unmanage again", { method: "POST", path: `${V3}/volumes/${vid}/action`, headers: K(), json: { "os-unmanage": {} } }, 404);
   }
 
+  // ---- manageable snapshots: snapshot files beside an image, adopted through both faces
+  {
+    fs.writeFileSync(path.join(dirA, "import", "snapbase.img"), Buffer.alloc(1 << 20, 3));
+    fs.writeFileSync(path.join(dirA, "import", "snapbase.img@one"), Buffer.alloc(1 << 20, 4));
+    fs.writeFileSync(path.join(dirA, "import", "snapbase.img@two"), Buffer.alloc(1 << 20, 5));
+    const MS = `${C}/${cidA}/manageable-snapshots`;
+    await check("list manageable snapshots", { method: "GET", path: `${MS}?sort=reference:asc`, token }, 200, (r) =>
+      r.json.manageableSnapshots.some((m) => m.reference["source-name"] === "import/snapbase.img@one" && m.sourceReference["source-name"] === "import/snapbase.img") ? null : "import/snapbase.img@one not listed with its volume");
+    await check("list manageable snapshots with details", { method: "GET", path: `${MS}/detail?limit=1`, token }, 200, (r) =>
+      r.json.manageableSnapshots.length === 1 ? null : `${r.json.manageableSnapshots.length} listed`);
+    await check("list manageable snapshots by a bad sort key", { method: "GET", path: `${MS}?sort=name`, token }, 400, expectCode(3));
+    const mv = await check("manage the snapshots' volume", { method: "POST", path: `${C}/${cidA}/manageable-volumes`, token, json: { ref: { "source-name": "import/snapbase.img" }, projectName: "p1", name: "snapbase" } }, 200);
+    const vid = mv.json?.volumeId;
+    if (mv.json?.workflowId) await waitWorkflow(token, mv.json.workflowId, "manage snapbase");
+    await check("manage a snapshot without volumeId", { method: "POST", path: MS, token, json: { ref: { "source-name": "import/snapbase.img@one" }, projectName: "p1" } }, 400, expectCode(3));
+    await check("manage a snapshot of an unknown volume", { method: "POST", path: MS, token, json: { ref: { "source-name": "import/snapbase.img@one" }, projectName: "p1", volumeId: randomUuid() } }, 404, expectCode(5));
+    const ms = await check("manage a snapshot", { method: "POST", path: MS, token, json: { ref: { "source-name": "import/snapbase.img@one" }, projectName: "p1", volumeId: vid } }, 200);
+    const wsn = ms.json?.workflowId && (await waitWorkflow(token, ms.json.workflowId, "manage snapshot"));
+    if (wsn && wsn.state !== "COMPLETED") fail(`manage snapshot ended ${wsn.state} "${wsn.msg}"`);
+    const US = `${C}/${cidA}/projects/p1/snapshots/${ms.json?.snapshotId}/unmanage`;
+    await check("unmanage a snapshot", { method: "POST", path: US, token }, 200, (r) =>
+      r.json.reference["source-name"] === "import/snapbase.img@one" ? null : `given back as ${JSON.stringify(r.json.reference)}`);
+    await check("unmanage a snapshot again", { method: "POST", path: US, token }, 404, expectCode(5));
+
+    const K = (v) => ({ "X-Auth-Token": token, ...(v ? { "OpenStack-API-Version": `volume ${v}` } : {}) });
+    const V3 = "/v3/proj1";
+    for (const [p, v] of [["manageable_snapshots", "3.8"], ["os-snapshot-manage", null]]) {
+      await check(`Cinder ${p}`, { method: "GET", path: `${V3}/${p}?host=${cidA}`, headers: K(v) }, 200, (r) =>
+        r.json["manageable-snapshots"].some((m) => m.source_reference["source-name"] === "import/snapbase.img") ? null : JSON.stringify(r.json));
+      await check(`Cinder ${p} in detail`, { method: "GET", path: `${V3}/${p}/detail?host=${cidA}`, headers: K(v) }, 200);
+      await check(`Cinder ${p} without a host`, { method: "GET", path: `${V3}/${p}`, headers: K(v) }, 400);
+    }
+    await check("Cinder manageable_snapshots below 3.8", { method: "GET", path: `${V3}/manageable_snapshots/detail?host=${cidA}`, headers: K("3.7") }, 404);
+    await check("Cinder snapshot manage with a schema error", { method: "POST", path: `${V3}/os-snapshot-manage`, headers: K(), json: { snapshot: { ref: {} } } }, 400, (r) =>
+      r.json.badRequest?.message === "Invalid input for field/attribute snapshot. Value: {'ref': {}}. 'volume_id' is a required property" ? null : JSON.stringify(r.json));
+    await check("Cinder snapshot manage of an unknown volume", { method: "POST", path: `${V3}/os-snapshot-manage`, headers: K(), json: { snapshot: { volume_id: randomUuid(), ref: { "source-name": "import/snapbase.img@two" } } } }, 404);
+    const cs = await check("Cinder snapshot manage", { method: "POST", path: `${V3}/manageable_snapshots`, headers: K("3.8"), json: { snapshot: { volume_id: vid, ref: { "source-name": "import/snapbase.img@two" }, name: "Two", description: null, metadata: null } } }, 202, (r) =>
+      r.json.snapshot.status === "creating" && r.json.snapshot.volume_id === vid ? null : JSON.stringify(r.json));
+    const sid = cs.json?.snapshot?.id;
+    let shown;
+    for (let i = 0; i < 100 && sid; i++) {
+      shown = await check("Cinder show a managed snapshot", { method: "GET", path: `${V3}/snapshots/${sid}`, headers: K("3.65") }, 200, null, { quiet: i > 0 });
+      if (shown.json?.snapshot?.status !== "creating") break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    if (shown?.json?.snapshot?.status !== "available" || shown.json.snapshot.name !== "Two") fail(`Cinder snapshot ${JSON.stringify(shown?.json)}`);
+    await check("Cinder show an unknown snapshot", { method: "GET", path: `${V3}/snapshots/${randomUuid()}`, headers: K() }, 404);
+    await check("Cinder snapshot action that is not served", { method: "POST", path: `${V3}/snapshots/${sid}/action`, headers: K(), json: { "os-reset_status": { status: "error" } } }, 400);
+    await check("Cinder snapshot os-unmanage", { method: "POST", path: `${V3}/snapshots/${sid}/action`, headers: K(), json: { "os-unmanage": {} } }, 202, () =>
+      fs.existsSync(path.join(dirA, "import", "snapbase.img@two")) ? null : "import/snapbase.img@two not given back");
+    await check("unmanage the snapshots' volume", { method: "POST", path: `${C}/${cidA}/projects/p1/volumes/${vid}/unmanage`, token }, 200);
+  }
+
   // ---- clusters never overlap; a cluster whose metadata is lost waits for a repair
   await check("attach a directory inside cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${dirA}/data/inner` } }, 400, expectCode(9));
   await check("attach the directory that holds cluster A", { method: "POST", path: C, token, json: { apiEndpoint: `file://${args.dataDir}` } }, 400, expectCode(9));

@@ -414,21 +414,79 @@ json::object legacy_view(const Call& c, const ManagedVolume& m, const std::strin
   return v;
 }
 
-json::object manageable_view(const ManageableObject& m, bool detail) {
+json::object manageable_view(const ManageableObject& m, bool detail, bool snapshot) {
   json::object o{{"reference", json::object{{"source-name", m.reference}}},
                  {"size", size_in_gib(m.size)},
                  {"safe_to_manage", m.safe_to_manage}};
   if (detail) {
     o["reason_not_safe"] = null_or(m.reason_not_safe);
+    if (snapshot) o["extra_info"] = null_or(m.extra_info);
     o["cinder_id"] = null_or(m.managed_id);
-    o["extra_info"] = null_or(m.extra_info);
+    if (!snapshot) o["extra_info"] = null_or(m.extra_info);
   }
+  if (snapshot) o["source_reference"] = json::object{{"source-name", m.source_reference}};
   return o;
+}
+
+std::string snapshot_status_text(SnapshotState s) {
+  switch (s) {
+    case SnapshotState::kCreating:
+      return "creating";
+    case SnapshotState::kAvailable:
+      return "available";
+    case SnapshotState::kDeleting:
+      return "deleting";
+    case SnapshotState::kFailed:
+      return "error";
+  }
+  return "error";
+}
+
+// Cinder's snapshot view, keys in its order; `minor` adds what later microversions show.
+json::object snapshot_view(const ManagedSnapshot& m, const std::string& project_id, int minor) {
+  json::object meta;
+  for (const auto& [k, v] : m.metadata) meta[k] = v;
+  if (m.snapshot && !m.snapshot->adopted_from.empty()) {
+    meta["adopted_from"] = m.snapshot->adopted_from;
+    meta["adopted_size"] = std::to_string(m.snapshot->adopted_size);
+  }
+  json::object v{{"id", m.id},
+                 {"created_at", cinder_time(m.created_at)},
+                 {"updated_at", nullptr},
+                 {"name", null_or(m.display_name.empty() ? m.name : m.display_name)},
+                 {"description", null_or(m.description)},
+                 {"volume_id", m.volume_id},
+                 {"status", snapshot_status_text(m.state)},
+                 {"size", m.snapshot ? size_in_gib(m.snapshot->size) : 0},
+                 {"metadata", std::move(meta)}};
+  if (minor >= 14) v["group_snapshot_id"] = nullptr;
+  if (minor >= 41) v["user_id"] = nullptr;
+  if (minor >= 65) v["consumes_quota"] = true;
+  v["os-extended-snapshot-attributes:progress"] =
+      m.state == SnapshotState::kAvailable ? "100%" : "0%";
+  v["os-extended-snapshot-attributes:project_id"] = project_id;
+  return v;
+}
+
+// A Cinder id as oslo's is_uuid_like reads it (any case, dashes or none, braces, urn:uuid:),
+// in its canonical form; "" when it is none.
+std::string canonical_uuid(std::string s) {
+  for (const char* p : {"urn:", "uuid:"})
+    if (s.rfind(p, 0) == 0) s = s.substr(std::string(p).size());
+  std::string hex;
+  for (char ch : s) {
+    if (ch == '-' || ch == '{' || ch == '}') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(ch))) return "";
+    hex += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  if (hex.size() != 32) return "";
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
 }
 
 // ---- the calls ----
 
-R list_manageable(Call& c, Service& svc, bool detail, bool versioned) {
+R list_manageable(Call& c, Service& svc, bool detail, bool versioned, bool snapshots) {
   auto minor = api_version(c);
   if (!minor.ok()) return minor.status();
   if (versioned && *minor < kManageExistingList) return fail(c, 404, kNotFound);
@@ -444,15 +502,29 @@ R list_manageable(Call& c, Service& svc, bool detail, bool versioned) {
     return fail(c, 400, cinder_text(pre.status()));
   auto where = place(c, svc, hc->first, hc->second, true);
   if (!where.ok()) return where.status();
-  auto page = svc.volumes().list_manageable(ClusterId(where->cluster.id), q);
+  auto page = snapshots ? svc.volumes().list_manageable_snapshots(ClusterId(where->cluster.id), q)
+                        : svc.volumes().list_manageable(ClusterId(where->cluster.id), q);
   if (!page.ok()) {
     if (page.status().code() == Code::kInvalidArgument)
       return fail(c, 400, cinder_text(page.status()));
     return page.status();
   }
   json::array a;
-  for (const auto& m : *page) a.push_back(manageable_view(m, detail));
-  return json::value(json::object{{"manageable-volumes", std::move(a)}});
+  for (const auto& m : *page) a.push_back(manageable_view(m, detail, snapshots));
+  return json::value(
+      json::object{{snapshots ? "manageable-snapshots" : "manageable-volumes", std::move(a)}});
+}
+
+// The reference a Cinder ref names: its source-name (else source-id), or the string itself.
+Result<std::string> reference_of(Call& c, const json::value& ref) {
+  if (ref.is_string()) return std::string(ref.get_string());
+  if (ref.is_object()) {
+    for (const char* k : {"source-name", "source-id"})
+      if (const json::value* n = ref.get_object().if_contains(k))
+        return n->is_string() ? std::string(n->get_string()) : python_str(*n);
+  }
+  return fail(c, 400,
+              "Invalid input received: ref: must name the object as {\"source-name\": ...}");
 }
 
 R manage(Call& c, Service& svc, bool versioned) {
@@ -474,17 +546,9 @@ R manage(Call& c, Service& svc, bool versioned) {
   if (!where.ok()) return where.status();
 
   ManageRequest r;
-  const json::value& ref = v.at("ref");
-  if (ref.is_string()) {
-    r.reference = std::string(ref.get_string());
-  } else if (const json::value* n = ref.get_object().if_contains("source-name")) {
-    r.reference = n->is_string() ? std::string(n->get_string()) : python_str(*n);
-  } else if (const json::value* i = ref.get_object().if_contains("source-id")) {
-    r.reference = i->is_string() ? std::string(i->get_string()) : python_str(*i);
-  } else {
-    return fail(c, 400,
-                "Invalid input received: ref: must name the object as {\"source-name\": ...}");
-  }
+  auto ref = reference_of(c, v.at("ref"));
+  if (!ref.ok()) return ref.status();
+  r.reference = *ref;
   r.project_name = where->project;
   r.display_name = strip(text_of(v, "name"));
   r.description = strip(text_of(v, "description"));
@@ -549,7 +613,126 @@ R show_volume(Call& c, Service& svc) {
   return json::value(json::object{{"volume", std::move(v)}});
 }
 
-R volume_action(Call& c, Service& svc) {
+// The snapshot manage body, checked as Cinder's schema is; "" when it passes.
+std::string check_snapshot_body(const json::value& body) {
+  if (!body.is_object()) return python_repr(body) + " is not of type 'object'";
+  const json::object& top = body.get_object();
+  const json::value* sn = top.if_contains("snapshot");
+  if (!sn) return "'snapshot' is a required property";
+  if (!sn->is_object())
+    return schema_error("snapshot", *sn, python_repr(*sn) + " is not of type 'object'");
+  const json::object& o = sn->get_object();
+  static const std::regex kMetaKey(R"(^[a-zA-Z0-9\-_:. /]{1,255}$)");
+  for (const char* k : {"description", "metadata", "name", "volume_id", "ref"}) {
+    const json::value* v = o.if_contains(k);
+    if (!v) continue;
+    const std::string key = k;
+    std::string e;
+    if (key == "description" || key == "name") {
+      e = string_or_null(key, *v, 0);
+    } else if (key == "metadata" && !v->is_null()) {
+      if (!v->is_object())
+        return schema_error(key, *v, python_repr(*v) + " is not of type 'object', 'null'");
+      for (const auto& [mk, mv] : v->get_object()) {
+        if (!std::regex_match(std::string(mk), kMetaKey))
+          return schema_error(
+              key, *v,
+              python_repr(json::string(mk)) +
+                  " does not match any of the regexes: '^[a-zA-Z0-9-_:. /]{1,255}$'");
+        if (!mv.is_string())
+          return schema_error(std::string(mk), mv, python_repr(mv) + " is not of type 'string'");
+        if (py_len(mv.get_string()) > 255)
+          return schema_error(std::string(mk), mv, python_repr(mv) + " is too long");
+      }
+    } else if (key == "volume_id") {
+      if (!v->is_string())
+        return schema_error(key, *v, python_repr(*v) + " is not of type 'string'");
+      if (canonical_uuid(std::string(v->get_string())).empty())
+        return schema_error(key, *v, python_repr(*v) + " is not a 'uuid'");
+    } else if (key == "ref") {
+      if (!v->is_object() && !v->is_string() && !v->is_null())
+        e = schema_error(key, *v, python_repr(*v) + " is not of type 'object', 'null', 'string'");
+    }
+    if (!e.empty()) return e;
+  }
+  for (const char* req : {"ref", "volume_id"})
+    if (!o.contains(req))
+      return schema_error("snapshot", *sn, "'" + std::string(req) + "' is a required property");
+  std::vector<std::string> extra;
+  for (const auto& [k, v] : o)
+    if (k != "description" && k != "metadata" && k != "name" && k != "volume_id" && k != "ref")
+      extra.emplace_back(k);
+  if (!extra.empty()) return schema_error("snapshot", *sn, unexpected(extra));
+  extra.clear();
+  for (const auto& [k, v] : top)
+    if (k != "snapshot") extra.emplace_back(k);
+  if (!extra.empty()) return unexpected(extra);
+  return "";
+}
+
+R manage_snapshot(Call& c, Service& svc, bool versioned) {
+  auto minor = api_version(c);
+  if (!minor.ok()) return minor.status();
+  boost::system::error_code ec;
+  json::value body = json::parse(c.req.body, ec);
+  if (ec) return fail(c, 400, "Malformed request body");
+  if (std::string e = check_snapshot_body(body); !e.empty()) return fail(c, 400, e);
+  if (versioned && *minor < kManageExistingList) return fail(c, 404, kNotFound);
+  const json::object& o = body.at("snapshot").get_object();
+  const std::string volume_id = canonical_uuid(text_of(o, "volume_id"));
+  auto vol = svc.volumes().managed(volume_id);
+  if (!vol.ok()) {
+    if (vol.status().code() == Code::kNotFound)
+      return fail(c, 404, "Volume " + text_of(o, "volume_id") + " could not be found.");
+    return vol.status();
+  }
+  ManageRequest r;
+  auto ref = reference_of(c, o.at("ref"));
+  if (!ref.ok()) return ref.status();
+  r.reference = *ref;
+  r.project_name = vol->project_name;
+  r.volume_id = volume_id;
+  r.display_name = strip(text_of(o, "name"));
+  r.description = strip(text_of(o, "description"));
+  if (const json::value* md = o.if_contains("metadata"); md && md->is_object())
+    for (const auto& [k, e] : md->get_object())
+      r.metadata[std::string(k)] = std::string(e.get_string());
+  auto started = svc.volumes().manage_snapshot(ClusterId(vol->cluster_id), r);
+  if (!started.ok()) {
+    const Status& s = started.status();
+    if (s.code() == Code::kInvalidArgument || s.code() == Code::kAlreadyExists ||
+        s.code() == Code::kFailedPrecondition)
+      return fail(c, 400, "Invalid input received: " + s.message());
+    return s;
+  }
+  auto m = svc.volumes().managed_snapshot(started->snapshot_id);
+  if (!m.ok()) return m.status();
+  c.status = 202;
+  json::object v = snapshot_view(*m, c.params.path["projectId"], 0);
+  for (const char* k :
+       {"os-extended-snapshot-attributes:progress", "os-extended-snapshot-attributes:project_id"})
+    v.erase(k);
+  return json::value(json::object{{"snapshot", std::move(v)}});
+}
+
+Result<ManagedSnapshot> managed_snapshot(Call& c, Service& svc, const std::string& id) {
+  auto m = svc.volumes().managed_snapshot(id);
+  if (!m.ok() && m.status().code() == Code::kNotFound)
+    return fail(c, 404, "Snapshot " + id + " could not be found.");
+  return m;
+}
+
+R show_snapshot(Call& c, Service& svc) {
+  auto minor = api_version(c);
+  if (!minor.ok()) return minor.status();
+  auto m = managed_snapshot(c, svc, c.params.path["snapshotId"]);
+  if (!m.ok()) return m.status();
+  return json::value(
+      json::object{{"snapshot", snapshot_view(*m, c.params.path["projectId"], *minor)}});
+}
+
+// The one action served: os-unmanage. `snapshot`: on a snapshot, else a volume.
+R unmanage_action(Call& c, Service& svc, bool snapshot) {
   auto minor = api_version(c);
   if (!minor.ok()) return minor.status();
   boost::system::error_code ec;
@@ -561,14 +744,25 @@ R volume_action(Call& c, Service& svc) {
     return fail(c, 400,
                 "There is no such action: " + action.substr(0, 255) +
                     ". Verify the request body and Content-Type header and try again.");
-  const std::string id = c.params.path["volumeId"];
-  auto m = managed_volume(c, svc, id);
-  if (!m.ok()) return m.status();
-  auto given = svc.volumes().unmanage({ClusterId(m->cluster_id), m->project_name, id});
+  const std::string id = c.params.path[snapshot ? "snapshotId" : "volumeId"];
+  const std::string unknown = (snapshot ? "Snapshot " : "Volume ") + id + " could not be found.";
+  Result<std::string> given = std::string();
+  if (snapshot) {
+    auto m = managed_snapshot(c, svc, id);
+    if (!m.ok()) return m.status();
+    given = svc.volumes().unmanage_snapshot({ClusterId(m->cluster_id), m->project_name, id});
+  } else {
+    auto m = managed_volume(c, svc, id);
+    if (!m.ok()) return m.status();
+    given = svc.volumes().unmanage({ClusterId(m->cluster_id), m->project_name, id});
+  }
   if (!given.ok()) {
-    if (given.status().code() == Code::kFailedPrecondition) return fail(c, 400, kUnmanageState);
-    if (given.status().code() == Code::kNotFound)
-      return fail(c, 404, "Volume " + id + " could not be found.");
+    if (given.status().code() == Code::kFailedPrecondition)
+      return fail(c, 400,
+                  snapshot ? "Invalid snapshot: Snapshot status must be available or error and "
+                             "must not be part of a group."
+                           : kUnmanageState);
+    if (given.status().code() == Code::kNotFound) return fail(c, 404, unknown);
     return given.status();
   }
   c.status = 202;
@@ -639,29 +833,44 @@ void add_cinder_routes(RouteTable& add, Service& svc) {
   const std::string base = "/v3/{projectId}/";
   const std::string v3 = "/v3/{projectId}/manageable_volumes";
   const std::string ext = "/v3/{projectId}/os-volume-manage";
+  const std::string v3s = "/v3/{projectId}/manageable_snapshots";
+  const std::string exts = "/v3/{projectId}/os-snapshot-manage";
+  auto cinder = [&add] {
+    add.calls_clusters();
+    add.speaks(Dialect::kCinder);
+  };
   for (bool detail : {false, true}) {
     add("GET", detail ? v3 + "/detail" : v3,
-        [&svc, detail](Call& c) { return list_manageable(c, svc, detail, true); });
-    add.calls_clusters();
-    add.speaks(Dialect::kCinder);
+        [&svc, detail](Call& c) { return list_manageable(c, svc, detail, true, false); });
+    cinder();
     add("GET", detail ? ext + "/detail" : ext,
-        [&svc, detail](Call& c) { return list_manageable(c, svc, detail, false); });
-    add.calls_clusters();
-    add.speaks(Dialect::kCinder);
+        [&svc, detail](Call& c) { return list_manageable(c, svc, detail, false, false); });
+    cinder();
+    add("GET", detail ? v3s + "/detail" : v3s,
+        [&svc, detail](Call& c) { return list_manageable(c, svc, detail, true, true); });
+    cinder();
+    add("GET", detail ? exts + "/detail" : exts,
+        [&svc, detail](Call& c) { return list_manageable(c, svc, detail, false, true); });
+    cinder();
   }
   add("POST", v3, [&svc](Call& c) { return manage(c, svc, true); });
-  add.calls_clusters();
-  add.speaks(Dialect::kCinder);
+  cinder();
   add("POST", ext, [&svc](Call& c) { return manage(c, svc, false); });
-  add.calls_clusters();
-  add.speaks(Dialect::kCinder);
+  cinder();
+  add("POST", v3s, [&svc](Call& c) { return manage_snapshot(c, svc, true); });
+  cinder();
+  add("POST", exts, [&svc](Call& c) { return manage_snapshot(c, svc, false); });
+  cinder();
   add("GET", base + "volumes/{volumeId}", [&svc](Call& c) { return show_volume(c, svc); });
-  add.calls_clusters();
-  add.speaks(Dialect::kCinder);
+  cinder();
   add("POST", base + "volumes/{volumeId}/action",
-      [&svc](Call& c) { return volume_action(c, svc); });
-  add.calls_clusters();
-  add.speaks(Dialect::kCinder);
+      [&svc](Call& c) { return unmanage_action(c, svc, false); });
+  cinder();
+  add("GET", base + "snapshots/{snapshotId}", [&svc](Call& c) { return show_snapshot(c, svc); });
+  cinder();
+  add("POST", base + "snapshots/{snapshotId}/action",
+      [&svc](Call& c) { return unmanage_action(c, svc, true); });
+  cinder();
 }
 
 }  // namespace dmscore::http::routing
