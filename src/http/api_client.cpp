@@ -279,24 +279,47 @@ Result<std::string> ApiClient::delete_volume(const std::string& cid, const std::
   return call("DELETE", impl_->volumes(cid, project) + "/" + url_encode(id));
 }
 
-Result<std::string> ApiClient::list_manageable_volumes(
-    const std::string& cid, bool detail,
-    const std::vector<std::pair<std::string, std::string>>& query) {
+namespace {
+
+// GET /api/v1/clusters/<cid>/<list>[/detail]?<query>
+std::string manageable_target(const std::string& cid, const char* list, bool detail,
+                              const std::vector<std::pair<std::string, std::string>>& query) {
   std::string target =
-      "/api/v1/clusters/" + url_encode(cid) + "/manageable-volumes" + (detail ? "/detail" : "");
+      "/api/v1/clusters/" + url_encode(cid) + "/" + list + (detail ? "/detail" : "");
   char sep = '?';
   for (const auto& [k, v] : query) {
     target += sep + url_encode(k) + "=" + url_encode(v);
     sep = '&';
   }
-  return call("GET", target);
+  return target;
+}
+
+}  // namespace
+
+Result<std::string> ApiClient::list_manageable_volumes(
+    const std::string& cid, bool detail,
+    const std::vector<std::pair<std::string, std::string>>& query) {
+  return call("GET", manageable_target(cid, "manageable-volumes", detail, query));
 }
 Result<std::string> ApiClient::manage_volume(const std::string& cid, const std::string& body_json) {
-  return call("POST", "/api/v1/clusters/" + url_encode(cid) + "/manageable-volumes", body_json);
+  return call("POST", manageable_target(cid, "manageable-volumes", false, {}), body_json);
 }
 Result<std::string> ApiClient::unmanage_volume(const std::string& cid, const std::string& project,
                                                const std::string& id) {
   return call("POST", impl_->volumes(cid, project) + "/" + url_encode(id) + "/unmanage");
+}
+Result<std::string> ApiClient::list_manageable_snapshots(
+    const std::string& cid, bool detail,
+    const std::vector<std::pair<std::string, std::string>>& query) {
+  return call("GET", manageable_target(cid, "manageable-snapshots", detail, query));
+}
+Result<std::string> ApiClient::manage_snapshot(const std::string& cid,
+                                               const std::string& body_json) {
+  return call("POST", manageable_target(cid, "manageable-snapshots", false, {}), body_json);
+}
+Result<std::string> ApiClient::unmanage_snapshot(const std::string& cid, const std::string& project,
+                                                 const std::string& id) {
+  return call("POST", impl_->snapshots(cid, project) + "/" + url_encode(id) + "/unmanage");
 }
 
 Result<std::string> ApiClient::list_snapshots(const std::string& cid, const std::string& project,

@@ -333,6 +333,34 @@ class DmsctlTest(unittest.TestCase):
         self.assertEqual((v["name"], v["size"], v["state"]), ("cli-adopted", str(1 << 30),
                                                                "Available"))
         self.assertFalse(os.path.exists(os.path.join(imp, "cli-disk.img")))
+        self.assertEqual(v["adoptedFrom"]["source-name"], "import/cli-disk.img")
+
+        # Its snapshot, beside the file it was adopted from.
+        snap_data = bytes(reversed(range(256))) * 4096
+        with open(os.path.join(imp, "cli-disk.img@nightly"), "wb") as f:
+            f.write(snap_data)
+        snaps = c.json("list", "manageable-snapshots", "--cluster", self.c2,
+                       "--detail")["manageableSnapshots"]
+        s = [m for m in snaps if m["reference"]["source-name"] == "import/cli-disk.img@nightly"]
+        self.assertEqual(s[0]["sourceReference"]["source-name"], "import/cli-disk.img")
+        missing = c.run("manage", "snapshot", "import/cli-disk.img@nightly", "--cluster", self.c2)
+        self.assertEqual(missing.returncode, 2)  # --volume is required
+        self.assertIn("--volume", missing.stderr)
+        done = c.run("manage", "snapshot", "import/cli-disk.img@nightly", "--cluster", self.c2,
+                     "--volume", vid, "--description", "nightly image", "--metadata", "k=v",
+                     "--wait", "--no-progress", "-o", "json")
+        w = json.loads(done.stdout)["workflow"]
+        self.assertEqual((w["type"], w["state"]), ("MANAGE_SNAPSHOT", "COMPLETED"))
+        sid = w["result"]["snapshotId"]
+        sn = c.json("get", "snapshot", sid, "--cluster", self.c2)["snapshot"]
+        self.assertEqual((sn["name"], sn["sourceVolumeId"]), ("nightly", vid))
+        self.assertEqual(c.run("unmanage", "volume", vid, "--cluster", self.c2).returncode, 1)
+        back = c.json("unmanage", "snapshot", sid, "--cluster", self.c2)
+        self.assertEqual(back["reference"]["source-name"], "import/cli-disk.img@nightly")
+        with open(os.path.join(imp, "cli-disk.img@nightly"), "rb") as f:
+            self.assertEqual(f.read(), snap_data)
+        os.remove(os.path.join(imp, "cli-disk.img@nightly"))
+
         back = c.json("unmanage", "volume", vid, "--cluster", self.c2)
         self.assertEqual(back["reference"]["source-name"], "import/cli-disk.img")
         with open(os.path.join(imp, "cli-disk.img"), "rb") as f:

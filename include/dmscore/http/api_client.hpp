@@ -141,6 +141,13 @@ class ApiClient {
   Result<std::string> manage_volume(const std::string& cluster_id, const std::string& body_json);
   Result<std::string> unmanage_volume(const std::string& cluster_id, const std::string& project,
                                       const std::string& id);
+  // The same for snapshots (the manage body also has "volumeId").
+  Result<std::string> list_manageable_snapshots(
+      const std::string& cluster_id, bool detail,
+      const std::vector<std::pair<std::string, std::string>>& query);
+  Result<std::string> manage_snapshot(const std::string& cluster_id, const std::string& body_json);
+  Result<std::string> unmanage_snapshot(const std::string& cluster_id, const std::string& project,
+                                        const std::string& id);
 
   Result<std::string> thick_clone_volume(const std::string& body_json);
   Result<std::string> thick_clone_snapshot(const std::string& body_json);
