@@ -1,6 +1,7 @@
 // Kills a process that adopts and gives back files on a local cluster with SIGKILL at random
 // points, again and again: after each kill every file is either a candidate under import/ or an
-// adopted volume, never both and never neither, with every byte it had.
+// adopted volume (or snapshot, for the <file>@s beside two of them), never both and never
+// neither, with every byte it had.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -56,12 +57,15 @@ TEST_CASE("Manage: SIGKILL at any point of adopting or giving back leaves each f
     REQUIRE(b.ok());
   }
   fs::create_directories(dir + "/import");
+  constexpr int kSnapshots = 2;  // of f-0.img and f-1.img
   for (int i = 0; i < kFiles; ++i)
     write_file(dir + "/import/f-" + std::to_string(i) + ".img", content(i));
+  for (int i = 0; i < kSnapshots; ++i)
+    write_file(dir + "/import/f-" + std::to_string(i) + ".img@s", content(20 + i));
 
   const int rounds = env_int("DMSCORE_MANAGE_ROUNDS", 24);
   std::mt19937 rng(Catch::rngSeed());
-  int kills_mid_work = 0;
+  int kills_mid_work = 0, rounds_with_snapshots = 0;
   for (int round = 0; round < rounds; ++round) {
     auto run = run_child_kill_after_line({DMSCORE_MANAGE_CHILD, dir, "1000"}, "OPEN",
                                          std::chrono::microseconds(rng() % 60000));
@@ -79,10 +83,12 @@ TEST_CASE("Manage: SIGKILL at any point of adopting or giving back leaves each f
       const std::string name = e.path().filename().string();
       const int i = std::stoi(name.substr(2));
       INFO(name);
-      CHECK(name == "f-" + std::to_string(i) + ".img");
-      CHECK(holds(e.path().string(), content(i)));
-      CHECK(fs::file_size(e.path()) == content(i).size());
-      ++seen[name];
+      const bool snapshot = name.back() == 's';
+      CHECK(name == "f-" + std::to_string(i) + (snapshot ? ".img@s" : ".img"));
+      const std::string original = content(snapshot ? 20 + i : i);
+      CHECK(holds(e.path().string(), original));
+      CHECK(fs::file_size(e.path()) == original.size());
+      ++seen[snapshot ? name.substr(0, name.size() - 2) + ".s" : name];
     }
     auto vols = (*b)->list_volumes("p1", {1000, ""});
     REQUIRE(vols.ok());
@@ -95,7 +101,20 @@ TEST_CASE("Manage: SIGKILL at any point of adopting or giving back leaves each f
       CHECK(holds(v.device_path, content(i)));
       ++seen[v.name];
     }
-    CHECK(seen.size() == kFiles);
+    auto snaps = (*b)->list_snapshots("p1", {1000, ""});
+    REQUIRE(snaps.ok());
+    for (const auto& sn : snaps->snapshots) {
+      INFO(sn.name);
+      CHECK(sn.state == SnapshotState::kAvailable);
+      const int i = std::stoi(sn.name.substr(2));
+      CHECK(sn.name == "f-" + std::to_string(i) + ".img.s");
+      CHECK(sn.adopted_from == "import/f-" + std::to_string(i) + ".img@s");
+      CHECK(sn.adopted_size == content(20 + i).size());
+      CHECK(holds(dir + "/data/" + sn.id + ".snap", content(20 + i)));
+      ++seen[sn.name];
+    }
+    CHECK(seen.size() == kFiles + kSnapshots);
+    rounds_with_snapshots += !snaps->snapshots.empty();
     for (const auto& [name, n] : seen) {
       INFO(name);
       CHECK(n == 1);
@@ -106,8 +125,11 @@ TEST_CASE("Manage: SIGKILL at any point of adopting or giving back leaves each f
       CHECK(e.path().extension() != ".tmp");
       ++files;
     }
-    CHECK(files == 2 * vols->volumes.size());
+    CHECK(files == 2 * (vols->volumes.size() + snaps->snapshots.size()));
   }
-  WARN("kills in the middle of adopting or giving back: " << kills_mid_work);
+  WARN("kills in the middle of adopting or giving back: "
+       << kills_mid_work
+       << "; rounds that ended with snapshots adopted: " << rounds_with_snapshots);
   CHECK(kills_mid_work >= 20);
+  CHECK(rounds_with_snapshots > 0);
 }
