@@ -211,3 +211,74 @@ TEST_CASE("Lightbits manage: a volume another tool changes meanwhile is refused 
   REQUIRE_FALSE(s.ok());
   CHECK_THAT(s.status().message(), Catch::Contains("connected to host(s)"));
 }
+
+TEST_CASE(
+    "Lightbits manageable snapshots: adopted by the service's record, the cluster untouched") {
+  Attached a;
+  const std::string base = plant(a.lb, {{"projectName", "p1"}, {"name", "base"}});
+  const std::string other = plant(a.lb, {{"projectName", "p1"}, {"name", "other"}});
+  for (const char* ref : {"p1/base", "p1/other"}) {
+    auto st = a.volumes().manage(ClusterId(a.cid), {ref, "p1", ""});
+    REQUIRE(st.ok());
+    REQUIRE(a.lb.f->wait(st->workflow_id).state == WorkflowState::kCompleted);
+  }
+  auto snap = json::parse(a.lb.emu.control(
+      "POST", "/control/snapshots",
+      json::serialize(json::object{{"sourceVolumeUUID", base}, {"name", "nightly"}})));
+  const std::string sid(snap.at("UUID").as_string());
+  auto listed = by_reference(a.volumes().list_manageable_snapshots(ClusterId(a.cid), {}));
+  REQUIRE(listed.count("p1/nightly"));
+  CHECK(listed["p1/nightly"].safe_to_manage);
+  CHECK(listed["p1/nightly"].source_reference == "p1/base");
+  CHECK(listed["p1/nightly"].object_id == sid);
+
+  // As a snapshot of another volume: the workflow fails, naming volumeId.
+  ManageRequest r{"p1/nightly", "p1", ""};
+  r.volume_id = other;
+  auto wrong = a.volumes().manage_snapshot(ClusterId(a.cid), r);
+  REQUIRE(wrong.ok());
+  Workflow ww = a.lb.f->wait(wrong->workflow_id);
+  CHECK(ww.state == WorkflowState::kFailed);
+  CHECK_THAT(ww.msg, Catch::Contains("volumeId:"));
+
+  const int puts_before = [&] {
+    int n = 0;
+    for (const auto& c : a.lb.emu.calls()) n += c.at("method").as_string() != "GET";
+    return n;
+  }();
+  r.volume_id = base;
+  auto started = a.volumes().manage_snapshot(ClusterId(a.cid), r);
+  INFO(started.status().to_string());
+  REQUIRE(started.ok());
+  CHECK(started->snapshot_id == sid);
+  Workflow w = a.lb.f->wait(started->workflow_id);
+  INFO(w.msg);
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  auto rec = a.volumes().managed_snapshot(sid);
+  REQUIRE(rec.ok());
+  CHECK(rec->state == SnapshotState::kAvailable);
+  CHECK(rec->snapshot->adopted_from == "p1/nightly");
+  // Nothing was written to the cluster; the service's record says it is managed.
+  int writes = 0;
+  for (const auto& c : a.lb.emu.calls()) writes += c.at("method").as_string() != "GET";
+  CHECK(writes == puts_before);
+  listed = by_reference(a.volumes().list_manageable_snapshots(ClusterId(a.cid), {}));
+  CHECK(listed["p1/nightly"].reason_not_safe == "already managed");
+  CHECK(listed["p1/nightly"].managed_id == sid);
+  CHECK_FALSE(a.volumes().manage_snapshot(ClusterId(a.cid), r).ok());
+  // The volume is not given back while the service manages its snapshot.
+  CHECK(a.volumes().unmanage({ClusterId(a.cid), "p1", base}).status().code() ==
+        Code::kFailedPrecondition);
+
+  auto back = a.volumes().unmanage_snapshot({ClusterId(a.cid), "p1", sid});
+  INFO(back.status().to_string());
+  REQUIRE(back.ok());
+  CHECK(*back == "p1/nightly");
+  CHECK(by_reference(a.volumes().list_manageable_snapshots(ClusterId(a.cid), {}))["p1/nightly"]
+            .safe_to_manage);
+  // What the service creates carries its mark, and is listed as managed by the cluster itself.
+  auto made = a.volumes().create_snapshot(ClusterId(a.cid), {"p1", "made", base, ""});
+  REQUIRE(made.ok());
+  CHECK(by_reference(a.volumes().list_manageable_snapshots(ClusterId(a.cid), {}))["p1/made"]
+            .reason_not_safe == "already managed");
+}

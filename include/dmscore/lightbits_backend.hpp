@@ -110,6 +110,14 @@ class LightbitsBackend : public Backend {
   Result<std::vector<ManageableObject>> list_manageable_volumes() override;
   Result<Volume> manage_volume(const ManageVolumeRequest& request) override;
   Result<std::string> unmanage_volume(const std::string& project, const std::string& id) override;
+  // Snapshots, referenced as "<project>/<name>" with the source_reference of their volume. LightOS
+  // has no update of a snapshot, so adopting one marks nothing on the cluster: it checks that the
+  // snapshot is Available, unchanged (its ETag) and a snapshot of the managed volume named, and
+  // the service's own record is what says it is managed (Volumes::list_manageable_snapshots).
+  // Those the driver creates carry the mark. Unmanaging changes nothing on the cluster.
+  Result<std::vector<ManageableObject>> list_manageable_snapshots() override;
+  Result<Snapshot> manage_snapshot(const ManageSnapshotRequest& request) override;
+  Result<std::string> unmanage_snapshot(const std::string& project, const std::string& id) override;
 
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
                                                           const std::string& id) override;

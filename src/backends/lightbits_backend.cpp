@@ -328,6 +328,18 @@ struct LightbitsBackend::Impl {
   }
 
   // A volume as a manageable list shows it. `hosts`: its connectedHosts; `etag`: its ETag.
+  // Why an object whose labels are `labels` is not a candidate, as far as its marks tell: this
+  // service's ("already managed"), another's, or a service workflow's; "" when none.
+  std::string mark_reason(const std::map<std::string, std::string>& labels) const {
+    auto mark = labels.find(kManagedByLabel);
+    if (mark != labels.end() && mark->second == options.service_id) return "already managed";
+    if (mark != labels.end()) return "managed by another service (" + mark->second + ")";
+    if (labels.count(kOwnerLabel))
+      return "made by a data management service's workflow (label " + std::string(kOwnerLabel) +
+             ")";
+    return "";
+  }
+
   ManageableObject manageable_of(const Volume& v, const std::vector<std::string>& hosts,
                                  const std::string& etag) const {
     ManageableObject m;
@@ -336,18 +348,15 @@ struct LightbitsBackend::Impl {
     m.object_id = v.id;
     m.fingerprint = etag;
     m.extra_info = std::to_string(v.size) + " bytes";
-    auto mark = v.labels.find(kManagedByLabel);
-    if (mark != v.labels.end() && mark->second == options.service_id) {
-      m.reason_not_safe = "already managed";
+    m.reason_not_safe = mark_reason(v.labels);
+    if (m.reason_not_safe == "already managed") {
       m.managed_id = v.id;
       if (!v.adopted_from.empty())
         m.extra_info =
             "adopted from " + v.adopted_from + " (" + std::to_string(v.adopted_size) + " bytes)";
-    } else if (mark != v.labels.end()) {
-      m.reason_not_safe = "managed by another service (" + mark->second + ")";
-    } else if (v.labels.count(kOwnerLabel)) {
-      m.reason_not_safe =
-          "made by a data management service's workflow (label " + std::string(kOwnerLabel) + ")";
+    }
+    if (!m.reason_not_safe.empty()) {
+      // marked
     } else if (v.state != VolumeState::kAvailable) {
       m.reason_not_safe = "state is " + std::string(to_string(v.state));
     } else if (!hosts.empty()) {
@@ -376,6 +385,31 @@ struct LightbitsBackend::Impl {
       out.hosts = f.strings("connectedHosts");
     if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
     return out;
+  }
+
+  // Every `kind` ("volumes", "snapshots") of every project (the binding without a project), page
+  // by page, each raw object given to `each`, which answers its UUID (the next page starts after
+  // the last). At most 100000.
+  template <class Each>
+  Status for_all(const std::string& kind, Each each) {
+    constexpr std::size_t kPage = 1000, kMax = 100000;
+    std::string after;
+    for (std::size_t seen = 0;;) {
+      std::string target = "/api/v2/" + kind + "?limit=" + std::to_string(kPage);
+      if (!after.empty()) target += "&offsetUUID=" + http::url_encode(after);
+      auto r = call("GET", target);
+      if (!r.ok()) return r.status();
+      Fields f(&*r, kind.substr(0, kind.size() - 1) + " list");
+      const json::array* a = f.array(kind.c_str());
+      if (!f.ok()) return error(Code::kUnavailable, "malformed answer: " + f.problem());
+      for (const auto& v : *a) {
+        Result<std::string> id = each(v);
+        if (!id.ok()) return id.status();
+        after = *id;
+      }
+      seen += a->size();
+      if (a->size() < kPage || seen >= kMax) return Status::Ok();
+    }
   }
 
   // DELETE with If-Match: reads the ETag, deletes, re-reads on 412, and waits for 404.
@@ -636,25 +670,14 @@ Status LightbitsBackend::delete_snapshot(const std::string& project, const std::
 
 Result<std::vector<ManageableObject>> LightbitsBackend::list_manageable_volumes() {
   Impl& d = *impl_;
-  constexpr std::size_t kPage = 1000, kMaxCandidates = 100000;
   std::vector<ManageableObject> out;
-  std::string after;
-  for (;;) {
-    std::string target = "/api/v2/volumes?limit=" + std::to_string(kPage);
-    if (!after.empty()) target += "&offsetUUID=" + http::url_encode(after);
-    auto r = d.call("GET", target);
-    if (!r.ok()) return r.status();
-    Fields f(&*r, "volume list");
-    const json::array* a = f.array("volumes");
-    if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
-    for (const auto& v : *a) {
-      auto one = d.found_of(v, "");
-      if (!one.ok()) return one.status();
-      out.push_back(d.manageable_of(one->volume, one->hosts, one->etag));
-      after = one->volume.id;
-    }
-    if (a->size() < kPage || out.size() >= kMaxCandidates) break;
-  }
+  Status s = d.for_all("volumes", [&](const json::value& v) -> Result<std::string> {
+    auto one = d.found_of(v, "");
+    if (!one.ok()) return one.status();
+    out.push_back(d.manageable_of(one->volume, one->hosts, one->etag));
+    return one->volume.id;
+  });
+  if (!s.ok()) return s;
   return out;
 }
 
@@ -802,6 +825,98 @@ Result<std::string> LightbitsBackend::unmanage_volume(const std::string& project
       "volume " + id);
   if (!settled.ok()) return settled.status();
   return project + "/" + settled->name;
+}
+
+Result<std::vector<ManageableObject>> LightbitsBackend::list_manageable_snapshots() {
+  Impl& d = *impl_;
+  std::vector<ManageableObject> out;
+  Status st = d.for_all("snapshots", [&](const json::value& v) -> Result<std::string> {
+    auto sn = d.to_snapshot(v, "");
+    if (!sn.ok()) return sn.status();
+    Fields raw(&v, "snapshot");
+    const std::string volume_name = raw.str("sourceVolumeName", false);
+    ManageableObject m;
+    m.reference = sn->project_name + "/" + sn->name;
+    m.size = sn->size;
+    m.object_id = sn->id;
+    m.fingerprint = Impl::etag_of(v);
+    m.source_reference =
+        sn->project_name + "/" + (volume_name.empty() ? sn->source_volume_id : volume_name);
+    m.extra_info = std::to_string(sn->size) + " bytes";
+    auto mark = sn->labels.find(kManagedByLabel);
+    if (mark != sn->labels.end() && mark->second == d.options.service_id) {
+      m.reason_not_safe = "already managed";
+      m.managed_id = sn->id;
+    } else if (mark != sn->labels.end()) {
+      m.reason_not_safe = "managed by another service (" + mark->second + ")";
+    } else if (sn->labels.count(kOwnerLabel)) {
+      m.reason_not_safe =
+          "made by a data management service's workflow (label " + std::string(kOwnerLabel) + ")";
+    } else if (sn->state != SnapshotState::kAvailable) {
+      m.reason_not_safe = "state is " + std::string(to_string(sn->state));
+    }
+    m.safe_to_manage = m.reason_not_safe.empty();
+    out.push_back(std::move(m));
+    return sn->id;
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<Snapshot> LightbitsBackend::manage_snapshot(const ManageSnapshotRequest& req) {
+  Impl& d = *impl_;
+  auto where = split_reference(req.reference);
+  if (!where.ok()) return where.status();
+  const auto& [project, name] = *where;
+  if (req.project_name != project)
+    return Status::InvalidArgument("projectName: a Lightbits snapshot stays in its project; " +
+                                   req.reference + " is in project " + project);
+  auto listed = d.call("GET", d.base(project) + "/snapshots?Name=" + http::url_encode(name));
+  if (!listed.ok()) return listed.status();
+  Fields f(&*listed, "snapshot list");
+  const json::array* a = f.array("snapshots");
+  if (!f.ok()) return d.error(Code::kUnavailable, "malformed answer: " + f.problem());
+  std::optional<Snapshot> found;
+  std::string etag;
+  for (const auto& v : *a) {
+    auto sn = d.to_snapshot(v, project);
+    if (!sn.ok()) return sn.status();
+    if (sn->name == name) {
+      found = std::move(sn).value();
+      etag = Impl::etag_of(v);
+    }
+  }
+  if (!found) return Status::InvalidArgument("ref: no candidate at " + req.reference);
+  if (!req.id.empty() && req.id != found->id)
+    return Status::InvalidArgument("id: a Lightbits snapshot keeps its UUID (" + found->id + ")");
+  if (found->source_volume_id != req.volume_id)
+    return Status::InvalidArgument("volumeId: " + req.reference + " is a snapshot of volume " +
+                                   found->source_volume_id + ", not of " + req.volume_id);
+  auto mark = found->labels.find(kManagedByLabel);
+  if (mark != found->labels.end() && mark->second != d.options.service_id)
+    return Status::InvalidArgument("ref: " + req.reference +
+                                   " is not safe to manage: managed by another service (" +
+                                   mark->second + ")");
+  if (found->state != SnapshotState::kAvailable)
+    return Status::InvalidArgument("ref: " + req.reference + " is not safe to manage: state is " +
+                                   std::string(to_string(found->state)));
+  if (!req.fingerprint.empty() && req.fingerprint != etag)
+    return Status::FailedPrecondition("ref: " + req.reference +
+                                      " changed since it was listed; list it again");
+  found->adopted_from = req.reference;
+  found->adopted_size = found->size;
+  return *found;
+}
+
+Result<std::string> LightbitsBackend::unmanage_snapshot(const std::string& project,
+                                                        const std::string& id) {
+  auto sn = get_snapshot(project, id);
+  if (!sn.ok()) return sn.status();
+  if (sn->state != SnapshotState::kAvailable)
+    return Status::FailedPrecondition("snapshot " + id + " is " +
+                                      std::string(to_string(sn->state)) +
+                                      "; only an Available snapshot can be unmanaged");
+  return project + "/" + sn->name;
 }
 
 namespace {

@@ -109,6 +109,28 @@ Status drop_record(Store& store, const std::string& id, const char* table = kVol
   });
 }
 
+// A cluster that cannot mark a snapshot (Lightbits) lists what the service adopted there as a
+// candidate: the service's records say it is managed.
+Status overlay_records(Store& store, std::vector<ManageableObject>& all) {
+  return store.read([&](Txn& t) -> Status {
+    for (auto& m : all) {
+      if (m.object_id.empty() || !m.managed_id.empty()) continue;
+      auto r = t.query_one(
+          "SELECT 1 FROM managed_snapshots JOIN workflows ON workflows.id = "
+          "managed_snapshots.workflow_id WHERE managed_snapshots.id = ? AND workflows.state IN "
+          "('PENDING', 'RUNNING', 'COMPLETED')",
+          {m.object_id});
+      if (!r.ok()) return r.status();
+      if (*r) {
+        m.safe_to_manage = false;
+        m.reason_not_safe = "already managed";
+        m.managed_id = m.object_id;
+      }
+    }
+    return Status::Ok();
+  });
+}
+
 // The candidate `ref` of `all`: INVALID_ARGUMENT naming ref when it is unknown or not safe.
 Result<ManageableObject> safe_candidate(const std::vector<ManageableObject>& all,
                                         const std::string& ref, const std::string& cluster,
@@ -369,6 +391,24 @@ Result<std::string> Volumes::unmanage(const VolumeRef& ref) {
       return (**rec).reference;
     }
   }
+  // Snapshots the service adopted of it (on a cluster that cannot mark them) would be left
+  // without their volume.
+  std::int64_t adopted = 0;
+  if (Status s = impl_->store->read([&](Txn& t) -> Status {
+        auto r = t.query_one(
+            "SELECT COUNT(*) FROM managed_snapshots JOIN workflows ON workflows.id = "
+            "managed_snapshots.workflow_id WHERE managed_snapshots.volume_id = ? AND "
+            "workflows.state IN ('PENDING', 'RUNNING', 'COMPLETED')",
+            {ref.id});
+        if (!r.ok()) return r.status();
+        adopted = *r ? (**r).int64(0) : 0;
+        return Status::Ok();
+      });
+      !s.ok())
+    return s;
+  if (adopted > 0)
+    return Status::FailedPrecondition("volume " + ref.id + " has " + std::to_string(adopted) +
+                                      " adopted snapshot(s); unmanage them first");
   auto where = impl_->claimed_call<Result<std::string>>(
       cid, "volume:" + ref.id, "unmanaged",
       [&](Backend& b) { return b.get_volume(ref.project, ref.id).status(); },
@@ -390,6 +430,7 @@ Result<std::vector<ManageableObject>> Volumes::list_manageable_snapshots(
   if (!b.ok()) return b.status();
   auto all = (*b)->list_manageable_snapshots();
   if (!all.ok()) return all.status();
+  if (Status s = overlay_records(*impl_->store, *all); !s.ok()) return s;
   return paginate_manageable(std::move(all).value(), query);
 }
 
@@ -412,9 +453,12 @@ Result<ManageStarted> Volumes::manage_snapshot(const ClusterId& cluster,
   if (!vol.ok()) return vol.status();
   auto all = (*b)->list_manageable_snapshots();
   if (!all.ok()) return all.status();
+  if (Status s = overlay_records(*impl_->store, *all); !s.ok()) return s;
   auto it = safe_candidate(*all, request.reference, cluster.str(), "snapshot");
   if (!it.ok()) return it.status();
-  if (it->source_reference != vol->adopted_from)
+  // A local file names its volume by the file it was adopted from; a cluster whose snapshots
+  // keep their ids checks the volume itself.
+  if (it->object_id.empty() && it->source_reference != vol->adopted_from)
     return Status::InvalidArgument("volumeId: " + request.reference + " is a snapshot of " +
                                    it->source_reference + ", which volume " + vol->id +
                                    " was not adopted from");
@@ -476,6 +520,11 @@ Result<ManagedSnapshot> Volumes::managed_snapshot(const std::string& snapshot_id
     if (!b.ok()) return b.status();
     auto sn = (*b)->get_snapshot(m.project_name, m.id);
     if (!sn.ok()) return sn.status();
+    if (sn->adopted_from.empty()) {
+      // A cluster that cannot mark a snapshot (Lightbits) adopted it as it was.
+      sn->adopted_from = m.reference;
+      sn->adopted_size = sn->size;
+    }
     m.state = sn->state;
     m.snapshot = std::move(sn).value();
   } else if (is_terminal(wf->state)) {

@@ -587,6 +587,21 @@ class Servers:
                     "labels": req.get("labels", []), "creationTime": now_rfc3339(),
                     "ETag": secrets.token_hex(8), "creationSeq": time.monotonic_ns()}
                 return h.send(200, json.dumps(s.volumes[oid]).encode())
+            if m == "POST" and p == "/control/snapshots":
+                # A snapshot another tool took of a volume.
+                vol = s.volumes.get(req.get("sourceVolumeUUID", ""))
+                if vol is None:
+                    return h.send(404, b'{"message":"no such volume"}')
+                oid = str(uuid.uuid4())
+                s.snapshots[oid] = {
+                    "UUID": oid, "name": req.get("name", "snap-" + oid[:8]),
+                    "projectName": vol["projectName"], "state": req.get("state", "Available"),
+                    "sourceVolumeUUID": vol["UUID"], "sourceVolumeName": vol["name"],
+                    "description": "", "size": vol["size"], "replicaCount": vol["replicaCount"],
+                    "sectorSize": vol["sectorSize"], "compression": False,
+                    "creationTime": now_rfc3339(), "labels": req.get("labels", []),
+                    "ETag": secrets.token_hex(8), "creationSeq": time.monotonic_ns()}
+                return h.send(200, json.dumps(s.snapshots[oid]).encode())
             if m == "PATCH" and p.startswith("/control/volumes/"):
                 # Another tool at work on a volume: its state, hosts or labels change (and
                 # with them its ETag).
