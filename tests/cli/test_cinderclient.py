@@ -5,6 +5,7 @@ token, against a real `dmsctl serve` on 127.0.0.1 with a local cluster holding f
 
 Run: DMSCTL=build/release/dmsctl /usr/bin/python3 tests/cli/test_cinderclient.py
 """
+import http.client
 import json
 import os
 import shutil
@@ -65,6 +66,10 @@ class CinderClientTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.stop()
         shutil.rmtree(cls.root, ignore_errors=True)
+
+    def cluster_id(self):
+        return json.loads(self.cli.run("list", "clusters", "-o", "json",
+                                       check=0).stdout)["clusters"][0]["id"]
 
     def cinder(self, *args, version="3.8", check=0):
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
@@ -275,12 +280,46 @@ class CinderClientTest(unittest.TestCase):
              "Invalid input for field/attribute k. Value: 5. 5 is not of type 'string'"),
             ({"volume": {"host": "c1", "ref": {}}, "x": 1},
              "Additional properties are not allowed ('x' was unexpected)"),
+            ({"volume": {"host": "c1", "ref": {}, "name": "n" * 256}},
+             "Invalid input for field/attribute name. Value: " + "n" * 256 + ". '" + "n" * 256 +
+             "' is too long"),
+            ({"volume": {"host": "c1", "ref": {}, "bootable": "maybe"}},
+             "Invalid input for field/attribute bootable. Value: maybe. 'maybe' is not one of "
+             "[True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'y', "
+             "'t', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', "
+             "'no', 'n', 'f']"),
+            # Hostile references name nothing outside the cluster's candidates.
+            ({"volume": {"host": "c1", "ref": {"source-name": "../../../etc/passwd"}}},
+             "Invalid input received: ref: no manageable volume ../../../etc/passwd on cluster "
+             + self.cluster_id()),
         ]:
             s, _, b = call("POST", "/os-volume-manage", body)
             self.assertEqual((s, json.loads(b)), (400, {"badRequest": {"code": 400,
                                                                       "message": msg}}), body)
         s, _, b = call("POST", "/os-volume-manage", b"{not json")
         self.assertEqual(json.loads(b)["badRequest"]["message"], "Malformed request body")
+        for body, msg in [
+            ({"snapshot": {"volume_id": "nope", "ref": {}}},
+             "Invalid input for field/attribute volume_id. Value: nope. 'nope' is not a 'uuid'"),
+            ({"snapshot": {"ref": None}},
+             "Invalid input for field/attribute snapshot. Value: {'ref': None}. 'volume_id' is a "
+             "required property"),
+            ({"snapshot": {"volume_id": "00000000-0000-4000-8000-000000000000", "ref": {}}},
+             "Volume 00000000-0000-4000-8000-000000000000 could not be found."),
+        ]:
+            s, _, b = call("POST", "/os-snapshot-manage", body)
+            fault = json.loads(b)
+            self.assertEqual(list(fault.values())[0]["message"], msg, body)
+        # A body over the service's limit is refused before it is read.
+        host, port = self.server.endpoint.rsplit("/", 1)[1].split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.putrequest("POST", "/v3/proj1/os-volume-manage")
+        conn.putheader("X-Auth-Token", self.token)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(64 << 20))
+        conn.endheaders()
+        self.assertEqual(conn.getresponse().status, 413)
+        conn.close()
         # Unknown volumes and actions.
         s, _, b = call("GET", "/volumes/00000000-0000-4000-8000-000000000000")
         self.assertEqual((s, json.loads(b)["itemNotFound"]["message"]),
