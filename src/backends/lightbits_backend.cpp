@@ -699,7 +699,7 @@ Result<Volume> LightbitsBackend::manage_volume(const ManageVolumeRequest& req) {
   Impl& d = *impl_;
   auto where = split_reference(req.reference);
   if (!where.ok()) return where.status();
-  const auto& [project, name] = *where;
+  const std::string project = where->first, name = where->second;
   if (req.project_name != project)
     return Status::InvalidArgument("projectName: a Lightbits volume stays in its project; " +
                                    req.reference + " is in project " + project);
@@ -867,7 +867,7 @@ Result<Snapshot> LightbitsBackend::manage_snapshot(const ManageSnapshotRequest& 
   Impl& d = *impl_;
   auto where = split_reference(req.reference);
   if (!where.ok()) return where.status();
-  const auto& [project, name] = *where;
+  const std::string project = where->first, name = where->second;
   if (req.project_name != project)
     return Status::InvalidArgument("projectName: a Lightbits snapshot stays in its project; " +
                                    req.reference + " is in project " + project);
