@@ -232,6 +232,18 @@ TEST_CASE(
   CHECK(listed["p1/nightly"].source_reference == "p1/base");
   CHECK(listed["p1/nightly"].object_id == sid);
 
+  // Of a volume the service does not manage: refused, naming volumeId.
+  const std::string loose = plant(a.lb, {{"projectName", "p1"}, {"name", "loose"}});
+  a.lb.emu.control("POST", "/control/snapshots",
+                   json::serialize(json::object{{"sourceVolumeUUID", loose}, {"name", "stray"}}));
+  ManageRequest stray{"p1/stray", "p1", ""};
+  stray.volume_id = loose;
+  auto st = a.volumes().manage_snapshot(ClusterId(a.cid), stray);
+  REQUIRE(st.ok());
+  Workflow sw = a.lb.f->wait(st->workflow_id);
+  CHECK(sw.state == WorkflowState::kFailed);
+  CHECK_THAT(sw.msg, Catch::Contains("is not managed by this service"));
+
   // As a snapshot of another volume: the workflow fails, naming volumeId.
   ManageRequest r{"p1/nightly", "p1", ""};
   r.volume_id = other;
@@ -281,4 +293,8 @@ TEST_CASE(
   REQUIRE(made.ok());
   CHECK(by_reference(a.volumes().list_manageable_snapshots(ClusterId(a.cid), {}))["p1/made"]
             .reason_not_safe == "already managed");
+  // It cannot lose that mark, so it is not given back.
+  auto kept = a.volumes().unmanage_snapshot({ClusterId(a.cid), "p1", made->id});
+  CHECK(kept.status().code() == Code::kFailedPrecondition);
+  CHECK_THAT(kept.status().message(), Catch::Contains("carries its mark"));
 }

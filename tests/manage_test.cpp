@@ -85,13 +85,25 @@ TEST_CASE("Manage: candidates under import/ and lost+found/ are listed with why 
   wl.l_start = 0;
   wl.l_len = 512;
   REQUIRE(::fcntl(posix, F_OFD_SETLK, &wl) == 0);
+  // As QEMU holds an image it runs: a shared OFD lock and a shared flock.
+  write_file(dir + "/import/qemu.img", pattern(4096, 7));
+  int qemu = ::open((dir + "/import/qemu.img").c_str(), O_RDONLY);
+  struct flock rl {};
+  rl.l_type = F_RDLCK;
+  rl.l_whence = SEEK_SET;
+  rl.l_start = 100;
+  rl.l_len = 1;
+  REQUIRE(::fcntl(qemu, F_OFD_SETLK, &rl) == 0);
+  // Two names for the same bytes.
+  write_file(dir + "/import/twice.img", pattern(4096, 8));
+  REQUIRE(::link((dir + "/import/twice.img").c_str(), (dir + "/twice-elsewhere.img").c_str()) == 0);
   auto managed = b->create_volume({"p1", "already", 1 << 20});
   REQUIRE(managed.ok());
 
   auto list = b->list_manageable_volumes();
   REQUIRE(list.ok());
   auto m = by_reference(*list);
-  CHECK(m.size() == 10);
+  CHECK(m.size() == 12);
   CHECK(m["import/good.img"].safe_to_manage);
   CHECK(m["import/good.img"].size == 1 << 20);
   CHECK(m["import/good.img"].reason_not_safe.empty());
@@ -103,6 +115,9 @@ TEST_CASE("Manage: candidates under import/ and lost+found/ are listed with why 
   CHECK(m["import/pipe"].reason_not_safe == "not a regular file");
   CHECK(m["import/flocked.img"].reason_not_safe == "locked by another process");
   CHECK(m["import/posix-locked.img"].reason_not_safe == "locked by another process");
+  CHECK(m["import/qemu.img"].reason_not_safe == "locked by another process");
+  CHECK(m["import/twice.img"].reason_not_safe == "has other hard links");
+  ::close(qemu);
   const auto& mine = m["data/" + managed->id + ".vol"];
   CHECK_FALSE(mine.safe_to_manage);
   CHECK(mine.reason_not_safe == "already managed");
@@ -316,6 +331,20 @@ TEST_CASE("Manage: unmanage refuses a volume with snapshots or one that is not A
         Code::kNotFound);
   CHECK(fs::exists(v->device_path));
   CHECK(fs::exists(h->device_path));
+  // One a process holds (a lock of any kind) stays, as it was.
+  auto used = b->create_volume({"p1", "used", 1 << 20});
+  REQUIRE(used.ok());
+  int fd = ::open(used->device_path.c_str(), O_RDONLY);
+  struct flock rl {};
+  rl.l_type = F_RDLCK;
+  rl.l_whence = SEEK_SET;
+  REQUIRE(::fcntl(fd, F_OFD_SETLK, &rl) == 0);
+  auto refused = b->unmanage_volume("p1", used->id);
+  CHECK(refused.status().code() == Code::kFailedPrecondition);
+  CHECK_THAT(refused.status().message(), Catch::Contains("locked by another process"));
+  CHECK(b->get_volume("p1", used->id)->state == VolumeState::kAvailable);
+  ::close(fd);
+  CHECK(b->unmanage_volume("p1", used->id).ok());
 }
 
 TEST_CASE(

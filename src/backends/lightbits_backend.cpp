@@ -731,6 +731,9 @@ Result<Volume> LightbitsBackend::manage_volume(const ManageVolumeRequest& req) {
   if (owner != v.labels.end() && wanted != req.labels.end() && owner->second == wanted->second &&
       mark != v.labels.end() && mark->second == d.options.service_id)
     return v;
+  if (cur->etag.empty())
+    return d.error(Code::kFailedPrecondition,
+                   "volume " + v.id + " has no ETag; it cannot be changed safely");
   const ManageableObject m = d.manageable_of(v, cur->hosts, cur->etag);
   if (!m.safe_to_manage)
     return Status::InvalidArgument("ref: " + req.reference +
@@ -892,6 +895,19 @@ Result<Snapshot> LightbitsBackend::manage_snapshot(const ManageSnapshotRequest& 
   if (found->source_volume_id != req.volume_id)
     return Status::InvalidArgument("volumeId: " + req.reference + " is a snapshot of volume " +
                                    found->source_volume_id + ", not of " + req.volume_id);
+  // Only a snapshot of a volume this service manages.
+  auto vol = get_volume(project, req.volume_id);
+  if (!vol.ok()) return vol.status();
+  auto owner = vol->labels.find(kManagedByLabel);
+  if (owner == vol->labels.end() || owner->second != d.options.service_id)
+    return Status::InvalidArgument("volumeId: volume " + req.volume_id +
+                                   " is not managed by this service; manage it first");
+  if (vol->state != VolumeState::kAvailable)
+    return Status::FailedPrecondition("volumeId: volume " + req.volume_id + " is " +
+                                      std::string(to_string(vol->state)));
+  if (etag.empty())
+    return d.error(Code::kFailedPrecondition,
+                   "snapshot " + found->id + " has no ETag; it cannot be checked unchanged");
   auto mark = found->labels.find(kManagedByLabel);
   if (mark != found->labels.end() && mark->second != d.options.service_id)
     return Status::InvalidArgument("ref: " + req.reference +
@@ -912,6 +928,11 @@ Result<std::string> LightbitsBackend::unmanage_snapshot(const std::string& proje
                                                         const std::string& id) {
   auto sn = get_snapshot(project, id);
   if (!sn.ok()) return sn.status();
+  if (auto mark = sn->labels.find(kManagedByLabel); mark != sn->labels.end())
+    return Status::FailedPrecondition(
+        "snapshot " + id +
+        " was made by a data management service and carries its mark, which a Lightbits "
+        "snapshot cannot lose; delete it or keep it");
   if (sn->state != SnapshotState::kAvailable)
     return Status::FailedPrecondition("snapshot " + id + " is " +
                                       std::string(to_string(sn->state)) +

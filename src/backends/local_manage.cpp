@@ -25,6 +25,7 @@ struct Look {
   bool regular = false;
   bool symlink = false;
   bool locked = false;
+  bool linked = false;  // other hard links name the same bytes
   std::uint64_t size = 0;
   std::string fingerprint;
 };
@@ -37,19 +38,22 @@ Look look_at(const std::string& path) {
   l.symlink = S_ISLNK(st.st_mode);
   l.regular = S_ISREG(st.st_mode);
   l.size = static_cast<std::uint64_t>(st.st_size);
+  l.linked = st.st_nlink != 1;
   l.fingerprint = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
                   std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
                   std::to_string(st.st_mtim.tv_nsec);
   if (!l.regular) return l;
-  // A writer's lock: a whole-file flock, or a POSIX write lock on any range.
+  // A user's lock: a whole-file flock of either kind, or a POSIX or OFD lock of either kind on
+  // any range (QEMU holds shared OFD locks on the images it runs). A write-lock probe is what
+  // any of them conflicts with.
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
   if (!fd.valid()) return l;
-  if (::flock(fd.get(), LOCK_SH | LOCK_NB) != 0)
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
     l.locked = true;
   else
     ::flock(fd.get(), LOCK_UN);
   struct flock probe {};
-  probe.l_type = F_RDLCK;
+  probe.l_type = F_WRLCK;
   probe.l_whence = SEEK_SET;
   if (::fcntl(fd.get(), F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) l.locked = true;
   return l;
@@ -62,6 +66,7 @@ std::string unsafe_because(const Look& l) {
   if (l.size == 0) return "empty";
   if (l.size % 512 != 0) return "size is not a multiple of 512 bytes";
   if (l.locked) return "locked by another process";
+  if (l.linked) return "has other hard links";
   return "";
 }
 
@@ -197,7 +202,14 @@ Result<std::pair<std::uint64_t, std::uint64_t>> LocalBackend::Impl::sizes_of(
 
 Status LocalBackend::Impl::recover_adoption(const Inventory::Object& o) {
   const std::string file = path(o.kind, o.id);
-  if (!fs::exists(file)) {
+  struct stat lst {};
+  if (::lstat(file.c_str(), &lst) == 0 && !S_ISREG(lst.st_mode)) {
+    // Not what adoption moves: it is set aside, and the adoption rolled back.
+    auto where = set_aside_file(file, fs::path(file).filename().string());
+    if (!where.ok()) return where.status();
+    log("set aside " + *where + ", found in place of an adopted file after a restart");
+  }
+  if (!fs::exists(fs::symlink_status(file))) {
     // The file never moved: the candidate is where it was, untouched.
     if (Status s = remove_sidecars(o.kind, o.id); !s.ok()) return s;
     log("rolled back adopting " + o.adopted_from +
@@ -206,7 +218,7 @@ Status LocalBackend::Impl::recover_adoption(const Inventory::Object& o) {
   }
   auto sizes = sizes_of(o.kind, o.id);
   if (!sizes.ok()) return sizes.status();
-  Fd fd(::open(file.c_str(), O_RDWR | O_CLOEXEC));
+  Fd fd(::open(file.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
   struct stat st {};
   if (!fd.valid() || ::fstat(fd.get(), &st) != 0) return detail::errno_status("open " + file);
   if (static_cast<std::uint64_t>(st.st_size) < sizes->first &&
@@ -319,6 +331,17 @@ Result<std::string> LocalBackend::Impl::give_back(Kind k, const std::string& oid
                                                   const std::function<Status(Txn&)>& check) {
   auto sizes = sizes_of(k, oid);
   if (!sizes.ok()) return sizes.status();
+  // Nobody may be using it. Locks held while it is shrunk and moved keep out the users that lock
+  // (as QEMU does); a lock another holds refuses.
+  Fd held(::open(path(k, oid).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+  if (held.valid()) {
+    struct flock l {};
+    l.l_type = F_WRLCK;
+    l.l_whence = SEEK_SET;
+    if (::fcntl(held.get(), F_OFD_SETLK, &l) != 0 || ::flock(held.get(), LOCK_EX | LOCK_NB) != 0)
+      return Status::FailedPrecondition(std::string(kind_name(k)) + " " + oid +
+                                        " is locked by another process; stop using it first");
+  }
   const char* table = table_of(k);
   bool changed = false;
   Status s = store->transact([&](Txn& t) -> Status {

@@ -103,10 +103,25 @@ Result<std::optional<ManagedVolume>> read_record(Store& store, const std::string
   return out;
 }
 
-Status drop_record(Store& store, const std::string& id, const char* table = kVolumeRecords) {
+// Drops the record of `id` in `table`: the one of `workflow_id` when given (a newer adoption of
+// the same object keeps its own), else any.
+Status drop_record(Store& store, const std::string& id, const char* table = kVolumeRecords,
+                   const std::string& workflow_id = "") {
   return store.transact([&](Txn& t) {
-    return t.exec(std::string("DELETE FROM ") + table + " WHERE id = ?", {id}).status();
+    if (workflow_id.empty())
+      return t.exec(std::string("DELETE FROM ") + table + " WHERE id = ?", {id}).status();
+    return t
+        .exec(std::string("DELETE FROM ") + table + " WHERE id = ? AND workflow_id = ?",
+              {id, workflow_id})
+        .status();
   });
+}
+
+// Whether the object a FAILED or CANCELLED adoption named was taken all the same: its undo
+// could not finish, and the object carries the workflow's label.
+bool taken_anyway(const std::map<std::string, std::string>& labels, const std::string& wf) {
+  auto owner = labels.find(kOwnerLabel);
+  return owner != labels.end() && owner->second == wf;
 }
 
 // A cluster that cannot mark a snapshot (Lightbits) lists what the service adopted there as a
@@ -386,9 +401,16 @@ Result<std::string> Volumes::unmanage(const VolumeRef& ref) {
       return Status::FailedPrecondition("volume " + ref.id + " is being adopted (workflow " +
                                         wf->id + "); wait for it or cancel it");
     if (wf->state != WorkflowState::kCompleted) {
-      // Never taken: only the record goes.
-      if (Status s = drop_record(*impl_->store, ref.id); !s.ok()) return s;
-      return (**rec).reference;
+      auto b = impl_->backend_locked(cid);
+      if (!b.ok()) return b.status();
+      auto v = (*b)->get_volume(ref.project, ref.id);
+      if (!v.ok() && v.status().code() != Code::kNotFound) return v.status();
+      if (!v.ok() || !taken_anyway(v->labels, wf->id)) {
+        // Never taken: only the record goes.
+        if (Status s = drop_record(*impl_->store, ref.id, kVolumeRecords, wf->id); !s.ok())
+          return s;
+        return (**rec).reference;
+      }
     }
   }
   // Snapshots the service adopted of it (on a cluster that cannot mark them) would be left
@@ -416,7 +438,8 @@ Result<std::string> Volumes::unmanage(const VolumeRef& ref) {
       [&](Backend& b) { return b.unmanage_volume(ref.project, ref.id); });
   if (!where.ok()) return where;
   if (*rec) {
-    if (Status s = drop_record(*impl_->store, ref.id); !s.ok()) return s;
+    if (Status s = drop_record(*impl_->store, ref.id, kVolumeRecords, (**rec).workflow_id); !s.ok())
+      return s;
   }
   return where;
 }
@@ -451,6 +474,9 @@ Result<ManageStarted> Volumes::manage_snapshot(const ClusterId& cluster,
   if (!b.ok()) return b.status();
   auto vol = (*b)->get_volume(request.project_name, request.volume_id);
   if (!vol.ok()) return vol.status();
+  if (vol->state != VolumeState::kAvailable)
+    return Status::FailedPrecondition("volumeId: volume " + vol->id + " is " +
+                                      std::string(to_string(vol->state)));
   auto all = (*b)->list_manageable_snapshots();
   if (!all.ok()) return all.status();
   if (Status s = overlay_records(*impl_->store, *all); !s.ok()) return s;
@@ -545,8 +571,15 @@ Result<std::string> Volumes::unmanage_snapshot(const SnapshotRef& ref) {
       return Status::FailedPrecondition("snapshot " + ref.id + " is being adopted (workflow " +
                                         wf->id + "); wait for it or cancel it");
     if (wf->state != WorkflowState::kCompleted) {
-      if (Status s = drop_record(*impl_->store, ref.id, kSnapshotRecords); !s.ok()) return s;
-      return (**rec).reference;
+      auto b = impl_->backend_locked(cid);
+      if (!b.ok()) return b.status();
+      auto sn = (*b)->get_snapshot(ref.project, ref.id);
+      if (!sn.ok() && sn.status().code() != Code::kNotFound) return sn.status();
+      if (!sn.ok() || !taken_anyway(sn->labels, wf->id)) {
+        if (Status s = drop_record(*impl_->store, ref.id, kSnapshotRecords, wf->id); !s.ok())
+          return s;
+        return (**rec).reference;
+      }
     }
   }
   auto where = impl_->claimed_call<Result<std::string>>(
@@ -556,7 +589,9 @@ Result<std::string> Volumes::unmanage_snapshot(const SnapshotRef& ref) {
       [&](Backend& b) { return b.unmanage_snapshot(ref.project, ref.id); });
   if (!where.ok()) return where;
   if (*rec) {
-    if (Status s = drop_record(*impl_->store, ref.id, kSnapshotRecords); !s.ok()) return s;
+    if (Status s = drop_record(*impl_->store, ref.id, kSnapshotRecords, (**rec).workflow_id);
+        !s.ok())
+      return s;
   }
   return where;
 }

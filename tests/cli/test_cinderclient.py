@@ -246,6 +246,10 @@ class CinderClientTest(unittest.TestCase):
         self.assertEqual(json.loads(b)["computeFault"]["message"],
                          "Version 3.999 is not supported by the API. Minimum is 3.0 and "
                          "maximum is 3.71.")
+        s, h, _ = call("GET", "/os-volume-manage?host=c1", headers={
+            "OpenStack-API-Version": "volume 99999999999999999999999.0"})
+        self.assertEqual((s, h["OpenStack-API-Version"]),
+                         (406, "volume 99999999999999999999999.0"))
         s, _, b = call("GET", "/os-volume-manage?host=c1", headers={
             "OpenStack-API-Version": "volume abc"})
         self.assertEqual((s, json.loads(b)["badRequest"]["message"]),

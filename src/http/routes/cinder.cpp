@@ -9,6 +9,7 @@
 // pool = the project (default: the URL's project_id); a bare "name" or "name#pool" works too.
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -93,23 +94,34 @@ Result<int> api_version(Call& c) {
     if (v == "latest") {
       minor = kMaxMinor;
     } else {
-      static const std::regex kVersion(R"(^([1-9]\d*)\.([1-9]\d*|0)$)");
-      std::smatch m;
-      if (!std::regex_match(v, m, kVersion) || v.size() > 16)
+      // ^([1-9]\d*)\.([1-9]\d*|0)$, by hand: no regex over what a client sends. A number too
+      // long to hold is above the maximum, as Cinder's range check finds.
+      const auto dot = v.find('.');
+      auto number = [](std::string_view d) -> std::optional<std::uint64_t> {
+        if (d.empty() || (d.size() > 1 && d[0] == '0')) return std::nullopt;
+        for (char ch : d)
+          if (ch < '0' || ch > '9') return std::nullopt;
+        std::uint64_t n = UINT64_MAX;
+        std::from_chars(d.data(), d.data() + d.size(), n);  // out of range: left at the maximum
+        return n;
+      };
+      const auto major =
+          dot == std::string::npos ? std::nullopt : number(std::string_view(v).substr(0, dot));
+      const auto mi =
+          dot == std::string::npos ? std::nullopt : number(std::string_view(v).substr(dot + 1));
+      if (!major || !mi || *major == 0)
         return fail(c, 400,
                     "API Version String " + v.substr(0, 64) +
                         " is of invalid format. Must be of format MajorNum.MinorNum.");
-      const int major = std::stoi(m[1].str());
-      const long mi = m[2].str().size() > 6 ? 1000000 : std::stol(m[2].str());
-      if (major != 3 || mi > kMaxMinor) {
-        c.headers.emplace_back("OpenStack-API-Version", "volume " + v);
+      if (*major != 3 || *mi > static_cast<std::uint64_t>(kMaxMinor)) {
+        c.headers.emplace_back("OpenStack-API-Version", "volume " + v.substr(0, 64));
         c.headers.emplace_back("Vary", "OpenStack-API-Version");
         return fail(c, 406,
-                    "Version " + v +
+                    "Version " + v.substr(0, 64) +
                         " is not supported by the API. Minimum is 3.0 and maximum is 3." +
                         std::to_string(kMaxMinor) + ".");
       }
-      minor = static_cast<int>(mi);
+      minor = static_cast<int>(*mi);
     }
   }
   c.headers.emplace_back("OpenStack-API-Version", "volume 3." + std::to_string(minor));
