@@ -13,9 +13,20 @@ void check_response(const http::Response& r) {
   if (ec || !v.is_object()) std::abort();
   if (r.status >= 400) {
     const auto& o = v.as_object();
-    if (!o.contains("code") || !o.at("code").is_int64() || !o.contains("message") ||
-        !o.at("message").is_string() || !o.contains("details"))
-      std::abort();
+    if (o.contains("code")) {
+      // The native error body.
+      if (!o.at("code").is_int64() || !o.contains("message") || !o.at("message").is_string() ||
+          !o.contains("details"))
+        std::abort();
+    } else {
+      // A route of another dialect (Cinder's /v3): one key naming the fault, holding the status
+      // and the message (keystonemiddleware's 401 adds a title).
+      if (o.size() != 1 || !o.begin()->value().is_object()) std::abort();
+      const auto& f = o.begin()->value().as_object();
+      if (!f.contains("code") || !f.at("code").is_int64() || f.at("code").as_int64() != r.status ||
+          !f.contains("message") || !f.at("message").is_string())
+        std::abort();
+    }
     // No input, however hostile, is the service's own fault: an INTERNAL answer is a finding.
     if (r.status == 500) std::abort();
   }
