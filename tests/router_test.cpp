@@ -164,6 +164,35 @@ TEST_CASE("Router: error messages quoting bytes that are not UTF-8 are still val
             "caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x92\xbe") != json::string::npos);
 }
 
+TEST_CASE("Router: Cinder's routes answer valid JSON whatever bytes a client sends") {
+  // Found by fuzz_http: a Host header was echoed into the version document's links.
+  Fixture f;
+  http::Request r;
+  r.method = "GET";
+  r.target = "/";
+  r.request_id = "test-req";
+  r.headers.emplace_back("Host", "\"evil\x88\"");
+  auto versions = f.router->handle(r);
+  CHECK(versions.status == 300);
+  boost::system::error_code ec;
+  auto doc = json::parse(versions.body, ec);
+  REQUIRE_FALSE(ec);
+  CHECK(json::serialize(doc).find("http://localhost/v3/") != std::string::npos);
+  // An id from the path in a Cinder fault.
+  auto fault = f.call("GET", "/v3/p/volumes/ab\xd5\xff", "", f.admin);
+  CHECK(fault.status == 404);
+  auto v = json::parse(fault.body, ec);
+  REQUIRE_FALSE(ec);
+  CHECK(std::string(v.at("itemNotFound").at("message").as_string()).find("\xEF\xBF\xBD") !=
+        std::string::npos);
+  // A version string that is not UTF-8.
+  r.target = "/v3/p/os-volume-manage?host=x";
+  r.headers = {{"Authorization", "Bearer " + f.admin}, {"OpenStack-API-Version", "volume \xff.1"}};
+  auto bad = f.router->handle(r);
+  CHECK(bad.status == 400);
+  REQUIRE_FALSE((json::parse(bad.body, ec), ec));
+}
+
 TEST_CASE("Router: every /api/v1 route but login answers 401 without a valid token") {
   Fixture f;
   const std::vector<std::pair<std::string, std::string>> routes = {

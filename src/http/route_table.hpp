@@ -59,6 +59,10 @@ inline std::optional<std::string> unescape(std::string_view s, bool plus_is_spac
 
 inline json::object ok_body() { return json::object(); }
 
+// `s` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD.
+// Messages may quote what a client sent (an id from the path), and JSON must be UTF-8.
+std::string valid_utf8(std::string_view s);
+
 inline Response json_response(int status, const json::value& v) {
   Response r;
   r.status = status;

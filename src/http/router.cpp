@@ -28,10 +28,8 @@ std::string_view Request::header(std::string_view name) const {
   return {};
 }
 
-namespace {
+namespace routing {
 
-// `s` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD.
-// Messages may quote what a client sent (an id from the path), and JSON must be UTF-8.
 std::string valid_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -66,7 +64,7 @@ std::string valid_utf8(std::string_view s) {
   return out;
 }
 
-}  // namespace
+}  // namespace routing
 
 Response error_response(int grpc_code, std::string_view message) {
   Response r;

@@ -8,6 +8,7 @@
 // A Cinder host names a cluster: "host@backend#pool" with backend = the cluster's name or id and
 // pool = the project (default: the URL's project_id); a bare "name" or "name#pool" works too.
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <cstdio>
@@ -381,8 +382,14 @@ std::string status_text(VolumeState s) {
 }
 
 std::string base_url(const Call& c) {
+  // The client's Host, when it is one (a name or address and a port): it is echoed into links.
   std::string host(c.req.header("Host"));
-  if (host.empty()) host = "localhost";
+  const bool sane =
+      !host.empty() && host.size() <= 255 && std::all_of(host.begin(), host.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ||
+               ch == ':' || ch == '[' || ch == ']';
+      });
+  if (!sane) host = "localhost";
   return std::string(c.req.secure ? "https://" : "http://") + host;
 }
 
@@ -827,7 +834,7 @@ Response cinder_fault(const Status& s, int http_status) {
   }
   auto named = kNames.find(status);
   const char* name = named == kNames.end() ? "computeFault" : named->second;
-  json::object fault{{"code", status}, {"message", s.message()}};
+  json::object fault{{"code", status}, {"message", valid_utf8(s.message())}};
   Response r;
   if (status == 413 || status == 503) {
     fault["retryAfter"] = "1";
