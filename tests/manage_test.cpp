@@ -411,3 +411,35 @@ TEST_CASE("Manage: an interrupted adoption rolls back, keeping the candidate and
   if (!ours) CHECK(read_file(dir + "/lost+found/" + id + ".vol.meta") == "not a sidecar");
   CHECK(b->set_aside_count() == (ours ? 0 : 1));
 }
+
+TEST_CASE("Manage: a symbolic link found in place of an adopted file is set aside, not followed") {
+  TempDir tmp;
+  const std::string dir = tmp / "c";
+  { auto b = open_cluster(dir); }
+  fs::create_directories(dir + "/import");
+  const std::string original = pattern(1 << 20, 6), victim = pattern(4096, 9);
+  write_file(dir + "/import/a.img", original);
+  write_file(tmp / "victim.bin", victim);  // a file outside the cluster, not the service's
+  // A kill after the row, with a symbolic link swapped in where the renamed file would be.
+  const std::string id = "11111111-2222-4333-8444-666666666666";
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((dir + "/cluster.db").c_str(), &db) == SQLITE_OK);
+  const std::string insert =
+      "INSERT INTO volumes (id, project, name, size, replica_count, sector_size, compression, "
+      "state, held, source_snapshot_id, created_at, labels, adopted_from, adopted_size) VALUES "
+      "('" +
+      id +
+      "', 'p1', 'a', 1073741824, 1, 4096, 0, 'Creating', 0, '', 0, '{}', 'import/a.img', "
+      "1048576)";
+  REQUIRE(sqlite3_exec(db, insert.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  fs::create_symlink(tmp / "victim.bin", dir + "/data/" + id + ".vol");
+  auto b = open_cluster(dir);
+  CHECK(b->repair_needed().ok());
+  // The file the link named is neither extended nor adopted; the link is kept aside.
+  CHECK(read_file(tmp / "victim.bin") == victim);
+  CHECK(fs::file_size(tmp / "victim.bin") == victim.size());
+  CHECK(fs::is_symlink(dir + "/lost+found/" + id + ".vol"));
+  CHECK(b->get_volume("p1", id).status().code() == Code::kNotFound);
+  CHECK(read_file(dir + "/import/a.img") == original);
+}
