@@ -40,6 +40,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dataplane import DataPlane  # noqa: E402
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -80,6 +82,12 @@ class State:
         self.faults = []  # dicts: kind fail|stall|malformed, method, regex, count, ...
         self.calls = []
         self.reported_endpoints = None  # what clusterinfo says, when the control API set it
+        self.data = DataPlane(self, args.state_dir)
+        self.last_nsid = 0
+
+    def new_nsid(self):
+        self.last_nsid += 1
+        return self.last_nsid
 
     def api_endpoints(self):
         if self.reported_endpoints is not None:
@@ -88,9 +96,11 @@ class State:
 
     # -- objects --------------------------------------------------------------------------------
 
-    def settle_later(self, kind, key, to_state):
+    def settle_later(self, kind, key, to_state, before=None):
         def run():
             time.sleep(self.delay)
+            if before is not None:
+                before()  # data work (a clone's copy), outside the lock
             with self.lock:
                 table = self.volumes if kind == "volume" else self.snapshots
                 obj = table.get(key)
@@ -98,9 +108,11 @@ class State:
                     return
                 if to_state is None:
                     del table[key]
+                    self.data.remove(key)
                 else:
                     obj["state"] = to_state
                     obj["ETag"] = secrets.token_hex(8)
+                self.data.relayout()
         threading.Thread(target=run, daemon=True).start()
 
 
@@ -233,6 +245,7 @@ class Api:
                     if size < int(obj["size"]) and req.get("Force") is not True:
                         raise ApiError(400, "size: shrinking a volume needs Force")
                     obj["size"] = str(size)
+                    s.data.grow(oid, size)
                 if "compression" in req:
                     obj["compression"] = str(req["compression"]).lower()
                 if "labels" in req:
@@ -326,7 +339,7 @@ class Api:
                    "protectionState": "FullyProtected", "replicaCount": rc, "size": str(size),
                    "sectorSize": int(req.get("sectorSize", 4096)),
                    "compression": str(req.get("compression", "false")).lower(),
-                   "acl": acl, "sourceSnapshotUUID": src, "nsid": len(s.volumes) + 1,
+                   "acl": acl, "sourceSnapshotUUID": src, "nsid": s.new_nsid(),
                    "connectedHosts": [],
                    # A clone with no labels inherits the snapshot's (LightOS).
                    "labels": labels or (list(s.snapshots[src].get("labels", [])) if src else []),
@@ -350,7 +363,15 @@ class Api:
                    "labels": labels,
                    "ETag": secrets.token_hex(8), "creationSeq": seq}
         table[oid] = obj
-        s.settle_later(kind[:-1], oid, "Available")
+        before = None
+        if kind == "volumes" and src:  # a thin clone starts with the snapshot's data
+            size = int(obj["size"])
+            before = lambda: s.data.copy(src, oid, size)  # noqa: E731
+        elif kind == "volumes":
+            s.data.create_empty(oid, obj["size"])
+        else:  # a snapshot: the volume's data as it is now
+            s.data.copy(src, oid, obj["size"])
+        s.settle_later(kind[:-1], oid, "Available", before)
         return 200, dict(obj)
 
     def credentials(self, method, project, body):
@@ -390,6 +411,11 @@ class Servers:
         probe.close()
         self.state = State(args, self.api_port)
         self.api = Api(self.state)
+        # The NVMe/TCP target on each server's address, one port.
+        port = self.state.data.serve(Handler, [x["nvmeEndpoint"].rsplit(":", 1)[0]
+                                               for x in self.state.servers])
+        for x in self.state.servers:
+            x["nvmeEndpoint"] = x["nvmeEndpoint"].rsplit(":", 1)[0] + f":{port}"
         self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.tls.minimum_version = ssl.TLSVersion.TLSv1_2
         self.tls.load_cert_chain(args.cert, args.key)
@@ -551,6 +577,7 @@ class Servers:
                 return h.send(200, b"{}")
             if m == "POST" and p == "/control/reset":
                 s.faults.clear()
+                s.data.reset()
                 return h.send(200, b"{}")
             if m == "POST" and p == "/control/credentials":
                 try:
@@ -565,7 +592,7 @@ class Servers:
                 n = len(s.servers)
                 s.servers.append({"name": req.get("name", f"server{n}"),
                                   "UUID": str(uuid.uuid4()), "state": "Active",
-                                  "nvmeEndpoint": f"127.0.0.{n + 1}:4420"})
+                                  "nvmeEndpoint": f"127.0.0.{n + 1}:{s.data.port}"})
                 return h.send(200, b"{}")
             if m == "DELETE" and p.startswith("/control/servers/"):
                 name = unquote(p[len("/control/servers/"):])
@@ -583,9 +610,11 @@ class Servers:
                     "size": str(parse_size(req.get("size", "1gib"))),
                     "sectorSize": int(req.get("sectorSize", 4096)), "compression": "false",
                     "acl": {"values": req.get("acl", ["ALLOW_NONE"])}, "sourceSnapshotUUID": "",
-                    "nsid": len(s.volumes) + 1, "connectedHosts": req.get("connectedHosts", []),
+                    "nsid": s.new_nsid(), "connectedHosts": req.get("connectedHosts", []),
                     "labels": req.get("labels", []), "creationTime": now_rfc3339(),
                     "ETag": secrets.token_hex(8), "creationSeq": time.monotonic_ns()}
+                s.data.create_empty(oid, s.volumes[oid]["size"])
+                s.data.relayout()
                 return h.send(200, json.dumps(s.volumes[oid]).encode())
             if m == "POST" and p == "/control/snapshots":
                 # A snapshot another tool took of a volume.
@@ -601,6 +630,7 @@ class Servers:
                     "sectorSize": vol["sectorSize"], "compression": False,
                     "creationTime": now_rfc3339(), "labels": req.get("labels", []),
                     "ETag": secrets.token_hex(8), "creationSeq": time.monotonic_ns()}
+                s.data.copy(vol["UUID"], oid, vol["size"])
                 return h.send(200, json.dumps(s.snapshots[oid]).encode())
             if m == "PATCH" and p.startswith("/control/volumes/"):
                 # Another tool at work on a volume: its state, hosts or labels change (and
@@ -613,7 +643,9 @@ class Servers:
                         obj[k] = req[k]
                 if "size" in req:
                     obj["size"] = str(parse_size(req["size"]))
+                    s.data.grow(obj["UUID"], obj["size"])
                 obj["ETag"] = secrets.token_hex(8)
+                s.data.relayout()
                 return h.send(200, json.dumps(obj).encode())
             if m == "GET" and p == "/control/calls":
                 return h.send(200, json.dumps({"calls": s.calls}).encode())
@@ -621,7 +653,11 @@ class Servers:
                 return h.send(200, json.dumps({
                     "cluster": s.cluster, "servers": s.servers,
                     "credentials": sorted(s.credentials), "volumes": list(s.volumes.values()),
-                    "snapshots": list(s.snapshots.values()), "faults": s.faults}).encode())
+                    "snapshots": list(s.snapshots.values()), "faults": s.faults,
+                    "data": s.data.describe()}).encode())
+            answer = s.data.control(m, p, req)
+            if answer is not None:
+                return h.send(answer[0], json.dumps(answer[1]).encode())
         if m == "POST" and p == "/control/stop-api":
             self.stop_api()
             return h.send(200, b"{}")
