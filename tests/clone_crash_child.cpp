@@ -62,20 +62,7 @@ int main(int argc, char** argv) {
   }
   if (mode == "clone" && argc == 7) {
     if (dmscore::testing::wait_idle(*svc) != 0) return 3;  // first finish what a kill interrupted
-    for (int n = 0;; ++n) {
-      ThickCloneRequest r;
-      r.src = {argv[5], "p1", argv[3]};
-      r.dst.name = std::string("copy-") + argv[6] + "-" + std::to_string(n);
-      r.dst.cluster_id = argv[4];
-      auto id = svc->clones().volume(r);
-      if (!id.ok()) {
-        std::fprintf(stderr, "submit: %s\n", id.status().to_string().c_str());
-        return 1;
-      }
-      std::printf("ACK %s\n", id->str().c_str());
-      std::fflush(stdout);
-      (void)svc->workflows().wait(*id, 60s);
-    }
+    return dmscore::testing::clone_forever(*svc, argv[3], argv[4], argv[5], argv[6]);
   }
   if (mode == "drain") return dmscore::testing::wait_idle(*svc);
   return 2;

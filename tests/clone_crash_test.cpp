@@ -63,16 +63,8 @@ TEST_CASE("Thick clone: SIGKILL mid-copy resumes from the checkpoint to a byte-i
   const std::string src_file = dir / ("c1/data/" + snap + ".snap");
   const auto src_bytes = file_bytes(src_file);
   const auto src_alloc = allocated_bytes(src_file);
-  ListWorkflowsRequest lr;
-  lr.page_size = 1000;
-  lr.type = kThickCloneVolume;
-  auto page = svc->workflows().list(lr);
-  REQUIRE(page.ok());
   std::set<std::string> made;
-  for (const auto& w : page->workflows) {
-    INFO(w.id << " " << to_string(w.state) << " " << w.msg);
-    REQUIRE(w.state == WorkflowState::kCompleted);
-    std::string vid = result_field(w.result, "volumeId");
+  for (const auto& vid : completed_results(*svc, kThickCloneVolume, "volumeId")) {
     auto v = svc->volumes().get({ClusterId(c2), "p1", vid});
     REQUIRE(v.ok());
     CHECK(v->state == VolumeState::kAvailable);

@@ -64,4 +64,26 @@ inline int wait_idle(Service& svc) {
   return 3;
 }
 
+// Clones snapshot `snap` (project p1 of cluster `src`) into cluster `dst` again and again, each
+// named copy-<tag>-<n> and waited for, printing "ACK <id>" once accepted; every `verify_every`th
+// (0: none) asks verifyClone. Returns 1 when a submission is refused; otherwise runs until killed.
+inline int clone_forever(Service& svc, const std::string& src, const std::string& dst,
+                         const std::string& snap, const std::string& tag, int verify_every = 0) {
+  for (int n = 0;; ++n) {
+    ThickCloneRequest r;
+    r.src = {snap, "p1", src};
+    r.dst.name = "copy-" + tag + "-" + std::to_string(n);
+    r.dst.cluster_id = dst;
+    r.verify_clone = verify_every > 0 && n % verify_every == verify_every - 1;
+    auto id = svc.clones().volume(r);
+    if (!id.ok()) {
+      std::fprintf(stderr, "submit: %s\n", id.status().to_string().c_str());
+      return 1;
+    }
+    std::printf("ACK %s\n", id->str().c_str());
+    std::fflush(stdout);
+    (void)svc.workflows().wait(*id, std::chrono::seconds(60));
+  }
+}
+
 }  // namespace dmscore::testing

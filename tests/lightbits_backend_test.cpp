@@ -281,14 +281,29 @@ TEST_CASE("LightbitsBackend: an endpoint that does not answer is skipped for the
   CHECK(b->info().ok());
 }
 
-TEST_CASE("LightbitsBackend: the data path answers UNIMPLEMENTED, saying why") {
+TEST_CASE("LightbitsBackend: without an NVMe host NQN the data path says how to make one") {
   Fixture f;
-  auto b = f.backend();
-  auto src = b->open_snapshot_data("default", "x");
-  CHECK(src.status().code() == Code::kUnimplemented);
-  CHECK_THAT(src.status().message(), Catch::Contains("NVMe/TCP"));
-  CHECK(b->open_volume_data("default", "x").status().code() == Code::kUnimplemented);
-  CHECK(b->open_volume_sink("default", "x", true).status().code() == Code::kUnimplemented);
+  f.import_key();
+  TempDir dir;
+  auto o = f.options();
+  o.host_nqn_file = dir / "hostnqn";  // absent
+  auto b = f.backend(o);
+  auto v = b->create_volume(vol("v1"));
+  REQUIRE(v.ok());
+  auto src = b->open_volume_data("default", v->id, {});
+  CHECK(src.status().code() == Code::kFailedPrecondition);
+  CHECK_THAT(src.status().message(), Catch::Contains("nvme gen-hostnqn"));
+  CHECK(b->open_volume_sink("default", v->id, true, {}).status().code() ==
+        Code::kFailedPrecondition);
+  testing::write_file(dir / "hostnqn", "not-an-nqn\n");
+  CHECK(b->open_volume_data("default", v->id, {}).status().code() == Code::kFailedPrecondition);
+  o.host_nqn = "bad nqn";
+  auto b2 = f.backend(o);
+  auto bad = b2->open_volume_data("default", v->id, {});
+  CHECK(bad.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(bad.status().message(), Catch::Contains("host_nqn"));
+  // Nothing was made: the volume's ACL is as it was.
+  CHECK_THAT(f.emu.control("GET", "/control/state"), !Catch::Contains("nqn.2014-08"));
   LightbitsOptions none;
   CHECK(LightbitsBackend::open(none).status().code() == Code::kInvalidArgument);
 }

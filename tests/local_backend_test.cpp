@@ -7,8 +7,8 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "crash_harness.hpp"
 #include "copy/file_io.hpp"
+#include "crash_harness.hpp"
 #include "test_support.hpp"
 
 using namespace dmscore;
@@ -157,7 +157,7 @@ TEST_CASE("LocalBackend: a snapshot is an immutable point-in-time image") {
   CHECK(sn->state == SnapshotState::kAvailable);
   CHECK(sn->size == v.size);
   write_at(v.device_path, 4096, "AFTER!");
-  auto data = b->open_snapshot_data("p1", sn->id);
+  auto data = b->open_snapshot_data("p1", sn->id, {});
   REQUIRE(data.ok());
   CHECK(read_all(**data).substr(4096, 6) == "before");
   CHECK(dmscore::testing::file_mode(tmp / ("c/data/" + sn->id + ".snap")) == 0400);
@@ -246,7 +246,7 @@ TEST_CASE("LocalBackend: a held volume whose file was not sized before a crash g
     INFO(id);
     CHECK(b->get_volume("p1", id)->state == VolumeState::kCreating);
     CHECK(fs::file_size(tmp / ("c/data/" + id + ".vol")) == (1u << 20));
-    auto sink = b->open_volume_sink("p1", id, false);
+    auto sink = b->open_volume_sink("p1", id, false, {});
     REQUIRE(sink.ok());
     CHECK((*sink)->size() == (1u << 20));
   }
@@ -256,18 +256,18 @@ TEST_CASE("LocalBackend: sinks and sources move data and refuse deleted objects"
   TempDir tmp;
   auto b = open_local_cluster(tmp / "c");
   Volume v = make_volume(*b, "vol", 1 << 20);
-  auto sink = b->open_volume_sink("p1", v.id, true);
+  auto sink = b->open_volume_sink("p1", v.id, true, {});
   REQUIRE(sink.ok());
   CHECK((*sink)->known_zeroed());
   std::string msg = "payload";
   REQUIRE((*sink)->write_at(8192, msg.data(), msg.size()).ok());
   REQUIRE((*sink)->sync().ok());
-  auto src = b->open_volume_data("p1", v.id);
+  auto src = b->open_volume_data("p1", v.id, {});
   REQUIRE(src.ok());
   CHECK(read_all(**src).substr(8192, 7) == "payload");
   auto ext = (*src)->data_extents(0, (*src)->size());
   REQUIRE(ext.ok());
   REQUIRE(ext->size() == 1);
   CHECK((*ext)[0].offset <= 8192);
-  CHECK(b->open_snapshot_data("p1", "nope").status().code() == Code::kNotFound);
+  CHECK(b->open_snapshot_data("p1", "nope", {}).status().code() == Code::kNotFound);
 }

@@ -291,13 +291,15 @@ TEST_CASE("Router: a viewer may read but not write, and may log out") {
   expect_error(f.call("GET", "/api/v1/clusters", "", viewer), 401, 16);
 }
 
-TEST_CASE("Router: service credentials carry pubKeyId and the base64 PEM") {
+TEST_CASE("Router: service credentials carry pubKeyId, the base64 PEM and the host NQN") {
   Fixture f;
   auto b = f.ok("GET", "/api/v1/service-credentials");
   CHECK(std::string(b.at("pubKeyId").as_string()).rfind("dms-", 0) == 0);
   CHECK(b.at("pubKey").as_string().starts_with(
       "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS"));  // "-----BEGIN PUBLIC KEY-----"
-  CHECK(b.size() == 2);
+  // The NVMe host NQN the data path uses, "" when this host has none.
+  REQUIRE(b.contains("hostNqn"));
+  CHECK(b.size() == 3);
 }
 
 TEST_CASE("Router: clusters are attached, listed, read, refreshed and detached") {

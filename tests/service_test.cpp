@@ -537,7 +537,9 @@ TEST_CASE("Service: attaching a Lightbits cluster that refuses the key fails wit
 }
 
 TEST_CASE("Service: a Lightbits cluster is attached, refreshed with its new server, and detached") {
-  LightbitsFixture lb;
+  Options o;
+  o.host_nqn_file = "/nonexistent/hostnqn";  // a host without an NVMe identity
+  LightbitsFixture lb(o);
   lb.import_key();
   std::string cid = attached_cluster_id(lb.attach());
   auto c = lb.f->svc->clusters().get(ClusterId(cid));
@@ -584,9 +586,10 @@ TEST_CASE("Service: a Lightbits cluster is attached, refreshed with its new serv
   REQUIRE(clone.ok());
   CHECK(lb.f->svc->clusters().detach(ClusterId(cid)).code() == Code::kFailedPrecondition);
   Workflow cw = lb.f->wait(*clone);
-  // No NVMe/TCP data path here: the clone fails saying so, and leaves nothing behind.
+  // No NVMe host identity here: the clone fails saying how to make one, and leaves nothing
+  // behind.
   CHECK(cw.state == WorkflowState::kFailed);
-  CHECK_THAT(cw.msg, Catch::Contains("NVMe/TCP"));
+  CHECK_THAT(cw.msg, Catch::Contains("nvme gen-hostnqn"));
   CHECK(lb.f->svc->volumes().list({ClusterId(lb.f->c2), "p2"}, {})->volumes.empty());
   REQUIRE(lb.f->svc->clusters().detach(ClusterId(cid)).ok());
   CHECK(lb.f->svc->clusters().get(ClusterId(cid)).status().code() == Code::kNotFound);

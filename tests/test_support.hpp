@@ -70,6 +70,24 @@ inline std::string attach_cluster(Service& svc, const AttachClusterRequest& r,
   return attached_cluster_id(wait_workflow(svc, *id, within));
 }
 
+// Every workflow of `type` (the first 1000), each REQUIREd to have completed; answers their
+// results' `field` ("volumeId", ...).
+inline std::vector<std::string> completed_results(Service& svc, const std::string& type,
+                                                  std::string_view field) {
+  ListWorkflowsRequest lr;
+  lr.page_size = 1000;
+  lr.type = type;
+  auto page = svc.workflows().list(lr);
+  REQUIRE(page.ok());
+  std::vector<std::string> out;
+  for (const auto& w : page->workflows) {
+    INFO(w.id << " " << to_string(w.state) << " " << w.msg);
+    REQUIRE(w.state == WorkflowState::kCompleted);
+    out.push_back(result_field(w.result, field));
+  }
+  return out;
+}
+
 // An HTTP server for `svc`, started on a port of its own (server->port()).
 inline std::unique_ptr<http::Server> start_server(Service& svc, http::ServerOptions so = {}) {
   so.port = 0;

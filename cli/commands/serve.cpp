@@ -39,6 +39,9 @@ struct ServeArgs {
   std::string local_cluster_file_group;
   bool cluster_allow_plain_http = false;
   int cluster_call_deadline_ms = 10000;
+  std::string host_nqn, host_nqn_file = "/etc/nvme/hostnqn";
+  std::string nvme_cli = "nvme", sysfs_root = "/sys", dev_root = "/dev";
+  int nvme_device_timeout_ms = 30000;
 };
 
 int serve(const ServeArgs& a) {
@@ -80,6 +83,12 @@ int serve(const ServeArgs& a) {
   o.local_cluster_file_group = a.local_cluster_file_group;
   o.cluster_allow_plain_http = a.cluster_allow_plain_http;
   o.cluster_call_deadline = std::chrono::milliseconds(a.cluster_call_deadline_ms);
+  o.host_nqn = a.host_nqn;
+  o.host_nqn_file = a.host_nqn_file;
+  o.nvme_cli = a.nvme_cli;
+  o.sysfs_root = a.sysfs_root;
+  o.dev_root = a.dev_root;
+  o.nvme_device_timeout = std::chrono::milliseconds(a.nvme_device_timeout_ms);
   auto svc = dmscore::Service::open(o);
   log_lines.flush();
   if (!svc.ok()) {
@@ -174,6 +183,21 @@ void add_serve_commands(CLI::App& app, Context& ctx) {
       ->add_option("--cluster-call-deadline-ms", sa.cluster_call_deadline_ms,
                    "milliseconds a request's calls to one cluster may take in all")
       ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  serve_cmd->add_option("--host-nqn", sa.host_nqn,
+                        "this host's NVMe NQN for Lightbits volume ACLs (default: the first "
+                        "line of --host-nqn-file)");
+  serve_cmd->add_option("--host-nqn-file", sa.host_nqn_file, "file holding this host's NQN")
+      ->capture_default_str();
+  serve_cmd->add_option("--nvme-cli", sa.nvme_cli, "nvme-cli program for NVMe/TCP connections")
+      ->capture_default_str();
+  serve_cmd->add_option("--sysfs-root", sa.sysfs_root, "where the kernel's sysfs is mounted")
+      ->capture_default_str();
+  serve_cmd->add_option("--dev-root", sa.dev_root, "where device nodes are")->capture_default_str();
+  serve_cmd
+      ->add_option("--nvme-device-timeout-ms", sa.nvme_device_timeout_ms,
+                   "milliseconds to wait for a volume's namespace to appear once connected")
+      ->check(CLI::Range(1, 3600000))
       ->capture_default_str();
   serve_cmd->add_option("--cg-pre-hook", sa.cg_pre_hook,
                         "executable run before a group snapshot holds writes (quiesce)");

@@ -13,6 +13,7 @@
 // Implementations are safe for concurrent use.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -183,6 +184,19 @@ struct ManageSnapshotRequest {
   std::map<std::string, std::string> labels;
 };
 
+// Who reaches an object's data, so that what a driver makes for that is accounted for.
+struct DataAccess {
+  // The workflow the access is for: what a driver makes carries it as its owner label
+  // (kOwnerLabel). Empty: the driver's own name for a one-off access.
+  std::string owner;
+  // Called with a resource name before the driver makes something to reach the data; durable
+  // when it returns OK (a non-OK answer stops the open with it). Empty: nothing is recorded, and
+  // only the returned object's destruction removes what was made.
+  std::function<Status(const std::string& resource)> record;
+  // Asked while waiting (for a device to appear); true stops the open with CANCELLED.
+  std::function<bool()> stop;
+};
+
 struct PageRequest {
   // 0 means 100. REQUIRES: 0..1000.
   int page_size = 0;
@@ -257,15 +271,26 @@ class Backend {
   virtual Result<std::string> unmanage_snapshot(const std::string& project, const std::string& id);
 
   // Data access. FAILED_PRECONDITION when the object is not in a readable/writable state.
+  // What a driver must make to reach the data (Lightbits: a temporary volume from the snapshot,
+  // this host in a volume's ACL, an NVMe/TCP connection) is named to `access.record` before it
+  // is made, and removed when the returned object is destroyed; release_data() removes what a
+  // record names after a crash.
   virtual Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
-                                                                  const std::string& id) = 0;
+                                                                  const std::string& id,
+                                                                  const DataAccess& access) = 0;
   virtual Result<std::unique_ptr<BlockSource>> open_volume_data(const std::string& project,
-                                                                const std::string& id) = 0;
+                                                                const std::string& id,
+                                                                const DataAccess& access) = 0;
   // Write access to a volume being filled (Creating). `fresh` tells the sink that no byte has
   // been written yet (every byte reads as zero), which lets the copy skip zero ranges.
   virtual Result<std::unique_ptr<BlockSink>> open_volume_sink(const std::string& project,
-                                                              const std::string& id,
-                                                              bool fresh) = 0;
+                                                              const std::string& id, bool fresh,
+                                                              const DataAccess& access) = 0;
+  // Removes what a DataAccess::record name says was (perhaps) made: a temporary volume that
+  // still carries its owner's label, this host's entry in an ACL, a connection nothing in this
+  // process uses. OK when there is nothing left to remove; never touches anything else.
+  // Default (a driver that makes nothing): OK.
+  virtual Status release_data(const std::string& resource);
 };
 
 // Lightbits naming rules: 1-256 characters of [A-Za-z0-9._-]. INVALID_ARGUMENT naming `field`.

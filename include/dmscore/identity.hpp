@@ -34,6 +34,9 @@ namespace dmscore {
 struct ServiceCredentials {
   std::string pub_key_id;  // "dms-<uuid>"
   std::string pub_key;     // base64 of the PEM public key
+  // The NVMe host NQN the service reaches Lightbits volumes as (what their ACLs come to name
+  // while it copies); empty when this host has none (Options::host_nqn, host_nqn_file).
+  std::string host_nqn;
 };
 
 struct ServiceKey {

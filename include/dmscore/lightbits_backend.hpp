@@ -16,9 +16,14 @@
 //   501 → UNIMPLEMENTED. Every message starts with "cluster <label>: ".
 // - Every field of an answer is checked before use; a malformed or oversized answer is
 //   UNAVAILABLE naming the cluster and the field, never a crash.
-// - Data access (open_*_data, open_volume_sink) needs NVMe/TCP to the cluster's data network
-//   (discovery endpoints, subsystem NQN, namespace ids) and answers UNIMPLEMENTED here; see
-//   docs/design.md.
+// - Data access (open_*_data, open_volume_sink) is NVMe/TCP from this host: a snapshot is read
+//   through a temporary thin volume made from it ("dms-read-<snapshot>-<owner>", this host
+//   alone in its ACL, labelled with the owner); a volume by adding this host's NQN to its ACL
+//   (ETag-guarded update). The host connects to the cluster's subsystem at its NVMe endpoints
+//   (nvme-cli) and opens the namespace's device node found in sysfs by the volume's nsid. All
+//   of it is recorded (DataAccess::record) before it is made and undone when the returned
+//   object goes; release_data() undoes a record after a crash. The returned objects must not
+//   outlive the driver.
 //
 // - Deadlines: every call ends within `request_timeout`, every operation (retries and polls
 //   included) within `operation_timeout`, both within the caller's deadline when the thread
@@ -62,6 +67,17 @@ struct LightbitsOptions {
   // is marked with it (label dms.managed-by), and a volume marked with another id is another
   // service's. Empty: nothing is marked, and nothing can be adopted.
   std::string service_id;
+  // The data path: NVMe/TCP from this host (docs/design.md, "The Lightbits data path").
+  // This host's NQN as volume ACLs name it; empty: the first line of `host_nqn_file`.
+  std::string host_nqn;
+  std::string host_nqn_file = "/etc/nvme/hostnqn";
+  // nvme-cli, and where the kernel shows controllers, namespaces and device nodes.
+  std::string nvme_cli = "nvme";
+  std::string sysfs_root = "/sys";
+  std::string dev_root = "/dev";
+  // Bound on one nvme-cli run, and on waiting for a namespace's device node to appear.
+  std::chrono::milliseconds nvme_command_timeout{60000};
+  std::chrono::milliseconds nvme_device_timeout{30000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};
   // Bound on waiting for an object to settle and on retrying 409/412/429/503.
@@ -120,11 +136,15 @@ class LightbitsBackend : public Backend {
   Result<std::string> unmanage_snapshot(const std::string& project, const std::string& id) override;
 
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
-                                                          const std::string& id) override;
+                                                          const std::string& id,
+                                                          const DataAccess& access) override;
   Result<std::unique_ptr<BlockSource>> open_volume_data(const std::string& project,
-                                                        const std::string& id) override;
+                                                        const std::string& id,
+                                                        const DataAccess& access) override;
   Result<std::unique_ptr<BlockSink>> open_volume_sink(const std::string& project,
-                                                      const std::string& id, bool fresh) override;
+                                                      const std::string& id, bool fresh,
+                                                      const DataAccess& access) override;
+  Status release_data(const std::string& resource) override;
 
  private:
   struct Impl;

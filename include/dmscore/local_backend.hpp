@@ -138,11 +138,14 @@ class LocalBackend final : public Backend {
   Result<Snapshot> create_snapshot(const CreateSnapshotRequest& request) override;
   Status delete_snapshot(const std::string& project, const std::string& id) override;
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
-                                                          const std::string& id) override;
+                                                          const std::string& id,
+                                                          const DataAccess& access) override;
   Result<std::unique_ptr<BlockSource>> open_volume_data(const std::string& project,
-                                                        const std::string& id) override;
+                                                        const std::string& id,
+                                                        const DataAccess& access) override;
   Result<std::unique_ptr<BlockSink>> open_volume_sink(const std::string& project,
-                                                      const std::string& id, bool fresh) override;
+                                                      const std::string& id, bool fresh,
+                                                      const DataAccess& access) override;
 
  private:
   struct Impl;

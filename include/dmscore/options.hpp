@@ -52,6 +52,11 @@ struct Options {
   // crash can lose against the fsyncs a copy pays. Default: 2 s.
   std::chrono::milliseconds copy_checkpoint_interval{2000};
 
+  // How many times a copy opens a failed data path again (a device that went away, an I/O
+  // error, a cluster that stopped answering: UNAVAILABLE) and resumes from its last checkpoint
+  // before the workflow fails. Default: 3. REQUIRES: 0..100.
+  int copy_path_retries = 3;
+
   // How long a store operation waits for a lock held by another connection.
   // Default: 5 s.
   std::chrono::milliseconds store_busy_timeout{5000};
@@ -102,6 +107,19 @@ struct Options {
   // Endpoints a Lightbits cluster reports with a scheme other than https are ignored, so the
   // service's token never travels in clear; true uses them (labs only). Default: false.
   bool cluster_allow_plain_http = false;
+
+  // The data path to Lightbits clusters: NVMe/TCP from this host (docs/design.md). This host's
+  // NQN, as the clusters' volume ACLs name it; empty: the first line of `host_nqn_file`.
+  // REQUIRES: empty or an NQN ("nqn.<yyyy-mm>.<domain>:...", at most 223 characters).
+  std::string host_nqn;
+  std::string host_nqn_file = "/etc/nvme/hostnqn";
+  // nvme-cli (looked up in the standard PATH when it has no slash), and where the kernel shows
+  // NVMe controllers and namespaces (sysfs) and device nodes. Tests point them at a model.
+  std::string nvme_cli = "nvme";
+  std::string sysfs_root = "/sys";
+  std::string dev_root = "/dev";
+  // Bound on waiting for a volume's namespace to appear once connected. Default: 30 s.
+  std::chrono::milliseconds nvme_device_timeout{30000};
 
   // Isolation of the callers of one cluster from the others. A call the service makes to a
   // cluster on behalf of a caller (a request, not a workflow step) has one deadline for all its

@@ -48,6 +48,8 @@ Status validate_object_name(const std::string& name, const std::string& field) {
   return Status::Ok();
 }
 
+Status Backend::release_data(const std::string&) { return Status::Ok(); }
+
 Result<std::vector<ManageableObject>> Backend::list_manageable_volumes() {
   return Status::Unimplemented("this cluster's driver cannot list manageable volumes");
 }
@@ -365,7 +367,8 @@ Status LocalBackend::delete_snapshot(const std::string& project, const std::stri
 }
 
 Result<std::unique_ptr<BlockSource>> LocalBackend::open_snapshot_data(const std::string& project,
-                                                                      const std::string& id) {
+                                                                      const std::string& id,
+                                                                      const DataAccess&) {
   auto sn = get_snapshot(project, id);
   if (!sn.ok()) return sn.status();
   if (sn->state != SnapshotState::kAvailable)
@@ -377,7 +380,8 @@ Result<std::unique_ptr<BlockSource>> LocalBackend::open_snapshot_data(const std:
 }
 
 Result<std::unique_ptr<BlockSource>> LocalBackend::open_volume_data(const std::string& project,
-                                                                    const std::string& id) {
+                                                                    const std::string& id,
+                                                                    const DataAccess&) {
   auto v = get_volume(project, id);
   if (!v.ok()) return v.status();
   if (v->state != VolumeState::kAvailable && v->state != VolumeState::kCreating)
@@ -389,7 +393,8 @@ Result<std::unique_ptr<BlockSource>> LocalBackend::open_volume_data(const std::s
 
 Result<std::unique_ptr<BlockSink>> LocalBackend::open_volume_sink(const std::string& project,
                                                                   const std::string& id,
-                                                                  bool fresh) {
+                                                                  bool fresh,
+                                                                  const DataAccess&) {
   auto v = get_volume(project, id);
   if (!v.ok()) return v.status();
   if (v->state != VolumeState::kAvailable && v->state != VolumeState::kCreating)

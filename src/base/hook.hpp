@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "dmscore/result.hpp"
 #include "dmscore/status.hpp"
 
 namespace dmscore::detail {
@@ -19,5 +20,20 @@ namespace dmscore::detail {
 Status run_hook(const std::string& path,
                 const std::vector<std::pair<std::string, std::string>>& env,
                 std::chrono::milliseconds timeout);
+
+// What a program said and how it ended.
+struct ProgramRun {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out;     // stdout, at most 1 MiB kept
+  std::string err;     // stderr, at most 64 KiB kept
+};
+
+// Runs `path` with `args` the way run_hook does (the same minimal environment and no descriptor
+// of the service's), but with its stdout and stderr captured. It ends within `timeout` (the
+// process group is killed then: DEADLINE_EXCEEDED). FAILED_PRECONDITION when it cannot be
+// started (a `path` without a slash is looked up in the standard PATH). Any exit code is OK:
+// the caller reads it.
+Result<ProgramRun> run_program(const std::string& path, const std::vector<std::string>& args,
+                               std::chrono::milliseconds timeout);
 
 }  // namespace dmscore::detail

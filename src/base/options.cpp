@@ -1,5 +1,7 @@
 #include "dmscore/options.hpp"
 
+#include "backends/nvme_host.hpp"
+
 namespace dmscore {
 
 Status validate(const Options& o) {
@@ -18,6 +20,14 @@ Status validate(const Options& o) {
     return Status::InvalidArgument("progress_persist_interval: must not be negative");
   if (o.copy_checkpoint_interval.count() < 0 || o.copy_checkpoint_interval > std::chrono::hours(1))
     return Status::InvalidArgument("copy_checkpoint_interval: must be 0..1 h");
+  if (!o.host_nqn.empty()) {
+    if (auto n = detail::resolve_host_nqn(o.host_nqn, ""); !n.ok()) return n.status();
+  }
+  if (o.nvme_cli.empty()) return Status::InvalidArgument("nvme_cli: must not be empty");
+  if (o.nvme_device_timeout.count() <= 0 || o.nvme_device_timeout > std::chrono::hours(1))
+    return Status::InvalidArgument("nvme_device_timeout: must be 1 ms..1 h");
+  if (o.copy_path_retries < 0 || o.copy_path_retries > 100)
+    return Status::InvalidArgument("copy_path_retries: must be 0..100");
   if (o.store_busy_timeout.count() < 0)
     return Status::InvalidArgument("store_busy_timeout: must not be negative");
   if (o.health_check_interval.count() < 0)

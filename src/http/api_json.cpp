@@ -132,7 +132,7 @@ json::object to_json(const Workflow& w) {
 }
 
 json::object to_json(const ServiceCredentials& c) {
-  return {{"pubKeyId", c.pub_key_id}, {"pubKey", c.pub_key}};
+  return {{"pubKeyId", c.pub_key_id}, {"pubKey", c.pub_key}, {"hostNqn", c.host_nqn}};
 }
 
 json::object to_json(const LoginResult& r) {

@@ -162,20 +162,25 @@ Result<std::string> GatedBackend::unmanage_snapshot(const std::string& project,
   return through<std::string>([&] { return inner_->unmanage_snapshot(project, id); });
 }
 Result<std::unique_ptr<BlockSource>> GatedBackend::open_snapshot_data(const std::string& project,
-                                                                      const std::string& id) {
+                                                                      const std::string& id,
+                                                                      const DataAccess& access) {
   return through<std::unique_ptr<BlockSource>>(
-      [&] { return inner_->open_snapshot_data(project, id); });
+      [&] { return inner_->open_snapshot_data(project, id, access); });
 }
 Result<std::unique_ptr<BlockSource>> GatedBackend::open_volume_data(const std::string& project,
-                                                                    const std::string& id) {
+                                                                    const std::string& id,
+                                                                    const DataAccess& access) {
   return through<std::unique_ptr<BlockSource>>(
-      [&] { return inner_->open_volume_data(project, id); });
+      [&] { return inner_->open_volume_data(project, id, access); });
 }
 Result<std::unique_ptr<BlockSink>> GatedBackend::open_volume_sink(const std::string& project,
-                                                                  const std::string& id,
-                                                                  bool fresh) {
+                                                                  const std::string& id, bool fresh,
+                                                                  const DataAccess& access) {
   return through<std::unique_ptr<BlockSink>>(
-      [&] { return inner_->open_volume_sink(project, id, fresh); });
+      [&] { return inner_->open_volume_sink(project, id, fresh, access); });
+}
+Status GatedBackend::release_data(const std::string& resource) {
+  return gate_->call([&] { return inner_->release_data(resource); });
 }
 
 }  // namespace dmscore::detail

@@ -119,11 +119,15 @@ class GatedBackend final : public Backend {
   Result<Snapshot> manage_snapshot(const ManageSnapshotRequest& request) override;
   Result<std::string> unmanage_snapshot(const std::string& project, const std::string& id) override;
   Result<std::unique_ptr<BlockSource>> open_snapshot_data(const std::string& project,
-                                                          const std::string& id) override;
+                                                          const std::string& id,
+                                                          const DataAccess& access) override;
   Result<std::unique_ptr<BlockSource>> open_volume_data(const std::string& project,
-                                                        const std::string& id) override;
+                                                        const std::string& id,
+                                                        const DataAccess& access) override;
   Result<std::unique_ptr<BlockSink>> open_volume_sink(const std::string& project,
-                                                      const std::string& id, bool fresh) override;
+                                                      const std::string& id, bool fresh,
+                                                      const DataAccess& access) override;
+  Status release_data(const std::string& resource) override;
 
  private:
   template <typename T, typename Fn>

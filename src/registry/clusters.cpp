@@ -211,6 +211,12 @@ Result<std::shared_ptr<Backend>> Service::Impl::make_lightbits(
   lo.request_timeout = options.cluster_request_timeout;
   lo.connect_timeout = std::min(options.cluster_request_timeout, std::chrono::milliseconds(5000));
   lo.operation_timeout = options.cluster_operation_timeout;
+  lo.host_nqn = options.host_nqn;
+  lo.host_nqn_file = options.host_nqn_file;
+  lo.nvme_cli = options.nvme_cli;
+  lo.sysfs_root = options.sysfs_root;
+  lo.dev_root = options.dev_root;
+  lo.nvme_device_timeout = options.nvme_device_timeout;
   lo.env = env;
   lo.token = [this](const std::vector<std::string>& audience) {
     return cluster_tokens->token(audience);

@@ -490,7 +490,7 @@ Status Groups::write_volume(const std::string& cluster_id, const std::string& pr
   auto pass = im.fence.enter(fence_key(cluster_id, volume_id),
                              im.deps.options->group_snapshot_fence_timeout * 2);
   if (!pass.ok()) return pass.status();
-  auto sink = (*b)->open_volume_sink(project, volume_id, false);
+  auto sink = (*b)->open_volume_sink(project, volume_id, false, DataAccess{});
   if (!sink.ok()) return sink.status();
   if (!data.empty()) {
     if (Status s = (*sink)->write_at(offset, data.data(), data.size()); !s.ok()) return s;

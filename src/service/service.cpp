@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "backends/nvme_host.hpp"
 #include "base/codec.hpp"
 #include "copy/file_io.hpp"
 #include "service/service_impl.hpp"
@@ -174,7 +175,12 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
 }
 
 const Options& Service::options() const { return impl_->options; }
-ServiceCredentials Service::service_credentials() const { return impl_->identity->credentials(); }
+ServiceCredentials Service::service_credentials() const {
+  ServiceCredentials c = impl_->identity->credentials();
+  auto nqn = detail::resolve_host_nqn(impl_->options.host_nqn, impl_->options.host_nqn_file);
+  if (nqn.ok()) c.host_nqn = *nqn;
+  return c;
+}
 Identity& Service::identity() { return *impl_->identity; }
 Auth& Service::auth() { return *impl_->auth; }
 ClusterTokenSigner& Service::cluster_tokens() { return *impl_->cluster_tokens; }

@@ -210,8 +210,10 @@ Status register_full_copy_workflows(WorkflowEngine& engine, FullCopies::Impl& im
   WorkflowType create{kCreateFullCopy, {}};
   create.steps.push_back(make_step("create-targets", im, create_targets_step, create_targets_undo));
   create.steps.push_back(make_step("group-snapshot", im, snapshot_step));
+  auto release = [](FullCopies::Impl& i, StepContext& c) { return i.pipeline.release_data(c); };
   create.steps.push_back(make_step(
-      "copy", im, [](FullCopies::Impl& i, StepContext& c) { return copy_step(i, c, true); }));
+      "copy", im, [](FullCopies::Impl& i, StepContext& c) { return copy_step(i, c, true); },
+      release));
   create.steps.push_back(make_step("finalize", im, finalize_step));
   if (Status s = EngineTxn::register_type(engine, std::move(create), settle_cancelled_copy(im));
       !s.ok())
@@ -221,7 +223,8 @@ Status register_full_copy_workflows(WorkflowEngine& engine, FullCopies::Impl& im
     WorkflowType sync{type, {}};
     sync.steps.push_back(make_step("group-snapshot", im, snapshot_step, snapshot_undo));
     sync.steps.push_back(make_step(
-        "copy", im, [](FullCopies::Impl& i, StepContext& c) { return copy_step(i, c, false); }));
+        "copy", im, [](FullCopies::Impl& i, StepContext& c) { return copy_step(i, c, false); },
+        release));
     sync.steps.push_back(make_step("finalize", im, finalize_step));
     if (Status s = EngineTxn::register_type(engine, std::move(sync), settle_cancelled_copy(im));
         !s.ok())

@@ -43,6 +43,7 @@ Status restore_step(FullCopies::Impl& im, StepContext& c) {
 }
 
 Status restore_undo(FullCopies::Impl& im, StepContext& c) {
+  if (Status s = im.pipeline.release_data(c); !s.ok()) return s;
   auto j = load_full_copy_job(im, c.request());
   if (!j.ok()) return j.status().is_not_found() ? Status::Ok() : j.status();
   const std::string why = "restore from copy set " + j->set.id + " copy " +

@@ -165,6 +165,9 @@ Status verify(Service::Impl& svc, StepContext& c) {
   return svc.pipeline->verify(c, item_of(c, *req, kSnapshot));
 }
 
+// Undo of copy and verify: what was made to reach data goes.
+Status release_data(Service::Impl& svc, StepContext& c) { return svc.pipeline->release_data(c); }
+
 Status finalize_volume(Service::Impl& svc, StepContext& c) {
   auto req = load(c);
   if (!req.ok()) return req.status();
@@ -229,8 +232,8 @@ WorkflowType clone_type(Service::Impl& s) {
   type.steps.push_back(make_step("resolve-source", s, resolve_source));
   type.steps.push_back(make_step("create-destination", s, create_destination<kSnapshot>,
                                  create_destination_undo<kSnapshot>));
-  type.steps.push_back(make_step("copy", s, copy<kSnapshot>));
-  type.steps.push_back(make_step("verify", s, verify<kSnapshot>));
+  type.steps.push_back(make_step("copy", s, copy<kSnapshot>, release_data));
+  type.steps.push_back(make_step("verify", s, verify<kSnapshot>, release_data));
   type.steps.push_back(kSnapshot
                            ? make_step("finalize", s, finalize_snapshot, finalize_snapshot_undo)
                            : make_step("finalize", s, finalize_volume));

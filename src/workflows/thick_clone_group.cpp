@@ -172,6 +172,11 @@ Status finalize_step(FullCopies::Impl& im, StepContext& c) {
   return Status::Ok();
 }
 
+// Undo of the copying steps: what was made to reach data goes.
+Status release_data_step(FullCopies::Impl& im, StepContext& c) {
+  return im.pipeline.release_data(c);
+}
+
 }  // namespace
 
 Status register_thick_clone_group(WorkflowEngine& engine, FullCopies::Impl& im) {
@@ -183,8 +188,8 @@ Status register_thick_clone_group(WorkflowEngine& engine, FullCopies::Impl& im) 
   };
   WorkflowType type{kThickCloneConsistencyGroup, {}};
   type.steps.push_back(make_step("create-destination", im, create_step, create_undo));
-  type.steps.push_back(make_step("copy", im, copy_step));
-  type.steps.push_back(make_step("verify", im, verify_step));
+  type.steps.push_back(make_step("copy", im, copy_step, release_data_step));
+  type.steps.push_back(make_step("verify", im, verify_step, release_data_step));
   type.steps.push_back(make_step("finalize", im, finalize_step));
   return EngineTxn::register_type(engine, std::move(type), settle);
 }

@@ -77,8 +77,20 @@ class VolumeCopy {
   // difference.
   Status verify(StepContext& c, const std::vector<CopyItem>& items) const;
   Status make_available(const std::vector<CopyItem>& items) const;
+  // Removes what the drivers made to reach data for this workflow and recorded (the step var
+  // "dataHeld": "<cluster>\t<resource>" lines): temporary volumes, ACL entries, connections.
+  // Copy and verify run it when they end and when they resume after a crash; the steps that
+  // copy run it as (part of) their undo, for a workflow that ends without resuming them.
+  Status release_data(StepContext& c) const;
 
  private:
+  // How a driver reaching `cluster`'s data for this workflow records what it makes.
+  DataAccess access(StepContext& c, const std::string& cluster) const;
+  Status verify_items(StepContext& c, const std::vector<CopyItem>& items) const;
+  Status copy_item(StepContext& c, const CopyItem& it, std::size_t i, std::size_t n,
+                   std::uint64_t from, bool fresh, std::uint64_t before, std::uint64_t total,
+                   const char* stage, int from_pct, int to_pct) const;
+
   Deps deps_;
 };
 
