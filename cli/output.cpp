@@ -302,7 +302,9 @@ std::vector<Column> columns(const std::string& kind) {
             {"SNAPSHOT", false, f("snapshotId")},
             {"SIZE", false, [](const json::object& o) { return size_col(o, "size"); }}};
   if (kind == "service-credentials")
-    return {{"PUBKEYID", false, f("pubKeyId")}, {"PUBKEY", true, f("pubKey")}};
+    return {{"PUBKEYID", false, f("pubKeyId")},
+            {"HOSTNQN", false, f("hostNqn")},
+            {"PUBKEY", true, f("pubKey")}};
   return {{"ID", false, f("id")}};
 }
 

@@ -11,6 +11,13 @@ fail() { echo "FAIL: $*"; cat "$work/err" 2>/dev/null; exit 1; }
 "$dmsctl" serve --data-dir "$work/d0" --listen nonsense >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad --listen should exit 2"
 "$dmsctl" serve --data-dir "$work/d0" --tls-cert x.pem >/dev/null 2>&1; [ $? -eq 2 ] || fail "--tls-cert without --tls-key should exit 2"
 "$dmsctl" serve --data-dir "$work/d0" --max-running-workflows 0 >/dev/null 2>&1; [ $? -eq 2 ] || fail "--max-running-workflows 0 should exit 2"
+# The data path's options: a host NQN that is not one, an empty nvme-cli, a timeout out of range.
+"$dmsctl" serve --data-dir "$work/d0" --host-nqn "not an nqn" 2>"$work/nqn-err" >/dev/null; [ $? -eq 2 ] || fail "a bad --host-nqn should exit 2"
+grep -q "host_nqn" "$work/nqn-err" || fail "a bad --host-nqn should be named: $(cat "$work/nqn-err")"
+"$dmsctl" serve --data-dir "$work/d0" --host-nqn "nqn.$(head -c 300 /dev/zero | tr '\0' a)" >/dev/null 2>&1; [ $? -eq 2 ] || fail "an oversized --host-nqn should exit 2"
+"$dmsctl" serve --data-dir "$work/d0" --nvme-cli "" >/dev/null 2>&1; [ $? -eq 2 ] || fail "an empty --nvme-cli should exit 2"
+"$dmsctl" serve --data-dir "$work/d0" --nvme-device-timeout-ms 0 >/dev/null 2>&1; [ $? -eq 2 ] || fail "--nvme-device-timeout-ms 0 should exit 2"
+"$dmsctl" serve --help | grep -q -- "--host-nqn" || fail "serve --help does not show --host-nqn"
 "$dmsctl" serve --help | grep -q "Example" || fail "serve --help has no example"
 
 DMS_ADMIN_PASSWORD=serve-test-password "$dmsctl" serve --listen 127.0.0.1:0 --data-dir "$work/data" 2>"$work/err" &

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   o.dev_root = host + "/dev";
   o.copy_chunk_bytes = 1 << 20;
   o.copy_threads = 3;
-  o.copy_rate_limit_bytes_per_sec = 32 << 20;
+  o.copy_rate_limit_bytes_per_sec = 64 << 20;
   auto svc = dmscore::testing::open_crash_service(data, o);
   if (mode == "key" && argc == 6) {
     auto keys = svc->identity().keys();

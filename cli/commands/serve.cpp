@@ -42,6 +42,7 @@ struct ServeArgs {
   std::string host_nqn, host_nqn_file = "/etc/nvme/hostnqn";
   std::string nvme_cli = "nvme", sysfs_root = "/sys", dev_root = "/dev";
   int nvme_device_timeout_ms = 30000;
+  bool device_direct_io = false;
 };
 
 int serve(const ServeArgs& a) {
@@ -89,6 +90,7 @@ int serve(const ServeArgs& a) {
   o.sysfs_root = a.sysfs_root;
   o.dev_root = a.dev_root;
   o.nvme_device_timeout = std::chrono::milliseconds(a.nvme_device_timeout_ms);
+  o.device_direct_io = a.device_direct_io;
   auto svc = dmscore::Service::open(o);
   log_lines.flush();
   if (!svc.ok()) {
@@ -199,6 +201,8 @@ void add_serve_commands(CLI::App& app, Context& ctx) {
                    "milliseconds to wait for a volume's namespace to appear once connected")
       ->check(CLI::Range(1, 3600000))
       ->capture_default_str();
+  serve_cmd->add_flag("--device-direct-io", sa.device_direct_io,
+                      "write Lightbits volumes' devices with O_DIRECT instead of buffered");
   serve_cmd->add_option("--cg-pre-hook", sa.cg_pre_hook,
                         "executable run before a group snapshot holds writes (quiesce)");
   serve_cmd->add_option("--cg-post-hook", sa.cg_post_hook,

@@ -78,6 +78,8 @@ struct LightbitsOptions {
   // Bound on one nvme-cli run, and on waiting for a namespace's device node to appear.
   std::chrono::milliseconds nvme_command_timeout{60000};
   std::chrono::milliseconds nvme_device_timeout{30000};
+  // Writes to a volume's device go O_DIRECT (Options::device_direct_io). Default: false.
+  bool direct_io = false;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};
   // Bound on waiting for an object to settle and on retrying 409/412/429/503.

@@ -120,6 +120,10 @@ struct Options {
   std::string dev_root = "/dev";
   // Bound on waiting for a volume's namespace to appear once connected. Default: 30 s.
   std::chrono::milliseconds nvme_device_timeout{30000};
+  // Writes to a device go O_DIRECT (nothing of the copy in the page cache) instead of through
+  // the page cache with a flush at each checkpoint. Off by default: buffered writes measured
+  // faster (docs/benchmarks.md). Default: false.
+  bool device_direct_io = false;
 
   // Isolation of the callers of one cluster from the others. A call the service makes to a
   // cluster on behalf of a caller (a request, not a workflow step) has one deadline for all its

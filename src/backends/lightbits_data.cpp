@@ -173,7 +173,7 @@ Result<detail::DeviceFile> LightbitsBackend::Impl::open_device(const json::value
   auto dev = (*host)->device(subsystem_nqn, static_cast<std::uint32_t>(nsid), access.stop);
   if (!dev.ok())
     return error(dev.status().code(), "volume " + v.id + ": " + dev.status().message());
-  auto file = detail::DeviceFile::open(*dev, writable, v.size);
+  auto file = detail::DeviceFile::open(*dev, writable, v.size, options.direct_io);
   if (!file.ok())
     return error(file.status().code(), "volume " + v.id + ": " + file.status().message());
   return file;

@@ -24,7 +24,8 @@ bool aligned(std::uint64_t offset, const void* buf, std::size_t len) {
 
 }  // namespace
 
-Result<DeviceFile> DeviceFile::open(const std::string& path, bool writable, std::uint64_t size) {
+Result<DeviceFile> DeviceFile::open(const std::string& path, bool writable, std::uint64_t size,
+                                    bool direct) {
   DeviceFile d;
   d.path_ = path;
   d.size_ = size;
@@ -46,8 +47,13 @@ Result<DeviceFile> DeviceFile::open(const std::string& path, bool writable, std:
   if (have < size)
     return Status::FailedPrecondition(path + " holds " + std::to_string(have) +
                                       " bytes, less than the volume's " + std::to_string(size));
-  // O_DIRECT where accepted (not on tmpfs, for one): the copy's buffers are page-aligned.
-  d.direct_ = Fd(::open(path.c_str(), mode | O_DIRECT));
+  if (writable && direct) {
+    // O_DIRECT where accepted (not on tmpfs, for one): the copy's buffers are page-aligned.
+    d.direct_ = Fd(::open(path.c_str(), mode | O_DIRECT));
+  }
+  // Reads go through the page cache for the kernel's readahead, which kept the device busier
+  // than O_DIRECT reads of the copy's chunks (docs/benchmarks.md).
+  if (!writable) (void)::posix_fadvise(d.buffered_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   return d;
 }
 
@@ -122,9 +128,9 @@ Status DeviceFile::sync() const {
 }
 
 Result<std::vector<Extent>> DeviceSource::data_extents(std::uint64_t from, std::uint64_t to) const {
-  to = std::min(to, dev_.size());
-  if (from >= to) return std::vector<Extent>{};
-  return std::vector<Extent>{{from, to - from}};
+  // A block device answers SEEK_DATA with its whole range (it has no holes), so every chunk is
+  // read and the all-zero ones found by looking; a file standing in for one tells its holes.
+  return seek_data_extents(dev_.fd(), dev_.size(), from, to);
 }
 
 }  // namespace dmscore::detail

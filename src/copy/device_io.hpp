@@ -2,12 +2,14 @@
 // Data access to a block device (an NVMe namespace reached over the fabric): BlockSource and
 // BlockSink over its device node.
 //
-// A block device has no holes to seek, so a DeviceSource reports its whole range as data and the
-// copy engine finds the all-zero chunks by reading them. I/O goes through O_DIRECT where the
-// device (or the file standing in for it) accepts it, with a buffered descriptor kept for what
-// O_DIRECT refuses (EINVAL: a length or offset not aligned to the logical block size). A read
-// that ends before the device's size is an I/O error (UNAVAILABLE): the device went away or
-// shrank under the copy, and a retry must reconnect.
+// A block device has no holes to seek (SEEK_DATA answers its whole range), so the copy engine
+// reads every chunk of a DeviceSource and finds the all-zero ones by looking; a file standing in
+// for a device (a test's model) tells its holes the same way a file does. Reads go through the
+// page cache with sequential readahead; writes too, or with `direct` through O_DIRECT where the
+// device accepts it (a buffered descriptor is kept for what O_DIRECT refuses: EINVAL, a length
+// or offset not aligned to the logical block size). sync() flushes either way. A read that ends
+// before the device's size is an I/O error (UNAVAILABLE): the device went away or shrank under
+// the copy, and a retry must reconnect.
 
 #include <cstdint>
 #include <memory>
@@ -21,9 +23,10 @@ namespace dmscore::detail {
 
 class DeviceFile {
  public:
-  // Opens `path` read-only or read-write. `size` is what the device must hold at least (the
-  // volume's size): a shorter device is FAILED_PRECONDITION.
-  static Result<DeviceFile> open(const std::string& path, bool writable, std::uint64_t size);
+  // Opens `path` read-only or read-write (`direct`: writes O_DIRECT). `size` is what the device
+  // must hold at least (the volume's size): a shorter device is FAILED_PRECONDITION.
+  static Result<DeviceFile> open(const std::string& path, bool writable, std::uint64_t size,
+                                 bool direct = false);
 
   std::uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }

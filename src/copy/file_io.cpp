@@ -68,12 +68,13 @@ Result<std::unique_ptr<FileSource>> FileSource::open(const std::string& path) {
   return std::make_unique<FileSource>(std::move(fd), *size);
 }
 
-Result<std::vector<Extent>> FileSource::data_extents(std::uint64_t from, std::uint64_t to) const {
+Result<std::vector<Extent>> seek_data_extents(int fd, std::uint64_t size, std::uint64_t from,
+                                              std::uint64_t to) {
   std::vector<Extent> out;
-  to = std::min(to, size_);
+  to = std::min(to, size);
   std::uint64_t pos = from;
   while (pos < to) {
-    off_t data = ::lseek(fd_.get(), static_cast<off_t>(pos), SEEK_DATA);
+    off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
     if (data < 0) {
       if (errno == ENXIO) break;                     // only a hole after pos
       if (errno == EINVAL || errno == EOPNOTSUPP) {  // cannot tell: all may be data
@@ -84,13 +85,17 @@ Result<std::vector<Extent>> FileSource::data_extents(std::uint64_t from, std::ui
     }
     auto d = static_cast<std::uint64_t>(data);
     if (d >= to) break;
-    off_t hole = ::lseek(fd_.get(), data, SEEK_HOLE);
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
     if (hole < 0) return errno_status("SEEK_HOLE");
     std::uint64_t end = std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), to);
     out.push_back({d, end - d});
     pos = end;
   }
   return out;
+}
+
+Result<std::vector<Extent>> FileSource::data_extents(std::uint64_t from, std::uint64_t to) const {
+  return seek_data_extents(fd_.get(), size_, from, to);
 }
 
 Status FileSource::read_at(std::uint64_t offset, void* buf, std::size_t len) const {

@@ -45,6 +45,11 @@ class Fd {
   int fd_ = -1;
 };
 
+// The extents of [from, min(to, size)) of `fd` that may hold data, as SEEK_DATA/SEEK_HOLE tell
+// (a block device, or a file system that cannot tell, answers the whole range).
+Result<std::vector<Extent>> seek_data_extents(int fd, std::uint64_t size, std::uint64_t from,
+                                              std::uint64_t to);
+
 // Reads a regular file or block device; data extents come from SEEK_DATA/SEEK_HOLE.
 class FileSource final : public BlockSource {
  public:

@@ -217,6 +217,7 @@ Result<std::shared_ptr<Backend>> Service::Impl::make_lightbits(
   lo.sysfs_root = options.sysfs_root;
   lo.dev_root = options.dev_root;
   lo.nvme_device_timeout = options.nvme_device_timeout;
+  lo.direct_io = options.device_direct_io;
   lo.env = env;
   lo.token = [this](const std::vector<std::string>& audience) {
     return cluster_tokens->token(audience);

@@ -202,7 +202,8 @@ Status VolumeCopy::copy_item(StepContext& c, const CopyItem& it, std::size_t i, 
       if (!sink.ok()) return about(sink.status(), i, n);
       CopyOptions co = service_copy_options(*deps_.options, deps_.env, (*source)->size());
       BlockSink& out = **sink;
-      auto last_checkpoint = deps_.env->steady_now();
+      const auto started = deps_.env->steady_now();
+      auto last_checkpoint = started;
       std::uint64_t counted = 0;
       auto stats = CopyEngine(co).copy(
           **source, out, from, [&c] { return c.should_stop(); },
@@ -228,7 +229,16 @@ Status VolumeCopy::copy_item(StepContext& c, const CopyItem& it, std::size_t i, 
         return about(stats.status(), i, n);
       }
       // Durable before the next item's checkpoint says this one is done.
-      return out.sync();
+      if (Status synced = out.sync(); !synced.ok()) return synced;
+      // The item's rate as a user sees it: its bytes over the copy's time, the flush included.
+      const auto took = std::chrono::duration<double>(deps_.env->steady_now() - started).count();
+      const std::uint64_t moved = it.size - from;
+      c.report_progress(
+          {from_pct +
+               (total ? static_cast<int>((before + it.size) * (to_pct - from_pct) / total) : 0),
+           stage, before + it.size, total,
+           took > 0 ? static_cast<std::uint64_t>(static_cast<double>(moved) / took) : moved});
+      return Status::Ok();
     }();
     if (s.ok() || s.code() != Code::kUnavailable || attempt >= retries || c.should_stop()) return s;
     // Resume from what is known durable: this item's last checkpoint.
