@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 
+#include "base/hook.hpp"
 #include "dmscore/http/client.hpp"
 #include "dmscore/http/server.hpp"
 #include "dmscore/service.hpp"
@@ -157,6 +158,45 @@ TEST_CASE("Secrets: hooks get a minimal environment and no descriptor of the ser
     CHECK((target == "/dev/null" || target == o.group_snapshot_pre_hook || target == fds_out));
   }
   CHECK(count >= 3);
+}
+
+TEST_CASE(
+    "Secrets: programs the service runs (nvme-cli) get a minimal environment and no "
+    "descriptor of the service; their output is captured, and one that hangs is killed") {
+  TempDir d;
+  write_script(d / "prog",
+               "env\nfor f in /proc/$$/fd/*; do echo \"fd $(readlink \"$f\")\"; done\n"
+               "echo \"args $*\"\necho refused >&2\nexit 3");
+  ::setenv("DMS_ADMIN_PASSWORD", "must-not-leak", 1);
+  int inherited = ::open((d / "embedder-secret").c_str(), O_CREAT | O_WRONLY, 0600);
+  REQUIRE(inherited >= 0);
+  auto r = detail::run_program(d / "prog", {"connect", "--nqn=nqn.2014-08.x:y z"},
+                               std::chrono::seconds(20));
+  ::unsetenv("DMS_ADMIN_PASSWORD");
+  ::close(inherited);
+  REQUIRE(r.ok());
+  CHECK(r->exit_code == 3);
+  CHECK(r->err == "refused\n");
+  CHECK_THAT(r->out, Catch::Contains("args connect --nqn=nqn.2014-08.x:y z"));
+  CHECK_THAT(r->out, Catch::Contains("PATH="));
+  CHECK_THAT(r->out, !Catch::Contains("must-not-leak") && !Catch::Contains("HOME="));
+  std::istringstream lines(r->out);
+  int fds = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("fd ", 0) != 0) continue;
+    INFO(line);
+    ++fds;
+    // stdin (/dev/null), stdout and stderr (the capture's pipes), the shell's own script.
+    CHECK((line == "fd /dev/null" || line.rfind("fd pipe:", 0) == 0 || line == "fd " + d / "prog"));
+  }
+  CHECK(fds >= 3);
+  // A program that does not finish in time is killed, with its children.
+  write_script(d / "hang", "sleep 60 &\nsleep 60");
+  auto h = detail::run_program(d / "hang", {}, std::chrono::milliseconds(300));
+  CHECK(h.status().code() == Code::kDeadlineExceeded);
+  // One that cannot be started says so.
+  CHECK(detail::run_program(d / "absent", {}, std::chrono::seconds(5)).status().code() ==
+        Code::kFailedPrecondition);
 }
 
 TEST_CASE("Secrets: every descriptor the service and its HTTP faces open is close-on-exec") {
