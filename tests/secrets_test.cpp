@@ -162,7 +162,7 @@ TEST_CASE("Secrets: hooks get a minimal environment and no descriptor of the ser
 
 TEST_CASE(
     "Secrets: programs the service runs (nvme-cli) get a minimal environment and no "
-    "descriptor of the service; their output is captured, and one that hangs is killed") {
+    "descriptor of the service, their output is captured, and one that hangs is killed") {
   TempDir d;
   write_script(d / "prog",
                "env\nfor f in /proc/$$/fd/*; do echo \"fd $(readlink \"$f\")\"; done\n"
