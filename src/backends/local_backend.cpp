@@ -392,8 +392,7 @@ Result<std::unique_ptr<BlockSource>> LocalBackend::open_volume_data(const std::s
 }
 
 Result<std::unique_ptr<BlockSink>> LocalBackend::open_volume_sink(const std::string& project,
-                                                                  const std::string& id,
-                                                                  bool fresh,
+                                                                  const std::string& id, bool fresh,
                                                                   const DataAccess&) {
   auto v = get_volume(project, id);
   if (!v.ok()) return v.status();

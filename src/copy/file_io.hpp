@@ -4,10 +4,10 @@
 
 #include <cstdint>
 #include <functional>
-#include <string_view>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dmscore/copy.hpp"
@@ -75,7 +75,10 @@ class FileSink final : public BlockSink {
                                                 std::shared_ptr<Env> env = nullptr);
   FileSink(Fd fd, std::uint64_t size, bool fresh, std::string path = {},
            std::shared_ptr<Env> env = nullptr)
-      : fd_(std::move(fd)), size_(size), fresh_(fresh), path_(std::move(path)),
+      : fd_(std::move(fd)),
+        size_(size),
+        fresh_(fresh),
+        path_(std::move(path)),
         env_(std::move(env)) {}
 
   std::uint64_t size() const override { return size_; }
@@ -123,8 +126,7 @@ Status rename_noreplace(const std::string& from, const std::string& to);
 
 // Makes the service's data directory 0700 and its database, journal, audit log and password
 // files 0600 when they are looser, logging each change.
-Status keep_private(const std::string& data_dir,
-                    const std::function<void(std::string_view)>& log);
+Status keep_private(const std::string& data_dir, const std::function<void(std::string_view)>& log);
 
 // The gid of a group given by name or number. INVALID_ARGUMENT naming
 // local_cluster_file_group for an unknown group.
