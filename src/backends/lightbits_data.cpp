@@ -119,7 +119,8 @@ Status LightbitsBackend::Impl::learn_data_endpoints() {
 Result<detail::DeviceFile> LightbitsBackend::Impl::open_device(const json::value& raw,
                                                                const std::string& project,
                                                                bool writable, Exposure& exp,
-                                                               const DataAccess& access) {
+                                                               const DataAccess& access,
+                                                               std::uint64_t size) {
   auto host = nvme_host();
   if (!host.ok()) return host.status();
   if (Status s = learn_data_endpoints(); !s.ok()) return s;
@@ -173,7 +174,7 @@ Result<detail::DeviceFile> LightbitsBackend::Impl::open_device(const json::value
   auto dev = (*host)->device(subsystem_nqn, static_cast<std::uint32_t>(nsid), access.stop);
   if (!dev.ok())
     return error(dev.status().code(), "volume " + v.id + ": " + dev.status().message());
-  auto file = detail::DeviceFile::open(*dev, writable, v.size, options.direct_io);
+  auto file = detail::DeviceFile::open(*dev, writable, size ? size : v.size, options.direct_io);
   if (!file.ok())
     return error(file.status().code(), "volume " + v.id + ": " + file.status().message());
   return file;
@@ -233,13 +234,11 @@ Result<std::unique_ptr<BlockSource>> LightbitsBackend::open_snapshot_data(
   }
   auto raw = d.call("GET", d.base(project) + "/volumes/" + http::url_encode(made->id));
   if (!raw.ok()) return raw.status();
-  auto dev = d.open_device(*raw, project, false, *exp, access);
-  if (!dev.ok()) return dev.status();
   // The snapshot's size, not the thin volume's (which a cluster may round up).
-  auto file = detail::DeviceFile::open(dev->path(), false, sn->size);
-  if (!file.ok()) return file.status();
+  auto dev = d.open_device(*raw, project, false, *exp, access, sn->size);
+  if (!dev.ok()) return dev.status();
   return std::unique_ptr<BlockSource>(
-      std::make_unique<detail::DeviceSource>(std::move(file).value(), exp));
+      std::make_unique<detail::DeviceSource>(std::move(dev).value(), exp));
 }
 
 // An Available volume's device, this host in its ACL.

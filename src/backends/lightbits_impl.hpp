@@ -434,9 +434,10 @@ struct LightbitsBackend::Impl {
   struct Exposure;
   // Makes the volume whose raw answer is `raw` reachable from this host (its ACL), connects
   // and opens its device node.
+  // `size`: the bytes to expose (0: the volume's own size).
   Result<detail::DeviceFile> open_device(const json::value& raw, const std::string& project,
                                          bool writable, Exposure& exposure,
-                                         const DataAccess& access);
+                                         const DataAccess& access, std::uint64_t size = 0);
   Result<std::pair<detail::DeviceFile, std::shared_ptr<Exposure>>> open_volume(
       const std::string& project, const std::string& id, bool writable, const DataAccess& access);
   // Undoes what a record names (release_data).
