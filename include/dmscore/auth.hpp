@@ -34,8 +34,10 @@
 
 namespace dmscore {
 
-enum class Role { kAdmin, kViewer };
-// "admin", "viewer".
+// admin: everything; viewer: reads; agent: a source's agent, which may register and report its
+// source (and poll for its commands) and nothing else.
+enum class Role { kAdmin, kViewer, kAgent };
+// "admin", "viewer", "agent".
 std::string_view to_string(Role role);
 // INVALID_ARGUMENT naming `role` for anything else.
 Result<Role> parse_role(std::string_view name);

@@ -135,6 +135,10 @@ struct Options {
   int cluster_max_concurrent_calls = 4;
   std::chrono::milliseconds cluster_breaker_cooldown{5000};
 
+  // A source's agent counts as connected while it has reported or polled within this time
+  // (sources.hpp). Default: 5 min. REQUIRES: 10 s..1 day.
+  std::chrono::seconds source_agent_timeout{300};
+
   // How many clusters may be attached at once. Each attached cluster holds open files (a local
   // cluster its lock file and its database: about four descriptors) and connections, so the
   // bound keeps attach requests from exhausting the process's descriptors. An attach beyond it

@@ -1,7 +1,7 @@
 #pragma once
 // Service: what an embedder opens. It owns the durable store, the workflow engine, the cluster
 // registry and the cluster drivers, and hands out one interface per concept (clusters,
-// volumes and snapshots, clones, groups, copy sets, workflows, identity and users), which
+// volumes and snapshots, clones, groups, copy sets, workflows, sources, identity and users), which
 // together offer every operation of the REST contract as a function. The HTTP façade and
 // dmsctl are thin layers over them.
 //
@@ -31,6 +31,7 @@
 #include "dmscore/ids.hpp"
 #include "dmscore/options.hpp"
 #include "dmscore/result.hpp"
+#include "dmscore/sources.hpp"
 #include "dmscore/volumes.hpp"
 #include "dmscore/workflow.hpp"
 #include "dmscore/workflows.hpp"
@@ -121,11 +122,13 @@ class Service {
   ConsistencyGroups& groups() { return groups_; }
   CopySets& copy_sets() { return copy_sets_; }
   Workflows& workflows() { return workflows_; }
+  Sources& sources() { return sources_; }
   const Clusters& clusters() const { return clusters_; }
   const Volumes& volumes() const { return volumes_; }
   const ConsistencyGroups& groups() const { return groups_; }
   const CopySets& copy_sets() const { return copy_sets_; }
   const Workflows& workflows() const { return workflows_; }
+  const Sources& sources() const { return sources_; }
 
   // Monitoring counters; one store read.
   Result<ServiceStats> stats() const;
@@ -142,6 +145,7 @@ class Service {
   ConsistencyGroups groups_;
   CopySets copy_sets_;
   Workflows workflows_;
+  Sources sources_;
 };
 
 }  // namespace dmscore

@@ -17,22 +17,33 @@
 #include <optional>
 #include <unordered_map>
 
-#include "dmscore/backend.hpp"
-#include "copy/file_io.hpp"
 #include "auth/jwt.hpp"
-#include "store/store_cache.hpp"
 #include "base/util.hpp"
+#include "copy/file_io.hpp"
+#include "dmscore/backend.hpp"
+#include "store/store_cache.hpp"
 
 namespace dmscore {
 
 namespace json = boost::json;
 
-std::string_view to_string(Role role) { return role == Role::kAdmin ? "admin" : "viewer"; }
+std::string_view to_string(Role role) {
+  switch (role) {
+    case Role::kAdmin:
+      return "admin";
+    case Role::kAgent:
+      return "agent";
+    case Role::kViewer:
+      break;
+  }
+  return "viewer";
+}
 
 Result<Role> parse_role(std::string_view name) {
   if (name == "admin") return Role::kAdmin;
   if (name == "viewer") return Role::kViewer;
-  return Status::InvalidArgument("role: must be admin or viewer");
+  if (name == "agent") return Role::kAgent;
+  return Status::InvalidArgument("role: must be admin, viewer or agent");
 }
 
 namespace {

@@ -41,6 +41,8 @@ class ObjectReader {
   void integers(const char* key, std::vector<int>& out, std::size_t max_items);
   // A nested object; nullptr when absent (and an error when required).
   const json::value* object(const char* key, bool required = false);
+  // Any value, for the caller to check; nullptr when absent (or null).
+  const json::value* any(const char* key) { return field(key); }
   // INVALID_ARGUMENT for the first field not read. Call after all getters.
   Status finish();
 

@@ -63,6 +63,9 @@ Status validate(const Options& o) {
   if (o.cluster_call_deadline < std::chrono::milliseconds(100) ||
       o.cluster_call_deadline > std::chrono::minutes(10))
     return Status::InvalidArgument("cluster_call_deadline: must be 100 ms..10 min");
+  if (o.source_agent_timeout < std::chrono::seconds(10) ||
+      o.source_agent_timeout > std::chrono::hours(24))
+    return Status::InvalidArgument("source_agent_timeout: must be 10 s..1 day");
   if (o.cluster_max_concurrent_calls < 1 || o.cluster_max_concurrent_calls > 256)
     return Status::InvalidArgument("cluster_max_concurrent_calls: must be 1..256");
   if (o.cluster_breaker_cooldown.count() < 0 ||

@@ -25,7 +25,8 @@ Service::Service(std::unique_ptr<Impl> impl)
       clones_(*impl_),
       groups_(*impl_),
       copy_sets_(*impl_),
-      workflows_(*impl_) {}
+      workflows_(*impl_),
+      sources_(*impl_) {}
 
 Service::~Service() {
   if (impl_->health.joinable()) {

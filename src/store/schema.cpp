@@ -265,6 +265,48 @@ CREATE TABLE managed_snapshots (
 );
 CREATE INDEX managed_snapshots_by_cluster ON managed_snapshots (cluster_id);
 )sql"},
+      {10, R"sql(
+-- The agent role: a user that may register and report sources, and nothing else. SQLite
+-- cannot change a CHECK constraint in place, so the table is rebuilt.
+CREATE TABLE users_v10 (
+  name                 TEXT PRIMARY KEY,
+  role                 TEXT NOT NULL CHECK (role IN ('admin', 'viewer', 'agent')),
+  password_hash        TEXT NOT NULL,
+  token_version        INTEGER NOT NULL DEFAULT 1,
+  created_at           INTEGER NOT NULL,
+  password_changed_at  INTEGER NOT NULL
+);
+INSERT INTO users_v10 (name, role, password_hash, token_version, created_at, password_changed_at)
+  SELECT name, role, password_hash, token_version, created_at, password_changed_at FROM users;
+DROP TABLE users;
+ALTER TABLE users_v10 RENAME TO users;
+
+-- Source servers (sources.hpp): the last report in canonical form, the columns the filters
+-- read, the environment check and what the operator chose to migrate.
+CREATE TABLE sources (
+  seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+  id                 TEXT NOT NULL UNIQUE,
+  name               TEXT NOT NULL,
+  ip                 TEXT NOT NULL DEFAULT '',
+  ipv6               TEXT NOT NULL DEFAULT '',
+  first_mac          TEXT NOT NULL UNIQUE,
+  state              TEXT NOT NULL,
+  migration_cycle    TEXT NOT NULL,
+  migproject_id      TEXT NOT NULL DEFAULT '',
+  report             TEXT NOT NULL,
+  checks             TEXT NOT NULL DEFAULT '[]',
+  plan               TEXT NOT NULL DEFAULT '{}',
+  reported_by        TEXT NOT NULL,
+  add_date           INTEGER NOT NULL,
+  reported_at        INTEGER NOT NULL,
+  state_action_time  INTEGER NOT NULL,
+  stage_action_time  INTEGER NOT NULL,
+  last_visit_time    INTEGER NOT NULL,
+  replicate_size     INTEGER NOT NULL DEFAULT 0,
+  workflow_id        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX sources_by_state ON sources (state, seq);
+)sql"},
   };
   return kMigrations;
 }
