@@ -91,9 +91,38 @@ BODIES = {
     "repair": (15, b"{}"),
 }
 
+# fuzz_sources inputs: one byte (a multiple of 16 goes through the router) and an SMS source
+# registration body (seed 001's schema), kept under the runs' 4096-byte limit.
+_LINUX = (b'{"name":"web01","hostname":"web01","os_type":"LINUX","os_version":"UBUNTU22.04",'
+          b'"agent_version":"1.0","ip":"10.0.0.5","ipv6":"fe80::1","firmware":"UEFI",'
+          b'"boot_loader":"GRUB","has_rsync":true,"has_tc":true,"paravirtualization":false,'
+          b'"raw_devices":"","cpu_quantity":"2","memory":4096,"io_read_wait":3.4,"platform":"hw",'
+          b'"linux_block_check":"{\\"architecture\\": \\"x86_64\\"}",'
+          b'"disks":[{"name":"/dev/vda","size":10737418240,"used_size":"4096","partition_style":"GPT",'
+          b'"device_use":"BOOT","os_disk":true,"physical_volumes":[{"name":"/dev/vda1",'
+          b'"size":1073741824,"file_system":"ext4","mount_point":"/","index":1,"inode_size":"256"}]}],'
+          b'"volume_groups":[{"name":"vg1","size":2048,"components":"/dev/vdb1","logical_volumes":'
+          b'[{"name":"/dev/mapper/vg1-lv1","size":1024,"block_size":4096,"inode_size":"256"}]}],'
+          b'"btrfs_list":[{"name":"/dev/vda2","size":"3.30GiB","nodesize":"16384","sectorsize":"4096",'
+          b'"subvolumn":[{"uuid":"u","is_snapshot":"false","subvol_id":"257","parent_id":"5"}]}],'
+          b'"networks":[{"name":"eth0","ip":"10.0.0.5","mac":"aa:bb:cc:dd:ee:01","mtu":1500},'
+          b'{"name":"eth1","mac":""}]}')
+_WINDOWS = (b'{"name":"win","os_type":"WINDOWS","os_version":"WINDOWS2019_64BIT","agent_version":"1",'
+            b'"ip":"10.0.0.6","firmware":"BIOS","system_dir":"C:\\\\Windows","driver_files":false,'
+            b'"system_services":"false","account_rights":true,"disks":[{"name":"0","size":1}],'
+            b'"networks":[{"mac":"aa:bb:cc:dd:ee:02"}]}')
+SOURCES = {
+    "linux": (1, _LINUX),
+    "linux_router": (0, _LINUX),
+    "windows": (2, _WINDOWS),
+    "windows_router": (16, _WINDOWS),
+    "minimal": (3, b'{"name":"n","os_type":"LINUX","os_version":"","agent_version":"",'
+                   b'"ipv6":"::1","networks":[{"mac":"m"}]}'),
+}
+
 
 def main(out):
-    for kind, seeds in (("http", HTTP), ("bodies", BODIES)):
+    for kind, seeds in (("http", HTTP), ("bodies", BODIES), ("sources", SOURCES)):
         d = os.path.join(out, kind)
         os.makedirs(d, exist_ok=True)
         for name, (mode, data) in seeds.items():

@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for a fixed number of inputs,
 # starting from the seed corpus in fuzz/corpus. Any finding fails the run and leaves the input
 # in build/fuzz/findings/ and the target's whole log in build/fuzz/logs/.
-#   scripts/fuzz.sh [RUNS]     (default: 1000000 inputs per target; both targets run at once)
+#   scripts/fuzz.sh [RUNS]     (default: 1000000 inputs per target; the targets run at once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-1000000}"
@@ -15,7 +15,7 @@ work=$(mktemp -d /tmp/dmscore-fuzz-run.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p build/fuzz/findings build/fuzz/logs
 pids=()
-for t in fuzz_http fuzz_bodies; do
+for t in fuzz_http fuzz_bodies fuzz_sources; do
   kind=${t#fuzz_}
   mkdir -p "$work/$kind"
   echo "=== $t: $runs inputs" >&2
@@ -28,7 +28,7 @@ for t in fuzz_http fuzz_bodies; do
 done
 status=0
 i=0
-for t in fuzz_http fuzz_bodies; do
+for t in fuzz_http fuzz_bodies fuzz_sources; do
   if wait "${pids[$i]}"; then
     echo "=== $t: $(grep -E '^stat::number_of_executed_units' "$work/$t.log" | awk '{print $2}') inputs, no finding" >&2
   else

@@ -80,6 +80,7 @@ struct Params {
 enum class Dialect {
   kNative,
   kCinder,  // OpenStack Cinder's v3 API (routes/cinder.cpp)
+  kSms,     // Huawei Cloud SMS's v3 source-server API (routes/sms.cpp)
 };
 
 struct Call {
@@ -107,6 +108,8 @@ struct Route {
   Handler handler;
   // Viewers may call it although it is not a GET (logging themselves out).
   bool viewer_may_call = false;
+  // Users of the agent role may call it (they may call nothing else).
+  bool agent_may_call = false;
   Lane lane = Lane::kInline;
   // A query parameter that makes the request wait (a long poll): it then runs on Lane::kWait.
   std::string wait_parameter;
@@ -207,6 +210,7 @@ class RouteTable {
                             authenticated,
                             std::move(h),
                             false,
+                            false,
                             lane,
                             {},
                             Dialect::kNative});
@@ -236,5 +240,11 @@ void add_group_routes(RouteTable& add, Service& svc);
 void add_cg_snapshot_routes(RouteTable& add, Service& svc);
 void add_copy_set_routes(RouteTable& add, Service& svc);
 void add_workflow_routes(RouteTable& add, Service& svc);
+void add_sms_routes(RouteTable& add, Service& svc);
+// SMS's error body for `s` ({"error_code": "SMS.xxxx", "error_msg": ...}), at `http_status`
+// when non-zero, else at the status SMS gives the error's kind.
+Response sms_fault(const Status& s, int http_status = 0);
+void add_source_server_routes(RouteTable& add, Service& svc);
+void add_user_routes(RouteTable& add, Service& svc);
 
 }  // namespace dmscore::http::routing

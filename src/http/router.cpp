@@ -250,7 +250,9 @@ struct Router::Impl {
 
   Result<Principal> authenticate(const Request& req, Dialect dialect) const {
     // Keystone's header, as OpenStack clients send a token they were given.
-    if (std::string_view k = req.header("X-Auth-Token"); dialect == Dialect::kCinder && !k.empty())
+    // (and as Huawei Cloud's clients send their IAM token to SMS).
+    if (std::string_view k = req.header("X-Auth-Token");
+        (dialect == Dialect::kCinder || dialect == Dialect::kSms) && !k.empty())
       return svc.auth().verify(std::string(k));
     std::string_view h = req.header("Authorization");
     if (h.empty()) return Status::Unauthenticated("a bearer token is required; log in first");
@@ -310,13 +312,42 @@ Response Router::Impl::handle(const Request& req) const {
       r.headers.emplace_back("Allow", allow);
       return r;
     }
+    if (path == "/v3/sources" || path.substr(0, 12) == "/v3/sources/") {
+      // As Huawei Cloud's API gateway answers for an API it does not publish.
+      return json_response(404,
+                           json::object{{"error_code", "APIGW.0101"},
+                                        {"error_msg",
+                                         "The API does not exist or has not been published in the "
+                                         "environment"},
+                                        {"request_id", req.request_id}});
+    }
     if (path.substr(0, 4) == "/v3/")
       return cinder_fault(Status::NotFound("The resource could not be found."));
     return error_response(static_cast<int>(Code::kNotFound), "no such route");
   }
   Call call{req, std::move(params), {}, {}};
   const bool cinder = match->dialect == Dialect::kCinder;
+  const bool sms = match->dialect == Dialect::kSms;
   auto failed = [&](const Status& s, int http_status) {
+    if (sms) {
+      if (s.code() == Code::kInternal || s.code() == Code::kUnknown ||
+          s.code() == Code::kDataLoss) {
+        log("request " + req.request_id + " " + req.method + " failed: " + s.to_string());
+        return sms_fault(Status::Internal("internal error; quote request id " + req.request_id));
+      }
+      if (s.code() == Code::kUnauthenticated) {
+        // As Huawei Cloud's API gateway answers before SMS sees the request.
+        return json_response(
+            401, json::object{{"error_code", "APIGW.0301"},
+                              {"error_msg", "Incorrect IAM authentication information: " +
+                                                valid_utf8(s.message())},
+                              {"request_id", req.request_id}});
+      }
+      Response r = sms_fault(s, http_status);
+      if (s.code() == Code::kResourceExhausted || s.code() == Code::kUnavailable)
+        r.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds(s)));
+      return r;
+    }
     if (!cinder) return from_status(s, req);
     if (s.code() == Code::kInternal || s.code() == Code::kUnknown || s.code() == Code::kDataLoss) {
       log("request " + req.request_id + " " + req.method + " failed: " + s.to_string());
@@ -345,7 +376,15 @@ Response Router::Impl::handle(const Request& req) const {
         return out;
       }
       call.principal = *who;
-      if (req.method != "GET" && !match->viewer_may_call && call.principal.role != Role::kAdmin) {
+      if (call.principal.role == Role::kAgent && !match->agent_may_call) {
+        out = failed(Status::PermissionDenied(
+                         "the agent role may only register and report sources; this needs "
+                         "admin"),
+                     0);
+        out.route = match->pattern;
+        return out;
+      }
+      if (req.method != "GET" && !match->viewer_may_call && call.principal.role == Role::kViewer) {
         out =
             failed(Status::PermissionDenied("the viewer role may only read; this needs admin"), 0);
         out.route = match->pattern;
@@ -383,6 +422,9 @@ void Router::Impl::build() {
   add_cg_snapshot_routes(table, svc);
   add_copy_set_routes(table, svc);
   add_workflow_routes(table, svc);
+  add_sms_routes(table, svc);
+  add_source_server_routes(table, svc);
+  add_user_routes(table, svc);
 }
 
 Router::Router(Service& service, RouterOptions options)

@@ -270,7 +270,9 @@ async function check(label, req, expect, extra, { quiet = false } = {}) {
       }
     } else {
       opName = `${method} ${urlPath} (no such path)`;
-      if (res.status === 404) response = spec.components.responses.NotFound;
+      // Under SMS's /v3/sources the API gateway's body answers a path no route has.
+      const sms = urlPath === "/v3/sources" || urlPath.startsWith("/v3/sources/");
+      if (res.status === 404) response = spec.components.responses[sms ? "SmsApiNotFound" : "NotFound"];
       else problems.push(`status ${res.status} for a path the document does not have (expected 404)`);
     }
   }
@@ -320,7 +322,7 @@ async function check(label, req, expect, extra, { quiet = false } = {}) {
   res.json = json;
   const expected = Array.isArray(expect) ? expect : [expect];
   if (res.status && !expected.includes(res.status))
-    problems.push(`expected ${expected.join(" or ")}, got ${res.status}${json?.message ? ` (${json.message})` : ""}`);
+    problems.push(`expected ${expected.join(" or ")}, got ${res.status}${json?.message ?? json?.error_msg ? ` (${json.message ?? json.error_msg})` : ""}`);
   if (extra && res.status && expected.includes(res.status) && !problems.length) {
     try {
       const why = extra(res);
@@ -373,6 +375,56 @@ async function waitWorkflow(token, id, label, timeoutMs = 120000) {
 
 const expectCode = (code) => (res) => (res.json?.code === code ? null : `expected error code ${code}, got ${res.json?.code}`);
 const randomUuid = () => crypto.randomUUID();
+// SMS's error body: its error_code, and the field error_param names.
+const expectSms = (code, param) => (res) => {
+  if (res.json?.error_code !== code) return `expected error_code ${code}, got ${res.json?.error_code}`;
+  if (param !== undefined && res.json.error_param?.[0] !== param) return `expected error_param [${param}], got ${JSON.stringify(res.json.error_param)}`;
+  return null;
+};
+
+// The example request of SMS's "register a source server" (tests/data/sms/register_source_seed.txt),
+// its masks ("xxx") filled and its btrfs subvolumes shortened to four.
+const SMS_SEED_SOURCE = {
+  os_type: "LINUX",
+  name: "host-192-168-136-111",
+  os_version: "SUSE12_64BIT_SP2",
+  linux_block_check: "{\"release_type\": \"SUSE\", \"release_version\": \"12.2\", \"kernel_simplification\": \"4.4.21\", \"architecture\": \"x86_64\", \"kernel_version\": \"4.4.21-69-default\"}",
+  kernel_version: "4.4.21-69-default",
+  paravirtualization: true,
+  firmware: "BIOS",
+  has_rsync: true,
+  io_read_wait: 3.4,
+  boot_loader: "GRUB",
+  disks: [
+    { name: "/dev/vda", device_use: "BOOT", size: 42949672960, partition_style: "MBR", used_size: 42948624384, physical_volumes: [
+      { name: "/dev/vda1", size: 2153775104, device_use: "NORMAL", used_size: 2153775104, inode_size: 0, inode_nums: 0, file_system: "swap", mount_point: "" },
+      { name: "/dev/vda2", size: 16862150656, device_use: "BTRFS", used_size: 16862150656, inode_size: 0, inode_nums: 0, file_system: "btrfs", mount_point: "" },
+      { name: "/dev/vda3", size: 23932698624, device_use: "NORMAL", used_size: 33988608, inode_size: 0, inode_nums: 12345, file_system: "xfs", mount_point: "/home" } ] },
+    { name: "/dev/vdb", device_use: "NORMAL", size: 21474836480, partition_style: "MBR", used_size: 21473787904, physical_volumes: [
+      { name: "/dev/vdb1", size: 21473787904, device_use: "VOLUME_GROUP", used_size: 21473787904, inode_size: 0, inode_nums: 0, file_system: "LVM2_member", mount_point: "" } ] },
+    { name: "/dev/vdc", device_use: "VOLUME_GROUP", size: 21474836480, partition_style: "MBR", used_size: 0, physical_volumes: [] },
+  ],
+  volume_groups: [
+    { name: "vg1", size: 42948624384, components: "/dev/vdb1;/dev/vdc", logical_volumes: [
+      { name: "/dev/mapper/vg1-lv1", device_use: "NORMAL", size: 10737418240, free_size: 10713837568, used_size: 23580672, file_system: "ext4", mount_point: "/mnt/lv1", inode_nums: 12345, inode_size: "256" } ] },
+  ],
+  btrfs_list: [
+    { name: "/dev/vda2", label: "none", uuid: "11111111-1111-1111-1111-111111110001", device: "/dev/vda2", size: "3.30GiB", nodesize: "16384", sectorsize: "4096",
+      data_profile: "single", system_profile: "single", metadata_profile: "single", global_reserve1: "single", g_vol_used_size: "3894038528",
+      default_subvolid: "259", default_subvol_name: "@/.snapshots/1/snapshot", default_subvol_mountpath: "/", subvolumn: [
+        { uuid: "11111111-1111-1111-1111-111111110001", is_snapshot: "false", subvol_id: "257", parent_id: "5", subvol_name: "@", subvol_mount_path: "null" },
+        { uuid: "11111111-1111-1111-1111-111111110001", is_snapshot: "false", subvol_id: "258", parent_id: "257", subvol_name: "@/.snapshots", subvol_mount_path: "/.snapshots" },
+        { uuid: "11111111-1111-1111-1111-111111110001", is_snapshot: "true", subvol_id: "259", parent_id: "258", subvol_name: "@/.snapshots/1/snapshot", subvol_mount_path: "/" },
+        { uuid: "11111111-1111-1111-1111-111111110001", is_snapshot: "true", subvol_id: "282", parent_id: "258", subvol_name: "@/.snapshots/2/snapshot", subvol_mount_path: "null" },
+      ] },
+  ],
+  cpu_quantity: 1,
+  memory: 934752256,
+  networks: [{ name: "eth0", ip: "192.168.136.111", netmask: "netmask", gateway: "gateway", mac: "1a9660eb8a3ffcf4df6d7865b52eb54f7b0cd194029e0eadd8e2c7f1267d80c0" }],
+  ip: "192.168.136.111",
+  agent_version: "2.2.1",
+  platform: "hw",
+};
 
 // ------------------------------------------------------------------ the scenario
 
@@ -441,6 +493,203 @@ async function main() {
 
   // ---- service credentials
   await check("service credentials", { method: "GET", path: "/api/v1/service-credentials", token }, 200);
+
+  // ---- users (admin only), and the viewer and agent roles
+  const UU = "/api/v1/users";
+  const newPassword = (who) => `oapi-${who}-${crypto.randomBytes(8).toString("hex")}`;
+  const logIn = async (label, username, password) =>
+    (await check(label, { method: "POST", path: "/api/v1/login", json: { username, password } }, 200)).json?.idToken;
+  const users0 = await check("list users", { method: "GET", path: UU, token }, 200, (r) =>
+    r.json.users.some((u) => u.username === args.user && u.role === "admin") ? null : `${args.user} is not listed as an admin`);
+  await check("list users with a query parameter", { method: "GET", path: `${UU}?pageSize=1`, token }, 400, expectCode(3));
+  let viewerPw = newPassword("viewer");
+  const agentPw = newPassword("agent");
+  await check("create a viewer", { method: "POST", path: UU, token, json: { username: "oapi-viewer", password: viewerPw, role: "viewer" } }, 200, (r) =>
+    r.json.user.username === "oapi-viewer" && r.json.user.role === "viewer" ? null : `user ${JSON.stringify(r.json.user)}`);
+  await check("create an agent", { method: "POST", path: UU, token, json: { username: "oapi-agent", password: agentPw, role: "agent" } }, 200, (r) =>
+    r.json.user.role === "agent" ? null : `user ${JSON.stringify(r.json.user)}`);
+  await check("create a user whose name is taken", { method: "POST", path: UU, token, json: { username: "oapi-viewer", password: viewerPw, role: "viewer" } }, 409, expectCode(6));
+  await check("create a user with an unknown role", { method: "POST", path: UU, token, json: { username: "oapi-x", password: viewerPw, role: "root" } }, 400, expectCode(3));
+  await check("create a user with a short password", { method: "POST", path: UU, token, json: { username: "oapi-x", password: "short", role: "viewer" } }, 400, expectCode(3));
+  await check("create a user with a bad name", { method: "POST", path: UU, token, json: { username: "bad name", password: viewerPw, role: "viewer" } }, 400, expectCode(3));
+  await check("create a user without a role", { method: "POST", path: UU, token, json: { username: "oapi-x", password: viewerPw } }, 400, expectCode(3));
+  await check("create a user with an unknown field", { method: "POST", path: UU, token, json: { username: "oapi-x", password: viewerPw, role: "viewer", email: "x@y" } }, 400, expectCode(3));
+  let viewer = await logIn("log in as the viewer", "oapi-viewer", viewerPw);
+  const agent = await logIn("log in as the agent", "oapi-agent", agentPw);
+  if (viewer) {
+    await check("a viewer reads clusters", { method: "GET", path: "/api/v1/clusters", token: viewer }, 200);
+    await check("a viewer lists users", { method: "GET", path: UU, token: viewer }, 403, expectCode(7));
+    await check("a viewer creates a user", { method: "POST", path: UU, token: viewer, json: { username: "oapi-x", password: viewerPw, role: "admin" } }, 403, expectCode(7));
+  }
+  if (agent) {
+    await check("an agent lists users", { method: "GET", path: UU, token: agent }, 403, expectCode(7));
+    await check("an agent reads clusters", { method: "GET", path: "/api/v1/clusters", token: agent }, 403, expectCode(7));
+    await check("an agent reads the service credentials", { method: "GET", path: "/api/v1/service-credentials", token: agent }, 403, expectCode(7));
+    await check("an agent logs out", { method: "POST", path: "/api/v1/logout", token: agent }, 403, expectCode(7));
+  }
+  const PW = (name) => `${UU}/${name}/password`;
+  viewerPw = newPassword("viewer");
+  await check("set a user's password", { method: "PUT", path: PW("oapi-viewer"), token, json: { password: viewerPw } }, 200);
+  if (viewer) await check("the viewer's token from before", { method: "GET", path: "/api/v1/clusters", token: viewer }, 401, expectCode(16));
+  viewer = await logIn("log in as the viewer with the new password", "oapi-viewer", viewerPw);
+  await check("set a short password", { method: "PUT", path: PW("oapi-viewer"), token, json: { password: "short" } }, 400, expectCode(3));
+  await check("set a password with an unknown field", { method: "PUT", path: PW("oapi-viewer"), token, json: { password: viewerPw, old: "x" } }, 400, expectCode(3));
+  await check("set the password of an unknown user", { method: "PUT", path: PW("oapi-nobody"), token, json: { password: viewerPw } }, 404, expectCode(5));
+  if (viewer) await check("a viewer sets a password", { method: "PUT", path: PW("oapi-viewer"), token: viewer, json: { password: viewerPw } }, 403, expectCode(7));
+  await check("wrong method on a user", { method: "GET", path: `${UU}/oapi-viewer`, token }, 405);
+
+  // ---- source servers: an agent registers through SMS's v3 routes (X-Auth-Token); SMS's and
+  // the native routes read, change and delete them
+  {
+    const X = (t) => ({ "X-Auth-Token": t });
+    const admin = X(token);
+    const ag = X(agent ?? token);
+    const SRC = "/v3/sources";
+    const N = "/api/v1/source-servers";
+    const unknownId = "0".repeat(32);
+    const seed = () => structuredClone(SMS_SEED_SOURCE);
+    await check("SMS register without a token", { method: "POST", path: SRC, json: seed() }, 401, expectSms("APIGW.0301"));
+    await check("SMS register with a forged token", { method: "POST", path: SRC, headers: X("forged"), json: seed() }, 401, expectSms("APIGW.0301"));
+    await check("SMS register the seed's example with its masked ip", { method: "POST", path: SRC, headers: ag, json: { ...seed(), ip: "192.168.136.xxx" } }, 400, expectSms("SMS.9001", "ip"));
+    await check("SMS register with an unknown field", { method: "POST", path: SRC, headers: ag, json: { ...seed(), cpu: 2 } }, 400, expectSms("SMS.9001", "cpu"));
+    await check("SMS register without networks", { method: "POST", path: SRC, headers: ag, json: { ...seed(), networks: [] } }, 400, expectSms("SMS.9001", "networks"));
+    {
+      const big = seed();
+      big.disks[0].physical_volumes[1].size = "9223372036854775808";
+      await check("SMS register a partition too large", { method: "POST", path: SRC, headers: ag, json: big }, 400, expectSms("SMS.9001", "disks[0].physical_volumes[1].size"));
+    }
+    await check("SMS register with an empty body", { method: "POST", path: SRC, headers: ag }, 400, expectSms("SMS.9001", "body"));
+    if (viewer) await check("SMS register as a viewer", { method: "POST", path: SRC, headers: X(viewer), json: seed() }, 403, expectSms("SMS.9004"));
+    const regA = await check("SMS register the seed's source (agent)", { method: "POST", path: SRC, headers: ag, json: seed() }, 200, (r) =>
+      /^[0-9a-f]{32}$/.test(r.json.id) ? null : `id ${r.json.id}`);
+    const idA = regA.json?.id;
+    const macB = "02:00:00:00:00:0b";
+    const sourceB = { ...seed(), name: "oapi-src-b", ip: "192.168.136.12", networks: [{ name: "eth0", ip: "192.168.136.12", mac: macB, mtu: 1500 }] };
+    const regB = await check("SMS register a second source", { method: "POST", path: SRC, headers: ag, json: sourceB }, 200);
+    const idB = regB.json?.id;
+    if (idA && idB) {
+      const A = `${SRC}/${idA}`;
+      await check("SMS report the source again (found by its mac)", { method: "POST", path: SRC, headers: ag, json: { ...seed(), io_read_wait: "2.5" } }, 200, (r) =>
+        r.json.id === idA ? null : `id ${r.json.id}, expected ${idA}`);
+      await check("SMS report a source with another source's mac", { method: "POST", path: SRC, headers: ag, json: { ...seed(), id: idA, networks: [{ mac: macB }] } }, 401, expectSms("SMS.2013"));
+
+      await check("SMS list sources (X-Auth-Token)", { method: "GET", path: SRC, headers: admin }, 200, (r) =>
+        r.json.count >= 2 && r.json.source_servers.some((s) => s.id === idA && s.init_target_server.disks.length === 3) ? null : JSON.stringify(r.json).slice(0, 300));
+      await check("SMS list sources (Authorization: Bearer)", { method: "GET", path: SRC, token }, 200);
+      await check("SMS list a page", { method: "GET", path: `${SRC}?limit=1&offset=1`, headers: admin }, 200, (r) =>
+        r.json.source_servers.length === 1 && r.json.count >= 2 ? null : `count ${r.json.count}, ${r.json.source_servers.length} listed`);
+      await check("SMS list by name", { method: "GET", path: `${SRC}?name=oapi-src-b`, headers: admin }, 200, (r) =>
+        r.json.count === 1 && r.json.source_servers[0].id === idB ? null : JSON.stringify(r.json).slice(0, 300));
+      await check("SMS list by every filter", { method: "GET", path: `${SRC}?state=unavailable&id=${idA}&ip=192.168.136.111&migration_cycle=checking&connected=true&limit=0&offset=0`, headers: admin }, 200);
+      if (viewer) await check("SMS list sources as a viewer", { method: "GET", path: SRC, headers: X(viewer) }, 200);
+      await check("SMS list with limit 201", { method: "GET", path: `${SRC}?limit=201`, headers: admin }, 400, expectSms("SMS.9001", "limit"));
+      await check("SMS list with an unknown state", { method: "GET", path: `${SRC}?state=running`, headers: admin }, 400, expectSms("SMS.9001", "state"));
+      await check("SMS list with connected=maybe", { method: "GET", path: `${SRC}?connected=maybe`, headers: admin }, 400, expectSms("SMS.9001", "connected"));
+      await check("SMS list with an unknown parameter", { method: "GET", path: `${SRC}?pageSize=1`, headers: admin }, 400, expectSms("SMS.9001"));
+      await check("SMS list as an agent", { method: "GET", path: SRC, headers: ag }, agent ? 403 : 200);
+      await check("SMS overview", { method: "GET", path: `${SRC}/overview`, headers: admin }, 200, (r) =>
+        r.json.waiting + r.json.unavailable >= 2 ? null : JSON.stringify(r.json));
+      await check("SMS overview with a query parameter", { method: "GET", path: `${SRC}/overview?x=1`, headers: admin }, 400, expectSms("SMS.9001"));
+      await check("SMS show a source", { method: "GET", path: A, headers: admin }, 200, (r) => {
+        const s = r.json, b = s.btrfs_list?.[0];
+        if (s.id !== idA || s.networks[0].mac !== SMS_SEED_SOURCE.networks[0].mac) return `not source A: ${JSON.stringify(s).slice(0, 200)}`;
+        // Canonical form: numbers given as strings and sizes with units are numbers.
+        return b?.nodesize === 16384 && Number.isInteger(b.size) && b.size > 3 * 2 ** 30 && s.io_read_wait === 2.5 ? null : `not canonical: ${JSON.stringify(b).slice(0, 200)}`;
+      });
+      await check("SMS show an unknown source", { method: "GET", path: `${SRC}/${unknownId}`, headers: admin }, 404, expectSms("SMS.2216"));
+      await check("SMS show as an agent", { method: "GET", path: A, headers: ag }, agent ? 403 : 200);
+      await check("SMS poll for a command (agent)", { method: "GET", path: `${A}/command`, headers: ag }, 200, (r) =>
+        r.json.command_name === "TASK_NOT_STARTED" ? null : `command ${r.json.command_name}`);
+      await check("SMS poll for an unknown source's command", { method: "GET", path: `${SRC}/${unknownId}/command`, headers: ag }, 404, expectSms("SMS.2216"));
+      await check("SMS path that no route has", { method: "GET", path: `${A}/nothing-here`, headers: admin }, 404, expectSms("APIGW.0101"));
+      await check("SMS wrong method on a source", { method: "PATCH", path: A, headers: admin, json: {} }, 405);
+
+      // ---- choose what to migrate
+      await check("SMS update a source", { method: "PUT", path: A, headers: admin, json: {
+        name: "oapi-src-a", migprojectid: "mp-1",
+        disks: [{ id: "/dev/vdb", need_migration: false }, { id: "/dev/vda", adjust_size: "53687091200", physical_volumes: [{ id: "/dev/vda3", need_migration: true }] }],
+        volume_groups: [{ id: "vg1", logical_volumes: [{ id: "/dev/mapper/vg1-lv1", adjust_size: 10737418240 }] }] } }, 200);
+      await check("SMS show the updated source", { method: "GET", path: A, headers: admin }, 200, (r) => {
+        const s = r.json, disks = s.init_target_server.disks;
+        return s.name === "oapi-src-a" && s.migprojectid === "mp-1" && disks.length === 2 && disks[0].size === 53687091200 && s.totalsize === 53687091200 + 21474836480
+          ? null : `not updated: ${JSON.stringify({ name: s.name, migprojectid: s.migprojectid, disks, totalsize: s.totalsize })}`;
+      });
+      await check("SMS update an unknown disk", { method: "PUT", path: A, headers: admin, json: { disks: [{ id: "/dev/nope" }] } }, 400, expectSms("SMS.9001", "disks[0].id"));
+      await check("SMS shrink a disk", { method: "PUT", path: A, headers: admin, json: { disks: [{ id: "/dev/vda", adjust_size: "1024" }] } }, 400, expectSms("SMS.9001", "disks[0].adjust_size"));
+      await check("SMS update with an unknown field", { method: "PUT", path: A, headers: admin, json: { cpu: 1 } }, 400, expectSms("SMS.9001", "cpu"));
+      await check("SMS update a partition with an unknown field", { method: "PUT", path: A, headers: admin, json: { disks: [{ id: "/dev/vda", physical_volumes: [{ id: "/dev/vda1", size: 1 }] }] } }, 400, expectSms("SMS.9001"));
+      await check("SMS update an unknown source", { method: "PUT", path: `${SRC}/${unknownId}`, headers: admin, json: { name: "x" } }, 404, expectSms("SMS.2216"));
+      if (viewer) await check("SMS update as a viewer", { method: "PUT", path: A, headers: X(viewer), json: { name: "x" } }, 403, expectSms("SMS.9004"));
+
+      // ---- changestate; a migrating source is neither deleted nor re-chosen
+      const CS = `${A}/changestate`;
+      await check("SMS changestate without migrationcycle", { method: "PUT", path: CS, headers: ag, json: { copystate: "WAITING" } }, 400, expectSms("SMS.9001", "migrationcycle"));
+      await check("SMS changestate to an unknown state", { method: "PUT", path: CS, headers: ag, json: { copystate: "RUNNING", migrationcycle: "setting" } }, 400, expectSms("SMS.9001", "copystate"));
+      await check("SMS changestate of an unknown source", { method: "PUT", path: `${SRC}/${unknownId}/changestate`, headers: ag, json: { copystate: "WAITING", migrationcycle: "setting" } }, 404, expectSms("SMS.2216"));
+      await check("SMS changestate to REPLICATE (agent)", { method: "PUT", path: CS, headers: ag, json: { copystate: "REPLICATE", migrationcycle: "replicating" } }, 200);
+      await check("SMS show a replicating source", { method: "GET", path: A, headers: admin }, 200, (r) =>
+        r.json.state === "replicate" && r.json.migration_cycle === "replicating" ? null : `state ${r.json.state}, migration_cycle ${r.json.migration_cycle}`);
+      await check("SMS delete a replicating source", { method: "DELETE", path: A, headers: admin }, 400, expectSms("SMS.2015"));
+      await check("SMS batch-delete a replicating source", { method: "POST", path: `${SRC}/delete`, headers: admin, json: { ids: [idB, idA] } }, 400, expectSms("SMS.2015"));
+      await check("SMS change the disks of a replicating source", { method: "PUT", path: A, headers: admin, json: { disks: [{ id: "/dev/vdb" }] } }, 400, expectSms("SMS.2015"));
+      await check("delete a replicating source server", { method: "DELETE", path: `${N}/${idA}`, token }, 400, expectCode(9));
+      await check("SMS changestate back to waiting", { method: "PUT", path: CS, headers: admin, json: { copystate: "waiting", migrationcycle: "checking" } }, 200);
+
+      // ---- the native routes
+      await check("list source servers", { method: "GET", path: N, token }, 200, (r) =>
+        r.json.sourceServers.length >= 2 && r.json.nextPageToken === "" ? null : `${r.json.sourceServers.length} listed, nextPageToken "${r.json.nextPageToken}"`);
+      const p1 = await check("list source servers one by one", { method: "GET", path: `${N}?pageSize=1`, token }, 200, (r) =>
+        r.json.sourceServers.length === 1 && r.json.nextPageToken ? null : "not one item and a nextPageToken");
+      if (p1.json?.nextPageToken)
+        await check("the next page of source servers", { method: "GET", path: `${N}?pageSize=1&nextPageToken=${encodeURIComponent(p1.json.nextPageToken)}`, token }, 200, (r) =>
+          r.json.sourceServers.length === 1 && r.json.sourceServers[0].id !== p1.json.sourceServers[0].id ? null : "not the next item");
+      await check("list source servers by every filter", { method: "GET", path: `${N}?state=waiting&name=oapi-src&ip=192.168.136.111&migrationCycle=checking&connected=true`, token }, 200);
+      await check("list source servers with connected=maybe", { method: "GET", path: `${N}?connected=maybe`, token }, 400, expectCode(3));
+      await check("list source servers by an unknown migrationCycle", { method: "GET", path: `${N}?migrationCycle=flying`, token }, 400, (r) =>
+        r.json.code === 3 && /^migrationCycle:/.test(r.json.message) ? null : `code ${r.json.code}: ${r.json.message}`);
+      await check("list source servers with a forged page token", { method: "GET", path: `${N}?nextPageToken=garbage`, token }, 400, expectCode(3));
+      await check("list source servers with SMS's limit", { method: "GET", path: `${N}?limit=1`, token }, 400, expectCode(3));
+      await check("get a source server", { method: "GET", path: `${N}/${idA}`, token }, 200, (r) => {
+        const s = r.json.sourceServer;
+        const vdb = s.disks.find((x) => x.name === "/dev/vdb"), vda = s.disks.find((x) => x.name === "/dev/vda");
+        return s.id === idA && s.name === "oapi-src-a" && s.report?.id === idA && s.reportedBy === (agent ? "oapi-agent" : args.user) &&
+          vdb?.needMigration === false && vda?.adjustSize === "53687091200" ? null : `unexpected ${JSON.stringify(s).slice(0, 300)}`;
+      });
+      await check("get an unknown source server", { method: "GET", path: `${N}/${unknownId}`, token }, 404, expectCode(5));
+      if (viewer) await check("get a source server as a viewer", { method: "GET", path: `${N}/${idA}`, token: viewer }, 200);
+      if (agent) await check("list source servers as an agent", { method: "GET", path: N, token: agent }, 403, expectCode(7));
+      if (viewer) await check("delete a source server as a viewer", { method: "DELETE", path: `${N}/${idB}`, token: viewer }, 403, expectCode(7));
+      await check("delete a source server", { method: "DELETE", path: `${N}/${idB}`, token }, 200);
+      await check("delete it again", { method: "DELETE", path: `${N}/${idB}`, token }, 404, expectCode(5));
+
+      // ---- SMS's deletes
+      const regC = await check("SMS register the deleted source again", { method: "POST", path: SRC, headers: ag, json: sourceB }, 200, (r) =>
+        r.json.id !== idB ? null : "the deleted source's id came back");
+      const D = `${SRC}/delete`;
+      await check("SMS batch-delete no ids", { method: "POST", path: D, headers: admin, json: { ids: [] } }, 400, expectSms("SMS.9001", "ids"));
+      await check("SMS batch-delete a repeated id", { method: "POST", path: D, headers: admin, json: { ids: [idA, idA] } }, 400, expectSms("SMS.9001", "ids[1]"));
+      await check("SMS batch-delete an unknown source", { method: "POST", path: D, headers: admin, json: { ids: [idA, unknownId] } }, 404, expectSms("SMS.2216"));
+      if (agent) await check("SMS batch-delete as an agent", { method: "POST", path: D, headers: ag, json: { ids: [idA] } }, 403, expectSms("SMS.9004"));
+      if (regC.json?.id) await check("SMS batch-delete a source", { method: "POST", path: D, headers: admin, json: { ids: [regC.json.id] } }, 200);
+      if (agent) await check("SMS delete a source as an agent", { method: "DELETE", path: A, headers: ag }, 403, expectSms("SMS.9004"));
+      await check("SMS delete a source", { method: "DELETE", path: A, headers: admin }, 200);
+      await check("SMS delete it again", { method: "DELETE", path: A, headers: admin }, 404, expectSms("SMS.2216"));
+      await check("SMS no source is left", { method: "GET", path: SRC, headers: admin }, 200, (r) => (r.json.count === 0 ? null : `count ${r.json.count}`));
+    } else {
+      fail("SMS: cannot register the sources; the source-server routes were not exercised");
+    }
+  }
+
+  // ---- users: deletes
+  const admins = (users0.json?.users ?? []).filter((u) => u.role === "admin");
+  if (admins.length === 1 && admins[0].username === args.user)
+    await check("delete the last admin", { method: "DELETE", path: `${UU}/${args.user}`, token }, 400, expectCode(9));
+  if (viewer) await check("a viewer deletes a user", { method: "DELETE", path: `${UU}/oapi-agent`, token: viewer }, 403, expectCode(7));
+  await check("delete a user", { method: "DELETE", path: `${UU}/oapi-viewer`, token }, 200);
+  await check("delete it again", { method: "DELETE", path: `${UU}/oapi-viewer`, token }, 404, expectCode(5));
+  await check("delete the agent", { method: "DELETE", path: `${UU}/oapi-agent`, token }, 200);
+  await check("the users left", { method: "GET", path: UU, token }, 200, (r) =>
+    r.json.users.some((u) => u.username.startsWith("oapi-")) ? `left over: ${r.json.users.map((u) => u.username)}` : null);
 
   // ---- clusters
   const dirA = path.join(args.dataDir, "clusterA");
