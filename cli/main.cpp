@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   add_cg_snapshot_commands(app, ctx);
   add_copy_set_commands(app, ctx);
   add_workflow_commands(app, ctx);
+  add_user_commands(app, ctx);
+  add_source_server_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

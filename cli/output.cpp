@@ -364,23 +364,30 @@ std::string render(const json::value& answer, const std::string& kind, Format fo
         rows.emplace_back();
         for (auto& c : cols) rows.back().push_back(c.get(o));
       }
-      std::vector<std::size_t> width(cols.size(), 0);
-      for (auto& r : rows)
-        for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-      std::string out;
-      for (auto& r : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < r.size(); ++i) {
-          line += r[i];
-          if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 3, ' ');
-        }
-        while (!line.empty() && line.back() == ' ') line.pop_back();
-        out += line + "\n";
-      }
-      return out;
+      return aligned(rows);
     }
   }
   return {};
+}
+
+std::string aligned(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], r[i].size());
+    }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 3, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
 }
 
 }  // namespace dmsctl

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 #include <string>
+#include <vector>
 
 namespace dmsctl {
 
@@ -24,5 +25,9 @@ std::string to_yaml(const boost::json::value& v);
 
 // "1.5 GiB" for a byte count.
 std::string human_bytes(double bytes);
+
+// Rows (the first one the titles) as the tables are printed: three spaces between columns, no
+// trailing blanks.
+std::string aligned(const std::vector<std::vector<std::string>>& rows);
 
 }  // namespace dmsctl
