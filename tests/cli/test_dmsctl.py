@@ -23,6 +23,12 @@ DMSCTL = os.path.abspath(os.environ.get("DMSCTL", "build/release/dmsctl"))
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 PASSWORD = "cli-test-admin-password"
 MIB = 1 << 20
+# A minimal registration an SMS agent sends (POST /v3/sources) that passes every check.
+SOURCE = {"name": "web01", "os_type": "LINUX", "os_version": "UBUNTU22.04", "agent_version": "1.0",
+          "ip": "10.0.0.5", "networks": [{"mac": "aa:bb:cc:dd:ee:01", "mtu": 1500}],
+          "disks": [{"name": "/dev/vda", "size": 10737418240, "partition_style": "GPT"}],
+          "firmware": "UEFI", "boot_loader": "GRUB", "btrfs_list": [], "volume_groups": [],
+          "has_rsync": True, "has_tc": True, "paravirtualization": False, "raw_devices": ""}
 
 
 class Server:
@@ -611,6 +617,209 @@ class DmsctlTest(unittest.TestCase):
         self.assertIn(f"lbcli create credential --project-name=system --type=rsa256pubkey "
                       f"--id={key_id} {pem}", p.stderr)
 
+    # -- users and source servers -----------------------------------------------------------------
+
+    def login_as(self, home, username, password):
+        """A client of its own logged in as `username`, and the login's result."""
+        c = Cli(os.path.join(self.root, home))
+        p = c.run("login", "--endpoint", self.server.endpoint, "--username", username,
+                  "--password-stdin", input=password + "\n")
+        return c, p
+
+    def usernames(self):
+        return [u["username"] for u in self.cli.json("list", "users")["users"]]
+
+    def test_create_list_set_password_and_delete_a_user(self):
+        c = self.cli
+        p = c.run("create", "user", "cli-agent", "--role", "agent", "--password-stdin", "-o",
+                  "json", input="agent-password-1\n", check=0)
+        u = json.loads(p.stdout)["user"]
+        self.assertEqual((u["username"], u["role"]), ("cli-agent", "agent"))
+        self.assertNotIn("password", u)
+        listed = c.json("list", "users")
+        self.assertIn(("cli-agent", "agent"),
+                      [(x["username"], x["role"]) for x in listed["users"]])
+        self.assertEqual(yaml_load(c.run("list", "users", "-o", "yaml", check=0).stdout), listed)
+        t = c.run("list", "users", check=0).stdout.splitlines()
+        self.assertEqual(t[0].split(), ["USERNAME", "ROLE", "CREATED"])
+        self.assertIn(["cli-agent", "agent"], [line.split()[:2] for line in t[1:]])
+        self.assertIn("PASSWORD-CHANGED", c.run("list", "users", "-o", "wide", check=0).stdout)
+        self.assertIn("user/cli-agent", c.run("list", "users", "-o", "name",
+                                              check=0).stdout.splitlines())
+        p = c.run("create", "user", "cli-agent", "--role", "agent", "--password-stdin",
+                  input="agent-password-1\n")
+        self.assertEqual(p.returncode, 1, p.stderr)  # it exists
+        # The agent logs in; it may register sources and nothing else.
+        agent, p = self.login_as("home-agent", "cli-agent", "agent-password-1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(agent.run("list", "clusters").returncode, 3)
+        # A new password: the old one is refused, the new one works.
+        p = c.run("set", "password", "cli-agent", "--password-stdin",
+                  input="agent-password-2\n", check=0)
+        self.assertIn("cli-agent", p.stderr)
+        self.assertEqual(p.stdout, "")
+        _, p = self.login_as("home-agent-old", "cli-agent", "agent-password-1")
+        self.assertEqual(p.returncode, 3, p.stderr)
+        _, p = self.login_as("home-agent-new", "cli-agent", "agent-password-2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(c.run("set", "password", "nobody", "--password-stdin",
+                               input="agent-password-3\n").returncode, 4)
+        # Deleted: gone from the list, and a second delete is not found.
+        c.run("delete", "user", "cli-agent", check=0)
+        self.assertNotIn("cli-agent", self.usernames())
+        self.assertEqual(c.run("delete", "user", "cli-agent").returncode, 4)
+
+    def test_user_commands_refuse_bad_input(self):
+        c = self.cli
+        create = ["create", "user", "cli-bad", "--role", "viewer", "--password-stdin"]
+        p = c.run("create", "user", "cli-bad", "--role", "root", "--password-stdin",
+                  input="long-enough-password\n")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--role", p.stderr)
+        p = c.run("create", "user", "cli-bad", "--password-stdin", input="long-enough-password\n")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--role", p.stderr)
+        # --password-stdin is the only way to give a password.
+        for args in (["create", "user", "cli-bad", "--role", "viewer"],
+                     ["set", "password", "admin"]):
+            with self.subTest(args=args):
+                p = c.run(*args, input="long-enough-password\n")
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("--password-stdin", p.stderr)
+        p = c.run("create", "user", "cli-bad", "--role", "viewer", "--password",
+                  "long-enough-password")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        # An empty first line, or no input at all.
+        for args in (create, ["set", "password", "admin", "--password-stdin"]):
+            for given in ("\n", ""):
+                with self.subTest(args=args, input=given):
+                    p = c.run(*args, input=given)
+                    self.assertEqual(p.returncode, 2, p.stderr)
+                    self.assertIn("--password-stdin", p.stderr)
+        # The service's rule: at least 8 bytes (1, the field named).
+        p = c.run(*create, input="short\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("password", p.stderr)
+        self.assertNotIn("cli-bad", self.usernames())
+        # The admin's password did not change: the shared client logs in with it still.
+        _, p = self.login_as("home-admin-again", "admin", PASSWORD)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_a_viewer_may_not_manage_users(self):
+        c = self.cli
+        c.run("create", "user", "cli-viewer", "--role", "viewer", "--password-stdin",
+              input="viewer-password\n", check=0)
+        try:
+            viewer, p = self.login_as("home-viewer", "cli-viewer", "viewer-password")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            viewer.run("list", "clusters", check=0)  # reading is what it may do
+            p = viewer.run("create", "user", "cli-x", "--role", "agent", "--password-stdin",
+                           input="agent-password\n")
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assertIn("PERMISSION_DENIED", p.stderr)
+            for args, given in ((["list", "users"], None),
+                                (["delete", "user", "admin"], None),
+                                (["set", "password", "admin", "--password-stdin"],
+                                 "viewer-chosen-password\n")):
+                with self.subTest(args=args):
+                    self.assertEqual(viewer.run(*args, input=given).returncode, 3)
+            self.assertNotIn("cli-x", self.usernames())
+        finally:
+            c.run("delete", "user", "cli-viewer", check=0)
+
+    def register_source(self, body):
+        """Registers a source as its SMS agent does; answers its id."""
+        import urllib.request  # noqa: PLC0415
+        req = urllib.request.Request(
+            self.server.endpoint + "/v3/sources", data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json", "X-Auth-Token": self.admin_token()})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            self.assertEqual(r.status, 200)
+            sid = json.loads(r.read())["id"]
+        self.assertRegex(sid, r"^[0-9a-f]{32}$")
+        return sid
+
+    def test_source_servers_list_get_and_delete(self):
+        c = self.cli
+        columns = ["ID", "NAME", "IP", "OS", "STATE", "CYCLE", "CONNECTED", "LAST-VISIT"]
+        t = c.run("list", "source-servers", check=0).stdout.splitlines()
+        self.assertEqual([line.split() for line in t], [columns])  # no rows
+        self.assertEqual(c.json("list", "source-servers")["sourceServers"], [])
+
+        sid = self.register_source(SOURCE)
+        listed = c.json("list", "source-servers")
+        self.assertEqual([(s["id"], s["name"], s["state"], s["ip"], s["osType"])
+                          for s in listed["sourceServers"]],
+                         [(sid, "web01", "waiting", "10.0.0.5", "LINUX")])
+        self.assertEqual(yaml_load(c.run("list", "source-servers", "-o", "yaml",
+                                         check=0).stdout), listed)
+        t = c.run("list", "source-servers", check=0).stdout.splitlines()
+        self.assertEqual(t[0].split(), columns)
+        self.assertEqual(t[1].split()[:6], [sid, "web01", "10.0.0.5", "LINUX", "waiting",
+                                            "checking"])
+        w = c.run("list", "source-servers", "-o", "wide", check=0).stdout.splitlines()
+        self.assertGreater(len(w[0].split()), len(columns))
+        self.assertEqual(c.run("list", "source-servers", "-o", "name", check=0).stdout,
+                         f"sourceServer/{sid}\n")
+
+        got = c.json("get", "source-server", sid)["sourceServer"]
+        self.assertEqual((got["id"], got["state"]), (sid, "waiting"))
+        self.assertEqual([(d["name"], d["size"]) for d in got["disks"]],
+                         [("/dev/vda", "10737418240")])
+        self.assertEqual(got["report"]["name"], "web01")
+        self.assertTrue(all(x["result"] == "OK" for x in got["checks"]), got["checks"])
+        y = yaml_load(c.run("get", "source-server", sid, "-o", "yaml", check=0).stdout)
+        self.assertEqual(y["sourceServer"]["disks"], got["disks"])
+        self.assertEqual(c.run("get", "source-server", sid, "-o", "name", check=0).stdout,
+                         f"sourceServer/{sid}\n")
+        t = c.run("get", "source-server", sid, check=0).stdout
+        self.assertEqual(t.splitlines()[0].split(), columns)
+        self.assertNotIn("FAILED-CHECK", t)
+
+        # One that fails a check (its boot loader) is unavailable; its table says why.
+        bad = dict(SOURCE, name="web02", ip="10.0.0.6", boot_loader="LILO",
+                   networks=[{"mac": "aa:bb:cc:dd:ee:02", "mtu": 1500}])
+        bid = self.register_source(bad)
+        t = c.run("get", "source-server", bid, check=0).stdout
+        self.assertIn("unavailable", t.splitlines()[1].split())
+        self.assertRegex(t, r"\nFAILED-CHECK +RESULT +CODE +MESSAGE\n"
+                            r"boot_loader +ERROR +DMS\.3002 +only GRUB")
+
+        # Filters, paging (newest first) and bad filters.
+        self.assertEqual([s["id"] for s in c.json("list", "source-servers", "--state",
+                                                   "waiting")["sourceServers"]], [sid])
+        self.assertEqual([s["id"] for s in c.json("list", "source-servers", "--name",
+                                                   "web02")["sourceServers"]], [bid])
+        self.assertEqual(c.json("list", "source-servers", "--ip", "10.9.9.9")["sourceServers"],
+                         [])
+        page = c.json("list", "source-servers", "--page-size", "1")
+        self.assertEqual([s["id"] for s in page["sourceServers"]], [bid])
+        self.assertTrue(page["nextPageToken"])
+        p = c.run("list", "source-servers", "--page-size", "1", check=0)
+        self.assertIn("--page-token", p.stderr)
+        second = c.json("list", "source-servers", "--page-size", "1", "--page-token",
+                        page["nextPageToken"])
+        self.assertEqual([s["id"] for s in second["sourceServers"]], [sid])
+        p = c.run("list", "source-servers", "--state", "bogus")
+        self.assertEqual(p.returncode, 1, p.stderr)  # the service's 400
+        self.assertIn("state", p.stderr)
+        p = c.run("list", "source-servers", "--migration-cycle", "bogus")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("migrationCycle", p.stderr)
+        for flag, value in (("--connected", "maybe"), ("--page-size", "0"),
+                            ("--page-size", "1001")):
+            with self.subTest(flag=flag, value=value):
+                p = c.run("list", "source-servers", flag, value)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(flag, p.stderr)
+
+        # Deleted: get and delete then find nothing.
+        for x in (sid, bid):
+            c.run("delete", "source-server", x, check=0)
+        self.assertEqual(c.run("get", "source-server", sid).returncode, 4)
+        self.assertEqual(c.run("delete", "source-server", sid).returncode, 4)
+        self.assertEqual(c.json("list", "source-servers")["sourceServers"], [])
+
     # -- exit codes -------------------------------------------------------------------------------
 
     def test_exit_codes(self):
@@ -813,7 +1022,10 @@ class DmsctlTest(unittest.TestCase):
                     ["update", "consistency-group"], ["reset", "consistency-group"],
                     ["delete", "consistency-group"], ["create", "cg-snapshot"],
                     ["list", "cg-snapshots"], ["get", "cg-snapshot"], ["delete", "cg-snapshot"],
-                    ["list", "manageable-volumes"], ["manage", "volume"], ["unmanage", "volume"]]
+                    ["list", "manageable-volumes"], ["manage", "volume"], ["unmanage", "volume"],
+                    ["create", "user"], ["list", "users"], ["delete", "user"],
+                    ["set", "password"], ["list", "source-servers"], ["get", "source-server"],
+                    ["delete", "source-server"]]
         for cmd in commands:
             with self.subTest(cmd=cmd):
                 p = self.cli.run(*cmd, "--help")
