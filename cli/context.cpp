@@ -30,8 +30,9 @@ struct VerbInfo {
 constexpr VerbInfo kVerbs[] = {
     {"get", "Show one object"},
     {"list", "List objects"},
-    {"create", "Create a volume, snapshot, consistency group or group snapshot"},
-    {"delete", "Delete a volume, snapshot, consistency group or group snapshot"},
+    {"create", "Create a volume, snapshot, consistency group, group snapshot or user"},
+    {"delete",
+     "Delete a volume, snapshot, consistency group, group snapshot, user or source server"},
     {"update", "Change a consistency group"},
     {"reset", "Reset the status of a consistency group (admin)"},
     {"attach", "Attach a cluster"},
