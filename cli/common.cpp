@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <map>
 
 namespace dmsctl {
@@ -74,6 +75,15 @@ std::string parse_size(const std::string& text, const char* flag) {
   if (it->second > 0 && v > (UINT64_MAX >> it->second))
     fail(kExitUsage, std::string(flag) + ": too large");
   return std::to_string(v << it->second);
+}
+
+std::string password_from_stdin(bool allow_empty) {
+  std::string password;
+  if (!std::getline(std::cin, password)) fail(kExitUsage, "--password-stdin: no input");
+  if (password.empty() && !allow_empty)
+    fail(kExitUsage,
+         "--password-stdin: the first line of standard input is empty; put the password on it");
+  return password;
 }
 
 std::string read_password() {

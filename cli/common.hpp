@@ -64,6 +64,9 @@ std::string parse_size(const std::string& text, const char* flag);
 
 // $DMS_PASSWORD, else asked on /dev/tty without echo.
 std::string read_password();
+// The first line of standard input without its newline (--password-stdin); a usage error when
+// there is none, or when it is empty and `allow_empty` is false.
+std::string password_from_stdin(bool allow_empty);
 
 // Asks on the terminal whether to cancel a workflow; false when there is no terminal.
 bool ask_cancel(const std::string& workflow_id);

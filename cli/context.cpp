@@ -46,6 +46,7 @@ constexpr VerbInfo kVerbs[] = {
     {"restore", "Copy a full copy back onto its group's volumes"},
     {"manage", "Adopt what exists on a cluster, without copying it"},
     {"unmanage", "Stop managing a volume, keeping its data"},
+    {"set", "Set a user's password"},
 };
 
 }  // namespace

@@ -174,6 +174,27 @@ std::string size_col(const json::object& o, const char* key) {
   }
 }
 
+// Rows (the first one the titles): three spaces between columns, no trailing blanks.
+std::string aligned(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], r[i].size());
+    }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 3, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
 struct Column {
   const char* title;
   bool wide_only;
@@ -301,6 +322,40 @@ std::vector<Column> columns(const std::string& kind) {
     return {{"VOLUME", false, f("volumeId")},
             {"SNAPSHOT", false, f("snapshotId")},
             {"SIZE", false, [](const json::object& o) { return size_col(o, "size"); }}};
+  if (kind == "user")
+    return {{"USERNAME", false, f("username")},
+            {"ROLE", false, f("role")},
+            {"CREATED", false, f("createdAt")},
+            {"PASSWORD-CHANGED", true, f("passwordChangedAt")}};
+  if (kind == "sourceServer")
+    return {{"ID", false, f("id")},
+            {"NAME", false, f("name")},
+            {"HOSTNAME", true, f("hostname")},
+            {"IP", false,
+             [](const json::object& o) {
+               std::string ip = str(o, "ip");
+               return ip.empty() ? str(o, "ipv6") : ip;
+             }},
+            {"OS", false, f("osType")},
+            {"OS-VERSION", true, f("osVersion")},
+            {"AGENT", true, f("agentVersion")},
+            {"STATE", false, f("state")},
+            {"CYCLE", false, f("migrationCycle")},
+            {"CONNECTED", false, f("connected")},
+            {"DISKS", true,
+             [](const json::object& o) {
+               const auto* d = o.if_contains("disks");
+               return d && d->is_array() ? std::to_string(d->as_array().size()) : "";
+             }},
+            {"SIZE", true, [](const json::object& o) { return size_col(o, "totalSize"); }},
+            {"ADDED", true, f("addedAt")},
+            {"LAST-VISIT", false, f("lastVisitAt")}};
+  // A source server's environment checks.
+  if (kind == "check")
+    return {{"FAILED-CHECK", false, f("name")},
+            {"RESULT", false, f("result")},
+            {"CODE", false, f("errorCode")},
+            {"MESSAGE", false, f("message")}};
   if (kind == "service-credentials")
     return {{"PUBKEYID", false, f("pubKeyId")},
             {"HOSTNQN", false, f("hostNqn")},
@@ -346,7 +401,9 @@ std::string render(const json::value& answer, const std::string& kind, Format fo
     case Format::kName: {
       std::string out;
       for (const auto& o : objects(answer, kind)) {
-        std::string id = str(o, kind == "service-credentials" ? "pubKeyId" : "id");
+        std::string id = str(o, kind == "service-credentials" ? "pubKeyId"
+                                : kind == "user"              ? "username"
+                                                              : "id");
         if (!id.empty()) out += kind + "/" + id + "\n";
       }
       return out;
@@ -368,26 +425,6 @@ std::string render(const json::value& answer, const std::string& kind, Format fo
     }
   }
   return {};
-}
-
-std::string aligned(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width;
-  for (const auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      if (width.size() <= i) width.push_back(0);
-      width[i] = std::max(width[i], r[i].size());
-    }
-  std::string out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 3, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
-  return out;
 }
 
 }  // namespace dmsctl

@@ -26,8 +26,4 @@ std::string to_yaml(const boost::json::value& v);
 // "1.5 GiB" for a byte count.
 std::string human_bytes(double bytes);
 
-// Rows (the first one the titles) as the tables are printed: three spaces between columns, no
-// trailing blanks.
-std::string aligned(const std::vector<std::vector<std::string>>& rows);
-
 }  // namespace dmsctl

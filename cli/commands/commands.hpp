@@ -6,10 +6,6 @@
 // main() calls them in a fixed order: it is the order --help and completion list them in.
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <boost/json.hpp>
-#include <string>
-#include <vector>
 
 #include "context.hpp"
 
@@ -31,30 +27,5 @@ void add_copy_set_commands(CLI::App& app, Context& ctx);     // full copies of g
 void add_workflow_commands(CLI::App& app, Context& ctx);     // list/get/cancel workflow
 void add_user_commands(CLI::App& app, Context& ctx);  // create/list/delete user, set password
 void add_source_server_commands(CLI::App& app, Context& ctx);  // list/get/delete source-server
-
-// ---- tables of the kinds whose commands choose their columns (users, source servers) ----
-
-// The objects of an answer: [obj] for {"<kind>": obj}, the array of {"<kind>s": [...]}.
-inline std::vector<boost::json::object> objects_in(const boost::json::value& answer,
-                                                   const std::string& kind) {
-  std::vector<boost::json::object> out;
-  const auto* o = answer.if_object();
-  if (!o) return out;
-  if (const auto* one = o->if_contains(kind); one && one->is_object()) {
-    out.push_back(one->as_object());
-  } else if (const auto* many = o->if_contains(kind + "s"); many && many->is_array()) {
-    for (const auto& x : many->as_array())
-      if (x.is_object()) out.push_back(x.as_object());
-  }
-  return out;
-}
-
-// A member as a table cell: a string as it is, anything else as JSON, nothing when absent.
-inline std::string cell(const boost::json::object& o, const char* key) {
-  const boost::json::value* v = o.if_contains(key);
-  if (!v || v->is_null()) return "";
-  if (v->is_string()) return std::string(v->as_string());
-  return boost::json::serialize(*v);
-}
 
 }  // namespace dmsctl

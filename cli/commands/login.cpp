@@ -20,7 +20,7 @@ int login(Context& ctx, const LoginArgs& a) {
   auto c = ctx.connect(false);
   std::string password;
   if (a.password_stdin) {
-    if (!std::getline(std::cin, password)) fail(kExitUsage, "--password-stdin: no input");
+    password = password_from_stdin(true);
   } else {
     password = read_password();
   }
