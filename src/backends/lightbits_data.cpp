@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "backends/lightbits_impl.hpp"
+#include "base/util.hpp"
 
 namespace dmscore {
 
@@ -194,13 +195,7 @@ Result<std::unique_ptr<BlockSource>> LightbitsBackend::open_snapshot_data(
   // LightOS exposes volumes, not snapshots: a thin volume made from it, this host alone in its
   // ACL, named and labelled after its owner so that a crash leaves it findable.
   std::string owner = access.owner;
-  if (owner.empty()) {
-    unsigned char b[8];
-    d.env->random_bytes(b, sizeof b);
-    static const char* hex = "0123456789abcdef";
-    owner = "once-";
-    for (unsigned char c : b) owner += {hex[c >> 4], hex[c & 15]};
-  }
+  if (owner.empty()) owner = "once-" + detail::random_hex(*d.env, 8);
   const std::string name = std::string(kTempPrefix) + id + "-" + owner;
   if (Status s = exp->record(access, std::string(kTempVolume) + project + "/" + name); !s.ok())
     return s;

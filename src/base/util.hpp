@@ -19,6 +19,18 @@ inline Env::SystemTime from_millis(std::int64_t ms) {
   return Env::SystemTime(std::chrono::milliseconds(ms));
 }
 
+// `bytes` random bytes from `env` as lowercase hex (2 * bytes digits).
+inline std::string random_hex(Env& env, std::size_t bytes) {
+  static const char* kHex = "0123456789abcdef";
+  std::string raw(bytes, '\0'), out;
+  env.random_bytes(raw.data(), bytes);
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
 // Page tokens are "<prefix><sequence number>": opaque to clients, checked strictly here.
 inline std::string make_page_token(std::string_view prefix, std::int64_t seq) {
   return std::string(prefix) + std::to_string(seq);

@@ -114,6 +114,8 @@ struct Route {
   // A query parameter that makes the request wait (a long poll): it then runs on Lane::kWait.
   std::string wait_parameter;
   Dialect dialect = Dialect::kNative;
+  // Only admins may call it, reads included (who the users are).
+  bool admin_only = false;
 };
 
 inline std::vector<std::string> split_path(std::string_view path) {

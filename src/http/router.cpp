@@ -384,6 +384,11 @@ Response Router::Impl::handle(const Request& req) const {
         out.route = match->pattern;
         return out;
       }
+      if (match->admin_only && call.principal.role != Role::kAdmin) {
+        out = failed(Status::PermissionDenied("this needs admin"), 0);
+        out.route = match->pattern;
+        return out;
+      }
       if (req.method != "GET" && !match->viewer_may_call && call.principal.role == Role::kViewer) {
         out =
             failed(Status::PermissionDenied("the viewer role may only read; this needs admin"), 0);

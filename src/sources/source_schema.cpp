@@ -293,10 +293,6 @@ class Checker {
         }
       } else if (f.kind == Kind::kSize) {
         n = parse_size_with_unit(s);
-        if (!n && !s.empty() && s.front() != '-' &&
-            s.find_first_not_of("0123456789.") != std::string_view::npos) {
-          // A well-formed size past INT64_MAX reads as too big; anything else is malformed.
-        }
       }
     }
     if (too_big || (n && *n > f.max)) {
@@ -383,22 +379,22 @@ const json::value* get(const json::object& o, const char* key) {
   return v && !v->is_null() ? v : nullptr;
 }
 
-std::string text(const json::object& o, const char* key) {
-  const json::value* v = get(o, key);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
-std::int64_t number(const json::object& o, const char* key) {
-  const json::value* v = get(o, key);
-  return v && v->is_int64() ? v->get_int64() : 0;
-}
-
 std::string upper(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 
 }  // namespace
+
+std::string report_text(const json::object& o, const char* key) {
+  const json::value* v = get(o, key);
+  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+std::int64_t report_int(const json::object& o, const char* key) {
+  const json::value* v = get(o, key);
+  return v && v->is_int64() ? v->get_int64() : 0;
+}
 
 std::optional<std::int64_t> parse_size_with_unit(std::string_view s) {
   std::size_t i = 0;
@@ -445,10 +441,10 @@ Result<json::object> canonical_source_report(const json::value& body) {
   json::object out = c.object(*o, kSource, "");
   if (!c.status.ok()) return c.status;
   // Either address, in its standard form.
-  if (text(out, "ip").empty() && text(out, "ipv6").empty())
+  if (report_text(out, "ip").empty() && report_text(out, "ipv6").empty())
     return Status::InvalidArgument("ip: ip or ipv6 is required");
   const json::array& nets = out.at("networks").as_array();
-  if (text(nets[0].as_object(), "mac").empty())
+  if (report_text(nets[0].as_object(), "mac").empty())
     return Status::InvalidArgument("networks[0].mac: the first network's mac must not be empty");
   return out;
 }
@@ -460,11 +456,11 @@ std::vector<SourceDisk> source_disks(const json::object& report) {
   for (const auto& d : disks->as_array()) {
     const json::object& o = d.as_object();
     SourceDisk disk;
-    disk.name = text(o, "name");
-    disk.device_use = text(o, "device_use");
-    disk.partition_style = text(o, "partition_style");
-    disk.size = static_cast<std::uint64_t>(number(o, "size"));
-    disk.used_size = static_cast<std::uint64_t>(number(o, "used_size"));
+    disk.name = report_text(o, "name");
+    disk.device_use = report_text(o, "device_use");
+    disk.partition_style = report_text(o, "partition_style");
+    disk.size = static_cast<std::uint64_t>(report_int(o, "size"));
+    disk.used_size = static_cast<std::uint64_t>(report_int(o, "used_size"));
     const json::value* os = get(o, "os_disk");
     disk.os_disk = os && os->is_bool() && os->get_bool();
     out.push_back(std::move(disk));
@@ -487,8 +483,8 @@ std::vector<SourceCheck> check_source_environment(const json::object& r) {
     }
     out.push_back(std::move(c));
   };
-  const std::string os_type = text(r, "os_type");
-  const std::string version = upper(text(r, "os_version"));
+  const std::string os_type = report_text(r, "os_type");
+  const std::string version = upper(report_text(r, "os_version"));
   const bool linux = os_type == "LINUX";
 
   // 1. The OS: a 64-bit Linux or Windows with a version named.
@@ -497,16 +493,16 @@ std::vector<SourceCheck> check_source_environment(const json::object& r) {
     if (version.empty())
       why = "os_version is empty: the agent must name the OS version";
     else if (version.find("32BIT") != std::string::npos)
-      why = "32-bit systems cannot be migrated: " + text(r, "os_version");
+      why = "32-bit systems cannot be migrated: " + report_text(r, "os_version");
     add("os_version", why.empty(), "SMS.2206", why, {"os_version"});
   }
   // 2. The architecture the agent saw (linux_block_check's JSON), when it says.
   {
     std::string arch;
-    if (auto lbc = text(r, "linux_block_check"); !lbc.empty()) {
+    if (auto lbc = report_text(r, "linux_block_check"); !lbc.empty()) {
       boost::system::error_code ec;
       json::value v = json::parse(lbc, ec);
-      if (!ec && v.is_object()) arch = text(v.as_object(), "architecture");
+      if (!ec && v.is_object()) arch = report_text(v.as_object(), "architecture");
     }
     const bool ok = arch.empty() || arch == "x86_64" || arch == "aarch64";
     add("architecture", ok, "SMS.0206",
@@ -532,7 +528,7 @@ std::vector<SourceCheck> check_source_environment(const json::object& r) {
     if (const json::value* disks = get(r, "disks")) {
       const auto& a = disks->as_array();
       for (std::size_t i = 0; i < a.size(); ++i)
-        if (text(a[i].as_object(), "partition_style").empty())
+        if (report_text(a[i].as_object(), "partition_style").empty())
           missing.push_back("disks[" + std::to_string(i) + "].partition_style");
     }
     std::string list;
@@ -544,7 +540,7 @@ std::vector<SourceCheck> check_source_environment(const json::object& r) {
   }
   // 4. The boot loader (Linux: GRUB only) and the firmware (BIOS or UEFI, reported).
   if (linux) {
-    const std::string bl = text(r, "boot_loader");
+    const std::string bl = report_text(r, "boot_loader");
     add("boot_loader", bl.empty() || upper(bl) == "GRUB", "DMS.3002",
         "only GRUB can be migrated, not the boot loader " + bl, {"boot_loader"});
   }

@@ -25,6 +25,11 @@ std::vector<SourceCheck> check_source_environment(const boost::json::object& rep
 // The disks of a canonical report.
 std::vector<SourceDisk> source_disks(const boost::json::object& report);
 
+// A string member of a canonical report (or of one of its objects), "" when absent.
+std::string report_text(const boost::json::object& o, const char* key);
+// An integer member of a canonical report (or of one of its objects), 0 when absent.
+std::int64_t report_int(const boost::json::object& o, const char* key);
+
 // "3.30GiB", "16384", "0.00B" (what `btrfs filesystem show` prints) in bytes; nullopt when it
 // is not such a size or exceeds INT64_MAX.
 std::optional<std::int64_t> parse_size_with_unit(std::string_view s);

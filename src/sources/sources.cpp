@@ -43,16 +43,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string text(const json::object& o, const char* key) {
-  const json::value* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
-std::int64_t number(const json::object& o, const char* key) {
-  const json::value* v = o.if_contains(key);
-  return v && v->is_int64() ? v->get_int64() : 0;
-}
-
 json::value parse_stored(const std::string& s) {
   boost::system::error_code ec;
   json::value v = json::parse(s, ec);
@@ -82,11 +72,11 @@ std::vector<SourceCheck> checks_from(const std::string& s) {
     if (!item.is_object()) continue;
     const auto& o = item.as_object();
     SourceCheck c;
-    c.id = number(o, "id");
-    c.name = text(o, "name");
-    c.result = text(o, "result");
-    c.error_code = text(o, "error_code");
-    c.message = text(o, "message");
+    c.id = detail::report_int(o, "id");
+    c.name = detail::report_text(o, "name");
+    c.result = detail::report_text(o, "result");
+    c.error_code = detail::report_text(o, "error_code");
+    c.message = detail::report_text(o, "message");
     if (const auto* p = o.if_contains("params"); p && p->is_array())
       for (const auto& x : p->as_array())
         if (x.is_string()) c.params.emplace_back(x.get_string());
@@ -124,14 +114,14 @@ SourceServer to_source(const SourceCatalog::Stored& s, std::int64_t connected_si
   json::value report = parse_stored(s.report);
   if (report.is_object()) {
     const auto& r = report.as_object();
-    out.hostname = text(r, "hostname");
-    out.os_type = text(r, "os_type");
-    out.os_version = text(r, "os_version");
-    out.firmware = text(r, "firmware");
-    out.agent_version = text(r, "agent_version");
-    out.kernel_version = text(r, "kernel_version");
-    out.cpu_quantity = number(r, "cpu_quantity");
-    out.memory = number(r, "memory");
+    out.hostname = detail::report_text(r, "hostname");
+    out.os_type = detail::report_text(r, "os_type");
+    out.os_version = detail::report_text(r, "os_version");
+    out.firmware = detail::report_text(r, "firmware");
+    out.agent_version = detail::report_text(r, "agent_version");
+    out.kernel_version = detail::report_text(r, "kernel_version");
+    out.cpu_quantity = detail::report_int(r, "cpu_quantity");
+    out.memory = detail::report_int(r, "memory");
     out.disks = detail::source_disks(r);
   }
   json::value plan = parse_stored(s.plan);
@@ -164,7 +154,8 @@ Status check_choices(const std::vector<SourceVolumeChoice>& choices, const json:
     const json::object* found = nullptr;
     if (reported && reported->is_array())
       for (const auto& r : reported->as_array())
-        if (r.is_object() && text(r.as_object(), "name") == c.id) found = &r.as_object();
+        if (r.is_object() && detail::report_text(r.as_object(), "name") == c.id)
+          found = &r.as_object();
     if (!found)
       return Status::InvalidArgument(path + ".id: the source reported no " +
                                      (std::string(field) == "disks" ? "disk" : "volume group") +
@@ -173,7 +164,7 @@ Status check_choices(const std::vector<SourceVolumeChoice>& choices, const json:
     json::object entry;
     if (c.need_migration) entry["need_migration"] = *c.need_migration;
     if (c.adjust_size) {
-      const auto size = static_cast<std::uint64_t>(number(*found, "size"));
+      const auto size = static_cast<std::uint64_t>(detail::report_int(*found, "size"));
       if (*c.adjust_size < size || *c.adjust_size > static_cast<std::uint64_t>(INT64_MAX))
         return Status::InvalidArgument(path + ".adjust_size: must be at least the size " +
                                        std::to_string(size) +
@@ -202,17 +193,11 @@ Result<SourceReportResult> Sources::report(const std::string& report_json,
   if (!canonical.ok()) return canonical.status();
   const auto checks = detail::check_source_environment(*canonical);
   const std::string checked_state = state_of(checks);
-  const std::string given_id = text(*canonical, "id");
-  const std::string mac = text(canonical->at("networks").as_array()[0].as_object(), "mac");
+  const std::string given_id = detail::report_text(*canonical, "id");
+  const std::string mac =
+      detail::report_text(canonical->at("networks").as_array()[0].as_object(), "mac");
   const std::int64_t now = impl_->now_ms();
-  char raw[16];
-  impl_->env->random_bytes(raw, sizeof raw);
-  static const char* kHex = "0123456789abcdef";
-  std::string fresh;
-  for (unsigned char c : raw) {
-    fresh += kHex[c >> 4];
-    fresh += kHex[c & 15];
-  }
+  const std::string fresh = detail::random_hex(*impl_->env, 16);
   SourceReportResult out;
   Status s = impl_->store->transact([&](Txn& t) -> Status {
     std::optional<SourceCatalog::Stored> row;
@@ -252,9 +237,9 @@ Result<SourceReportResult> Sources::report(const std::string& report_json,
     report["id"] = st.id;
     json::value plan = parse_stored(st.plan);
     const bool renamed = plan.is_object() && plan.as_object().contains("name");
-    if (!renamed) st.name = text(report, "name");
-    st.ip = text(report, "ip");
-    st.ipv6 = text(report, "ipv6");
+    if (!renamed) st.name = detail::report_text(report, "name");
+    st.ip = detail::report_text(report, "ip");
+    st.ipv6 = detail::report_text(report, "ipv6");
     st.first_mac = mac;
     st.report = json::serialize(report);
     st.checks = json::serialize(checks_json(checks));
@@ -280,8 +265,8 @@ Result<SourcePage> Sources::list(const SourceQuery& query) const {
     return Status::InvalidArgument("state: must be one of the source states (waiting, ...)");
   if (query.migration_cycle && !one_of(settable_cycles(), *query.migration_cycle))
     return Status::InvalidArgument(
-        "migration_cycle: must be checking, setting, replicating, syncing, cutovering or "
-        "cutovered");
+        "migration_cycle: must be checking, setting, replicating, syncing, cutovering, "
+        "cutovered, or a drill stage (no_ready, ready_for_test, testing, tested)");
   for (const auto* f : {&query.name, &query.id, &query.ip, &query.migproject})
     if (*f && f->value().size() > 255)
       return Status::InvalidArgument("filter: at most 255 characters");
