@@ -32,6 +32,7 @@
 #include "dmscore/http/client.hpp"
 #include "dmscore/http/server.hpp"
 #include "dmscore/service.hpp"
+#include "lightos_emulator_process.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
@@ -40,48 +41,6 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 
 namespace {
-
-struct Emulator {
-  pid_t pid = -1;
-  int port = 0, control_port = 0;
-  std::string ca;
-  ~Emulator() {
-    if (pid > 0) {
-      ::kill(pid, SIGTERM);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
-bool start_emulator(const std::string& dir, Emulator& e) {
-  const std::string src = DMSCORE_SOURCE_DIR "/tests/lightos_emulator";
-  e.ca = dir + "/ca";
-  if (std::system(("bash " + src + "/make_test_ca.sh " + e.ca + " >/dev/null 2>&1").c_str()) != 0)
-    return false;
-  const std::string ready = dir + "/ready.json";
-  e.pid = ::fork();
-  if (e.pid == 0) {
-    std::freopen((dir + "/emulator.log").c_str(), "w", stderr);
-    std::freopen("/dev/null", "w", stdout);
-    std::string script = src + "/lightos_emulator.py", cert = e.ca + "/server.pem",
-                key = e.ca + "/server.key", state = dir + "/emu-state";
-    ::execlp("python3", "python3", script.c_str(), "--port", "0", "--control-port", "0", "--cert",
-             cert.c_str(), "--key", key.c_str(), "--state-dir", state.c_str(), "--create-delay-ms",
-             "20", "--ready-file", ready.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  for (int i = 0; i < 300 && !fs::exists(ready); ++i) std::this_thread::sleep_for(50ms);
-  std::this_thread::sleep_for(50ms);
-  std::ifstream in(ready);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  boost::system::error_code ec;
-  auto v = json::parse(ss.str(), ec);
-  if (ec) return false;
-  e.port = static_cast<int>(v.at("port").to_number<std::int64_t>());
-  e.control_port = static_cast<int>(v.at("controlPort").to_number<std::int64_t>());
-  return true;
-}
 
 std::unique_ptr<http::Client> client(const std::string& endpoint) {
   http::ClientOptions co;
@@ -135,15 +94,16 @@ int main(int argc, char** argv) {
                            std::to_string(getpid());
   const double secs = argc > 2 ? std::atof(argv[2]) : 15;
   fs::create_directories(work);
-  Emulator emu;
-  if (!start_emulator(work, emu)) {
-    std::fprintf(stderr, "cannot start the LightOS emulator (python3, python3-cryptography)\n");
+  dmscore::testing::LightosEmulatorProcess emu;
+  if (std::string why = emu.start(work + "/emulator", work + "/ca", 20); !why.empty()) {
+    std::fprintf(stderr, "cannot start the LightOS emulator (python3, python3-cryptography): %s\n",
+                 why.c_str());
     return 1;
   }
   Options o;
   o.data_dir = work + "/data";
   o.admin_password = "isolation-bench-admin";
-  o.cluster_ca_file = emu.ca + "/ca.pem";
+  o.cluster_ca_file = emu.ca_file();
   o.health_check_interval = 0ms;
   o.log = [](std::string_view) {};
   auto svc = Service::open(o);
@@ -160,14 +120,13 @@ int main(int argc, char** argv) {
   const std::string endpoint = "http://127.0.0.1:" + std::to_string((*server)->port());
   const std::string token = s.auth().login("admin", "isolation-bench-admin", "127.0.0.1")->id_token;
 
-  auto control = client("http://127.0.0.1:" + std::to_string(emu.control_port));
+  auto control = client(emu.control_endpoint());
   auto keys = s.identity().keys();
   (void)control->request(
       "POST", "/control/credentials",
       json::serialize(json::object{{"id", "system:" + s.service_credentials().pub_key_id},
                                    {"pem", keys[0].public_pem}}));
-  auto attach = s.workflows().wait(
-      *s.clusters().attach({"127.0.0.1:" + std::to_string(emu.port), "lb"}), 30s);
+  auto attach = s.workflows().wait(*s.clusters().attach({emu.endpoint(), "lb"}), 30s);
   auto local =
       s.workflows().wait(*s.clusters().attach({"file://" + work + "/local", "local"}), 30s);
   if (!attach.ok() || attach->state != WorkflowState::kCompleted || !local.ok()) {

@@ -34,6 +34,7 @@
 
 #include "dmscore/http/client.hpp"
 #include "dmscore/service.hpp"
+#include "lightos_emulator_process.hpp"
 
 using namespace dmscore;
 using namespace std::chrono_literals;
@@ -61,42 +62,17 @@ double median(std::vector<double> v) {
 
 // One LightOS emulator process and its control API.
 struct Emulator {
-  pid_t pid = -1;
-  std::string endpoint, ca;
+  dmscore::testing::LightosEmulatorProcess process;
   std::unique_ptr<http::Client> control;
 
   Emulator(const std::string& dir, const std::string& ca_dir) {
-    fs::create_directories(dir);
-    const std::string src = std::string(DMSCORE_SOURCE_DIR) + "/tests/lightos_emulator";
-    if (!fs::exists(ca_dir + "/ca.pem"))
-      sh("bash " + src + "/make_test_ca.sh " + ca_dir + " >/dev/null 2>&1");
-    ca = ca_dir + "/ca.pem";
-    const std::string ready = dir + "/ready.json";
-    pid = ::fork();
-    if (pid == 0) {
-      std::freopen((dir + "/emulator.log").c_str(), "w", stderr);
-      std::freopen("/dev/null", "w", stdout);
-      ::execlp("python3", "python3", (src + "/lightos_emulator.py").c_str(), "--port", "0",
-               "--control-port", "0", "--cert", (ca_dir + "/server.pem").c_str(), "--key",
-               (ca_dir + "/server.key").c_str(), "--state-dir", (dir + "/state").c_str(),
-               "--create-delay-ms", "20", "--ready-file", ready.c_str(),
-               static_cast<char*>(nullptr));
-      ::_exit(127);
+    if (std::string why = process.start(dir, ca_dir, 20); !why.empty()) {
+      std::fprintf(stderr, "cannot start the LightOS emulator: %s\n", why.c_str());
+      std::exit(1);
     }
-    for (int i = 0; i < 400 && !fs::exists(ready); ++i) std::this_thread::sleep_for(50ms);
-    std::this_thread::sleep_for(100ms);
-    std::ifstream in(ready);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto v = json::parse(ss.str()).as_object();
-    endpoint = "127.0.0.1:" + std::to_string(v.at("port").to_number<int>());
     http::ClientOptions o;
-    o.endpoints = {"http://127.0.0.1:" + std::to_string(v.at("controlPort").to_number<int>())};
+    o.endpoints = {process.control_endpoint()};
     control = std::move(http::Client::create(o)).value();
-  }
-  ~Emulator() {
-    ::kill(pid, SIGTERM);
-    ::waitpid(pid, nullptr, 0);
   }
   json::value call(const std::string& method, const std::string& path,
                    const std::string& body = "") {
@@ -215,7 +191,7 @@ int main(int argc, char** argv) {
   o.copy_threads = threads;
   o.device_direct_io = direct;
   o.copy_chunk_bytes = static_cast<std::uint64_t>(chunk_mib) << 20;
-  o.cluster_ca_file = e1.ca;
+  o.cluster_ca_file = e1.process.ca_file();
   o.host_nqn = kHostNqn;
   o.nvme_cli = host + "/nvme";
   o.sysfs_root = host + "/sys";
@@ -229,7 +205,7 @@ int main(int argc, char** argv) {
     e->call("POST", "/control/credentials",
             json::serialize(json::object{{"id", "system:" + s.service_credentials().pub_key_id},
                                          {"pem", s.identity().keys()[0].public_pem}}));
-    auto id = s.clusters().attach({e->endpoint, n == 0 ? "lb1" : "lb2"});
+    auto id = s.clusters().attach({e->process.endpoint(), n == 0 ? "lb1" : "lb2"});
     auto w = s.workflows().wait(*id, 60s);
     if (!w.ok() || w->state != WorkflowState::kCompleted) return 1;
     lb[n++] = std::string(json::parse(w->result).at("clusterId").as_string());

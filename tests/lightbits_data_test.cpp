@@ -75,6 +75,16 @@ struct DataPath {
     return r;
   }
 
+  // Clones `sn` from `from` into a new volume `name` on `to` (project p2, verified) and waits
+  // for the workflow to end.
+  Workflow clone(const std::string& from, const Snapshot& sn, const std::string& to,
+                 const std::string& name) {
+    auto id = f->svc->clones().volume(request(from, sn, to, name));
+    INFO(id.status().to_string());
+    REQUIRE(id.ok());
+    return f->wait(*id);
+  }
+
   std::string leftovers() {
     return data_path_leftovers(emu1) + data_path_leftovers(emu2) +
            (host.controllers().empty() ? "" : "a controller in sysfs; ");
@@ -102,9 +112,7 @@ TEST_CASE(
     "and leaves nothing behind") {
   DataPath d;
   auto [v, sn] = d.source(d.lb1, 64 * kMiB, 12);
-  auto id = d.f->svc->clones().volume(d.request(d.lb1, sn, d.lb2, "copy"));
-  REQUIRE(id.ok());
-  Workflow w = d.f->wait(*id);
+  Workflow w = d.clone(d.lb1, sn, d.lb2, "copy");
   INFO(w.msg);
   REQUIRE(w.state == WorkflowState::kCompleted);
   const std::string vol = result_field(w, "volumeId");
@@ -132,9 +140,7 @@ TEST_CASE(
     "byte-identical") {
   DataPath d;
   auto [v, sn] = d.source(d.lb1, 32 * kMiB, 9);
-  auto id = d.f->svc->clones().volume(d.request(d.lb1, sn, d.lb1, "same-cluster"));
-  REQUIRE(id.ok());
-  Workflow w = d.f->wait(*id);
+  Workflow w = d.clone(d.lb1, sn, d.lb1, "same-cluster");
   INFO(w.msg);
   REQUIRE(w.state == WorkflowState::kCompleted);
   check_identical(d.data_of(d.lb1, sn.id, true),
@@ -160,9 +166,7 @@ TEST_CASE("Lightbits data path: local to Lightbits and Lightbits to local are by
   DataPath d;
   {
     auto [v, sn] = d.source(d.local, 48 * kMiB, 10, "from-local");
-    auto id = d.f->svc->clones().volume(d.request(d.local, sn, d.lb1, "to-lightbits"));
-    REQUIRE(id.ok());
-    Workflow w = d.f->wait(*id);
+    Workflow w = d.clone(d.local, sn, d.lb1, "to-lightbits");
     INFO(w.msg);
     REQUIRE(w.state == WorkflowState::kCompleted);
     check_identical(d.data_of(d.local, sn.id, true),
@@ -170,9 +174,7 @@ TEST_CASE("Lightbits data path: local to Lightbits and Lightbits to local are by
   }
   {
     auto [v, sn] = d.source(d.lb2, 40 * kMiB, 7, "from-lightbits");
-    auto id = d.f->svc->clones().volume(d.request(d.lb2, sn, d.local, "to-local"));
-    REQUIRE(id.ok());
-    Workflow w = d.f->wait(*id);
+    Workflow w = d.clone(d.lb2, sn, d.local, "to-local");
     INFO(w.msg);
     REQUIRE(w.state == WorkflowState::kCompleted);
     auto dst = d.f->svc->volumes().get({ClusterId(d.local), "p2", result_field(w, "volumeId")});
@@ -197,9 +199,7 @@ TEST_CASE(
   auto [v, sn] = d.source(d.local, 16 * kMiB, 4);
   d.emu1.control("POST", "/control/fail",
                  R"({"method": "PUT", "pathRegex": "/volumes/", "status": 403, "count": 1000})");
-  auto id = d.f->svc->clones().volume(d.request(d.local, sn, d.lb1, "refused"));
-  REQUIRE(id.ok());
-  Workflow w = d.f->wait(*id);
+  Workflow w = d.clone(d.local, sn, d.lb1, "refused");
   CHECK(w.state == WorkflowState::kFailed);
   CHECK_THAT(w.msg, Catch::Contains("ACL") && Catch::Contains(kTestHostNqn) &&
                         Catch::Contains("HTTP 403"));
@@ -216,9 +216,7 @@ TEST_CASE(
   DataPath d(o);
   auto [v, sn] = d.source(d.lb1, 16 * kMiB, 4);
   d.emu1.control("POST", "/control/nvme/hide", R"({"namePrefix": "dms-read-"})");
-  auto id = d.f->svc->clones().volume(d.request(d.lb1, sn, d.local, "never"));
-  REQUIRE(id.ok());
-  Workflow w = d.f->wait(*id);
+  Workflow w = d.clone(d.lb1, sn, d.local, "never");
   CHECK(w.state == WorkflowState::kFailed);
   CHECK_THAT(w.msg, Catch::Contains("did not appear"));
   CHECK(d.leftovers().empty());
@@ -230,9 +228,7 @@ TEST_CASE(
   DataPath d;
   auto [v, sn] = d.source(d.lb1, 16 * kMiB, 4);
   d.emu1.control("POST", "/control/nvme/refuse", R"({"count": 1000})");
-  auto id = d.f->svc->clones().volume(d.request(d.lb1, sn, d.local, "no-path"));
-  REQUIRE(id.ok());
-  Workflow w = d.f->wait(*id);
+  Workflow w = d.clone(d.lb1, sn, d.local, "no-path");
   CHECK(w.state == WorkflowState::kFailed);
   CHECK_THAT(w.msg,
              Catch::Contains("cannot connect to NVMe subsystem") && Catch::Contains("nvme-tcp"));

@@ -381,13 +381,10 @@ TEST_CASE("Manageable over HTTP: list, detail, manage and unmanage, with their e
   Fixture f;
   auto server = dmscore::testing::start_server(*f.svc);
   const std::string token = f.svc->auth().login("admin", "manageable-admin", "127.0.0.1")->id_token;
-  http::ClientOptions co;
-  co.endpoints = {"http://127.0.0.1:" + std::to_string(server->port())};
-  auto client = http::Client::create(co);
-  REQUIRE(client.ok());
+  auto client = dmscore::testing::local_client(*server);
   auto call = [&](const std::string& method, const std::string& target,
                   const std::string& body = "") {
-    auto r = (*client)->request(method, target, body, {{"Authorization", "Bearer " + token}});
+    auto r = client->request(method, target, body, {{"Authorization", "Bearer " + token}});
     INFO(method << " " << target << ": " << r.status().to_string());
     REQUIRE(r.ok());
     return *r;

@@ -59,11 +59,7 @@ struct Fixture : dmscore::testing::ServiceHarness {
     agent = svc->auth().login("agent1", "agent-password", "127.0.0.1")->id_token;
     viewer = svc->auth().login("vera", "viewer-password", "127.0.0.1")->id_token;
     server = dmscore::testing::start_server(*svc);
-    http::ClientOptions co;
-    co.endpoints = {"http://127.0.0.1:" + std::to_string(server->port())};
-    auto c = http::Client::create(co);
-    REQUIRE(c.ok());
-    client = std::move(*c);
+    client = dmscore::testing::local_client(*server);
   }
 
   // With SMS's token header.
@@ -522,6 +518,11 @@ TEST_CASE("Sources: update, changestate, delete, batch delete and overview") {
   CHECK(del.body.empty());
   CHECK(f.svc->sources().get(ids[2]).status().code() == Code::kNotFound);
   CHECK(f.svc->sources().get(ids[3]).status().code() == Code::kNotFound);
+  // A delete removes the service's record of exactly the sources named: the others stay as
+  // they were, and the machines' disks are never touched (a source is a record, not data).
+  CHECK(f.svc->sources().get(ids[0])->name == "renamed");
+  CHECK(f.svc->sources().get(ids[1])->state == "initialize");
+  CHECK(f.svc->sources().list({})->count == 2);
   auto one = f.sms("DELETE", "/v3/sources/" + ids[0]);
   CHECK(one.status == 200);
   CHECK(one.body.empty());

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dmscore/http/client.hpp"
 #include "dmscore/http/server.hpp"
 #include "dmscore/local_backend.hpp"
 #include "dmscore/service.hpp"
@@ -96,6 +97,16 @@ inline std::unique_ptr<http::Server> start_server(Service& svc, http::ServerOpti
   REQUIRE(server.ok());
   REQUIRE((*server)->start().ok());
   return std::move(server).value();
+}
+
+// A plain-HTTP client of `server`, on 127.0.0.1.
+inline std::unique_ptr<http::Client> local_client(const http::Server& server) {
+  http::ClientOptions co;
+  co.endpoints = {"http://127.0.0.1:" + std::to_string(server.port())};
+  auto c = http::Client::create(co);
+  INFO(c.status().to_string());
+  REQUIRE(c.ok());
+  return std::move(c).value();
 }
 
 // A Service under test on tmp/data, and what every service test does with it. Fixtures derive

@@ -28,11 +28,7 @@ struct Fixture : dmscore::testing::ServiceHarness {
     audit_path = tmp / "data/audit.log";
     admin = svc->auth().login("admin", "users-admin-pw", "127.0.0.1")->id_token;
     server = dmscore::testing::start_server(*svc);
-    http::ClientOptions co;
-    co.endpoints = {"http://127.0.0.1:" + std::to_string(server->port())};
-    auto c = http::Client::create(co);
-    REQUIRE(c.ok());
-    client = std::move(c).value();
+    client = dmscore::testing::local_client(*server);
   }
   std::pair<int, json::value> call(const std::string& method, const std::string& target,
                                    const std::string& body = "", const std::string& token = "") {
