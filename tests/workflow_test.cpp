@@ -172,7 +172,62 @@ struct Fixture {
                                    },
                                    OnCrash::kFail, "the device mapping is gone"}}})
                 .ok());
+    // Parks until `parks_left` runs have passed, each from the checkpoint the last one saved.
+    REQUIRE(engine
+                ->register_type(
+                    {"PARKS",
+                     {{"wait outside",
+                       [this](StepContext& c) {
+                         const int runs = c.checkpoint().empty() ? 0 : std::stoi(c.checkpoint());
+                         record("run " + std::to_string(runs) + (c.resumed() ? " resumed" : ""));
+                         if (c.should_stop()) return Status::Cancelled("stopped");
+                         if (runs >= parks_left) return Status::Ok();
+                         Status s = c.save_checkpoint(std::to_string(runs + 1));
+                         if (!s.ok()) return s;
+                         c.park(park_for);
+                         return Status::Ok();
+                       },
+                       [this](StepContext&) {
+                         record("undo wait outside");
+                         return Status::Ok();
+                       }},
+                      {"after",
+                       [this](StepContext&) {
+                         record("after");
+                         return Status::Ok();
+                       }}}})
+                .ok());
     REQUIRE(engine->start().ok());
+  }
+
+  std::atomic<int> parks_left{2};
+  std::chrono::milliseconds park_for{60000};
+
+  // How many times step `idx` of workflow `id` was begun (a park is not a new attempt).
+  std::int64_t attempts(const std::string& id, int idx) {
+    std::int64_t n = -1;
+    REQUIRE(store
+                ->read([&](Txn& t) -> Status {
+                  auto r = t.query_one(
+                      "SELECT attempts FROM workflow_steps WHERE workflow_id = ? AND idx = ?",
+                      {id, std::int64_t{idx}});
+                  if (r.ok() && *r) n = (*r)->int64(0);
+                  return Status::Ok();
+                })
+                .ok());
+    return n;
+  }
+
+  // Waits until the log holds `n` entries (a parked workflow's runs).
+  void await_log(std::size_t n) {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        std::lock_guard l(log_mu);
+        if (log.size() >= n) return;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL("the log never reached " << n << " entries");
   }
 
   Workflow wait(const std::string& id) {
@@ -763,4 +818,69 @@ TEST_CASE("WorkflowEngine: 64 submitters never push more than 4 workflows past a
   auto page = f.engine->list({1000, "", std::nullopt, ""});
   REQUIRE(page.ok());
   CHECK(static_cast<int>(page->workflows.size()) == std::min(accepted.load(), 1000));
+}
+
+TEST_CASE("WorkflowEngine: a parked step gives its thread back and runs again when woken") {
+  Fixture f;
+  EngineOptions o;
+  o.threads = 1;
+  f.make_engine(o);
+  auto parked = f.engine->submit("PARKS", "{}");
+  REQUIRE(parked.ok());
+  f.await_log(1);
+  // The only thread is free: another workflow runs to its end meanwhile.
+  auto other = f.engine->submit("TWO_STEPS", "{}");
+  REQUIRE(other.ok());
+  CHECK(f.wait(*other).state == WorkflowState::kCompleted);
+  auto w = f.engine->get(*parked);
+  REQUIRE(w.ok());
+  CHECK(w->state == WorkflowState::kRunning);
+  f.engine->wake(*parked);
+  f.await_log(4);
+  f.engine->wake(*parked);
+  CHECK(f.wait(*parked).state == WorkflowState::kCompleted);
+  CHECK(f.log ==
+        std::vector<std::string>{"run 0", "first", "second:thing-1", "run 1", "run 2", "after"});
+  // Parking is not a new attempt of the step.
+  CHECK(f.attempts(*parked, 0) == 1);
+  f.engine->wake("not-a-workflow");  // nothing to wake: no effect
+}
+
+TEST_CASE("WorkflowEngine: a parked step runs again by itself when its time is up") {
+  Fixture f;
+  f.park_for = 20ms;
+  f.parks_left = 3;
+  f.make_engine();
+  auto id = f.engine->submit("PARKS", "{}");
+  REQUIRE(id.ok());
+  CHECK(f.wait(*id).state == WorkflowState::kCompleted);
+  INFO(f.log.size());
+  CHECK(f.log == std::vector<std::string>{"run 0", "run 1", "run 2", "run 3", "after"});
+}
+
+TEST_CASE("WorkflowEngine: cancelling a parked workflow wakes it, and it compensates") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("PARKS", "{}");
+  REQUIRE(id.ok());
+  f.await_log(1);
+  REQUIRE(f.engine->cancel(*id).ok());
+  Workflow w = f.wait(*id);
+  CHECK(w.state == WorkflowState::kCancelled);
+  CHECK(f.log == std::vector<std::string>{"run 0", "undo wait outside"});
+}
+
+TEST_CASE("WorkflowEngine: a workflow parked at shutdown resumes its step at the next start") {
+  Fixture f;
+  f.make_engine();
+  auto id = f.engine->submit("PARKS", "{}");
+  REQUIRE(id.ok());
+  f.await_log(1);
+  f.engine->stop();
+  f.reopen_store();
+  f.parks_left = 1;
+  f.make_engine();
+  CHECK(f.wait(*id).state == WorkflowState::kCompleted);
+  // It runs again from its checkpoint, as after a crash.
+  CHECK(f.log == std::vector<std::string>{"run 0", "run 1 resumed", "after"});
 }

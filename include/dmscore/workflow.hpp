@@ -116,6 +116,13 @@ class StepContext {
 
   // Sets the workflow's result (a JSON object), recorded when it completes.
   virtual void set_result(std::string result_json) = 0;
+
+  // For a step that waits for something outside the service (a migration agent's stream): when
+  // run() then returns OK, the engine does not move on but gives the thread back and runs the
+  // same step again, with its saved checkpoint and vars, once WorkflowEngine::wake() names the
+  // workflow, a cancel is requested, or `at_most` passes. Meanwhile the workflow stays RUNNING
+  // (and counts against max_running_workflows). A restart runs it again as after a crash.
+  virtual void park(std::chrono::milliseconds at_most) = 0;
 };
 
 enum class OnCrash {
@@ -271,6 +278,10 @@ class WorkflowEngine {
   // holders. FAILED_PRECONDITION "<kind> <id> is used by a running workflow" or "... is being
   // <doing>" otherwise.
   Result<Claim> claim(std::vector<std::string> resources, std::string doing);
+
+  // Runs a parked workflow's step again now (see StepContext::park); nothing when it is not
+  // parked.
+  void wake(const std::string& id);
 
   // Non-terminal workflows right now.
   Result<int> active_count() const;

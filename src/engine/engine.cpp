@@ -366,9 +366,12 @@ Status WorkflowEngine::cancel(const std::string& id) {
   if (!s.ok()) return s;
   std::lock_guard lock(im.mu);
   if (auto it = im.live.find(id); it != im.live.end()) it->second->cancel = true;
+  im.unpark_locked(id);  // a parked step sees the cancel when it runs again
   if (ended) im.terminal_cv.notify_all();
   return Status::Ok();
 }
+
+void WorkflowEngine::wake(const std::string& id) { impl_->wake(id); }
 
 Result<Workflow> WorkflowEngine::wait(const std::string& id,
                                       std::chrono::milliseconds timeout) const {

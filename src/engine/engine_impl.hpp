@@ -73,6 +73,12 @@ struct WorkflowEngine::Impl {
   std::deque<std::string> queue;
   std::set<std::string> queued;
   std::unordered_map<std::string, std::shared_ptr<Live>> live;
+  // Parked workflows (StepContext::park), still in `queued`: when each is due to run again.
+  std::map<std::string, std::chrono::steady_clock::time_point> parked;
+  // Woken from parking and not yet run again: their step continues, it was not interrupted.
+  std::set<std::string> woken;
+  // Woken while running: they do not park next time, they run again at once.
+  std::set<std::string> wake_pending;
   std::vector<std::thread> workers;
   bool started = false;
   // Resources held by claims (see WorkflowEngine::claim): resource -> what is being done.
@@ -114,27 +120,72 @@ struct WorkflowEngine::Impl {
     terminal_cv.notify_all();
   }
 
+  // Moves a parked workflow to the queue. REQUIRES: mu held.
+  void unpark_locked(const std::string& id) {
+    if (parked.erase(id) == 0) return;
+    woken.insert(id);
+    queue.push_back(id);
+    queue_cv.notify_one();
+  }
+
+  void wake(const std::string& id) {
+    std::lock_guard lock(mu);
+    if (parked.count(id))
+      unpark_locked(id);
+    else if (queued.count(id))
+      wake_pending.insert(id);  // running now: what it waits for may have come already
+  }
+
+  // True (once) when `id` runs again after parking.
+  bool take_woken(const std::string& id) {
+    std::lock_guard lock(mu);
+    return woken.erase(id) > 0;
+  }
+
   void worker_loop() {
     for (;;) {
       std::string id;
       {
         std::unique_lock lock(mu);
-        queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
-        if (stopping) return;
+        for (;;) {
+          if (stopping) return;
+          const auto now = std::chrono::steady_clock::now();
+          auto next = std::chrono::steady_clock::time_point::max();
+          for (auto it = parked.begin(); it != parked.end();) {
+            auto cur = it++;
+            if (cur->second <= now)
+              unpark_locked(std::string(cur->first));  // (a copy: the node goes)
+            else
+              next = std::min(next, cur->second);
+          }
+          if (!queue.empty()) break;
+          if (next == std::chrono::steady_clock::time_point::max())
+            queue_cv.wait(lock);
+          else
+            queue_cv.wait_until(lock, next);
+        }
         id = std::move(queue.front());
         queue.pop_front();
       }
-      run_workflow(id);
+      const std::chrono::milliseconds park_for = run_workflow(id);
       {
         std::lock_guard lock(mu);
-        queued.erase(id);
         live.erase(id);
+        if (park_for.count() > 0 && !stopping) {
+          parked[id] = std::chrono::steady_clock::now() + park_for;
+          if (wake_pending.erase(id)) unpark_locked(id);
+          queue_cv.notify_one();  // a waiting worker recomputes its deadline
+        } else {
+          queued.erase(id);
+          wake_pending.erase(id);
+        }
       }
     }
   }
 
-  // Runs workflow `id` from where it stands (run.cpp).
-  void run_workflow(const std::string& id);
+  // Runs workflow `id` from where it stands (run.cpp). Returns how long it parks (0: it ended,
+  // or stopped).
+  std::chrono::milliseconds run_workflow(const std::string& id);
 
   class Context;
   class Run;
@@ -213,6 +264,11 @@ class WorkflowEngine::Impl::Context final : public StepContext {
 
   void set_result(std::string result_json) override { result_ = std::move(result_json); }
 
+  void park(std::chrono::milliseconds at_most) override {
+    park_ = std::max(at_most, std::chrono::milliseconds(1));
+  }
+  std::chrono::milliseconds parked_for() const { return park_; }
+
  private:
   Progress snapshot_progress() {
     std::lock_guard lock(live_->mu);
@@ -245,6 +301,7 @@ class WorkflowEngine::Impl::Context final : public StepContext {
   bool resumed_;
   std::string& result_;
   Env::SteadyTime last_persist_{};
+  std::chrono::milliseconds park_{0};
 };
 
 }  // namespace dmscore

@@ -27,29 +27,32 @@ class WorkflowEngine::Impl::Run {
  public:
   Run(Impl& e, std::string id) : e_(e), id_(std::move(id)), lv_(std::make_shared<Live>()) {}
 
-  void go() {
+  // Returns how long the workflow parks (0 when it ended or stopped).
+  std::chrono::milliseconds go() {
     {
       std::lock_guard lock(e_.mu);
       e_.live[id_] = lv_;
     }
-    if (!load()) return;
+    const bool woken = e_.take_woken(id_);
+    if (!load()) return {};
     auto type_it = e_.types.find(type_);
     if (type_it == e_.types.end()) {
       finish(WorkflowState::kFailed, "workflow type " + type_ + " is not known to this service",
              code_name(Code::kFailedPrecondition));
-      return;
+      return {};
     }
     steps_ = &type_it->second.steps;
     if (!final_state_.empty()) {  // Crashed while compensating: finish the compensation.
       auto state = parse_workflow_state(final_state_);
       compensate(step_index_, state.ok() ? *state : WorkflowState::kFailed, final_msg_,
                  final_code_);
-      return;
+      return {};
     }
     for (int i = step_index_; i < static_cast<int>(steps_->size()); ++i) {
-      if (!run_step(i)) return;
+      if (!run_step(i, woken && i == step_index_)) return park_;
     }
     complete();
+    return {};
   }
 
  private:
@@ -96,8 +99,9 @@ class WorkflowEngine::Impl::Run {
     return s.ok() && !gone;
   }
 
-  // Runs step `i`; false when the run ended (failed, cancelled, stopped) before its end.
-  bool run_step(int i) {
+  // Runs step `i`; false when the run ended (failed, cancelled, stopped) before its end, or the
+  // step parked (park_ set). `woken`: the step parked and runs again, not interrupted.
+  bool run_step(int i, bool woken) {
     const Step& step = (*steps_)[static_cast<std::size_t>(i)];
     if (lv_->cancel) {
       compensate(began(i) ? i : i - 1, WorkflowState::kCancelled, "cancelled by request",
@@ -107,7 +111,8 @@ class WorkflowEngine::Impl::Run {
     if (e_.stopping) return false;
     std::string checkpoint;
     bool interrupted = false;
-    if (Status s = begin(i, step, checkpoint, interrupted); !s.ok()) {
+    if (Status s = woken ? checkpoint_of(i, checkpoint) : begin(i, step, checkpoint, interrupted);
+        !s.ok()) {
       if (!e_.stopping) store_failed(i - 1, s);  // this step did nothing yet
       return false;                              // (shutdown: resume at next start)
     }
@@ -122,6 +127,18 @@ class WorkflowEngine::Impl::Run {
     if (!rs.ok()) {
       if (e_.stopping && !lv_->cancel) return false;  // Shutdown: resume at next start.
       failed(i, step, rs);
+      return false;
+    }
+    if (ctx.parked_for().count() > 0) {
+      const std::string vars_json = detail::vars_to_json(vars_);
+      Status ps = e_.persist([&](Txn& t) -> Status {
+        return t.exec("UPDATE workflows SET vars = ? WHERE id = ?", {vars_json, id_}).status();
+      });
+      if (!ps.ok()) {
+        if (!e_.stopping) store_failed(i, ps);
+        return false;
+      }
+      park_ = ctx.parked_for();
       return false;
     }
     if (Status s = done(i); !s.ok()) {
@@ -168,6 +185,18 @@ class WorkflowEngine::Impl::Run {
               "VALUES (?, ?, ?, ?, 1, ?)",
               {id_, std::int64_t{i}, step.name, sql_state(StepState::kStarted), e_.now_ms()})
           .status();
+    });
+  }
+
+  // The saved checkpoint of step `i`, which parked.
+  Status checkpoint_of(int i, std::string& checkpoint) {
+    return e_.store.read([&](Txn& t) -> Status {
+      auto row =
+          t.query_one("SELECT checkpoint FROM workflow_steps WHERE workflow_id = ? AND idx = ?",
+                      {id_, std::int64_t{i}});
+      if (!row.ok()) return row.status();
+      if (*row) checkpoint = (*row)->text(0);
+      return Status::Ok();
     });
   }
 
@@ -301,8 +330,11 @@ class WorkflowEngine::Impl::Run {
   std::string type_, request_, final_state_, final_msg_, final_code_, result_;
   std::map<std::string, std::string> vars_;
   int step_index_ = 0;
+  std::chrono::milliseconds park_{0};
 };
 
-void WorkflowEngine::Impl::run_workflow(const std::string& id) { Run(*this, id).go(); }
+std::chrono::milliseconds WorkflowEngine::Impl::run_workflow(const std::string& id) {
+  return Run(*this, id).go();
+}
 
 }  // namespace dmscore
