@@ -29,6 +29,7 @@
 #include "dmscore/groups.hpp"
 #include "dmscore/identity.hpp"
 #include "dmscore/ids.hpp"
+#include "dmscore/migrations.hpp"
 #include "dmscore/options.hpp"
 #include "dmscore/result.hpp"
 #include "dmscore/sources.hpp"
@@ -123,12 +124,14 @@ class Service {
   CopySets& copy_sets() { return copy_sets_; }
   Workflows& workflows() { return workflows_; }
   Sources& sources() { return sources_; }
+  Migrations& migrations() { return migrations_; }
   const Clusters& clusters() const { return clusters_; }
   const Volumes& volumes() const { return volumes_; }
   const ConsistencyGroups& groups() const { return groups_; }
   const CopySets& copy_sets() const { return copy_sets_; }
   const Workflows& workflows() const { return workflows_; }
   const Sources& sources() const { return sources_; }
+  const Migrations& migrations() const { return migrations_; }
 
   // Monitoring counters; one store read.
   Result<ServiceStats> stats() const;
@@ -146,6 +149,7 @@ class Service {
   CopySets copy_sets_;
   Workflows workflows_;
   Sources sources_;
+  Migrations migrations_;
 };
 
 }  // namespace dmscore

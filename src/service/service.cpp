@@ -26,7 +26,8 @@ Service::Service(std::unique_ptr<Impl> impl)
       groups_(*impl_),
       copy_sets_(*impl_),
       workflows_(*impl_),
-      sources_(*impl_) {}
+      sources_(*impl_),
+      migrations_(*impl_) {}
 
 Service::~Service() {
   if (impl_->health.joinable()) {
@@ -142,6 +143,7 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
     d.verify_bytes = &impl->verify_bytes;
     impl->pipeline = std::make_unique<detail::VolumeCopy>(std::move(d));
   }
+  if (Status s = detail::register_migrate_source(*impl->engine, *impl); !s.ok()) return s;
   detail::Groups::Deps gd;
   gd.store = impl->store.get();
   gd.engine = impl->engine.get();

@@ -21,6 +21,7 @@
 #include "copy/file_io.hpp"
 #include "dmscore/local_backend.hpp"
 #include "dmscore/service.hpp"
+#include "migrations/migration_impl.hpp"
 #include "registry/cluster_gate.hpp"
 #include "service/full_copies.hpp"
 #include "service/groups.hpp"
@@ -71,6 +72,9 @@ struct detail::ServiceImpl {
   detail::CopySetCatalog copy_set_links;
   // The volume-copy pipeline of thick clones (full copies have their own instance).
   std::unique_ptr<detail::VolumeCopy> pipeline;
+
+  // The live data streams of source migrations (migrations/migrations.cpp).
+  std::shared_ptr<detail::MigrationStreams> streams = std::make_shared<detail::MigrationStreams>();
 
   std::atomic<std::uint64_t> copy_bytes{0};
   std::atomic<std::uint64_t> verify_bytes{0};

@@ -5,6 +5,7 @@
 
 #include "base/codec.hpp"
 #include "base/util.hpp"
+#include "catalog/migration_catalog.hpp"
 #include "catalog/rows.hpp"
 #include "catalog/source_catalog.hpp"
 #include "service/service_impl.hpp"
@@ -379,6 +380,14 @@ Status Sources::remove_many(const std::vector<std::string>& ids) {
       if (migrating((*r)->state))
         return Status::FailedPrecondition("source " + id + " is " + (*r)->state +
                                           ": stop its migration before deleting it");
+      // A stopped or failed migration still holds its volumes: it ends by a cancel of its
+      // workflow (which removes them) or by its cutover.
+      auto m = detail::MigrationCatalog::latest_of(t, id);
+      if (!m.ok()) return m.status();
+      if (*m && !(*m)->finished)
+        return Status::FailedPrecondition("source " + id + " has migration " + (*m)->id +
+                                          " under way (" + (*m)->state +
+                                          "): cancel its workflow before deleting it");
     }
     for (const auto& id : ids) {
       auto r = SourceCatalog::remove(t, id);

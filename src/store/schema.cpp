@@ -307,6 +307,48 @@ CREATE TABLE sources (
 );
 CREATE INDEX sources_by_state ON sources (state, seq);
 )sql"},
+      {11, R"sql(
+-- Migrations of sources (migrations.hpp): one per MIGRATE_SOURCE_SERVER workflow, and per
+-- migrated disk its volume and where its stream stands in the current pass.
+CREATE TABLE migrations (
+  id             TEXT PRIMARY KEY,
+  source_id      TEXT NOT NULL,
+  cluster_id     TEXT NOT NULL,
+  project_name   TEXT NOT NULL,
+  syncing        INTEGER NOT NULL,
+  state          TEXT NOT NULL,
+  stage          TEXT NOT NULL,
+  pass           INTEGER NOT NULL DEFAULT 0,
+  passes_wanted  INTEGER NOT NULL DEFAULT 0,
+  cutover        INTEGER NOT NULL DEFAULT 0,
+  cutover_pass   INTEGER NOT NULL DEFAULT 0,
+  stopped        INTEGER NOT NULL DEFAULT 0,
+  error          TEXT NOT NULL DEFAULT '',
+  chunk_bytes    INTEGER NOT NULL,
+  window_bytes   INTEGER NOT NULL,
+  rate_limit     INTEGER NOT NULL DEFAULT 0,
+  created_at     INTEGER NOT NULL,
+  pass_started   INTEGER NOT NULL DEFAULT 0,
+  data_held      TEXT NOT NULL DEFAULT '',
+  finished       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX migrations_by_source ON migrations (source_id, created_at);
+CREATE TABLE migration_disks (
+  migration_id   TEXT NOT NULL,
+  idx            INTEGER NOT NULL,
+  name           TEXT NOT NULL,
+  size           INTEGER NOT NULL,
+  volume_name    TEXT NOT NULL,
+  volume_id      TEXT NOT NULL DEFAULT '',
+  pass           INTEGER NOT NULL DEFAULT 0,
+  acked          INTEGER NOT NULL DEFAULT 0,
+  pass_bytes     INTEGER NOT NULL DEFAULT 0,
+  total_bytes    INTEGER NOT NULL DEFAULT 0,
+  resent_bytes   INTEGER NOT NULL DEFAULT 0,
+  sessions       INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (migration_id, idx)
+);
+)sql"},
   };
   return kMigrations;
 }
