@@ -116,7 +116,12 @@ struct Route {
   Dialect dialect = Dialect::kNative;
   // Only admins may call it, reads included (who the users are).
   bool admin_only = false;
+  // A larger request body than the server's limit it takes (0: the server's).
+  std::size_t body_limit = 0;
 };
+
+// A data-stream window: 16 MiB of chunks of 1 MiB, with their headers, and slack.
+inline constexpr std::size_t kStreamBodyLimit = (16u << 20) + (1u << 16);
 
 inline std::vector<std::string> split_path(std::string_view path) {
   std::vector<std::string> out;
@@ -247,6 +252,7 @@ void add_sms_routes(RouteTable& add, Service& svc);
 // when non-zero, else at the status SMS gives the error's kind.
 Response sms_fault(const Status& s, int http_status = 0);
 void add_source_server_routes(RouteTable& add, Service& svc);
+void add_migration_routes(RouteTable& add, Service& svc);
 void add_user_routes(RouteTable& add, Service& svc);
 
 }  // namespace dmscore::http::routing

@@ -113,6 +113,7 @@ std::string label(std::string_view v) {
 }  // namespace
 
 struct Router::Impl {
+  const Route* route_of(const std::string& method, std::string_view target) const;
   Service& svc;
   RouterOptions options;
   RouteTable table;
@@ -429,6 +430,7 @@ void Router::Impl::build() {
   add_workflow_routes(table, svc);
   add_sms_routes(table, svc);
   add_source_server_routes(table, svc);
+  add_migration_routes(table, svc);
   add_user_routes(table, svc);
 }
 
@@ -438,17 +440,26 @@ Router::Router(Service& service, RouterOptions options)
 }
 Router::~Router() = default;
 
-Lane Router::lane(const Request& request) const {
-  std::string_view path = request.target;
-  path = path.substr(0, path.find('?'));
-  if (path.empty() || path[0] != '/') return Lane::kInline;
+// The route `method` `target` names, or nullptr.
+const Route* Router::Impl::route_of(const std::string& method, std::string_view target) const {
+  std::string_view path = target.substr(0, target.find('?'));
+  if (path.empty() || path[0] != '/') return nullptr;
   std::vector<std::string> segs;
   for (const auto& r : split_path(path)) {
     auto d = unescape(r, false);
-    if (!d) return Lane::kInline;
+    if (!d) return nullptr;
     segs.push_back(*d);
   }
-  const Route* route = impl_->match(request.method, segs, nullptr, nullptr, nullptr);
+  return match(method, segs, nullptr, nullptr, nullptr);
+}
+
+std::size_t Router::body_limit(std::string_view method, std::string_view target) const {
+  const Route* route = impl_->route_of(std::string(method), target);
+  return route ? route->body_limit : 0;
+}
+
+Lane Router::lane(const Request& request) const {
+  const Route* route = impl_->route_of(request.method, request.target);
   if (!route) return Lane::kInline;
   if (!route->wait_parameter.empty()) {
     const std::string_view target = request.target;

@@ -137,7 +137,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (shared_->stopping) return finish();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->options.header_limit));
-    parser_->body_limit(shared_->options.body_limit);
+    // The limit is the route's (on_header): none while the header is read.
+    parser_->body_limit(boost::none);
+    body_limit_ = shared_->options.body_limit;
     idle_ = true;
     beast::get_lowest_layer(stream_).expires_after(deadline);
     bhttp::async_read_header(stream_, buffer_, *parser_,
@@ -154,6 +156,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // A Content-Length over the limit is refused before the body is read.
     if (ec == bhttp::error::body_limit) return reject(413, body_too_large());
     if (ec) return on_read_error(ec);
+    // The body limit of the route named (a migration's data stream takes larger bodies).
+    {
+      const auto& h = parser_->get();
+      body_limit_ = shared_->router.body_limit(std::string_view(h.method_string()),
+                                               std::string_view(h.target()));
+      if (body_limit_ < shared_->options.body_limit) body_limit_ = shared_->options.body_limit;
+      if (auto len = parser_->content_length(); len && *len > body_limit_)
+        return reject(413, body_too_large());
+      parser_->body_limit(body_limit_);
+    }
     if (parser_->is_done()) return dispatch_request();
     beast::get_lowest_layer(stream_).expires_after(shared_->options.body_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
@@ -166,7 +178,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   std::string body_too_large() const {
-    return "request body larger than " + std::to_string(shared_->options.body_limit) + " bytes";
+    return "request body larger than " + std::to_string(body_limit_) + " bytes";
   }
 
   void on_read_error(beast::error_code ec) {
@@ -327,6 +339,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<std::list<std::function<void()>>::iterator> closer_;
   bool idle_ = false;
+  std::size_t body_limit_ = 0;  // of the request being read
 };
 
 bool is_loopback(const std::string& address) {

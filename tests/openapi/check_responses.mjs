@@ -662,6 +662,71 @@ async function main() {
       await check("delete a source server", { method: "DELETE", path: `${N}/${idB}`, token }, 200);
       await check("delete it again", { method: "DELETE", path: `${N}/${idB}`, token }, 404, expectCode(5));
 
+      // ---- migrations: no cluster is attached yet, so only what they refuse; then the command
+      // channel's results, which a source without a migration acknowledges
+      {
+        const MA = `${N}/${idA}`;
+        const MIG = `${MA}/migrations/${randomUuid()}`;
+        const DK = `${MIG}/disks/${encodeURIComponent("/dev/vda")}`;
+        const names = (field) => (r) =>
+          r.json.code === 3 && r.json.message.startsWith(`${field}:`) ? null : `code ${r.json.code}: ${r.json.message}`;
+        const migrate = (json) => ({ method: "POST", path: `${MA}/migrations`, token, json });
+        await check("migrate a source without clusterId", migrate({}), 400, names("clusterId"));
+        await check("migrate a source without a body", { method: "POST", path: `${MA}/migrations`, token }, 400, names("body"));
+        await check("migrate more than 64 disks", migrate({ clusterId: randomUuid(), disks: Array.from({ length: 65 }, (_, i) => `/dev/d${i}`) }), 400, names("disks"));
+        await check("migrate with a negative rate limit", migrate({ clusterId: randomUuid(), rateLimitBytesPerSec: -1 }), 400, names("rateLimitBytesPerSec"));
+        await check("migrate with an unknown field", migrate({ clusterId: randomUuid(), cutover: true }), 400, names("cutover"));
+        await check("migrate into a cluster that is not attached", migrate({ clusterId: randomUuid(), syncing: true, rateLimitBytesPerSec: "1048576" }), 404, expectCode(5));
+        await check("migrate an unknown source", { method: "POST", path: `${N}/${unknownId}/migrations`, token, json: { clusterId: randomUuid() } }, 404, expectCode(5));
+        await check("migrate with a query parameter", { method: "POST", path: `${MA}/migrations?x=1`, token, json: { clusterId: randomUuid() } }, 400, expectCode(3));
+        if (viewer) await check("migrate a source as a viewer", { ...migrate({ clusterId: randomUuid() }), token: viewer }, 403, expectCode(7));
+        if (agent) await check("migrate a source as an agent", { ...migrate({ clusterId: randomUuid() }), token: agent }, 403, expectCode(7));
+        await check("the latest migration of a source that has none", { method: "GET", path: `${MA}/migration`, token }, 404, expectCode(5));
+        if (agent) await check("an agent reads the latest migration", { method: "GET", path: `${MA}/migration`, token: agent }, 404, expectCode(5));
+        if (viewer) await check("a viewer reads the latest migration", { method: "GET", path: `${MA}/migration`, token: viewer }, 404, expectCode(5));
+        await check("the latest migration with a query parameter", { method: "GET", path: `${MA}/migration?x=1`, token }, 400, expectCode(3));
+        await check("an unknown migration", { method: "GET", path: MIG, token }, 404, expectCode(5));
+        if (agent) await check("an agent reads an unknown migration", { method: "GET", path: MIG, token: agent }, 404, expectCode(5));
+        for (const action of ["sync", "cutover", "stop", "start"])
+          await check(`${action} a source that has no migration`, { method: "POST", path: `${MA}/${action}`, token, json: {} }, 404, expectCode(5));
+        await check("stop without a body a source that has no migration", { method: "POST", path: `${MA}/stop`, token }, 404, expectCode(5));
+        await check("sync with an unknown field", { method: "POST", path: `${MA}/sync`, token, json: { pass: 1 } }, 400, names("pass"));
+        if (viewer) await check("cut over as a viewer", { method: "POST", path: `${MA}/cutover`, token: viewer, json: {} }, 403, expectCode(7));
+        if (agent) await check("stop as an agent", { method: "POST", path: `${MA}/stop`, token: agent, json: {} }, 403, expectCode(7));
+        // The agent's data stream.
+        await check("open a disk of an unknown migration", { method: "POST", path: `${DK}/session`, token, json: {} }, 404, expectCode(5));
+        if (agent) await check("an agent opens a disk of an unknown migration", { method: "POST", path: `${DK}/session`, token: agent, json: {} }, 404, expectCode(5));
+        if (viewer) await check("a viewer opens a disk", { method: "POST", path: `${DK}/session`, token: viewer, json: {} }, 403, expectCode(7));
+        await check("open a disk with a query parameter", { method: "POST", path: `${DK}/session?x=1`, token, json: {} }, 400, expectCode(3));
+        await check("the checksums of a disk of an unknown migration", { method: "GET", path: `${DK}/checksums`, token }, 404, expectCode(5));
+        if (agent) await check("an agent reads the checksums of an unknown migration", { method: "GET", path: `${DK}/checksums`, token: agent }, 404, expectCode(5));
+        if (viewer) await check("a viewer reads the checksums of an unknown migration", { method: "GET", path: `${DK}/checksums`, token: viewer }, 404, expectCode(5));
+        const octet = { "Content-Type": "application/octet-stream" };
+        const W = `${DK}/data?session=${"0".repeat(32)}&from=0&to=1048576`;
+        await check("a window of an unknown migration", { method: "POST", path: W, token, headers: octet, body: "" }, 404, expectCode(5));
+        if (agent) await check("an agent sends a window of an unknown migration", { method: "POST", path: W, token: agent, headers: octet, body: "" }, 404, expectCode(5));
+        if (viewer) await check("a viewer sends a window", { method: "POST", path: W, token: viewer, headers: octet, body: "" }, 403, expectCode(7));
+        await check("a window sent as JSON", { method: "POST", path: W, token, json: {} }, 400, names("Content-Type"));
+        await check("a window without from", { method: "POST", path: `${DK}/data?session=x&to=1048576`, token, headers: octet, body: "" }, 400, names("from"));
+        await check("a window with a negative to", { method: "POST", path: `${DK}/data?session=x&from=0&to=-1`, token, headers: octet, body: "" }, 400, names("to"));
+        await check("a window with an unknown parameter", { method: "POST", path: `${W}&pass=0`, token, headers: octet, body: "" }, 400, expectCode(3));
+        await check("a window over the data stream's body limit", { method: "POST", path: W, token, declaredLength: 17 * 1024 * 1024 }, 413);
+
+        const CR = `${A}/command_result`;
+        const outcome = (o) => ({ command_name: "START", result: "success", result_detail: { msg: "pass 0 sent" }, ...o });
+        await check("SMS report a command's success (agent)", { method: "POST", path: CR, headers: ag, json: outcome({}) }, 200);
+        await check("SMS report a failure of a source that has no migration (agent)", { method: "POST", path: CR, headers: ag, json: outcome({ command_name: "SYNC", result: "fail", result_detail: { msg: "no disk /dev/vda" } }) }, 200);
+        await check("SMS report an unknown command", { method: "POST", path: CR, headers: ag, json: outcome({ command_name: "FLY" }) }, 400, expectSms("SMS.9001", "command_name"));
+        await check("SMS report a result that is neither success nor fail", { method: "POST", path: CR, headers: ag, json: outcome({ result: "maybe" }) }, 400, expectSms("SMS.9001", "result"));
+        await check("SMS report without result_detail", { method: "POST", path: CR, headers: ag, json: { command_name: "START", result: "success" } }, 400, expectSms("SMS.9001", "result_detail"));
+        await check("SMS report with an unknown field", { method: "POST", path: CR, headers: ag, json: outcome({ pass: 0 }) }, 400, expectSms("SMS.9001", "pass"));
+        await check("SMS report for an unknown source", { method: "POST", path: `${SRC}/${unknownId}/command_result`, headers: ag, json: outcome({}) }, 404, expectSms("SMS.2216"));
+        if (viewer) await check("SMS report as a viewer", { method: "POST", path: CR, headers: X(viewer), json: outcome({}) }, 403, expectSms("SMS.9004"));
+        if (viewer) await check("SMS poll as a viewer", { method: "GET", path: `${A}/command`, headers: X(viewer) }, 403, expectSms("SMS.9004"));
+        await check("SMS poll after the results (agent)", { method: "GET", path: `${A}/command`, headers: ag }, 200, (r) =>
+          r.json.command_name === "TASK_NOT_STARTED" && r.json.command_param === undefined ? null : `command ${JSON.stringify(r.json)}`);
+      }
+
       // ---- SMS's deletes
       const regC = await check("SMS register the deleted source again", { method: "POST", path: SRC, headers: ag, json: sourceB }, 200, (r) =>
         r.json.id !== idB ? null : "the deleted source's id came back");

@@ -88,6 +88,10 @@ class Router {
   // answer is an error computed at once).
   Lane lane(const Request& request) const;
 
+  // The largest request body the route `method` `target` names takes, when it takes more than
+  // the server's limit (a migration's data stream); 0 for the server's own limit.
+  std::size_t body_limit(std::string_view method, std::string_view target) const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

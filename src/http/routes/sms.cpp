@@ -4,6 +4,7 @@
 // Service::sources().
 #include <set>
 
+#include "base/util.hpp"
 #include "http/route_table.hpp"
 
 namespace dmscore::http::routing {
@@ -68,7 +69,33 @@ json::object init_target_server(const SourceServer& s, const json::object& repor
   return json::object{{"disks", std::move(disks)}};
 }
 
-void status_fields(json::object& o, const SourceServer& s) {
+// TaskByServerSource: the source's migration as SMS shows its current task. Speeds in MB/s,
+// the speed limit in Mbit/s, times in epoch milliseconds.
+json::object current_task(const SourceMigration& m, std::int64_t now_ms) {
+  json::object o{
+      {"id", m.id},
+      {"name", "MIGRATE_SOURCE_SERVER-" + m.id.substr(0, 8)},
+      {"type", "MIGRATE_BLOCK"},
+      {"state", m.state},
+      {"start_date", m.start_date},
+      {"speed_limit", static_cast<std::int64_t>(m.rate_limit_bytes_per_sec * 8 / 1000000)},
+      {"migrate_speed", static_cast<double>(m.migrate_speed) / 1e6},
+      {"compress_rate", 0.0},
+      {"start_target_server", false},
+      {"project_name", m.project_name},
+      {"project_id", m.cluster_id},
+      {"remain_seconds", m.remain_seconds < 0 ? 0 : m.remain_seconds},
+      {"estimate_complete_time",
+       m.remain_seconds < 0 ? std::int64_t{0} : now_ms + m.remain_seconds * 1000}};
+  return o;
+}
+
+void status_fields(json::object& o, const SourceServer& s, const Service& svc) {
+  if (!s.workflow_id.empty())
+    if (auto m = svc.migrations().get(s.workflow_id); m.ok())
+      o["current_task"] =
+          current_task(*m, dmscore::detail::to_millis(
+                               (svc.options().env ? svc.options().env : Env::Default())->now()));
   o["id"] = s.id;
   o["name"] = s.name;
   o["state"] = s.state;
@@ -85,26 +112,26 @@ void status_fields(json::object& o, const SourceServer& s) {
 }
 
 // SourceServersResponseBody: one item of the list.
-json::object list_item(const SourceServer& s) {
+json::object list_item(const SourceServer& s, const Service& svc) {
   json::value report = parsed(s.report_json);
   const json::object& r = report.as_object();
   json::object o;
   if (!s.ip.empty()) o["ip"] = s.ip;
   for (const char* k : {"os_type", "os_version", "oem_system", "cpu_quantity", "memory", "has_tc"})
     if (const auto* v = r.if_contains(k)) o[k] = *v;
-  status_fields(o, s);
+  status_fields(o, s, svc);
   o["init_target_server"] = init_target_server(s, r);
   return o;
 }
 
 // ShowServerResponse: the registration data with the status fields.
-json::object show_body(const SourceServer& s) {
+json::object show_body(const SourceServer& s, const Service& svc) {
   json::value report = parsed(s.report_json);
   json::object o = report.as_object();
   o.erase("state");
   o.erase("migration_cycle");
   o["init_target_server"] = init_target_server(s, report.as_object());
-  status_fields(o, s);
+  status_fields(o, s, svc);
   return o;
 }
 
@@ -241,7 +268,7 @@ void add_sms_routes(RouteTable& add, Service& svc) {
     auto page = svc.sources().list(q);
     if (!page.ok()) return page.status();
     json::array items;
-    for (const auto& s : page->sources) items.push_back(list_item(s));
+    for (const auto& s : page->sources) items.push_back(list_item(s, svc));
     return json::value(json::object{{"count", page->count}, {"source_servers", std::move(items)}});
   });
   sms();
@@ -273,7 +300,7 @@ void add_sms_routes(RouteTable& add, Service& svc) {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
     auto s = svc.sources().get(c.params.path["source_id"]);
     if (!s.ok()) return s.status();
-    return json::value(show_body(*s));
+    return json::value(show_body(*s, svc));
   });
   sms();
 
@@ -322,21 +349,55 @@ void add_sms_routes(RouteTable& add, Service& svc) {
   sms();
   add.last().agent_may_call = true;
 
-  // The agent's poll for its next command. No migration is set up yet for a source this
-  // release registers, so the answer is SMS's TASK_NOT_STARTED; the poll keeps the source
-  // connected.
+  // The agent's poll for its next command (SMS's ShowCommand): START, SYNC, STOP, SKIP, or
+  // TASK_NOT_STARTED while no migration is set up; `command_param` names the task. The poll
+  // keeps the source connected.
   add("GET", "/v3/sources/{source_id}/command", [&svc](Call& c) -> R {
     if (Status s = check_query(c.params, {}); !s.ok()) return s;
     // Only an agent's poll (or an admin acting as one) shows that the agent is alive.
     if (c.principal.role == Role::kViewer)
       return Status::PermissionDenied("polling a source's commands is an agent's call");
-    const std::string id = c.params.path["source_id"];
-    if (Status s = svc.sources().visit(id); !s.ok()) return s;
-    return json::value(json::object{{"command_name", "TASK_NOT_STARTED"}});
+    auto cmd = svc.migrations().poll(c.params.path["source_id"]);
+    if (!cmd.ok()) return cmd.status();
+    json::object o{{"command_name", cmd->name}};
+    if (!cmd->task_id.empty())
+      o["command_param"] = json::object{{"task_id", cmd->task_id}, {"bucket", ""}};
+    return json::value(std::move(o));
   });
   sms();
   add.last().agent_may_call = true;
   // A GET that writes (last_visit_time): on the blocking lane, as writes are.
+  add.last().lane = Lane::kBlocking;
+
+  // The agent's result of a command (SMS's UpdateCommandStatus): {command_name, result:
+  // success|fail, result_detail: {...}}. A failure puts the migration in error with the detail.
+  add("POST", "/v3/sources/{source_id}/command_result", [&svc](Call& c) -> R {
+    if (Status s = check_query(c.params, {}); !s.ok()) return s;
+    if (c.principal.role == Role::kViewer)
+      return Status::PermissionDenied("reporting a command's result is an agent's call");
+    auto body = parse_body(c.req, false);
+    if (!body.ok()) return body.status();
+    std::string name, result;
+    ObjectReader o(*body, "");
+    o.string("command_name", name, true);
+    o.string("result", result, true);
+    const json::value* detail = o.any("result_detail");
+    if (Status s = o.finish(); !s.ok()) return s;
+    if (result != "success" && result != "fail")
+      return Status::InvalidArgument("result: must be success or fail");
+    if (!detail || !detail->is_object())
+      return Status::InvalidArgument("result_detail: an object is required");
+    std::string text = json::serialize(*detail);
+    if (const auto* msg = detail->as_object().if_contains("msg"); msg && msg->is_string())
+      text = std::string(msg->as_string());
+    if (Status s = svc.migrations().command_result(c.params.path["source_id"], name,
+                                                   result == "success", text);
+        !s.ok())
+      return s;
+    return empty(c);
+  });
+  sms();
+  add.last().agent_may_call = true;
   add.last().lane = Lane::kBlocking;
 }
 
