@@ -47,6 +47,11 @@ constexpr VerbInfo kVerbs[] = {
     {"manage", "Adopt what exists on a cluster, without copying it"},
     {"unmanage", "Stop managing a volume, keeping its data"},
     {"set", "Set a user's password"},
+    {"migrate", "Migrate a source server's disks into a cluster"},
+    {"sync", "Sync a migrating source server"},
+    {"cutover", "Cut a migrating source server over"},
+    {"stop", "Stop a source server's migration"},
+    {"start", "Start a stopped or failed migration again"},
 };
 
 }  // namespace
@@ -155,7 +160,7 @@ Connection Context::connect(bool need_token) const {
   o.user_agent = std::string("dmsctl/") + dmscore::version();
   auto api = dmscore::http::ApiClient::create(o, token);
   if (!api.ok()) fail(kExitUsage, api.status().message());
-  return {std::move(api).value(), endpoint};
+  return {std::move(api).value(), endpoint, o, token};
 }
 
 std::string Context::admitted(const Connection& c, dmscore::Result<std::string> r) const {

@@ -32,6 +32,10 @@ struct Flags {
 struct Connection {
   std::unique_ptr<dmscore::http::ApiClient> api;
   std::string endpoint;
+  // What `api` was made with, for a command that needs a client of its own (the agent's data
+  // stream sends octet-stream bodies).
+  dmscore::http::ClientOptions options;
+  std::string token;
 };
 
 class Context {

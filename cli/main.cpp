@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   add_workflow_commands(app, ctx);
   add_user_commands(app, ctx);
   add_source_server_commands(app, ctx);
+  add_agent_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -27,5 +27,7 @@ void add_copy_set_commands(CLI::App& app, Context& ctx);     // full copies of g
 void add_workflow_commands(CLI::App& app, Context& ctx);     // list/get/cancel workflow
 void add_user_commands(CLI::App& app, Context& ctx);  // create/list/delete user, set password
 void add_source_server_commands(CLI::App& app, Context& ctx);  // list/get/delete source-server
+void add_agent_commands(CLI::App& app,
+                        Context& ctx);  // agent, migrate/sync/cutover/stop/start source-server
 
 }  // namespace dmsctl
