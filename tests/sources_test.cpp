@@ -53,11 +53,10 @@ struct Fixture : dmscore::testing::ServiceHarness {
       o.env = clock;
     }
     open_service(o);
-    REQUIRE(svc->auth().create_user("agent1", "agent-password", Role::kAgent).ok());
-    REQUIRE(svc->auth().create_user("vera", "viewer-password", Role::kViewer).ok());
-    admin = svc->auth().login("admin", "sources-admin-pw", "127.0.0.1")->id_token;
-    agent = svc->auth().login("agent1", "agent-password", "127.0.0.1")->id_token;
-    viewer = svc->auth().login("vera", "viewer-password", "127.0.0.1")->id_token;
+    const auto tokens = dmscore::testing::role_tokens(*svc, "sources-admin-pw");
+    admin = tokens.admin;
+    agent = tokens.agent;
+    viewer = tokens.viewer;
     server = dmscore::testing::start_server(*svc);
     client = dmscore::testing::local_client(*server);
   }

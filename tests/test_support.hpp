@@ -144,6 +144,21 @@ struct ServiceHarness {
   std::string attach(const std::string& name) { return attach_dir(tmp / name, name); }
 };
 
+// A user of each role with a fresh token: the admin (whose password is `admin_password`),
+// "agent1" (agent) and "vera" (viewer).
+struct RoleTokens {
+  std::string admin, agent, viewer;
+};
+inline RoleTokens role_tokens(Service& svc, const std::string& admin_password) {
+  REQUIRE(svc.auth().create_user("agent1", "agent-password", Role::kAgent).ok());
+  REQUIRE(svc.auth().create_user("vera", "viewer-password", Role::kViewer).ok());
+  RoleTokens t;
+  t.admin = svc.auth().login("admin", admin_password, "127.0.0.1")->id_token;
+  t.agent = svc.auth().login("agent1", "agent-password", "127.0.0.1")->id_token;
+  t.viewer = svc.auth().login("vera", "viewer-password", "127.0.0.1")->id_token;
+  return t;
+}
+
 // A local cluster on `dir`, opened without a service.
 inline std::unique_ptr<LocalBackend> open_local_cluster(const std::string& dir,
                                                         const std::string& name = "",
