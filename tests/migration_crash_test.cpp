@@ -28,7 +28,7 @@ using dmscore::testing::Process;
 namespace {
 
 constexpr std::uint64_t kMiB = 1u << 20;
-constexpr std::uint64_t kWindow = 16 * kMiB;
+constexpr std::uint64_t kWindow = 32 * kMiB;  // the unacknowledged payload a stream may have
 const std::string kAdminPassword = "crash-admin-password";
 
 int free_port() {

@@ -354,6 +354,8 @@ TEST_CASE(
     REQUIRE(r.status == 200);
     CHECK(r.json().at("pass") == pass);
     CHECK(r.json().at("chunkBytes").as_string() == std::to_string(kMiB));
+    CHECK(r.json().at("batchBytes").as_string() == std::to_string(8 * kMiB));
+    CHECK(r.json().at("windowBytes").as_string() == std::to_string(32 * kMiB));
     CHECK(r.json().at("size").as_string() == std::to_string(size));
     return std::string(r.json().at("session").as_string());
   };
@@ -390,7 +392,7 @@ TEST_CASE(
       {"&to=1048576", frame(0, one), 400, "from:"},
       {"&from=x&to=1048576", frame(0, one), 400, "from:"},
       {"&from=0", frame(0, one), 400, "to:"},
-      {"&from=1048576&to=2097152", frame(kMiB, one), 409, "acknowledged up to 0"},
+      {"&from=1048576&to=2097152", frame(kMiB, one), 409, "received up to 0"},
       {"&from=0&to=0", "", 400, "to:"},
       {"&from=0&to=99999999", frame(0, one), 400, "to:"},
       {"&from=0&to=1000", frame(0, one), 400, "to:"},
@@ -438,13 +440,15 @@ TEST_CASE(
   auto ok = post("&from=0&to=2097152", frame(0, one) + frame(kMiB, two), second);
   INFO(ok.body);
   REQUIRE(ok.status == 200);
-  CHECK(ok.json().at("ackedOffset") == "2097152");
+  CHECK(ok.json().at("receivedOffset") == "2097152");
   CHECK(ok.json().at("passDone") == false);
   REQUIRE(post("&from=2097152&to=8388608", "", second).status == 200);
   const std::string tail(4096, 't');
   auto last = post("&from=8388608&to=" + std::to_string(size), frame(8 * kMiB, tail), second);
   REQUIRE(last.status == 200);
   CHECK(last.json().at("passDone") == true);
+  // The pass's last batch answers once everything is durable.
+  CHECK(last.json().at("ackedOffset").as_string() == std::to_string(size));
   // The window that ended the pass, replayed, is refused: the offset moved past it.
   auto replay = post("&from=8388608&to=" + std::to_string(size), frame(8 * kMiB, tail), second);
   CHECK((replay.status == 409 || replay.status == 400));

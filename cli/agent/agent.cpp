@@ -180,28 +180,28 @@ std::vector<bool> data_chunks(int fd, std::uint64_t size, std::uint64_t chunk, s
   return out;
 }
 
-// One window to send: [from, to) and the frames of its changed chunks.
-struct Window {
+// One batch to send: [from, to) and the frames of its changed chunks.
+struct Batch {
   std::uint64_t from = 0, to = 0;
   std::string body;
   std::uint64_t payload = 0;
 };
 
-// Prepares windows on a thread of its own, one ahead of the sender.
-class WindowReader {
+// Prepares batches on a thread of its own, two ahead of the sender.
+class BatchReader {
  public:
-  WindowReader(int fd, std::uint64_t size, std::uint64_t chunk, std::uint64_t window,
-               std::uint64_t from, std::string sums, std::atomic<bool>* stop)
+  BatchReader(int fd, std::uint64_t size, std::uint64_t chunk, std::uint64_t batch,
+              std::uint64_t from, std::string sums, std::atomic<bool>* stop)
       : fd_(fd),
         size_(size),
         chunk_(chunk),
-        window_(window),
+        batch_(batch),
         from_(from),
         sums_(std::move(sums)),
         stop_(stop) {
     thread_ = std::thread([this] { run(); });
   }
-  ~WindowReader() {
+  ~BatchReader() {
     {
       std::lock_guard lock(mu_);
       quit_ = true;
@@ -209,18 +209,18 @@ class WindowReader {
     cv_.notify_all();
     thread_.join();
   }
-  // The next window; nullopt at the end; an error when the disk cannot be read.
-  Result<std::optional<Window>> next() {
+  // The next batch; nullopt at the end; an error when the disk cannot be read.
+  Result<std::optional<Batch>> next() {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return !ready_.empty() || done_; });
     if (!ready_.empty()) {
-      Window w = std::move(ready_.front());
+      Batch w = std::move(ready_.front());
       ready_.pop_front();
       cv_.notify_all();
-      return std::optional<Window>(std::move(w));
+      return std::optional<Batch>(std::move(w));
     }
     if (!error_.ok()) return error_;
-    return std::optional<Window>();
+    return std::optional<Batch>();
   }
 
  private:
@@ -228,7 +228,7 @@ class WindowReader {
     const std::vector<bool> data = data_chunks(fd_, size_, chunk_, from_);
     const std::string zero_sum(16, '\0');
     std::string buf(chunk_, '\0');
-    Window w;
+    Batch w;
     w.from = from_;
     const std::uint64_t first = from_ / chunk_;
     for (std::uint64_t off = from_; off < size_; off += chunk_) {
@@ -263,21 +263,21 @@ class WindowReader {
         w.payload += len;
       }
       const std::uint64_t end = off + len;
-      // A window closes when its chunks fill it, or after a long unchanged stretch, so that
+      // A batch closes when its chunks fill it, or after a long unchanged stretch, so that
       // the acknowledged offset keeps moving.
-      if (w.payload + chunk_ > window_ || end - w.from >= (1ull << 30) || end == size_) {
+      if (w.payload + chunk_ > batch_ || end - w.from >= (1ull << 30) || end == size_) {
         w.to = end;
         if (!push(std::move(w))) return;
-        w = Window();
+        w = Batch();
         w.from = end;
       }
     }
     finish(Status::Ok());
   }
 
-  bool push(Window w) {
+  bool push(Batch w) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return ready_.size() < 1 || quit_; });
+    cv_.wait(lock, [&] { return ready_.size() < 2 || quit_; });
     if (quit_) return false;
     ready_.push_back(std::move(w));
     cv_.notify_all();
@@ -292,12 +292,12 @@ class WindowReader {
   }
 
   int fd_;
-  std::uint64_t size_, chunk_, window_, from_;
+  std::uint64_t size_, chunk_, batch_, from_;
   std::string sums_;
   std::atomic<bool>* stop_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Window> ready_;
+  std::deque<Batch> ready_;
   bool done_ = false, quit_ = false;
   Status error_;
   std::thread thread_;
@@ -451,7 +451,7 @@ class Agent {
         if (s.ok()) break;
         if (stopping()) return s;
         if (s.code() == Code::kFailedPrecondition || s.code() == Code::kNotFound) return s;
-        // The service restarting, a session taken over, a window refused: reopen and resume.
+        // The service restarting, a session taken over, a batch refused: reopen and resume.
         log_("dmsctl agent: disk " + disk + ": " + s.message() + "; resuming");
         if (!pause(std::min(200 * (1 << std::min(attempt, 4)), 3000))) return s;
       }
@@ -468,10 +468,10 @@ class Agent {
     if (sess->as_object().at("done").as_bool()) return Status::Ok();
     const std::string session = text(*sess, "session");
     const std::uint64_t size = number(*sess, "size"), chunk = number(*sess, "chunkBytes"),
-                        window = number(*sess, "windowBytes"),
+                        batch = number(*sess, "batchBytes"),
                         rate = number(*sess, "rateLimitBytesPerSec");
     std::uint64_t acked = number(*sess, "ackedOffset");
-    if (chunk == 0 || window < chunk) return Status::Unavailable("bad session answer");
+    if (chunk == 0 || batch < chunk) return Status::Unavailable("bad session answer");
     auto sums = api_.raw("GET", target + "/checksums");
     if (!sums.ok()) return sums.status();
     if (sums->body.size() != (size + chunk - 1) / chunk * 16)
@@ -487,7 +487,7 @@ class Agent {
     const auto t0 = Clock::now();
     std::uint64_t sent = 0;
     auto last_log = t0;
-    WindowReader reader(fd, size, chunk, window, acked, std::move(sums->body), o_.stop);
+    BatchReader reader(fd, size, chunk, batch, acked, std::move(sums->body), o_.stop);
     for (;;) {
       auto w = reader.next();
       if (!w.ok()) return Status::FailedPrecondition(disk.path + ": " + w.status().message());
@@ -499,9 +499,9 @@ class Agent {
       if (!r.ok()) return r.status();
       boost::system::error_code ec;
       json::value ack = json::parse(r->body, ec);
-      if (ec || number(ack, "ackedOffset") != (*w)->to)
-        return Status::Unavailable("the window was not acknowledged");
-      acked = (*w)->to;
+      if (ec || number(ack, "receivedOffset") != (*w)->to)
+        return Status::Unavailable("the batch was not received");
+      acked = number(ack, "ackedOffset");
       sent += (*w)->payload;
       if (rate > 0) {
         // Hold the pace: the bytes sent so far may not have taken less than sent / rate.
@@ -509,16 +509,16 @@ class Agent {
         if (due > Clock::now()) std::this_thread::sleep_until(due);
       }
       const auto now = Clock::now();
-      if (o_.progress && (now - last_log > std::chrono::seconds(2) || acked == size)) {
+      if (o_.progress && (now - last_log > std::chrono::seconds(2) || (*w)->to == size)) {
         last_log = now;
         const double s = std::chrono::duration<double>(now - t0).count();
         log_("dmsctl agent: disk " + disk.name + " pass " + std::to_string(pass) + ": " +
-             human(acked) + " of " + human(size) + ", " + human(sent) + " sent" +
+             human((*w)->to) + " of " + human(size) + ", " + human(sent) + " sent" +
              (s > 0 ? ", " + human(static_cast<std::uint64_t>(sent / s)) + "/s" : ""));
       }
       if (text(ack, "command") == "STOP") return Status::FailedPrecondition("stopped");
     }
-    if (acked != size) return Status::Cancelled("stopping");
+    if (acked != size) return Status::Cancelled("stopping");  // the last batch answers durable
     return Status::Ok();
   }
 

@@ -5,11 +5,12 @@
 // disks of the migration's current pass, STOP halts.
 //
 // A pass of a disk (migrations.hpp): the agent opens a session (the acknowledged offset, the
-// chunk and window sizes), fetches the checksums of the chunks the service holds, then reads the
-// disk from the acknowledged offset on. Holes (SEEK_DATA) and all-zero chunks that the service
+// chunk, batch and window sizes), fetches the checksums of the chunks the service holds, then reads
+// the disk from the acknowledged offset on. Holes (SEEK_DATA) and all-zero chunks that the service
 // holds as zeros are not read or not sent; a chunk whose checksum equals the service's is not
-// sent. Changed chunks go in windows of at most windowBytes, one window in flight while a reader
-// thread prepares the next; each window's end is acknowledged once the service made it durable.
+// sent. Changed chunks go in batches of at most batchBytes, one request after the other while a
+// reader thread prepares the next two; the service answers once a batch is in the volume and
+// holds the agent back while more than windowBytes are not yet durable.
 // Any failure (the service restarting, the session taken over) reopens the session, which
 // resumes at the acknowledged offset.
 

@@ -142,7 +142,8 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
   mc->add_option("--disk", m.disks, "a disk to migrate (repeatable; default: all chosen)");
   mc->add_flag("--syncing", m.syncing,
                "keep syncing after the full copy until cutover (default: cut over at once)");
-  mc->add_option("--rate-limit", m.rate, "bytes per second the agent may send (0: unlimited)");
+  mc->add_option("--rate-limit", m.rate, "bytes per second the agent may send (0: unlimited)")
+      ->check(non_negative());
   ctx.with_wait(mc);
 
   struct Action {

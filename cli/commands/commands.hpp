@@ -30,4 +30,15 @@ void add_source_server_commands(CLI::App& app, Context& ctx);  // list/get/delet
 void add_agent_commands(CLI::App& app,
                         Context& ctx);  // agent, migrate/sync/cutover/stop/start source-server
 
+// Refuses a negative count (CLI11 would wrap it into an unsigned option).
+inline CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& v) {
+        return v.find_first_not_of("0123456789") == std::string::npos && !v.empty()
+                   ? std::string()
+                   : std::string("must be a whole number, 0 or more");
+      },
+      "NUMBER");
+}
+
 }  // namespace dmsctl

@@ -172,8 +172,10 @@ void add_serve_commands(CLI::App& app, Context& ctx) {
                         "PEM file of the CAs that signed Lightbits clusters' API certificates");
   serve_cmd->add_flag("--cluster-insecure", sa.cluster_insecure,
                       "do not verify Lightbits clusters' certificates (self-signed labs only)");
-  serve_cmd->add_option("--copy-rate-limit", sa.copy_rate_limit,
-                        "bytes per second each copy may move at most (0: unlimited)");
+  serve_cmd
+      ->add_option("--copy-rate-limit", sa.copy_rate_limit,
+                   "bytes per second each copy may move at most (0: unlimited)")
+      ->check(non_negative());
   serve_cmd->add_option("--local-cluster-root", sa.local_cluster_roots,
                         "directory under which local clusters may be attached (repeatable)");
   serve_cmd->add_option("--local-cluster-file-group", sa.local_cluster_file_group,

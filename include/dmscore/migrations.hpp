@@ -122,12 +122,18 @@ struct DiskSession {
   std::uint64_t acked = 0;
   bool done = false;  // acked == size
   std::uint64_t chunk_bytes = 0;
+  // Payload that may be unacknowledged (sent, not yet durable); payload of one request.
   std::uint64_t window_bytes = 0;
+  std::uint64_t batch_bytes = 0;
   std::uint64_t rate_limit_bytes_per_sec = 0;
 };
 
 struct WindowAck {
+  // Every byte below `received` is in the volume; below `acked` it is durable (the session
+  // resumes there after an interruption).
+  std::uint64_t received = 0;
   std::uint64_t acked = 0;
+  // The pass's end was received and is durable.
   bool pass_done = false;
   // The agent's command now, so that it learns of a stop within a window.
   std::string command;
@@ -184,12 +190,14 @@ class Migrations : public detail::ServicePart {
   // chunk that reads as zeros, all 0xff for one it does not know.
   Result<std::string> checksums(const std::string& source_id, const std::string& migration_id,
                                 const std::string& disk) const;
-  // Writes the window [from, to) of the session's pass: `frames` holds the chunks in it that
-  // differ from the checksums (see the framing above); every other chunk of the window is as
-  // the service holds it. Durable before it returns. ABORTED when `from` is not the
-  // acknowledged offset or the session is not the disk's current one (reopen the disk);
-  // INVALID_ARGUMENT naming what is wrong in the frames (a checksum that does not match its
-  // payload included); nothing is written or acknowledged then.
+  // Writes the batch [from, to) of the session's pass: `frames` holds the chunks in it that
+  // differ from the checksums (see the framing above; at most batch_bytes of payload); every
+  // other chunk of the range is as the service holds it. Answers once the batch is in the
+  // volume and at most window_bytes are unacknowledged; it becomes durable in the background
+  // (the pass's last batch answers once durable). ABORTED when `from` is not where the
+  // session's last batch ended or the session is not the disk's current one (reopen the disk:
+  // it resumes at the acknowledged offset); INVALID_ARGUMENT naming what is wrong in the frames
+  // (a checksum that does not match its payload included); nothing is written then.
   Result<WindowAck> write_window(const std::string& source_id, const std::string& migration_id,
                                  const std::string& disk, const std::string& session,
                                  std::uint64_t from, std::uint64_t to, std::string_view frames);

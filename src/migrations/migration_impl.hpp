@@ -5,20 +5,23 @@
 // Per migrated disk the service keeps, in <data_dir>/migrations/<migration>/<disk>.sums, 16
 // bytes per chunk: the XXH3-128 of what the destination volume holds there, all zero for a chunk
 // that reads as zeros (a fresh file: a fresh volume), all 0xff for one it cannot vouch for.
-// A window is written in this order, so that a crash anywhere leaves no checksum that claims
-// what the volume does not hold:
-//   1. the entries of the chunks about to be written become 0xff, fdatasync;
-//   2. the chunks are written into the volume, which is synced;
-//   3. their new entries are written, fdatasync;
-//   4. the acknowledged offset commits in the store.
-// A window without chunks (nothing changed in its range) is step 4 alone.
+// Data goes in this order, so that a crash anywhere leaves no checksum that claims what the
+// volume does not hold:
+//   1. (request) the entries of the chunks about to be written become 0xff, fdatasync;
+//   2. (request) the chunks are written into the volume;
+//   3. (flusher) the volume is synced; the new entries are written, fdatasync;
+//   4. (flusher) the acknowledged offset commits in the store.
+// At most the window (unacknowledged bytes) is lost to a crash and sent again.
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "copy/file_io.hpp"
 #include "dmscore/backend.hpp"
@@ -40,13 +43,44 @@ inline std::uint64_t chunk_count(std::uint64_t size, std::uint64_t chunk) {
   return (size + chunk - 1) / chunk;
 }
 
-// One disk's stream in this process: its session, its open volume and checksum file. Windows
-// and opens of a disk are serialized by `mu`.
+// One disk's stream in this process: its session, its open volume and checksum file, and what
+// was received but is not yet durable. Requests write a batch into the volume (its checksum
+// entries forgotten first, durably) and answer at once; the flusher makes what was received
+// durable in the background (volume synced, then its checksums, then the acknowledged offset
+// committed), so the next batch travels while the last one reaches the disk. A request waits
+// while more than the window is unacknowledged. All fields are guarded by `mu`.
 struct DiskStream {
   std::mutex mu;
+  std::condition_variable cv;  // acknowledged offset moved, failure, stop
   std::string session;
   std::unique_ptr<BlockSink> sink;
   Fd sums;
+  std::int64_t pass = -1;
+  std::uint64_t received = 0;  // of the session: every byte below is in the volume's cache
+  std::uint64_t acked = 0;     // durable and committed
+  // Checksum entries (chunk index, 16 bytes) of what was received and is not yet durable, and
+  // its payload bytes (of them, sent again after an interruption).
+  std::vector<std::pair<std::uint64_t, std::string>> pending;
+  std::uint64_t pending_bytes = 0, pending_resent = 0;
+  Status failed;  // the flusher's failure: the session is over
+  bool stopping = false;
+  std::thread flusher;
+
+  ~DiskStream() { stop(); }
+  // Stops the flusher (what it has not flushed stays unacknowledged) and closes everything.
+  void stop() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    if (flusher.joinable()) flusher.join();
+    std::lock_guard lock(mu);
+    session.clear();
+    sink.reset();
+    sums = Fd();
+    pending.clear();
+  }
 };
 
 class MigrationStreams {
@@ -59,18 +93,19 @@ class MigrationStreams {
   }
   // Closes the migration's volumes and files (its end, a stop, a cancel).
   void drop(const std::string& migration_id) {
-    std::lock_guard lock(mu_);
-    for (auto it = disks_.begin(); it != disks_.end();) {
-      if (it->first.first == migration_id) {
-        std::lock_guard dl(it->second->mu);
-        it->second->session.clear();
-        it->second->sink.reset();
-        it->second->sums = Fd();
-        it = disks_.erase(it);
-      } else {
-        ++it;
+    std::vector<std::shared_ptr<DiskStream>> gone;
+    {
+      std::lock_guard lock(mu_);
+      for (auto it = disks_.begin(); it != disks_.end();) {
+        if (it->first.first == migration_id) {
+          gone.push_back(it->second);
+          it = disks_.erase(it);
+        } else {
+          ++it;
+        }
       }
     }
+    for (auto& d : gone) d->stop();
   }
 
  private:

@@ -94,7 +94,10 @@ Status set_source_stage(ServiceImpl& im, Txn& t, const std::string& source_id,
 namespace {
 
 constexpr std::uint64_t kChunkBytes = 1u << 20;
-constexpr std::uint64_t kWindowBytes = 16u << 20;
+// Unacknowledged payload a disk's stream may have (what a crash may cost), and the payload of
+// one request.
+constexpr std::uint64_t kWindowBytes = 32u << 20;
+constexpr std::uint64_t kBatchBytes = 8u << 20;
 const std::string kZeroSum(detail::kChecksumBytes, '\0');
 const std::string kUnknownSum(detail::kChecksumBytes, '\xff');
 
@@ -509,7 +512,12 @@ Result<DiskSession> Migrations::open_disk(const std::string& source_id,
   if (!ref.ok()) return ref.status();
   if (Status s = check_streaming(ref->m); !s.ok()) return s;
   auto ds = im.streams->disk(migration_id, ref->idx);
+  // A new session starts from what is durable: the last one's flusher is stopped first, so
+  // that nothing it still held is acknowledged behind the new session's back.
+  ds->stop();
   std::lock_guard lock(ds->mu);
+  ds->stopping = false;
+  ds->failed = Status::Ok();
   DiskSession out;
   Status s = im.store->transact([&](Txn& t) -> Status {
     auto r = find_disk(t, source_id, migration_id, disk);
@@ -523,12 +531,16 @@ Result<DiskSession> Migrations::open_disk(const std::string& source_id,
     out.done = d.pass == r->m.pass && d.acked >= d.size;
     out.chunk_bytes = r->m.chunk_bytes;
     out.window_bytes = r->m.window_bytes;
+    out.batch_bytes = kBatchBytes;
     out.rate_limit_bytes_per_sec = r->m.rate_limit_bytes_per_sec;
     return MigrationCatalog::update_disk(t, migration_id, r->idx, d);
   });
   if (!s.ok()) return s;
   out.session = detail::random_hex(*im.env, 16);
   ds->session = out.session;
+  ds->pass = out.pass;
+  ds->received = out.acked;
+  ds->acked = out.acked;
   return out;
 }
 
@@ -556,6 +568,70 @@ Result<std::string> Migrations::checksums(const std::string& source_id,
   return out;
 }
 
+namespace {
+
+// The flusher of a disk's stream: makes what was received durable, in order (volume synced,
+// checksums written and synced, acknowledged offset committed), until the stream stops.
+void flush_loop(detail::ServiceImpl& im, const std::string& source_id,
+                const std::string& migration_id, std::size_t idx,
+                std::shared_ptr<detail::DiskStream> ds) {
+  std::unique_lock lock(ds->mu);
+  for (;;) {
+    ds->cv.wait(lock, [&] { return ds->stopping || ds->received > ds->acked; });
+    if (ds->stopping) return;
+    const std::uint64_t upto = ds->received;
+    auto pending = std::move(ds->pending);
+    ds->pending.clear();
+    const std::uint64_t bytes = ds->pending_bytes, resent = ds->pending_resent;
+    ds->pending_bytes = ds->pending_resent = 0;
+    BlockSink* sink = ds->sink.get();
+    const int sfd = ds->sums.get();
+    const std::int64_t pass = ds->pass;
+    lock.unlock();
+    Status s = sink ? sink->sync() : Status::Ok();
+    for (std::size_t i = 0; s.ok() && i < pending.size(); ++i)
+      s = write_full(sfd, pending[i].second.data(), pending[i].second.size(),
+                     pending[i].first * detail::kChecksumBytes, "checksums");
+    if (s.ok() && !pending.empty()) s = datasync(sfd, "checksums");
+    bool done = false;
+    if (s.ok())
+      s = im.store->transact([&](Txn& t) -> Status {
+        auto m = MigrationCatalog::by_id(t, migration_id);
+        if (!m.ok()) return m.status();
+        if (!*m || idx >= (*m)->disks.size())
+          return Status::NotFound("migration " + migration_id + " is gone");
+        MigrationDisk d = (*m)->disks[idx];
+        if (d.pass != pass) return Status::Aborted("the pass moved on");
+        const std::uint64_t before = d.acked;
+        d.acked = upto;
+        d.pass_bytes += bytes;
+        d.total_bytes += bytes;
+        d.resent_bytes += resent;
+        done = upto == d.size;
+        if (Status u = MigrationCatalog::update_disk(t, migration_id, idx, d); !u.ok()) return u;
+        auto src = SourceCatalog::by_id(t, source_id);
+        if (!src.ok()) return src.status();
+        if (!*src) return Status::Ok();
+        SourceCatalog::Stored st = **src;
+        st.replicate_size = static_cast<std::int64_t>((*m)->replicate_size - before + upto);
+        return SourceCatalog::update(t, st);
+      });
+    lock.lock();
+    if (!s.ok()) {
+      // The session is over: the agent opens another, from what is durable.
+      ds->failed = s;
+      ds->session.clear();
+      ds->cv.notify_all();
+      return;
+    }
+    ds->acked = upto;
+    ds->cv.notify_all();
+    if (done) im.engine->wake(migration_id);
+  }
+}
+
+}  // namespace
+
 Result<WindowAck> Migrations::write_window(const std::string& source_id,
                                            const std::string& migration_id, const std::string& disk,
                                            const std::string& session, std::uint64_t from,
@@ -564,37 +640,49 @@ Result<WindowAck> Migrations::write_window(const std::string& source_id,
   auto ref = detail::rows::read<DiskRef>(
       *im.store, [&](Txn& t) { return find_disk(t, source_id, migration_id, disk); });
   if (!ref.ok()) return ref.status();
-  auto ds = im.streams->disk(migration_id, ref->idx);
-  std::lock_guard lock(ds->mu);
-  // Read again under the disk's lock: the offset may have moved while this waited.
-  ref = detail::rows::read<DiskRef>(
-      *im.store, [&](Txn& t) { return find_disk(t, source_id, migration_id, disk); });
-  if (!ref.ok()) return ref.status();
   const SourceMigration& m = ref->m;
-  MigrationDisk d = m.disks[ref->idx];
+  const MigrationDisk& d = m.disks[ref->idx];
   if (Status s = check_streaming(m); !s.ok()) return s;
-  if (session.empty() || session != ds->session)
-    return Status::Aborted("session: not the disk's current session; open the disk again");
-  if (d.pass != m.pass)
-    return Status::Aborted("pass " + std::to_string(m.pass) + " has begun; open the disk again");
-  if (from != d.acked)
-    return Status::Aborted("from: the pass is acknowledged up to " + std::to_string(d.acked) +
-                           ", not " + std::to_string(from));
   if (to <= from || to > d.size)
     return Status::InvalidArgument("to: must lie after from and within the disk's " +
                                    std::to_string(d.size) + " bytes");
   if (to % m.chunk_bytes != 0 && to != d.size)
     return Status::InvalidArgument("to: must be a multiple of the chunk size " +
                                    std::to_string(m.chunk_bytes) + " or the disk's end");
-  auto frames = parse_frames(body, from, to, d.size, m.chunk_bytes, m.window_bytes);
+  auto frames = parse_frames(body, from, to, d.size, m.chunk_bytes, kBatchBytes);
   if (!frames.ok()) return frames.status();
+  std::uint64_t payload = 0;
+  for (const Frame& f : *frames) payload += f.zero ? 0 : f.length;
 
-  const std::string sums = detail::sums_path(im.options.data_dir, migration_id, ref->idx);
-  std::uint64_t written = 0, resent = 0;
+  auto ds = im.streams->disk(migration_id, ref->idx);
+  std::unique_lock lock(ds->mu);
+  auto current = [&]() -> Status {
+    if (session.empty() || session != ds->session)
+      return Status::Aborted("session: not the disk's current session; open the disk again");
+    if (!ds->failed.ok())
+      return Status::Aborted("the stream failed (" + ds->failed.message() +
+                             "); open the disk again");
+    return Status::Ok();
+  };
+  if (Status s = current(); !s.ok()) return s;
+  if (ds->pass != m.pass || d.pass != m.pass)
+    return Status::Aborted("pass " + std::to_string(m.pass) + " has begun; open the disk again");
+  if (from != ds->received)
+    return Status::Aborted("from: the session has received up to " + std::to_string(ds->received) +
+                           ", not " + std::to_string(from));
+  // Flow control: no more than the window unacknowledged.
+  ds->cv.wait(lock, [&] {
+    return !current().ok() || ds->received - ds->acked + payload <= m.window_bytes ||
+           ds->received == ds->acked;
+  });
+  if (Status s = current(); !s.ok()) return s;
+
+  const std::string what = "checksums of disk " + disk;
   if (!frames->empty()) {
     if (!ds->sums.valid()) {
+      const std::string sums = detail::sums_path(im.options.data_dir, migration_id, ref->idx);
       ds->sums = detail::Fd(::open(sums.c_str(), O_RDWR | O_CLOEXEC));
-      if (!ds->sums.valid()) return detail::errno_status("checksums of disk " + disk);
+      if (!ds->sums.valid()) return detail::errno_status(what);
     }
     if (!ds->sink) {
       DataAccess access;
@@ -617,69 +705,44 @@ Result<WindowAck> Migrations::write_window(const std::string& source_id,
     }
     const int sfd = ds->sums.get();
     // 1. Forget what the chunks held, durably, before touching them.
+    std::uint64_t resent = 0;
     for (const Frame& f : *frames) {
       const std::uint64_t at = f.offset / m.chunk_bytes * detail::kChecksumBytes;
       char old[detail::kChecksumBytes];
-      if (Status s = read_full(sfd, old, sizeof old, at, "checksums of disk " + disk); !s.ok())
-        return s;
-      if (std::string_view(old, sizeof old) == kUnknownSum) resent += f.length;
-      if (Status s = write_full(sfd, kUnknownSum.data(), kUnknownSum.size(), at,
-                                "checksums of disk " + disk);
-          !s.ok())
+      if (Status s = read_full(sfd, old, sizeof old, at, what); !s.ok()) return s;
+      if (std::string_view(old, sizeof old) == kUnknownSum) resent += f.zero ? 0 : f.length;
+      if (Status s = write_full(sfd, kUnknownSum.data(), kUnknownSum.size(), at, what); !s.ok())
         return s;
     }
-    if (Status s = datasync(sfd, "checksums of disk " + disk); !s.ok()) return s;
-    // 2. The data, made durable.
+    if (Status s = datasync(sfd, what); !s.ok()) return s;
+    // 2. The data, into the volume; the flusher makes it durable.
     for (const Frame& f : *frames) {
       Status s = f.zero ? ds->sink->zero_range(f.offset, f.length)
                         : ds->sink->write_at(f.offset, f.payload.data(), f.payload.size());
       if (!s.ok()) {
-        ds->sink.reset();
+        ds->failed = s;
+        ds->session.clear();
         return s.with_prefix("volume " + d.volume_id);
       }
-      if (!f.zero) written += f.length;
+      ds->pending.emplace_back(f.offset / m.chunk_bytes, f.zero ? kZeroSum : std::string(f.sum));
     }
-    if (Status s = ds->sink->sync(); !s.ok()) {
-      ds->sink.reset();
-      return s.with_prefix("volume " + d.volume_id);
-    }
-    // 3. What the volume now holds.
-    for (const Frame& f : *frames) {
-      const std::uint64_t at = f.offset / m.chunk_bytes * detail::kChecksumBytes;
-      const std::string_view sum = f.zero ? std::string_view(kZeroSum) : f.sum;
-      if (Status s = write_full(sfd, sum.data(), sum.size(), at, "checksums of disk " + disk);
-          !s.ok())
-        return s;
-    }
-    if (Status s = datasync(sfd, "checksums of disk " + disk); !s.ok()) return s;
+    ds->pending_bytes += payload;
+    ds->pending_resent += resent;
   }
-  // 4. The acknowledgement.
+  ds->received = to;
+  if (!ds->flusher.joinable())
+    ds->flusher = std::thread(flush_loop, std::ref(im), source_id, migration_id, ref->idx, ds);
+  ds->cv.notify_all();
   WindowAck ack;
-  Status s = im.store->transact([&](Txn& t) -> Status {
-    auto r = find_disk(t, source_id, migration_id, disk);
-    if (!r.ok()) return r.status();
-    MigrationDisk cur = r->m.disks[r->idx];
-    if (cur.acked != from || cur.pass != d.pass)
-      return Status::Aborted("from: the pass moved meanwhile; open the disk again");
-    cur.acked = to;
-    cur.pass_bytes += written;
-    cur.total_bytes += written;
-    cur.resent_bytes += resent;
-    if (Status u = MigrationCatalog::update_disk(t, migration_id, r->idx, cur); !u.ok()) return u;
-    auto src = SourceCatalog::by_id(t, source_id);
-    if (!src.ok()) return src.status();
-    if (*src) {
-      SourceCatalog::Stored st = **src;
-      st.replicate_size = static_cast<std::int64_t>(r->m.replicate_size - from + to);
-      if (Status u = SourceCatalog::update(t, st); !u.ok()) return u;
-    }
-    ack.acked = to;
-    ack.pass_done = to == cur.size;
-    return Status::Ok();
-  });
-  if (!s.ok()) return s;
+  ack.received = to;
+  ack.pass_done = to == d.size;
+  // The pass's last batch answers once all of it is durable.
+  if (ack.pass_done) {
+    ds->cv.wait(lock, [&] { return !current().ok() || ds->acked == to; });
+    if (Status s = current(); !s.ok()) return s;
+  }
+  ack.acked = ds->acked;
   ack.command = m.pass == 0 ? "START" : "SYNC";
-  if (ack.pass_done) im.engine->wake(migration_id);
   return ack;
 }
 

@@ -70,10 +70,10 @@ class Cli:
         self.env.update(HOME=home, XDG_CONFIG_HOME="")
         self.env.pop("XDG_CONFIG_HOME")
 
-    def run(self, *args, input=None, env=None, check=None):
+    def run(self, *args, input=None, env=None, check=None, timeout=120):
         e = dict(self.env, **(env or {}))
         p = subprocess.run([DMSCTL, *args], input=input, capture_output=True, text=True, env=e,
-                           timeout=120)
+                           timeout=timeout)
         if check is not None and p.returncode != check:
             raise AssertionError(f"dmsctl {' '.join(args)} -> {p.returncode}, wanted {check}\n"
                                  f"stdout: {p.stdout}\nstderr: {p.stderr}")
@@ -1025,7 +1025,9 @@ class DmsctlTest(unittest.TestCase):
                     ["list", "manageable-volumes"], ["manage", "volume"], ["unmanage", "volume"],
                     ["create", "user"], ["list", "users"], ["delete", "user"],
                     ["set", "password"], ["list", "source-servers"], ["get", "source-server"],
-                    ["delete", "source-server"]]
+                    ["delete", "source-server"], ["agent"], ["migrate", "source-server"],
+                    ["sync", "source-server"], ["cutover", "source-server"],
+                    ["stop", "source-server"], ["start", "source-server"]]
         for cmd in commands:
             with self.subTest(cmd=cmd):
                 p = self.cli.run(*cmd, "--help")
@@ -1046,6 +1048,461 @@ class DmsctlTest(unittest.TestCase):
              "echo ${COMPREPLY[@]}"], capture_output=True, text=True).stdout
         self.assertEqual(out.strip(), "clusters")
         self.assertEqual(self.cli.run("completion", "fish").returncode, 2)
+
+
+AGENT_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "agent_root")
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def write_image(path, mib, slots, seed):
+    """A sparse image of `mib` MiB with 1 MiB of seeded random bytes in each of `slots`."""
+    import random  # noqa: PLC0415
+    rng = random.Random(seed)
+    with open(path, "ab") as f:
+        f.truncate(mib * MIB)
+    with open(path, "r+b") as f:
+        for s in slots:
+            f.seek(s * MIB)
+            f.write(rng.randbytes(MIB))
+
+
+def write_mbr(path, parts):
+    """An MBR partition table: `parts` is [(first MiB, MiB)], primary Linux partitions."""
+    import struct  # noqa: PLC0415
+    mbr = bytearray(512)
+    for i, (first, size) in enumerate(parts):
+        e = 446 + 16 * i
+        mbr[e + 4] = 0x83
+        mbr[e + 8:e + 16] = struct.pack("<II", first * 2048, size * 2048)
+    mbr[510:512] = b"\x55\xaa"
+    with open(path, "r+b") as f:
+        f.write(mbr)
+
+
+class DmsctlMigrationTest(unittest.TestCase):
+    """`dmsctl agent` and the migration commands against a server of their own: a parked
+    migration counts as a running workflow (DmsctlTest's server runs 2 at most and its tests wait
+    for none to run), and DmsctlTest's source-server test expects no other sources."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="dmsctl-migration-test-")
+        cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
+        cls.server = Server(cls.root)
+        # Also when the rest of setUpClass fails (tearDownClass does not run then).
+        cls.addClassCleanup(cls.server.stop)
+        cls.cli = Cli(os.path.join(cls.root, "home"))
+        cls.cli.run("login", "--endpoint", cls.server.endpoint, "--password-stdin",
+                    input=PASSWORD + "\n", check=0)
+        c = cls.cli
+        c.run("attach", "cluster", "file://" + os.path.join(cls.root, "c1"), "--name", "c1",
+              "--wait", "--no-progress", check=0)
+        cls.c1 = c.json("list", "clusters")["clusters"][0]["id"]
+        c.run("create", "user", "mig-agent", "--role", "agent", "--password-stdin",
+              input="mig-agent-password\n", check=0)
+        c.run("create", "user", "mig-viewer", "--role", "viewer", "--password-stdin",
+              input="mig-viewer-password\n", check=0)
+        cls.admin_token = cls.token_of("home")
+        cls.agent_token = cls.login("home-agent", "mig-agent", "mig-agent-password")
+        cls.viewer = Cli(os.path.join(cls.root, "home-viewer"))
+        cls.login("home-viewer", "mig-viewer", "mig-viewer-password")
+        # A client with no configuration and no DMS_* variables at all.
+        cls.bare = Cli(os.path.join(cls.root, "home-bare"))
+
+    @classmethod
+    def login(cls, home, username, password):
+        Cli(os.path.join(cls.root, home)).run(
+            "login", "--endpoint", cls.server.endpoint, "--username", username,
+            "--password-stdin", input=password + "\n", check=0)
+        return cls.token_of(home)
+
+    @classmethod
+    def token_of(cls, home):
+        with open(os.path.join(cls.root, home, ".config", "dmsctl", "config.json")) as f:
+            return json.load(f)["contexts"]["default"]["token"]
+
+    def path(self, name):
+        return os.path.join(self.root, name)
+
+    def api(self, method, target, body=None, token=None):
+        import urllib.request  # noqa: PLC0415
+        req = urllib.request.Request(
+            self.server.endpoint + target, method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json",
+                     "Authorization": "Bearer " + (token or self.admin_token)})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def migration(self, sid):
+        return self.api("GET", f"/api/v1/source-servers/{sid}/migration")["migration"]
+
+    def await_migration(self, sid, pred, what, within=30):
+        deadline = time.time() + within
+        while True:
+            m = self.migration(sid)
+            if pred(m):
+                return m
+            if time.time() > deadline:
+                self.fail(f"migration of {sid}: {what} not reached: {m}")
+            time.sleep(0.05)
+
+    @staticmethod
+    def pass_done(m, n):
+        return m["pass"] == n and all(d["pass"] == n and d["ackedOffset"] == d["size"]
+                                      for d in m["disks"])
+
+    def agent_tree(self, name, mac):
+        """A copy of the fixture tree whose first network has `mac`: the service knows a source by
+        its MAC, so each test's agent registers a source of its own."""
+        tree = self.path(name)
+        shutil.rmtree(tree, ignore_errors=True)
+        shutil.copytree(AGENT_ROOT, tree, symlinks=True)
+        with open(os.path.join(tree, "sys", "class", "net", "eth0", "address"), "w") as f:
+            f.write(mac + "\n")
+        return tree
+
+    def start_agent(self, tree, name, disks, log):
+        args = [DMSCTL, "agent", "--endpoint", self.server.endpoint, "--root", tree, "--name",
+                name, "--exit-after-cutover", "--poll-interval-ms", "100"]
+        for d, path in disks:
+            args += ["--disk", f"{d}={path}"]
+        env = dict(self.bare.env, DMS_TOKEN=self.agent_token)
+        with open(log, "w") as err:
+            return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env=env)
+
+    def stop_agent(self, proc):
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    def read(self, path):
+        with open(path) as f:
+            return f.read()
+
+    def await_source(self, name, proc, log):
+        for _ in range(300):
+            found = self.cli.json("list", "source-servers", "--name", name)["sourceServers"]
+            if found:
+                self.assertEqual(len(found), 1, found)
+                return found[0]
+            self.assertIsNone(proc.poll(), self.read(log))
+            time.sleep(0.1)
+        self.fail("the agent did not register: " + self.read(log))
+
+    def assert_volume_holds(self, vid, image):
+        v = self.cli.json("get", "volume", vid, "--cluster", self.c1)["volume"]
+        self.assertEqual(v["state"], "Available")
+        with open(image, "rb") as f:
+            want = f.read()
+        with open(v["devicePath"], "rb") as f:
+            got = f.read()
+        self.assertGreaterEqual(len(got), len(want))
+        self.assertTrue(got[:len(want)] == want, f"volume {vid} differs from {image}")
+        self.assertEqual(got[len(want):].strip(b"\0"), b"")
+
+    def register_fake(self, name, mac):
+        """A source as an SMS agent registers it, with no agent behind it: its migrations park in
+        `replicating`, where nothing moves them on."""
+        body = dict(SOURCE, name=name, networks=[{"mac": mac, "mtu": 1500}],
+                    disks=[{"name": "/dev/vda", "size": 4 * MIB, "partition_style": "GPT"}])
+        return self.api("POST", "/v3/sources", body, self.agent_token)["id"]
+
+    # -- the agent's report -----------------------------------------------------------------------
+
+    def test_agent_print_report_describes_exactly_the_stand_in_disks(self):
+        sparse, mbr = self.path("report-sparse.img"), self.path("report-mbr.img")
+        write_image(sparse, 24, [], 0)
+        write_image(mbr, 16, [3], 1)
+        write_mbr(mbr, [(1, 7), (8, 8)])
+        # No service is needed: a client without endpoint or token.
+        p = self.bare.run("agent", "--root", AGENT_ROOT, "--disk", "data=" + sparse, "--disk",
+                          "sys=" + mbr, "--name", "mig-report", "--print-report", check=0)
+        self.assertEqual(p.stderr, "")
+        report = json.loads(p.stdout)
+        disks = report["disks"]
+        self.assertEqual([(d["name"], d["size"], d["partition_style"]) for d in disks],
+                         [("data", 24 * MIB, "MBR"), ("sys", 16 * MIB, "MBR")])
+        self.assertEqual(disks[0]["physical_volumes"], [])
+        self.assertEqual([(v["index"], v["name"], v["size"]) for v in disks[1]["physical_volumes"]],
+                         [(1, "/dev/sys1", 7 * MIB), (2, "/dev/sys2", 8 * MIB)])
+        # The tree's storage describes other disks: left out; the rest is the tree's.
+        self.assertEqual((report["volume_groups"], report["btrfs_list"]), ([], []))
+        self.assertEqual((report["name"], report["hostname"], report["os_version"]),
+                         ("mig-report", "web-01", "DEBIAN12_64BIT"))
+        self.assertEqual(report["networks"][0]["mac"], "52:54:00:12:34:56")
+        self.assertTrue(report["agent_version"].startswith("dmsctl/"))
+
+        # Without --disk: the tree's own disks, partitions and volume groups.
+        report = json.loads(self.bare.run("agent", "--root", AGENT_ROOT, "--print-report",
+                                          check=0).stdout)
+        self.assertEqual([(d["name"], d["size"], d["partition_style"])
+                          for d in report["disks"]],
+                         [("vda", 20 * 1024 * MIB, "GPT"), ("vdb", 10 * 1024 * MIB, "MBR")])
+        self.assertEqual([(v["index"], v["name"], v["file_system"])
+                          for v in report["disks"][0]["physical_volumes"]],
+                         [(1, "/dev/vda1", "vfat"), (2, "/dev/vda2", "LVM2_member")])
+        self.assertEqual(report["volume_groups"][0]["name"], "debian-vg")
+        self.assertEqual(report["name"], "web-01")
+
+    def test_agent_refuses_bad_input(self):
+        image = self.path("bad-input.img")
+        write_image(image, 1, [], 0)
+        for spec in ("nameonly", "=x", "d="):
+            for extra in ([], ["--print-report"]):
+                with self.subTest(disk=spec, extra=extra):
+                    p = self.bare.run("agent", "--root", AGENT_ROOT, "--disk", spec, *extra,
+                                      timeout=30)
+                    self.assertEqual(p.returncode, 2, p.stderr)
+                    self.assertIn(f"--disk {spec}: must be NAME=PATH", p.stderr)
+        cases = [
+            (["--disk", "d=/no/such/file"], "--disk d: /no/such/file"),
+            (["--disk", "d=" + self.root], "not a regular file"),
+            (["--disk", "a=" + image, "--disk", "a=" + image], "--disk a: given twice"),
+            (["--disk", "a/b=" + image], "--disk a/b="),
+        ]
+        for args, says in cases:
+            with self.subTest(args=args):
+                p = self.bare.run("agent", "--root", AGENT_ROOT, *args, "--print-report")
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(says, p.stderr)
+                self.assertEqual(p.stdout, "")
+        p = self.bare.run("agent", "--root", "/no/such/dir", "--print-report")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--root /no/such/dir", p.stderr)
+        empty = self.path("empty-root")
+        os.makedirs(empty, exist_ok=True)
+        p = self.bare.run("agent", "--root", empty, "--print-report")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("os-release", p.stderr)
+        for value in ("0", "49", "600001"):
+            with self.subTest(poll=value):
+                p = self.bare.run("agent", "--root", AGENT_ROOT, "--poll-interval-ms", value,
+                                  "--print-report")
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("--poll-interval-ms", p.stderr)
+
+        # Nowhere to go (2, usage), then nothing to prove who it is (3).
+        agent = ["agent", "--root", AGENT_ROOT, "--disk", "d=" + image, "--poll-interval-ms",
+                 "100"]
+        p = self.bare.run(*agent, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("no endpoint", p.stderr)
+        p = self.bare.run(*agent, "--endpoint", self.server.endpoint, timeout=30)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("not logged in", p.stderr)
+        # A viewer's token and a forged one: the service refuses the agent (3), nothing registers.
+        for who, token in (("viewer", self.token_of("home-viewer")), ("forged", "a.b.c")):
+            with self.subTest(token=who):
+                p = self.bare.run(*agent, "--endpoint", self.server.endpoint,
+                                  env={"DMS_TOKEN": token}, timeout=30)
+                self.assertEqual(p.returncode, 3, p.stderr)
+                self.assertIn("the service refuses this agent", p.stderr)
+        self.assertEqual(self.cli.json("list", "source-servers", "--name", "web-01")
+                         ["sourceServers"], [])
+
+    # -- a migration through the CLI --------------------------------------------------------------
+
+    def test_agent_streams_syncs_and_cuts_over_byte_identical(self):
+        c = self.cli
+        sys_img, data_img = self.path("full-sys.img"), self.path("full-data.img")
+        write_image(sys_img, 16, [1, 2, 9], 11)
+        write_mbr(sys_img, [(1, 7), (8, 8)])
+        write_image(data_img, 32, [0, 3, 7, 20, 31], 12)
+        log = self.path("full-agent.log")
+        agent = self.start_agent(self.agent_tree("full-tree", "52:54:00:aa:00:01"), "mig-full",
+                                 [("sys", sys_img), ("data", data_img)], log)
+        wid = None
+        try:
+            src = self.await_source("mig-full", agent, log)
+            sid = src["id"]
+            self.assertEqual((src["state"], src["connected"]), ("waiting", True))
+            got = c.json("get", "source-server", sid)["sourceServer"]
+            self.assertEqual([(d["name"], d["size"]) for d in got["disks"]],
+                             [("sys", str(16 * MIB)), ("data", str(32 * MIB))])
+            self.assertEqual(got["reportedBy"], "mig-agent")
+
+            p = c.run("migrate", "source-server", sid, "--cluster", self.c1, "--syncing", check=0)
+            wid = p.stdout.strip()
+            self.assertRegex(wid, "^" + UUID + "$")
+            self.assertIn(f"started workflow {wid}", p.stderr)
+            # The full replication (pass 0), then syncing waits for the operator. Holes and
+            # zeros were not sent: only the MBR's chunk and the data slots.
+            m = self.await_migration(sid, lambda m: m["stage"] == "syncing"
+                                     and self.pass_done(m, 0), "pass 0 done")
+            self.assertEqual((m["id"], m["syncing"], m["state"]), (wid, True, "SYNCING"))
+            self.assertEqual([(d["name"], d["totalBytes"]) for d in m["disks"]],
+                             [("sys", str(4 * MIB)), ("data", str(5 * MIB))])
+            w = c.json("get", "workflow", wid)["workflow"]
+            self.assertEqual((w["type"], w["state"]), ("MIGRATE_SOURCE_SERVER", "RUNNING"))
+            self.assertEqual(c.json("get", "source-server", sid)["sourceServer"]["state"],
+                             "syncing")
+
+            # 3 MiB of the data disk change; a sync sends them and nothing else.
+            write_image(data_img, 32, [5, 6, 7], 13)
+            p = c.run("sync", "source-server", sid, check=0)
+            self.assertEqual(p.stderr, f"source server {sid}: sync asked\n")
+            self.assertEqual(p.stdout, "")
+            m = self.await_migration(sid, lambda m: self.pass_done(m, 1), "pass 1 done")
+            self.assertEqual([(d["name"], d["passBytes"]) for d in m["disks"]],
+                             [("sys", "0"), ("data", str(3 * MIB))])
+
+            write_image(sys_img, 16, [12], 14)
+            p = c.run("cutover", "source-server", sid, check=0)
+            self.assertEqual(p.stderr, f"source server {sid}: cutover asked\n")
+            p = c.run("get", "workflow", wid, "--watch", "--no-progress", "--timeout", "60",
+                      "-o", "json", check=0)
+            w = json.loads(p.stdout)["workflow"]
+            self.assertEqual(w["state"], "COMPLETED", w)
+            self.assertEqual(agent.wait(timeout=30), 0, self.read(log))
+            vols = w["result"]["volumes"]
+            self.assertEqual([v["disk"] for v in vols], ["sys", "data"])
+            self.assert_volume_holds(vols[0]["volumeId"], sys_img)
+            self.assert_volume_holds(vols[1]["volumeId"], data_img)
+            m = self.migration(sid)
+            self.assertEqual((m["state"], m["stage"]), ("MIGRATE_SUCCESS", "cutovered"))
+            self.assertEqual(m["disks"][0]["passBytes"], str(MIB))  # the cutover pass
+            s = c.json("get", "source-server", sid)["sourceServer"]
+            self.assertEqual((s["state"], s["migrationCycle"]), ("finished", "cutovered"))
+            # It is over: nothing more to sync.
+            p = c.run("sync", "source-server", sid)
+            self.assertEqual(p.returncode, 4, p.stderr)
+            wid = None
+        finally:
+            self.stop_agent(agent)
+            if wid:
+                c.run("cancel", "workflow", wid)
+
+    def test_migrate_with_wait_follows_to_the_end_and_prints_the_result(self):
+        c = self.cli
+        image = self.path("wait-data.img")
+        write_image(image, 8, [0, 5], 21)
+        log = self.path("wait-agent.log")
+        agent = self.start_agent(self.agent_tree("wait-tree", "52:54:00:aa:00:02"), "mig-wait",
+                                 [("data", image)], log)
+        try:
+            sid = self.await_source("mig-wait", agent, log)["id"]
+            # Without --syncing the replication's end cuts over by itself.
+            p = c.run("migrate", "source-server", sid, "--cluster", self.c1, "--wait",
+                      "--timeout", "60", check=0)
+            self.assertRegex(p.stderr, f"started workflow {UUID}\n")
+            self.assertRegex(p.stderr, f"Migrating source server {sid}: [A-Z]+ +\\d+%")
+            self.assertIn(f"Migrating source server {sid}...done.", p.stderr)
+            result = yaml_load(p.stdout)  # the workflow's result
+            self.assertEqual((result["sourceId"], result["clusterId"]), (sid, self.c1))
+            self.assertEqual([v["disk"] for v in result["volumes"]], ["data"])
+            self.assertEqual(agent.wait(timeout=30), 0, self.read(log))
+            self.assert_volume_holds(result["volumes"][0]["volumeId"], image)
+        finally:
+            self.stop_agent(agent)
+
+    # -- the action commands' refusals ------------------------------------------------------------
+
+    def test_migration_commands_refuse_what_does_not_apply(self):
+        c = self.cli
+        unknown = "0123456789abcdef0123456789abcdef"
+        for verb in ("sync", "cutover", "stop", "start"):
+            with self.subTest(verb=verb):
+                p = c.run(verb, "source-server", unknown)
+                self.assertEqual(p.returncode, 4, p.stderr)
+                self.assertIn(f"NOT_FOUND: source {unknown} has no running migration", p.stderr)
+                p = c.run(verb, "source-server")
+                self.assertEqual(p.returncode, 2, p.stderr)
+        p = c.run("migrate", "source-server", unknown, "--cluster", self.c1)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn(unknown, p.stderr)
+
+        plain = self.register_fake("mig-plain", "aa:bb:cc:00:00:01")
+        syncing = self.register_fake("mig-syncing", "aa:bb:cc:00:00:02")
+        p = c.run("migrate", "source-server", plain)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--cluster", p.stderr)
+        gone = "00000000-0000-4000-8000-000000000000"
+        p = c.run("migrate", "source-server", plain, "--cluster", gone)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn(gone, p.stderr)
+        p = self.viewer.run("migrate", "source-server", plain, "--cluster", self.c1)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("PERMISSION_DENIED", p.stderr)
+        p = c.run("migrate", "source-server", plain, "--cluster", self.c1,
+                  env={"DMS_TOKEN": self.agent_token})
+        self.assertEqual(p.returncode, 3, p.stderr)
+        p = c.run("migrate", "source-server", plain, "--cluster", self.c1, "--disk", "/dev/vdz")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("has no disk /dev/vdz", p.stderr)
+        import urllib.error  # noqa: PLC0415
+        with self.assertRaises(urllib.error.HTTPError) as e:  # nothing was started
+            self.migration(plain)
+        self.assertEqual(e.exception.code, 404)
+
+        started = []
+        try:
+            # Without --syncing: a sync is refused (FAILED_PRECONDITION: 1), naming why.
+            w = c.json("migrate", "source-server", plain, "--cluster", self.c1)["workflowId"]
+            started.append(w)
+            p = c.run("sync", "source-server", plain)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(f"FAILED_PRECONDITION: the migration {w} was started without syncing",
+                          p.stderr)
+            p = c.run("migrate", "source-server", plain, "--cluster", self.c1)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("under way", p.stderr)
+
+            # With --syncing, before the replication ended (no agent streams): refused too.
+            w = c.run("migrate", "source-server", syncing, "--cluster", self.c1, "--syncing",
+                      "-o", "name", check=0).stdout.strip()
+            self.assertRegex(w, f"^workflow/{UUID}$")
+            w = w.split("/")[1]
+            started.append(w)
+            self.await_migration(syncing, lambda m: m["stage"] == "replicating", "replicating")
+            p = c.run("sync", "source-server", syncing)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("is replicating: a sync follows the full replication", p.stderr)
+            p = self.viewer.run("stop", "source-server", syncing)
+            self.assertEqual(p.returncode, 3, p.stderr)
+
+            # Stop, twice; start, twice.
+            p = c.run("stop", "source-server", syncing, check=0)
+            self.assertEqual(p.stderr, f"source server {syncing}: stopped\n")
+            self.assertEqual(c.json("get", "source-server", syncing)["sourceServer"]["state"],
+                             "stopped")
+            p = c.run("stop", "source-server", syncing)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(f"the migration {w} is stopped", p.stderr)
+            p = c.run("start", "source-server", syncing, check=0)
+            self.assertEqual(p.stderr, f"source server {syncing}: started\n")
+            self.assertEqual(c.json("get", "source-server", syncing)["sourceServer"]["state"],
+                             "replicate")
+            p = c.run("start", "source-server", syncing)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("only a stopped or failed one starts again", p.stderr)
+            # A second cutover.
+            c.run("cutover", "source-server", syncing, check=0)
+            p = c.run("cutover", "source-server", syncing)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("cutting over already", p.stderr)
+        finally:
+            for w in started:
+                c.run("cancel", "workflow", w)
+        for w in started:
+            self.assertEqual(c.run("get", "workflow", w, "--watch", "--no-progress", "--timeout",
+                                   "30").returncode, 7)
+        # Cancelled: nothing runs any more, and the sources can go.
+        for sid in (plain, syncing):
+            self.assertEqual(c.run("stop", "source-server", sid).returncode, 4)
+            c.run("delete", "source-server", sid, check=0)
+
+    def test_migrate_refuses_a_negative_rate_limit(self):
+        # --rate-limit is unsigned: CLI11 alone would wrap -5 into 2^64-5.
+        sid = self.register_fake("mig-rate", "aa:bb:cc:00:00:03")
+        p = self.cli.run("migrate", "source-server", sid, "--cluster", self.c1,
+                         "--rate-limit", "-5")
+        if p.returncode == 0:
+            self.cli.run("cancel", "workflow", p.stdout.strip())
+            self.cli.run("get", "workflow", p.stdout.strip(), "--watch", "--no-progress")
+        self.cli.run("delete", "source-server", sid)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--rate-limit", p.stderr)
 
 
 def yaml_load(text):

@@ -136,6 +136,7 @@ void add_migration_routes(RouteTable& add, Service& svc) {
                          {"done", s->done},
                          {"chunkBytes", std::to_string(s->chunk_bytes)},
                          {"windowBytes", std::to_string(s->window_bytes)},
+                         {"batchBytes", std::to_string(s->batch_bytes)},
                          {"rateLimitBytesPerSec", std::to_string(s->rate_limit_bytes_per_sec)}});
       });
   add.last().agent_may_call = true;
@@ -167,7 +168,8 @@ void add_migration_routes(RouteTable& add, Service& svc) {
             c.params.path["sourceServerId"], c.params.path["migrationId"], c.params.path["disk"],
             query(c.params, "session"), *from, *to, c.req.body);
         if (!ack.ok()) return ack.status();
-        return json::value(json::object{{"ackedOffset", std::to_string(ack->acked)},
+        return json::value(json::object{{"receivedOffset", std::to_string(ack->received)},
+                                        {"ackedOffset", std::to_string(ack->acked)},
                                         {"passDone", ack->pass_done},
                                         {"command", ack->command}});
       });
