@@ -442,6 +442,27 @@ TEST_CASE(
   REQUIRE(ok.status == 200);
   CHECK(ok.json().at("receivedOffset") == "2097152");
   CHECK(ok.json().at("passDone") == false);
+  // Progress shows on the source (SMS's replicatesize, current_task) and on the workflow once
+  // the batch is durable (the flusher acknowledges it; the parked step reports it).
+  {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      auto shown = f.call("GET", "/v3/sources/" + source);
+      auto w = f.svc->workflows().get(WorkflowId(mid));
+      REQUIRE(w.ok());
+      if (shown.json().at("replicatesize") == 2 * kMiB && w->progress.bytes_done == 2 * kMiB) {
+        CHECK(shown.json().at("totalsize") == size);
+        CHECK(shown.json().at("current_task").at("state") == "RUNNING");
+        CHECK(shown.json().at("current_task").as_object().contains("migrate_speed"));
+        CHECK(shown.json().at("current_task").at("remain_seconds").as_int64() >= 0);
+        CHECK(w->progress.bytes_total == size);
+        CHECK(w->progress.stage == "replicating");
+        break;
+      }
+      REQUIRE(std::chrono::steady_clock::now() < until);
+      std::this_thread::sleep_for(50ms);
+    }
+  }
   REQUIRE(post("&from=2097152&to=8388608", "", second).status == 200);
   const std::string tail(4096, 't');
   auto last = post("&from=8388608&to=" + std::to_string(size), frame(8 * kMiB, tail), second);
