@@ -338,6 +338,45 @@ TEST_CASE("Migrations: an agent streams two image disks, syncs 1% changed, cuts 
   // The checksum files are gone with the migration.
   CHECK(!std::filesystem::exists(f.tmp / "data/migrations" + ("/" + mid)));
 }
+TEST_CASE(
+    "Migrations: an agent that cannot read its disk puts the source in error, start resumes") {
+  Fixture f;
+  const std::string disk = f.tmp / "disk.img";
+  write_slots(disk, 16, pick_slots(16, 50, 3), 21);
+  const std::string saved = dmscore::testing::read_file(disk);
+  std::filesystem::create_directories(f.tmp / "home");
+  dmscore::testing::Process agent(
+      {DMSCORE_DMSCTL, "agent", "--endpoint", f.endpoint(), "--disk", "d=" + disk, "--root",
+       std::string(DMSCORE_SOURCE_DIR) + "/tests/data/agent_root", "--poll-interval-ms", "50",
+       "--exit-after-cutover"},
+      {"HOME=" + (f.tmp / "home"), "DMS_TOKEN=" + f.agent, "PATH=/usr/bin:/bin"},
+      f.tmp / "agent.log");
+  std::string source;
+  for (int i = 0; i < 500 && source.empty(); ++i) {
+    auto page = f.svc->sources().list({});
+    REQUIRE(page.ok());
+    if (!page->sources.empty()) source = page->sources[0].id;
+    std::this_thread::sleep_for(20ms);
+  }
+  INFO(dmscore::testing::read_file(f.tmp / "agent.log"));
+  REQUIRE(!source.empty());
+  // The disk shrinks under the agent: it cannot read what it registered.
+  REQUIRE(::truncate(disk.c_str(), static_cast<off_t>(kMiB)) == 0);
+  const std::string mid = f.start(source, false);
+  SourceMigration m = f.await(mid, [](const SourceMigration& m) { return !m.error.empty(); });
+  CHECK(m.state == "MIGRATE_FAIL");
+  CHECK(m.error.find("ended early") != std::string::npos);
+  CHECK(f.svc->sources().get(source)->state == "error");
+  CHECK(f.svc->workflows().get(WorkflowId(mid))->state == WorkflowState::kRunning);
+  // Mended, started again: it goes on where it stood and completes.
+  dmscore::testing::write_file(disk, saved);
+  REQUIRE(f.call("POST", "/api/v1/source-servers/" + source + "/start", "{}").status == 200);
+  Workflow w = f.wait(mid);
+  INFO(w.msg);
+  REQUIRE(w.state == WorkflowState::kCompleted);
+  f.check_same(f.migration(mid).disks[0].volume_id, disk);
+  CHECK(agent.wait(20s) == std::optional<int>(0));
+}
 #endif
 
 TEST_CASE(
@@ -568,14 +607,45 @@ TEST_CASE("Migrations: SMS's command channel, a failed command, stop and start")
   CHECK(f.call("POST", "/api/v1/source-servers/" + source + "/start", "").status == 400);
   CHECK(command().at("command_name") == "START");
 
-  // Stream the pass by hand: then SKIP while syncing waits for an operator.
+  // The cluster cannot be detached under a migration.
+  auto detach = f.call("DELETE", "/api/v1/clusters/" + f.cluster);
+  CHECK(detach.status == 400);
+  CHECK(detach.message().find("used by a running workflow") != std::string::npos);
+
+  // A stop in the middle of a session ends it; the next session resumes from what is durable.
   const std::string base = disk_base(source, mid, "/dev/vda");
+  auto first = f.call("POST", base + "/session", "{}", f.agent);
+  REQUIRE(first.status == 200);
+  const std::string s1 = std::string(first.json().at("session").as_string());
+  REQUIRE(f.call("POST", base + "/data?session=" + s1 + "&from=0&to=" + std::to_string(kMiB),
+                 frame(0, std::string(kMiB, 'p')), f.agent, "application/octet-stream")
+              .status == 200);
+  REQUIRE(f.call("POST", "/api/v1/source-servers/" + source + "/stop", "").status == 200);
+  CHECK(f.call("POST",
+               base + "/data?session=" + s1 + "&from=" + std::to_string(kMiB) +
+                   "&to=" + std::to_string(2 * kMiB),
+               "", f.agent, "application/octet-stream")
+            .status == 400);  // stopped
+  REQUIRE(f.call("POST", "/api/v1/source-servers/" + source + "/start", "").status == 200);
   auto sess = f.call("POST", base + "/session", "{}", f.agent);
   REQUIRE(sess.status == 200);
   const std::string s = std::string(sess.json().at("session").as_string());
-  REQUIRE(f.call("POST", base + "/data?session=" + s + "&from=0&to=" + std::to_string(2 * kMiB),
-                 frame(0, std::string(kMiB, 'q')), f.agent, "application/octet-stream")
-              .status == 200);
+  const std::string resume = std::string(sess.json().at("ackedOffset").as_string());
+  CHECK((resume == "0" || resume == std::to_string(kMiB)));
+  CHECK(f.call("POST",
+               base + "/data?session=" + s1 + "&from=" + resume + "&to=" + std::to_string(2 * kMiB),
+               "", f.agent, "application/octet-stream")
+            .status == 409);  // the old session is over
+  if (resume == std::to_string(kMiB))
+    REQUIRE(
+        f.call("POST",
+               base + "/data?session=" + s + "&from=" + resume + "&to=" + std::to_string(2 * kMiB),
+               "", f.agent, "application/octet-stream")
+            .status == 200);
+  if (resume == "0")
+    REQUIRE(f.call("POST", base + "/data?session=" + s + "&from=0&to=" + std::to_string(2 * kMiB),
+                   frame(0, std::string(kMiB, 'q')), f.agent, "application/octet-stream")
+                .status == 200);
   f.await(mid, [](const SourceMigration& m) { return m.stage == "syncing"; });
   CHECK(command().at("command_name") == "SKIP");
   CHECK(f.call("POST", "/api/v1/source-servers/" + source + "/sync", "{}", f.agent).status == 403);

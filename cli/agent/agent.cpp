@@ -124,21 +124,43 @@ std::string human(std::uint64_t bytes) {
   return buf;
 }
 
-// Runs `command` through /bin/sh with a minimal environment; its exit status.
-Status run_hook(const std::string& command) {
+// Runs `command` through /bin/sh with a minimal environment and the signals the agent blocks
+// unblocked; its exit status. The hook is killed (SIGTERM, then SIGKILL) when the agent is asked
+// to stop or `timeout` passes.
+Status run_hook(const std::string& command, std::chrono::milliseconds timeout,
+                const std::atomic<bool>* stop) {
   pid_t pid = ::fork();
   if (pid < 0) return Status::Internal("fork: " + std::string(std::strerror(errno)));
   if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int fd = 3; fd < 1024; ++fd) ::close(fd);
     const char* env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                          "LANG=C", nullptr};
     ::execle("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr), env);
     ::_exit(127);
   }
+  const auto deadline = Clock::now() + timeout;
   int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  bool killed = false;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &st, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR)
+      return Status::Internal("waitpid: " + std::string(std::strerror(errno)));
+    if (!killed && ((stop && stop->load()) || Clock::now() > deadline)) {
+      ::kill(pid, SIGTERM);
+      killed = true;
+    } else if (killed && Clock::now() > deadline + std::chrono::seconds(5)) {
+      ::kill(pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return Status::Ok();
+  if (killed && !(stop && stop->load()))
+    return Status::DeadlineExceeded("the pre-cutover hook did not finish within " +
+                                    std::to_string(timeout.count() / 1000) + " s");
   return Status::FailedPrecondition("the pre-cutover hook " +
                                     (WIFEXITED(st)
                                          ? "exited with " + std::to_string(WEXITSTATUS(st))
@@ -378,10 +400,8 @@ class Agent {
       if ((name == "START" || name == "SYNC") && !task.empty()) {
         Status s = carry_out(name, task);
         if (!s.ok() && !stopping()) {
+          // (What the service should know of, carry_out reported already.)
           log_("dmsctl agent: " + name + " failed: " + s.message());
-          if (s.code() != Code::kUnavailable && s.code() != Code::kAborted &&
-              s.code() != Code::kFailedPrecondition)
-            (void)result(name, false, s.message());
           if (!pause(o_.poll_ms)) break;
         }
         continue;  // poll again at once: the next pass may be asked already
@@ -446,7 +466,9 @@ class Agent {
     streamed_ = task;
     if (cutover && !o_.pre_cutover_hook.empty() && hooked_ != task) {
       log_("dmsctl agent: running the pre-cutover hook");
-      if (Status s = run_hook(o_.pre_cutover_hook); !s.ok()) {
+      if (Status s =
+              run_hook(o_.pre_cutover_hook, std::chrono::milliseconds(o_.hook_timeout_ms), o_.stop);
+          !s.ok()) {
         (void)result(name, false, s.message());
         return Status::FailedPrecondition(s.message());
       }
@@ -467,6 +489,13 @@ class Agent {
         if (s.ok()) break;
         if (stopping()) return s;
         if (s.code() == Code::kFailedPrecondition || s.code() == Code::kNotFound) return s;
+        // What trying again cannot mend (the disk unreadable, a refused token or request) is
+        // reported to the service, which puts the migration in error.
+        if (s.code() == Code::kDataLoss || s.code() == Code::kInvalidArgument ||
+            s.code() == Code::kPermissionDenied || s.code() == Code::kUnauthenticated) {
+          (void)result(name, false, "disk " + disk + ": " + s.message());
+          return s;
+        }
         // The service restarting, a session taken over, a batch refused: reopen and resume.
         log_("dmsctl agent: disk " + disk + ": " + s.message() + "; resuming");
         if (!pause(std::min(200 * (1 << std::min(attempt, 4)), 3000))) return s;
@@ -499,6 +528,12 @@ class Agent {
       int fd;
       ~Closer() { ::close(fd); }
     } closer{fd};
+    // A disk shorter than the migration's would read as zeros past its end (holes).
+    const off_t end = ::lseek(fd, 0, SEEK_END);
+    if (end < 0 || static_cast<std::uint64_t>(end) < size)
+      return Status::DataLoss(disk.path +
+                              ": the disk ended early: " + std::to_string(end < 0 ? 0 : end) +
+                              " bytes, the migration has " + std::to_string(size));
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     const auto t0 = Clock::now();
     std::uint64_t sent = 0;
@@ -506,7 +541,7 @@ class Agent {
     BatchReader reader(fd, size, chunk, batch, acked, std::move(sums->body), o_.stop);
     for (;;) {
       auto w = reader.next();
-      if (!w.ok()) return Status::FailedPrecondition(disk.path + ": " + w.status().message());
+      if (!w.ok()) return Status::DataLoss(disk.path + ": " + w.status().message());
       if (!*w) break;
       if (stopping()) return Status::Cancelled("stopping");
       const std::string q = "/data?session=" + session + "&from=" + std::to_string((*w)->from) +
@@ -521,8 +556,11 @@ class Agent {
       sent += (*w)->payload;
       if (rate > 0) {
         // Hold the pace: the bytes sent so far may not have taken less than sent / rate.
-        const auto due = t0 + std::chrono::microseconds(sent * 1000000 / rate);
-        if (due > Clock::now()) std::this_thread::sleep_until(due);
+        const double due_s = static_cast<double>(sent) / static_cast<double>(rate);
+        const auto due = t0 + std::chrono::microseconds(static_cast<std::int64_t>(due_s * 1e6));
+        while (Clock::now() < due && !stopping())
+          std::this_thread::sleep_for(
+              std::min<Clock::duration>(due - Clock::now(), std::chrono::milliseconds(50)));
       }
       const auto now = Clock::now();
       if (o_.progress && (now - last_log > std::chrono::seconds(2) || (*w)->to == size)) {
@@ -548,7 +586,13 @@ class Agent {
 }  // namespace
 
 int run_agent(const AgentOptions& options, const std::function<void(const std::string&)>& log) {
-  return Agent(options, log).run();
+  try {
+    return Agent(options, log).run();
+  } catch (const std::exception& e) {
+    // An answer of a shape the agent does not know (json .at()): a service of another version.
+    log(std::string("dmsctl agent: unexpected answer from the service: ") + e.what());
+    return 1;
+  }
 }
 
 }  // namespace dmsctl::agent

@@ -31,6 +31,8 @@ struct AgentOptions {
   // Run through /bin/sh before the cutover pass (quiesce the source); its failure fails the
   // command. Empty: none.
   std::string pre_cutover_hook;
+  // The hook is killed past this. Default: 10 min.
+  int hook_timeout_ms = 600000;
   // Between polls when idle. Default: 2 s.
   int poll_ms = 2000;
   // Facts are collected again (and reported when they changed) this often. Default: 60 s.

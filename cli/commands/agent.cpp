@@ -25,6 +25,7 @@ struct AgentArgs {
   std::vector<std::string> disks;
   std::string root = "/", name, hook;
   int poll_ms = 2000;
+  int hook_timeout_s = 600;
   bool exit_after_cutover = false, print_report = false;
 };
 
@@ -61,6 +62,7 @@ int run_agent_command(Context& ctx, const AgentArgs& a) {
   o.client = conn.options;
   o.token = conn.token;
   o.pre_cutover_hook = a.hook;
+  o.hook_timeout_ms = a.hook_timeout_s * 1000;
   o.poll_ms = a.poll_ms;
   o.exit_after_cutover = a.exit_after_cutover;
   o.progress = !ctx.flags.no_progress;
@@ -106,6 +108,11 @@ void add_agent_commands(CLI::App& app, Context& ctx) {
   agent->add_option("--name", a.name, "the source's name (default: the hostname)");
   agent->add_option("--pre-cutover-hook", a.hook,
                     "shell command run before the cutover pass (quiesce the machine)");
+  agent
+      ->add_option("--pre-cutover-hook-timeout", a.hook_timeout_s,
+                   "seconds the hook may take; it is killed past them")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   agent->add_option("--poll-interval-ms", a.poll_ms, "between polls when idle")
       ->check(CLI::Range(50, 600000))
       ->capture_default_str();

@@ -67,22 +67,35 @@ struct DiskStream {
   std::thread flusher;
 
   ~DiskStream() { stop(); }
-  // Stops the flusher (what it has not flushed stays unacknowledged) and closes everything.
+  // Stops the flusher (what it has not flushed stays unacknowledged: a new session sends it
+  // again) and closes everything; requests waiting are answered ABORTED. The object stays
+  // usable: a new session starts it again.
   void stop() {
+    std::thread t;
     {
       std::lock_guard lock(mu);
       stopping = true;
+      session.clear();
+      t = std::move(flusher);
     }
     cv.notify_all();
-    if (flusher.joinable()) flusher.join();
+    if (t.joinable()) {
+      if (t.get_id() == std::this_thread::get_id())
+        t.detach();  // the flusher itself held the last reference
+      else
+        t.join();
+    }
     std::lock_guard lock(mu);
-    session.clear();
     sink.reset();
     sums = Fd();
     pending.clear();
+    pending_bytes = pending_resent = 0;
   }
 };
 
+// The streams of the disks being migrated. One DiskStream per disk for as long as its migration
+// runs, so that two sessions of a disk (a stop and a start, an agent reconnecting) never have
+// two flushers: a new session stops the last one's first.
 class MigrationStreams {
  public:
   std::shared_ptr<DiskStream> disk(const std::string& migration_id, std::size_t idx) {
@@ -91,24 +104,40 @@ class MigrationStreams {
     if (!d) d = std::make_shared<DiskStream>();
     return d;
   }
-  // Closes the migration's volumes and files (its end, a stop, a cancel).
-  void drop(const std::string& migration_id) {
-    std::vector<std::shared_ptr<DiskStream>> gone;
+  // Stops the migration's streams (a stop, the cutover), keeping them for a later session.
+  void stop(const std::string& migration_id) {
+    for (auto& d : of(migration_id, false)) d->stop();
+  }
+  // Stops them and forgets them: the migration has ended.
+  void forget(const std::string& migration_id) {
+    for (auto& d : of(migration_id, true)) d->stop();
+  }
+  // Every stream (the service is closing).
+  void stop_all() {
+    std::vector<std::shared_ptr<DiskStream>> all;
     {
       std::lock_guard lock(mu_);
-      for (auto it = disks_.begin(); it != disks_.end();) {
-        if (it->first.first == migration_id) {
-          gone.push_back(it->second);
-          it = disks_.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      for (auto& [k, d] : disks_) all.push_back(d);
+      disks_.clear();
     }
-    for (auto& d : gone) d->stop();
+    for (auto& d : all) d->stop();
   }
 
  private:
+  std::vector<std::shared_ptr<DiskStream>> of(const std::string& migration_id, bool erase) {
+    std::vector<std::shared_ptr<DiskStream>> out;
+    std::lock_guard lock(mu_);
+    for (auto it = disks_.begin(); it != disks_.end();) {
+      if (it->first.first == migration_id) {
+        out.push_back(it->second);
+        it = erase ? disks_.erase(it) : std::next(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
+
   std::mutex mu_;
   std::map<std::pair<std::string, std::size_t>, std::shared_ptr<DiskStream>> disks_;
 };

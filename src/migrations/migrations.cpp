@@ -284,7 +284,10 @@ Result<std::string> Migrations::start(const MigrationRequest& req) {
   const std::string base = object_name(source->name.empty() ? source->id : source->name);
   const std::string request = json::serialize(json::object{{"sourceId", req.source_id}});
   auto ids = detail::EngineTxn::submit_all(
-      *im.engine, {{detail::kMigrateSourceServer, request, {"source:" + req.source_id}}},
+      *im.engine,
+      {{detail::kMigrateSourceServer,
+        request,
+        {"source:" + req.source_id, "cluster:" + req.cluster_id}}},
       [&](Txn& t, const std::vector<std::string>& ids) -> Status {
         auto row = SourceCatalog::by_id(t, req.source_id);
         if (!row.ok()) return row.status();
@@ -406,7 +409,7 @@ Status Migrations::stop(const std::string& source_id) {
     id = m.id;
     return detail::set_source_stage(im, t, source_id, "stopped", "");
   });
-  if (s.ok()) im.streams->drop(id);
+  if (s.ok()) im.streams->stop(id);
   return s;
 }
 
@@ -657,7 +660,7 @@ Result<WindowAck> Migrations::write_window(const std::string& source_id,
   auto ds = im.streams->disk(migration_id, ref->idx);
   std::unique_lock lock(ds->mu);
   auto current = [&]() -> Status {
-    if (session.empty() || session != ds->session)
+    if (ds->stopping || session.empty() || session != ds->session)
       return Status::Aborted("session: not the disk's current session; open the disk again");
     if (!ds->failed.ok())
       return Status::Aborted("the stream failed (" + ds->failed.message() +

@@ -38,6 +38,8 @@ Service::~Service() {
     impl_->health_cv.notify_all();
     impl_->health.join();
   }
+  // Migration streams first: their flushers call the store, the engine and the drivers.
+  impl_->streams->stop_all();
   if (impl_->engine) impl_->engine->stop();
   impl_->engine.reset();
   impl_->full_copies.reset();

@@ -12,6 +12,7 @@
 //
 // The waiting steps park (StepContext::park): the thread goes back to the engine and the step
 // runs again when a disk's pass ends, an operator acts, or a few seconds pass.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,22 +167,43 @@ Status set_step(ServiceImpl& im, StepContext& c) {
     if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return errno_status("mkdir " + d);
   }
   for (std::size_t i = 0; i < m->disks.size(); ++i) {
-    Status s = create_sparse_file(sums_path(im.options.data_dir, m->id, i),
-                                  chunk_count(m->disks[i].size, m->chunk_bytes) * kChecksumBytes,
-                                  0600, -1);
-    if (!s.ok() && s.code() != Code::kAlreadyExists) return s;
+    const std::string path = sums_path(im.options.data_dir, m->id, i);
+    const std::uint64_t bytes = chunk_count(m->disks[i].size, m->chunk_bytes) * kChecksumBytes;
+    Status s = create_sparse_file(path, bytes, 0600, -1);
+    if (s.code() == Code::kAlreadyExists) {
+      // Made before a crash, perhaps not to its size yet: nothing was streamed before this
+      // step ended, so zeros (fresh chunks) are true.
+      Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+      if (!fd.valid() || ::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0 ||
+          ::fsync(fd.get()) != 0)
+        return errno_status("checksums " + path);
+      s = Status::Ok();
+    }
+    if (!s.ok()) return s;
   }
   if (Status s = fsync_dir(dir); !s.ok()) return s;
   return fsync_dir(im.options.data_dir + "/migrations");
 }
 
-// Removes the volumes this workflow made (never another's) and its checksum files.
+// Removes the volumes this workflow made (never another's) and its checksum files. The
+// migration is closed first, so that no agent's session opens again while this runs.
 Status set_undo(ServiceImpl& im, StepContext& c) {
-  im.streams->drop(c.workflow_id());
+  Status closed = im.store->transact([&](Txn& t) -> Status {
+    auto cur = MigrationCatalog::by_id(t, c.workflow_id());
+    if (!cur.ok()) return cur.status();
+    if (!*cur) return Status::Ok();
+    SourceMigration n = **cur;
+    n.finished = true;
+    return MigrationCatalog::update(t, n);
+  });
+  if (!closed.ok()) return closed;
+  im.streams->forget(c.workflow_id());
   auto m = load(im, c);
   if (!m.ok()) return m.status().code() == Code::kNotFound ? Status::Ok() : m.status();
-  if (Status s = release_held(im, m->id); !s.ok()) return s;
+  // What drivers made to reach the volumes goes first; the volumes go even when that fails.
+  Status released = release_held(im, m->id);
   if (Status s = im.pipeline->delete_targets(c, items_of(*m)); !s.ok()) return s;
+  if (!released.ok()) return released;
   const std::string dir = sums_dir(im.options.data_dir, m->id);
   for (std::size_t i = 0; i < m->disks.size(); ++i)
     (void)::unlink(sums_path(im.options.data_dir, m->id, i).c_str());
@@ -254,7 +276,7 @@ Status cutover_step(ServiceImpl& im, StepContext& c) {
     return wait_more(c);
   }
   // The last pass is in: the volumes are final.
-  im.streams->drop(m->id);
+  im.streams->stop(m->id);
   if (Status s = release_held(im, m->id); !s.ok()) return s;
   auto items = items_of(*m);
   if (Status s = im.pipeline->make_available(items); !s.ok()) return s;
@@ -264,9 +286,13 @@ Status cutover_step(ServiceImpl& im, StepContext& c) {
         json::object{{"disk", d.name}, {"volumeId", d.volume_id}, {"volumeName", d.volume_name}});
   c.set_result(json::serialize(json::object{
       {"sourceId", m->source_id}, {"clusterId", m->cluster_id}, {"volumes", std::move(vols)}}));
-  Status s = enter(im, *m, "cutovered", "MIGRATE_SUCCESS", "finished",
-                   [](SourceMigration& n) { n.finished = true; });
+  Status s = enter(im, *m, "cutovered", "MIGRATE_SUCCESS", "finished", [](SourceMigration& n) {
+    n.finished = true;
+    n.stopped = false;  // a stop that came in the last moments: the migration is complete
+    n.error.clear();
+  });
   if (!s.ok()) return s;
+  im.streams->forget(m->id);
   const std::string dir = sums_dir(im.options.data_dir, m->id);
   for (std::size_t i = 0; i < m->disks.size(); ++i)
     (void)::unlink(sums_path(im.options.data_dir, m->id, i).c_str());
