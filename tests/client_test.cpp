@@ -114,15 +114,7 @@ std::unique_ptr<http::Client> client(std::vector<std::string> endpoints,
 
 // A port nothing listens on.
 std::string dead_endpoint() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  return "http://127.0.0.1:" + std::to_string(dmscore::testing::free_loopback_port());
 }
 
 }  // namespace

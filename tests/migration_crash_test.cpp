@@ -19,6 +19,7 @@
 #include "crash_harness.hpp"
 #include "dmscore/http/client.hpp"
 #include "process.hpp"
+#include "test_files.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -31,39 +32,10 @@ constexpr std::uint64_t kMiB = 1u << 20;
 constexpr std::uint64_t kWindow = 32 * kMiB;  // the unacknowledged payload a stream may have
 const std::string kAdminPassword = "crash-admin-password";
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// Writes random 1 MiB slots into `path` (made `mib` MiB, sparse).
-void write_slots(const std::string& path, std::uint64_t mib,
-                 const std::vector<std::uint64_t>& slots, std::mt19937_64& rng) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0600);
-  REQUIRE(fd >= 0);
-  REQUIRE(::ftruncate(fd, static_cast<off_t>(mib * kMiB)) == 0);
-  std::string buf(kMiB, '\0');
-  for (auto s : slots) {
-    for (std::size_t i = 0; i < buf.size(); i += 8) {
-      const std::uint64_t v = rng();
-      std::memcpy(buf.data() + i, &v, 8);
-    }
-    REQUIRE(::pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(s * kMiB)) ==
-            static_cast<ssize_t>(kMiB));
-  }
-  ::close(fd);
-}
-
 class Site {
  public:
-  explicit Site(dmscore::testing::TempDir& tmp) : tmp_(tmp), port_(free_port()) {
+  explicit Site(dmscore::testing::TempDir& tmp)
+      : tmp_(tmp), port_(dmscore::testing::free_loopback_port()) {
     start_service();
     admin_ = login("admin", kAdminPassword);
     REQUIRE(call("POST", "/api/v1/users",
@@ -234,8 +206,8 @@ TEST_CASE("Migrations: SIGKILL of the service or the agent while streaming loses
       if (rng() % 10 < 3) slots_a.push_back(i);
     for (std::uint64_t i = 0; i < 16; ++i)
       if (rng() % 2) slots_b.push_back(i);
-    write_slots(a, 64, slots_a, rng);
-    write_slots(b, 16, slots_b, rng);
+    dmscore::testing::write_random_slots(a, 64, slots_a, rng);
+    dmscore::testing::write_random_slots(b, 16, slots_b, rng);
     const std::uint64_t data_bytes = (slots_a.size() + slots_b.size()) * kMiB;
     site.start_agent({"a=" + a, "b=" + b});
     const std::string source = site.source_id();
@@ -269,7 +241,7 @@ TEST_CASE("Migrations: SIGKILL of the service or the agent while streaming loses
     // sync.
     std::vector<std::uint64_t> change(slots_a.begin(),
                                       slots_a.begin() + std::min<std::size_t>(8, slots_a.size()));
-    write_slots(a, 64, change, rng);
+    dmscore::testing::write_random_slots(a, 64, change, rng);
     const std::uint64_t changed = change.size() * kMiB;
     REQUIRE(site.call("POST", "/api/v1/source-servers/" + source + "/sync", "{}").first == 200);
     if (during_sync) kill_and_restart(300, 1);

@@ -19,6 +19,7 @@
 #include "dmscore/migrations.hpp"
 #include "dmscore/service.hpp"
 #include "process.hpp"
+#include "test_files.hpp"
 #include "test_support.hpp"
 #include "test_util.hpp"
 
@@ -30,44 +31,13 @@ namespace {
 
 constexpr std::uint64_t kMiB = 1u << 20;
 
-struct Reply {
-  int status = 0;
-  std::string body;
-  json::value json() const {
-    boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
-    return ec ? json::value() : v;
-  }
-  std::string message() const {
-    const json::value v = json();
-    if (const auto* o = v.if_object()) {
-      if (const auto* m = o->if_contains("message"); m && m->is_string())
-        return std::string(m->as_string());
-      if (const auto* m = o->if_contains("error_msg"); m && m->is_string())
-        return std::string(m->as_string());
-    }
-    return body;
-  }
-};
+using Reply = dmscore::testing::HttpReply;
 
 // Writes `slots` 1 MiB slots of random bytes (seeded) into `path` (created sparse, `mib` MiB).
 void write_slots(const std::string& path, std::uint64_t mib,
                  const std::vector<std::uint64_t>& slots, unsigned seed) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0600);
-  REQUIRE(fd >= 0);
-  REQUIRE(::ftruncate(fd, static_cast<off_t>(mib * kMiB)) == 0);
   std::mt19937_64 rng(seed);
-  std::string buf(kMiB, '\0');
-  for (auto s : slots) {
-    for (std::size_t i = 0; i < buf.size(); i += 8) {
-      const std::uint64_t v = rng();
-      std::memcpy(buf.data() + i, &v, 8);
-    }
-    REQUIRE(::pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(s * kMiB)) ==
-            static_cast<ssize_t>(buf.size()));
-  }
-  REQUIRE(::fsync(fd) == 0);
-  ::close(fd);
+  dmscore::testing::write_random_slots(path, mib, slots, rng);
 }
 
 // `pct` % of the 1 MiB slots of a `mib` MiB image, picked with `seed`, from slot `first` on.
@@ -121,6 +91,31 @@ struct Fixture : dmscore::testing::ServiceHarness {
   }
 
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
+
+  // `dmsctl agent` with the agent user's token, the fixture tree and `args`, logging to
+  // tmp/agent.log.
+  dmscore::testing::Process start_agent(const std::vector<std::string>& args) {
+    std::filesystem::create_directories(tmp / "home");
+    std::vector<std::string> argv = {
+        DMSCORE_DMSCTL, "agent",  "--endpoint",
+        endpoint(),     "--root", std::string(DMSCORE_SOURCE_DIR) + "/tests/data/agent_root"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return dmscore::testing::Process(
+        argv, {"HOME=" + (tmp / "home"), "DMS_TOKEN=" + agent, "PATH=/usr/bin:/bin"},
+        tmp / "agent.log");
+  }
+
+  // The id of the first source an agent registered.
+  std::string await_source() {
+    for (int i = 0; i < 500; ++i) {
+      auto page = svc->sources().list({});
+      REQUIRE(page.ok());
+      if (!page->sources.empty()) return page->sources[0].id;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL("no source registered: " << dmscore::testing::read_file(tmp / "agent.log"));
+    return {};
+  }
 
   Reply call(const std::string& method, const std::string& target, const std::string& body = "",
              const std::string& token = "", const char* type = nullptr) {
@@ -252,23 +247,10 @@ TEST_CASE("Migrations: an agent streams two image disks, syncs 1% changed, cuts 
   write_mbr(sys, 64);
   const auto data_slots = pick_slots(256, 30, 2);
   write_slots(data, 256, data_slots, 12);
-  std::filesystem::create_directories(f.tmp / "home");
-  dmscore::testing::Process agent(
-      {DMSCORE_DMSCTL, "agent", "--endpoint", f.endpoint(), "--disk", "sys=" + sys, "--disk",
-       "data=" + data, "--root", std::string(DMSCORE_SOURCE_DIR) + "/tests/data/agent_root",
-       "--name", "web-01", "--poll-interval-ms", "100", "--exit-after-cutover",
-       "--pre-cutover-hook", "touch " + (f.tmp / "quiesced")},
-      {"HOME=" + (f.tmp / "home"), "DMS_TOKEN=" + f.agent, "PATH=/usr/bin:/bin"},
-      f.tmp / "agent.log");
-  std::string source;
-  for (int i = 0; i < 500 && source.empty(); ++i) {
-    auto page = f.svc->sources().list({});
-    REQUIRE(page.ok());
-    if (!page->sources.empty()) source = page->sources[0].id;
-    std::this_thread::sleep_for(20ms);
-  }
-  INFO(dmscore::testing::read_file(f.tmp / "agent.log"));
-  REQUIRE(!source.empty());
+  auto agent = f.start_agent({"--disk", "sys=" + sys, "--disk", "data=" + data, "--name", "web-01",
+                              "--poll-interval-ms", "100", "--exit-after-cutover",
+                              "--pre-cutover-hook", "touch " + (f.tmp / "quiesced")});
+  const std::string source = f.await_source();
   // The agent reported the image's partition table.
   {
     auto r = f.call("GET", "/v3/sources/" + source);
@@ -344,22 +326,9 @@ TEST_CASE(
   const std::string disk = f.tmp / "disk.img";
   write_slots(disk, 16, pick_slots(16, 50, 3), 21);
   const std::string saved = dmscore::testing::read_file(disk);
-  std::filesystem::create_directories(f.tmp / "home");
-  dmscore::testing::Process agent(
-      {DMSCORE_DMSCTL, "agent", "--endpoint", f.endpoint(), "--disk", "d=" + disk, "--root",
-       std::string(DMSCORE_SOURCE_DIR) + "/tests/data/agent_root", "--poll-interval-ms", "50",
-       "--exit-after-cutover"},
-      {"HOME=" + (f.tmp / "home"), "DMS_TOKEN=" + f.agent, "PATH=/usr/bin:/bin"},
-      f.tmp / "agent.log");
-  std::string source;
-  for (int i = 0; i < 500 && source.empty(); ++i) {
-    auto page = f.svc->sources().list({});
-    REQUIRE(page.ok());
-    if (!page->sources.empty()) source = page->sources[0].id;
-    std::this_thread::sleep_for(20ms);
-  }
-  INFO(dmscore::testing::read_file(f.tmp / "agent.log"));
-  REQUIRE(!source.empty());
+  auto agent =
+      f.start_agent({"--disk", "d=" + disk, "--poll-interval-ms", "50", "--exit-after-cutover"});
+  const std::string source = f.await_source();
   // The disk shrinks under the agent: it cannot read what it registered.
   REQUIRE(::truncate(disk.c_str(), static_cast<off_t>(kMiB)) == 0);
   const std::string mid = f.start(source, false);

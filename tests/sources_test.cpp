@@ -29,15 +29,7 @@ json::value load_cases() {
   return json::parse(ss.str());
 }
 
-struct Reply {
-  int status = 0;
-  std::string body;
-  json::value json() const {
-    boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
-    return ec ? json::value() : v;
-  }
-};
+using Reply = dmscore::testing::HttpReply;
 
 struct Fixture : dmscore::testing::ServiceHarness {
   std::shared_ptr<ManualEnv> clock;

@@ -17,8 +17,8 @@
 #include <system_error>
 #include <vector>
 
-#include "dmscore/copy.hpp"
 #include "copy/file_io.hpp"
+#include "dmscore/copy.hpp"
 
 namespace dmscore::testing {
 
@@ -159,6 +159,26 @@ inline std::vector<unsigned char> file_bytes(const std::string& path) {
   }
   ::close(fd);
   return out;
+}
+
+// Makes `path` a sparse file of `mib` MiB (created when absent) and fills each of its 1 MiB
+// `slots` with bytes from `rng`, fsynced.
+inline void write_random_slots(const std::string& path, std::uint64_t mib,
+                               const std::vector<std::uint64_t>& slots, std::mt19937_64& rng) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(mib << 20)) != 0) std::abort();
+  std::string buf(1u << 20, '\0');
+  for (auto slot : slots) {
+    for (std::size_t i = 0; i < buf.size(); i += 8) {
+      const std::uint64_t v = rng();
+      std::memcpy(buf.data() + i, &v, 8);
+    }
+    if (::pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(slot << 20)) !=
+        static_cast<ssize_t>(buf.size()))
+      std::abort();
+  }
+  if (::fsync(fd) != 0) std::abort();
+  ::close(fd);
 }
 
 }  // namespace dmscore::testing

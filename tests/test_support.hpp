@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
@@ -142,6 +143,28 @@ struct ServiceHarness {
 
   // Attaches the local cluster `name` in tmp/name: its id.
   std::string attach(const std::string& name) { return attach_dir(tmp / name, name); }
+};
+
+// An HTTP answer as a test reads it.
+struct HttpReply {
+  int status = 0;
+  std::string body;
+  // The body as JSON; null when it is not JSON.
+  boost::json::value json() const {
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(body, ec);
+    return ec ? boost::json::value() : v;
+  }
+  // The error message of a native ({message}) or SMS ({error_msg}) error body; else the body.
+  std::string message() const {
+    const boost::json::value v = json();
+    if (const auto* o = v.if_object()) {
+      for (const char* key : {"message", "error_msg"})
+        if (const auto* m = o->if_contains(key); m && m->is_string())
+          return std::string(m->as_string());
+    }
+    return body;
+  }
 };
 
 // A user of each role with a fresh token: the admin (whose password is `admin_password`),

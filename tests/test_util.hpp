@@ -1,6 +1,9 @@
 #pragma once
 // Fixtures shared by the tests: temporary directories and small file helpers.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +14,19 @@
 #include <string>
 
 namespace dmscore::testing {
+
+// A loopback port nothing listens on now (the kernel's pick, released at once).
+inline int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
 
 // A fresh directory under $TMPDIR, removed with everything in it on destruction.
 class TempDir {
