@@ -83,6 +83,16 @@ class Cli:
         return json.loads(self.run(*args, "-o", "json", check=0).stdout)
 
 
+def login_and_attach(cli, server, root, *names):
+    """Logs `cli` in as the admin and attaches a local cluster per name under `root`: their ids."""
+    cli.run("login", "--endpoint", server.endpoint, "--password-stdin", input=PASSWORD + "\n",
+            check=0)
+    for name in names:
+        cli.run("attach", "cluster", "file://" + os.path.join(root, name), "--name", name,
+                "--wait", "--no-progress", check=0)
+    return {x["name"]: x["id"] for x in cli.json("list", "clusters")["clusters"]}
+
+
 def normalise(text, root):
     ids = {}
 
@@ -106,14 +116,8 @@ class DmsctlTest(unittest.TestCase):
         cls.server = Server(cls.root, "--max-running-workflows", "2",
                             "--copy-rate-limit", str(16 * MIB))
         cls.cli = Cli(os.path.join(cls.root, "home"))
-        cls.cli.run("login", "--endpoint", cls.server.endpoint, "--password-stdin",
-                    input=PASSWORD + "\n", check=0)
         c = cls.cli
-        c.run("attach", "cluster", "file://" + os.path.join(cls.root, "c1"), "--name", "c1",
-              "--wait", "--no-progress", check=0)
-        c.run("attach", "cluster", "file://" + os.path.join(cls.root, "c2"), "--name", "c2",
-              "--wait", "--no-progress", check=0)
-        clusters = {x["name"]: x["id"] for x in c.json("list", "clusters")["clusters"]}
+        clusters = login_and_attach(c, cls.server, cls.root, "c1", "c2")
         cls.c1, cls.c2 = clusters["c1"], clusters["c2"]
         vol = c.json("create", "volume", "--cluster", cls.c1, "--name", "src", "--size",
                      "64MiB")["volume"]
@@ -1092,12 +1096,8 @@ class DmsctlMigrationTest(unittest.TestCase):
         # Also when the rest of setUpClass fails (tearDownClass does not run then).
         cls.addClassCleanup(cls.server.stop)
         cls.cli = Cli(os.path.join(cls.root, "home"))
-        cls.cli.run("login", "--endpoint", cls.server.endpoint, "--password-stdin",
-                    input=PASSWORD + "\n", check=0)
         c = cls.cli
-        c.run("attach", "cluster", "file://" + os.path.join(cls.root, "c1"), "--name", "c1",
-              "--wait", "--no-progress", check=0)
-        cls.c1 = c.json("list", "clusters")["clusters"][0]["id"]
+        cls.c1 = login_and_attach(c, cls.server, cls.root, "c1")["c1"]
         c.run("create", "user", "mig-agent", "--role", "agent", "--password-stdin",
               input="mig-agent-password\n", check=0)
         c.run("create", "user", "mig-viewer", "--role", "viewer", "--password-stdin",
