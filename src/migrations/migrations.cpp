@@ -381,8 +381,8 @@ Status Migrations::sync(const std::string& source_id) {
     if (m.stage != "syncing")
       return Status::FailedPrecondition("the migration " + m.id + " is " + m.stage +
                                         ": a sync follows the full replication");
-    if (m.passes_wanted > m.pass)
-      return Status::FailedPrecondition("a sync of migration " + m.id + " is asked already");
+    if (m.passes_wanted > m.pass || !pass_done(m))
+      return Status::FailedPrecondition("a sync of migration " + m.id + " is under way");
     m.passes_wanted = m.pass + 1;
     return Status::Ok();
   });
