@@ -644,12 +644,20 @@ TEST_CASE("Migrations: a cancel removes the volumes the migration made and nothi
       f.await(mid, [](const SourceMigration& m) { return m.stage == "replicating"; });
   const std::string made = m.disks[0].volume_id;
   REQUIRE(!made.empty());
+  // Files the service did not make, beside its checksum files: they stay.
+  const std::string sums = f.tmp / ("data/migrations/" + mid);
+  REQUIRE(std::filesystem::exists(sums + "/0.sums"));
+  dmscore::testing::write_file(sums + "/1.sums", "not the service's");
+  dmscore::testing::write_file(sums + "/notes.txt", "an operator's");
   REQUIRE(f.call("POST", "/api/v1/workflows/" + mid + "/cancel", "{}").status == 200);
   Workflow w = f.wait(mid);
   CHECK(w.state == WorkflowState::kCancelled);
   CHECK(f.svc->volumes().get({ClusterId(f.cluster), "default", made}).status().code() ==
         Code::kNotFound);
   CHECK(f.svc->volumes().get({ClusterId(f.cluster), "default", kept->id}).ok());
+  CHECK(!std::filesystem::exists(sums + "/0.sums"));
+  CHECK(dmscore::testing::read_file(sums + "/1.sums") == "not the service's");
+  CHECK(dmscore::testing::read_file(sums + "/notes.txt") == "an operator's");
   m = f.migration(mid);
   CHECK(m.state == "ABORT");
   CHECK(m.finished);

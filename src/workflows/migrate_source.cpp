@@ -32,6 +32,8 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::chrono::milliseconds kPark{2000};
+// The workflow var counting the checksum files recorded before they were made (disks 0..n-1).
+constexpr const char* kSumsMade = "sumsMade";
 
 Result<SourceMigration> load(ServiceImpl& im, StepContext& c) {
   auto m = rows::read<std::optional<SourceMigration>>(
@@ -117,6 +119,15 @@ Status release_held(ServiceImpl& im, const std::string& id) {
   return im.store->transact([&](Txn& t) { return MigrationCatalog::clear_held(t, id); });
 }
 
+// Removes the checksum files this workflow recorded making, and their directory when nothing
+// else is in it (rmdir never removes a directory that holds anything).
+void remove_sums(ServiceImpl& im, StepContext& c, const std::string& id) {
+  const std::string made = c.var(kSumsMade);
+  const std::size_t n = made.empty() ? 0 : std::stoul(made);
+  for (std::size_t i = 0; i < n; ++i) (void)::unlink(sums_path(im.options.data_dir, id, i).c_str());
+  (void)::rmdir(sums_dir(im.options.data_dir, id).c_str());
+}
+
 Status check_step(ServiceImpl& im, StepContext& c) {
   auto m = load(im, c);
   if (!m.ok()) return m.status();
@@ -169,6 +180,11 @@ Status set_step(ServiceImpl& im, StepContext& c) {
   for (std::size_t i = 0; i < m->disks.size(); ++i) {
     const std::string path = sums_path(im.options.data_dir, m->id, i);
     const std::uint64_t bytes = chunk_count(m->disks[i].size, m->chunk_bytes) * kChecksumBytes;
+    // Recorded before it is made, so that only what this workflow made is ever removed.
+    if (c.var(kSumsMade).empty() || std::stoul(c.var(kSumsMade)) <= i) {
+      c.set_var(kSumsMade, std::to_string(i + 1));
+      if (Status s = c.save_checkpoint("sums:" + std::to_string(i)); !s.ok()) return s;
+    }
     Status s = create_sparse_file(path, bytes, 0600, -1);
     if (s.code() == Code::kAlreadyExists) {
       // Made before a crash, perhaps not to its size yet: nothing was streamed before this
@@ -204,10 +220,7 @@ Status set_undo(ServiceImpl& im, StepContext& c) {
   Status released = release_held(im, m->id);
   if (Status s = im.pipeline->delete_targets(c, items_of(*m)); !s.ok()) return s;
   if (!released.ok()) return released;
-  const std::string dir = sums_dir(im.options.data_dir, m->id);
-  for (std::size_t i = 0; i < m->disks.size(); ++i)
-    (void)::unlink(sums_path(im.options.data_dir, m->id, i).c_str());
-  (void)::rmdir(dir.c_str());
+  remove_sums(im, c, m->id);
   return Status::Ok();
 }
 
@@ -293,10 +306,7 @@ Status cutover_step(ServiceImpl& im, StepContext& c) {
   });
   if (!s.ok()) return s;
   im.streams->forget(m->id);
-  const std::string dir = sums_dir(im.options.data_dir, m->id);
-  for (std::size_t i = 0; i < m->disks.size(); ++i)
-    (void)::unlink(sums_path(im.options.data_dir, m->id, i).c_str());
-  (void)::rmdir(dir.c_str());
+  remove_sums(im, c, m->id);
   return Status::Ok();
 }
 
