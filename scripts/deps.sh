@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(cmake make g++ ccache pkg-config python3 python3-cryptography python3-yaml python3-cinderclient
       libboost1.81-dev \
-      libboost-json1.81-dev libboost-url1.81-dev libssl-dev libsqlite3-dev libxxhash-dev libcli11-dev libfmt-dev catch2 openssl curl)
+      libboost-json1.81-dev libboost-url1.81-dev libssl-dev libsqlite3-dev libpq-dev postgresql libxxhash-dev libcli11-dev libfmt-dev catch2 openssl curl)
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(qemu-utils coreutils wrk) ;;

@@ -1,13 +1,25 @@
 #pragma once
-// Store: the service's durable state, one SQLite database in WAL mode.
+// Store: the service's durable state. Two kinds, one interface:
 //
-// Every change is a transaction committed with synchronous=FULL before the call returns, so a
-// change the caller saw succeed survives a crash or power loss. Concurrent write transactions
-// are batched into one commit (group commit, as LevelDB's write queue does): each keeps its
-// own all-or-nothing semantics through a savepoint, and all share one fsync.
+// - SQLite (the embedded default): one database file in WAL mode. Every change is a
+//   transaction committed with synchronous=FULL before the call returns, so a change the caller
+//   saw succeed survives a crash or power loss. Concurrent write transactions are batched into
+//   one commit (group commit, as LevelDB's write queue does): each keeps its own all-or-nothing
+//   semantics through a savepoint, and all share one fsync. Opening refuses a database written
+//   by a newer schema than this library knows, and one that fails `PRAGMA quick_check`; neither
+//   is modified.
+// - PostgreSQL (a "postgresql://" or "postgres://" URL, libpq's syntax): shared by several
+//   service instances. Write transactions run SERIALIZABLE, so that every invariant a write
+//   transaction keeps on SQLite, where writers run one at a time, holds across instances; a
+//   transaction that loses a serialization conflict is rolled back and `fn` runs again (up to
+//   StoreOptions::conflict_retries times, with jittered pauses), so `fn` must be safe to re-run
+//   (its effects outside the store are recomputed each time). Reads run REPEATABLE READ, READ
+//   ONLY. A statement error aborts the whole transaction, so `fn` must pass it on.
 //
-// Opening refuses a database written by a newer schema than this library knows, and one that
-// fails `PRAGMA quick_check`; neither is modified.
+// SQL is written once, in SQLite's dialect with `?` parameters; for PostgreSQL it is translated
+// (parameters to $n, INSERT OR IGNORE to ON CONFLICT DO NOTHING, instr/char to strpos/chr,
+// INTEGER columns to BIGINT, AUTOINCREMENT keys to identity columns). What cannot be translated
+// is written per dialect (Txn::dialect(), Migration::postgres_sql).
 //
 // Safe for concurrent use. Reads run on their own connections and never wait for writers.
 
@@ -25,6 +37,8 @@
 #include "dmscore/status.hpp"
 
 namespace dmscore {
+
+enum class SqlDialect { kSqlite, kPostgres };
 
 // A value bound to or read from an SQL statement.
 using SqlValue = std::variant<std::monostate, std::int64_t, double, std::string>;
@@ -59,12 +73,16 @@ class Txn {
   // Runs a query expected to return at most one row.
   Result<std::optional<Row>> query_one(std::string_view sql,
                                        const std::vector<SqlValue>& params = {});
+  // The store's dialect, for the few statements written per dialect.
+  virtual SqlDialect dialect() const { return SqlDialect::kSqlite; }
 };
 
 // One schema migration: the SQL that takes the schema from version-1 to version.
 struct Migration {
   int version;
   std::string sql;
+  // The PostgreSQL text where `sql` cannot be translated (triggers); empty: translated.
+  std::string postgres_sql = {};
 };
 
 struct StoreOptions {
@@ -82,16 +100,25 @@ struct StoreOptions {
   // database and its journal asks it first, through a shim over SQLite's file layer; an
   // ENOSPC is reported as SQLite reports a full disk. Default: nullptr (no shim).
   std::shared_ptr<Env> env;
+  // PostgreSQL: connections kept open, shared by reads and writes. Default: 8. REQUIRES: 1..64.
+  int postgres_connections = 8;
+  // PostgreSQL: how often a write transaction that lost a serialization conflict runs again
+  // before transact answers ABORTED. Default: 64.
+  int conflict_retries = 64;
 };
 
 class Store {
  public:
-  // Opens or creates the database at `path` and applies pending migrations, each in its own
-  // transaction. Returns:
+  // Opens or creates the database at `path` (a file, or a PostgreSQL URL) and applies pending
+  // migrations, each in its own transaction (on PostgreSQL under an advisory lock, so instances
+  // starting together migrate once). PostgreSQL's schema version is kept in `dms_schema`; its
+  // tables live in the connection's search_path. Returns:
   //   INVALID_ARGUMENT     bad options or migrations out of order;
   //   FAILED_PRECONDITION  the database has a newer schema than this library, or is not a
   //                        database / fails quick_check (the message says which and what to do);
-  //   UNAVAILABLE          the file cannot be opened (permissions, missing directory).
+  //   UNAVAILABLE          the file cannot be opened (permissions, missing directory), or the
+  //                        PostgreSQL server cannot be reached (messages never carry the URL's
+  //                        password).
   static Result<std::unique_ptr<Store>> open(const std::string& path, StoreOptions options = {});
 
   // Reads the schema version of the database at `path` without changing anything:
@@ -119,13 +146,18 @@ class Store {
   std::uint64_t commits() const;
   std::uint64_t commit_batches() const;
 
+  // The file, or the URL without its password.
   const std::string& path() const;
+  SqlDialect dialect() const;
 
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// True when `location` names a PostgreSQL database rather than a file.
+bool is_postgres_url(std::string_view location);
 
 // The library's own schema migrations, in order.
 const std::vector<Migration>& builtin_migrations();

@@ -1,12 +1,13 @@
 #include "store/schema.hpp"
 
+#include "store/store_backend.hpp"
+
 namespace dmscore::detail {
 
-const std::vector<Migration>& schema_migrations() {
-  // Never destroyed: a workflow thread may still open a store while exit() runs the static
-  // destructors (an embedder that exits without closing its Service).
-  static const auto& kMigrations = *new std::vector<Migration>{
-      {1, R"sql(
+namespace {
+
+// Version 1: the engine's tables. The active-workflow counter's triggers differ per dialect.
+constexpr const char* kWorkflowTables = R"sql(
 CREATE TABLE workflows (
   seq               INTEGER PRIMARY KEY AUTOINCREMENT,
   id                TEXT NOT NULL UNIQUE,
@@ -41,18 +42,6 @@ CREATE TABLE workflow_counters (
   value  INTEGER NOT NULL
 );
 INSERT INTO workflow_counters (name, value) VALUES ('active', 0);
-CREATE TRIGGER workflows_active_insert AFTER INSERT ON workflows
-  WHEN NEW.state IN ('PENDING', 'RUNNING')
-  BEGIN UPDATE workflow_counters SET value = value + 1 WHERE name = 'active'; END;
-CREATE TRIGGER workflows_active_update AFTER UPDATE OF state ON workflows
-  WHEN (OLD.state IN ('PENDING', 'RUNNING')) <> (NEW.state IN ('PENDING', 'RUNNING'))
-  BEGIN UPDATE workflow_counters
-        SET value = value + CASE WHEN NEW.state IN ('PENDING', 'RUNNING') THEN 1 ELSE -1 END
-        WHERE name = 'active'; END;
-CREATE TRIGGER workflows_active_delete AFTER DELETE ON workflows
-  WHEN OLD.state IN ('PENDING', 'RUNNING')
-  BEGIN UPDATE workflow_counters SET value = value - 1 WHERE name = 'active'; END;
-
 CREATE TABLE workflow_steps (
   workflow_id  TEXT NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
   idx          INTEGER NOT NULL,
@@ -74,7 +63,56 @@ CREATE TABLE workflow_resources (
   PRIMARY KEY (resource, workflow_id)
 );
 CREATE INDEX workflow_resources_by_workflow ON workflow_resources (workflow_id);
-)sql"},
+)sql";
+
+constexpr const char* kWorkflowCounterSqlite = R"sql(
+CREATE TRIGGER workflows_active_insert AFTER INSERT ON workflows
+  WHEN NEW.state IN ('PENDING', 'RUNNING')
+  BEGIN UPDATE workflow_counters SET value = value + 1 WHERE name = 'active'; END;
+CREATE TRIGGER workflows_active_update AFTER UPDATE OF state ON workflows
+  WHEN (OLD.state IN ('PENDING', 'RUNNING')) <> (NEW.state IN ('PENDING', 'RUNNING'))
+  BEGIN UPDATE workflow_counters
+        SET value = value + CASE WHEN NEW.state IN ('PENDING', 'RUNNING') THEN 1 ELSE -1 END
+        WHERE name = 'active'; END;
+CREATE TRIGGER workflows_active_delete AFTER DELETE ON workflows
+  WHEN OLD.state IN ('PENDING', 'RUNNING')
+  BEGIN UPDATE workflow_counters SET value = value - 1 WHERE name = 'active'; END;
+
+)sql";
+
+constexpr const char* kWorkflowCounterPostgres = R"sql(
+CREATE FUNCTION workflows_active_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.state IN ('PENDING', 'RUNNING') THEN
+      UPDATE workflow_counters SET value = value + 1 WHERE name = 'active';
+    END IF;
+    RETURN NEW;
+  ELSIF TG_OP = 'DELETE' THEN
+    IF OLD.state IN ('PENDING', 'RUNNING') THEN
+      UPDATE workflow_counters SET value = value - 1 WHERE name = 'active';
+    END IF;
+    RETURN OLD;
+  END IF;
+  IF (OLD.state IN ('PENDING', 'RUNNING')) <> (NEW.state IN ('PENDING', 'RUNNING')) THEN
+    UPDATE workflow_counters
+      SET value = value + CASE WHEN NEW.state IN ('PENDING', 'RUNNING') THEN 1 ELSE -1 END
+      WHERE name = 'active';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER workflows_active AFTER INSERT OR DELETE OR UPDATE OF state ON workflows
+  FOR EACH ROW EXECUTE FUNCTION workflows_active_count();
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& schema_migrations() {
+  // Never destroyed: a workflow thread may still open a store while exit() runs the static
+  // destructors (an embedder that exits without closing its Service).
+  static const auto& kMigrations = *new std::vector<Migration>{
+      {1, std::string(kWorkflowTables) + kWorkflowCounterSqlite,
+       postgres_ddl(kWorkflowTables) + kWorkflowCounterPostgres},
       {2, R"sql(
 CREATE TABLE clusters (
   id                   TEXT PRIMARY KEY,
@@ -347,6 +385,55 @@ CREATE TABLE migration_disks (
   resent_bytes   INTEGER NOT NULL DEFAULT 0,
   sessions       INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (migration_id, idx)
+);
+)sql"},
+      {12, R"sql(
+-- Scale-out (several instances on one PostgreSQL store): each instance's lease, renewed by its
+-- heartbeat; the lease_until of a live instance lies ahead by the database's clock.
+CREATE TABLE instances (
+  id            TEXT PRIMARY KEY,
+  address       TEXT NOT NULL DEFAULT '',
+  started_at    INTEGER NOT NULL,
+  heartbeat_at  INTEGER NOT NULL,
+  lease_until   INTEGER NOT NULL,
+  running       INTEGER NOT NULL DEFAULT 0
+);
+-- Which instance runs a workflow, and the epoch of its claim: bumped by every claim, checked by
+-- every write of the run (fencing).
+ALTER TABLE workflows ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE workflows ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX workflows_by_owner ON workflows (owner, state);
+-- Placement: resources a workflow can use only where reached (a local cluster's folder), and
+-- which instance reaches which.
+CREATE TABLE placed_resources (
+  resource  TEXT PRIMARY KEY
+);
+CREATE TABLE instance_reach (
+  instance_id  TEXT NOT NULL,
+  resource     TEXT NOT NULL,
+  PRIMARY KEY (instance_id, resource)
+);
+-- Versions of what instances keep in memory (users, clusters): a write bumps its row in the
+-- same transaction; an instance serves a kept value only while the version it read it at is
+-- still the current one.
+CREATE TABLE cache_versions (
+  name     TEXT PRIMARY KEY,
+  version  INTEGER NOT NULL
+);
+-- Short holds on resources for work that is not a workflow (WorkflowEngine::claim), shared by
+-- the instances; a hold of an instance whose lease ran out is void.
+-- The service's key pairs when instances share the store (Identity::open_in_store): each
+-- private key sealed with AES-256-GCM under the instances' store key.
+CREATE TABLE service_keys (
+  slot        TEXT PRIMARY KEY CHECK (slot IN ('current', 'previous', 'login')),
+  id          TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  sealed      TEXT NOT NULL
+);
+CREATE TABLE resource_holds (
+  resource     TEXT PRIMARY KEY,
+  instance_id  TEXT NOT NULL,
+  doing        TEXT NOT NULL
 );
 )sql"},
   };

@@ -1,8 +1,7 @@
 #include "dmscore/store.hpp"
 
-#include <sqlite3.h>
-
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include <unordered_map>
 
 #include "store/schema.hpp"
+#include "store/store_backend.hpp"
 
 namespace dmscore {
 
@@ -47,6 +47,8 @@ Result<std::optional<Row>> Txn::query_one(std::string_view sql,
   if (rows->empty()) return std::optional<Row>();
   return std::optional<Row>(std::move(rows->front()));
 }
+
+using detail::run_guarded;
 
 namespace {
 
@@ -219,17 +221,6 @@ class ConnTxn final : public Txn {
   bool read_only_;
 };
 
-Status run_guarded(const std::function<Status(Txn&)>& fn, Txn& txn) {
-  try {
-    return fn(txn);
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("store: transaction threw: ") + e.what());
-  } catch (...) {
-    return Status::Internal("store: transaction threw");
-  }
-}
-
-
 // A VFS over SQLite's default one that asks an Env before every write, truncate and sync of a
 // file, so tests can fail chosen writes of the database or its WAL as a full (ENOSPC) or failing
 // (EIO) disk would. Installed only for an Env that injects faults.
@@ -246,7 +237,9 @@ class FaultVfs {
     vfs_.zName = name_.c_str();
     vfs_.pAppData = this;
     vfs_.xOpen = &FaultVfs::open;
-    vfs_.xDelete = [](sqlite3_vfs* v, const char* n, int d) { return real(v)->xDelete(real(v), n, d); };
+    vfs_.xDelete = [](sqlite3_vfs* v, const char* n, int d) {
+      return real(v)->xDelete(real(v), n, d);
+    };
     vfs_.xAccess = [](sqlite3_vfs* v, const char* n, int f, int* o) {
       return real(v)->xAccess(real(v), n, f, o);
     };
@@ -255,9 +248,13 @@ class FaultVfs {
     };
     vfs_.xDlOpen = [](sqlite3_vfs* v, const char* n) { return real(v)->xDlOpen(real(v), n); };
     vfs_.xDlError = [](sqlite3_vfs* v, int n, char* o) { real(v)->xDlError(real(v), n, o); };
-    vfs_.xDlSym = [](sqlite3_vfs* v, void* h, const char* n) { return real(v)->xDlSym(real(v), h, n); };
+    vfs_.xDlSym = [](sqlite3_vfs* v, void* h, const char* n) {
+      return real(v)->xDlSym(real(v), h, n);
+    };
     vfs_.xDlClose = [](sqlite3_vfs* v, void* h) { real(v)->xDlClose(real(v), h); };
-    vfs_.xRandomness = [](sqlite3_vfs* v, int n, char* o) { return real(v)->xRandomness(real(v), n, o); };
+    vfs_.xRandomness = [](sqlite3_vfs* v, int n, char* o) {
+      return real(v)->xRandomness(real(v), n, o);
+    };
     vfs_.xSleep = [](sqlite3_vfs* v, int us) { return real(v)->xSleep(real(v), us); };
     vfs_.xCurrentTime = [](sqlite3_vfs* v, double* t) { return real(v)->xCurrentTime(real(v), t); };
     vfs_.xGetLastError = [](sqlite3_vfs* v, int n, char* o) {
@@ -380,10 +377,25 @@ Status create_private(const std::string& path) {
 
 }  // namespace
 
-struct Store::Impl {
+class SqliteStore final : public detail::StoreBackend {
+ public:
+  Status transact(const std::function<Status(Txn&)>& fn) override;
+  Status read(const std::function<Status(Txn&)>& fn) override;
+  int schema_version() const override { return schema_version_; }
+  std::uint64_t commits() const override {
+    std::lock_guard lock(write_mu);
+    return commits_;
+  }
+  std::uint64_t commit_batches() const override {
+    std::lock_guard lock(write_mu);
+    return batches;
+  }
+  const std::string& location() const override { return path; }
+  SqlDialect dialect() const override { return SqlDialect::kSqlite; }
+
   std::string path;
   StoreOptions options;
-  int schema_version = 0;
+  int schema_version_ = 0;
   // Declared first, destroyed last: the connections below use it.
   std::unique_ptr<FaultVfs> vfs;
 
@@ -395,9 +407,9 @@ struct Store::Impl {
     bool done = false;
     std::condition_variable cv;
   };
-  std::mutex write_mu;
+  mutable std::mutex write_mu;
   std::deque<Waiter*> waiters;
-  std::uint64_t commits = 0;
+  std::uint64_t commits_ = 0;
   std::uint64_t batches = 0;
 
   std::mutex read_mu;
@@ -439,19 +451,44 @@ struct Store::Impl {
   }
 };
 
+struct Store::Impl {
+  std::unique_ptr<detail::StoreBackend> backend;
+};
+
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
+
+bool is_postgres_url(std::string_view location) {
+  return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
+}
+
+static Result<std::unique_ptr<detail::StoreBackend>> open_sqlite(const std::string& path,
+                                                                 const StoreOptions& options);
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions options) {
   if (path.empty()) return Status::InvalidArgument("path: must not be empty");
   if (options.busy_timeout_ms < 0) return Status::InvalidArgument("busy_timeout_ms: must be >= 0");
   if (options.read_connections < 1 || options.read_connections > 64)
     return Status::InvalidArgument("read_connections: must be 1..64");
+  if (options.postgres_connections < 1 || options.postgres_connections > 64)
+    return Status::InvalidArgument("postgres_connections: must be 1..64");
+  if (options.conflict_retries < 0 || options.conflict_retries > 10000)
+    return Status::InvalidArgument("conflict_retries: must be 0..10000");
   if (options.migrations.empty()) options.migrations = builtin_migrations();
   for (std::size_t i = 0; i < options.migrations.size(); ++i) {
     if (options.migrations[i].version != static_cast<int>(i + 1))
       return Status::InvalidArgument("migrations: versions must be 1, 2, 3, ... in order");
   }
+  auto backend =
+      is_postgres_url(path) ? detail::open_postgres(path, options) : open_sqlite(path, options);
+  if (!backend.ok()) return backend.status();
+  auto impl = std::make_unique<Impl>();
+  impl->backend = std::move(backend).value();
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+static Result<std::unique_ptr<detail::StoreBackend>> open_sqlite(const std::string& path,
+                                                                 const StoreOptions& options) {
   const int known = static_cast<int>(options.migrations.size());
 
   struct stat st {};
@@ -460,7 +497,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
       return Status::Unavailable("store: " + path + " does not exist");
     if (Status c = create_private(path); !c.ok()) return c;
   }
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<SqliteStore>();
   impl->path = path;
   impl->options = options;
   if (options.env && options.env->injects_file_faults())
@@ -517,7 +554,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
       return s.with_prefix("schema migration to version " + std::to_string(v));
     }
   }
-  impl->schema_version = known;
+  impl->schema_version_ = known;
 
   for (int i = 0; i < options.read_connections; ++i) {
     auto c = std::make_unique<Conn>();
@@ -525,12 +562,12 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, StoreOptions
     if (!s.ok()) return s;
     impl->idle_readers.push_back(std::move(c));
   }
-  return std::unique_ptr<Store>(new Store(std::move(impl)));
+  return std::unique_ptr<detail::StoreBackend>(std::move(impl));
 }
 
-Status Store::transact(const std::function<Status(Txn&)>& fn) {
-  Impl& im = *impl_;
-  Impl::Waiter me{&fn, Status::Ok(), false, {}};
+Status SqliteStore::transact(const std::function<Status(Txn&)>& fn) {
+  SqliteStore& im = *this;
+  Waiter me{&fn, Status::Ok(), false, {}};
   std::unique_lock lock(im.write_mu);
   im.waiters.push_back(&me);
   while (!me.done && im.waiters.front() != &me) me.cv.wait(lock);
@@ -538,7 +575,7 @@ Status Store::transact(const std::function<Status(Txn&)>& fn) {
 
   // Leader: commit everything queued so far as one batch, one fsync.
   constexpr std::size_t kMaxBatch = 128;
-  std::vector<Impl::Waiter*> batch;
+  std::vector<Waiter*> batch;
   for (auto* w : im.waiters) {
     if (batch.size() == kMaxBatch) break;
     batch.push_back(w);
@@ -546,7 +583,7 @@ Status Store::transact(const std::function<Status(Txn&)>& fn) {
   lock.unlock();
   (void)im.run_batch(batch);
   lock.lock();
-  im.commits += batch.size();
+  im.commits_ += batch.size();
   im.batches += 1;
   for (auto* w : batch) {
     assert(im.waiters.front() == w);
@@ -558,8 +595,8 @@ Status Store::transact(const std::function<Status(Txn&)>& fn) {
   return me.result;
 }
 
-Status Store::read(const std::function<Status(Txn&)>& fn) {
-  Impl& im = *impl_;
+Status SqliteStore::read(const std::function<Status(Txn&)>& fn) {
+  SqliteStore& im = *this;
   std::unique_ptr<Conn> conn;
   {
     std::unique_lock lock(im.read_mu);
@@ -582,6 +619,11 @@ Status Store::read(const std::function<Status(Txn&)>& fn) {
   return s;
 }
 
+Status Store::transact(const std::function<Status(Txn&)>& fn) {
+  return impl_->backend->transact(fn);
+}
+Status Store::read(const std::function<Status(Txn&)>& fn) { return impl_->backend->read(fn); }
+
 Result<int> Store::peek_schema_version(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::NotFound("store: " + path + " does not exist");
@@ -594,19 +636,11 @@ Result<int> Store::peek_schema_version(const std::string& path) {
   return static_cast<int>(rows[0].int64(0));
 }
 
-int Store::schema_version() const { return impl_->schema_version; }
-
-std::uint64_t Store::commits() const {
-  std::lock_guard lock(impl_->write_mu);
-  return impl_->commits;
-}
-
-std::uint64_t Store::commit_batches() const {
-  std::lock_guard lock(impl_->write_mu);
-  return impl_->batches;
-}
-
-const std::string& Store::path() const { return impl_->path; }
+int Store::schema_version() const { return impl_->backend->schema_version(); }
+std::uint64_t Store::commits() const { return impl_->backend->commits(); }
+std::uint64_t Store::commit_batches() const { return impl_->backend->commit_batches(); }
+const std::string& Store::path() const { return impl_->backend->location(); }
+SqlDialect Store::dialect() const { return impl_->backend->dialect(); }
 
 const std::vector<Migration>& builtin_migrations() { return detail::schema_migrations(); }
 
