@@ -9,6 +9,8 @@
 
 #include "dmscore/store.hpp"
 #include "engine/engine_txn.hpp"
+#include "pg_test_db.hpp"
+#include "step_gate.hpp"
 #include "test_util.hpp"
 
 using namespace dmscore;
@@ -17,51 +19,27 @@ using dmscore::testing::TempDir;
 
 namespace {
 
-// A latch the test opens to let blocked steps continue.
-class Gate {
- public:
-  void open() {
-    std::lock_guard l(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  // Waits until opened or `ctx` should stop; returns false in the latter case.
-  bool wait(StepContext& ctx) {
-    std::unique_lock l(mu_);
-    ++waiting_;
-    cv_.notify_all();
-    while (!open_) {
-      if (ctx.should_stop()) return false;
-      cv_.wait_for(l, 5ms);
-    }
-    return true;
-  }
-  void await_waiters(int n) {
-    std::unique_lock l(mu_);
-    cv_.wait_for(l, 10s, [&] { return waiting_ >= n; });
-  }
+using Gate = dmscore::testing::StepGate;
 
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-  int waiting_ = 0;
-};
-
+// Every engine test runs on SQLite and on PostgreSQL; on PostgreSQL the engine is an instance
+// of a shared store (EngineOptions::instance_id: leases, claims, fencing), with short intervals.
 struct Fixture {
+  explicit Fixture(const std::string& kind = "sqlite") {
+    if (kind == "postgres") pg = std::make_unique<dmscore::testing::PgTestDb>();
+    reopen_store();
+  }
   TempDir dir;
+  std::unique_ptr<dmscore::testing::PgTestDb> pg;
   std::unique_ptr<Store> store;
   std::unique_ptr<WorkflowEngine> engine;
   Gate gate;
   std::mutex log_mu;
   std::vector<std::string> log;
 
-  Fixture() { reopen_store(); }
-
   void reopen_store() {
     engine.reset();
     store.reset();
-    auto s = Store::open(dir / "dms.db");
+    auto s = Store::open(pg ? pg->url() : dir / "dms.db");
     REQUIRE(s.ok());
     store = std::move(s).value();
   }
@@ -72,6 +50,12 @@ struct Fixture {
   }
 
   void make_engine(EngineOptions o = {}) {
+    if (pg && o.instance_id.empty()) {
+      o.instance_id = "test-a";
+      o.heartbeat_interval = 50ms;
+      o.lease_ttl = 1000ms;
+      o.claim_interval = 20ms;
+    }
     engine = std::make_unique<WorkflowEngine>(*store, o);
     REQUIRE(engine
                 ->register_type({"TWO_STEPS",
@@ -240,7 +224,8 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("WorkflowEngine: a workflow runs its steps in order and completes with a result") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("TWO_STEPS", R"({"x":1})");
   REQUIRE(id.ok());
@@ -257,7 +242,8 @@ TEST_CASE("WorkflowEngine: a workflow runs its steps in order and completes with
 }
 
 TEST_CASE("WorkflowEngine: get follows a workflow through its states, a finished one stays put") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   EngineOptions o;
   o.threads = 1;
   f.make_engine(o);
@@ -281,7 +267,8 @@ TEST_CASE("WorkflowEngine: get follows a workflow through its states, a finished
 }
 
 TEST_CASE("WorkflowEngine: submit refuses unknown types and works only once started") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   WorkflowEngine engine(*f.store, {});
   CHECK(engine.submit("X", "{}").status().code() == Code::kUnavailable);
   REQUIRE(engine.register_type({"X", {{"s", [](StepContext&) { return Status::Ok(); }}}}).ok());
@@ -293,7 +280,8 @@ TEST_CASE("WorkflowEngine: submit refuses unknown types and works only once star
 }
 
 TEST_CASE("WorkflowEngine: register_type rejects malformed definitions") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   WorkflowEngine engine(*f.store, {});
   CHECK(engine.register_type({"", {{"s", [](StepContext&) { return Status::Ok(); }}}}).code() ==
         Code::kInvalidArgument);
@@ -305,7 +293,8 @@ TEST_CASE("WorkflowEngine: register_type rejects malformed definitions") {
 }
 
 TEST_CASE("WorkflowEngine: bad options are refused at start") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   EngineOptions o;
   o.max_running_workflows = 0;
   WorkflowEngine engine(*f.store, o);
@@ -316,7 +305,8 @@ TEST_CASE("WorkflowEngine: bad options are refused at start") {
 }
 
 TEST_CASE("WorkflowEngine: a failing step ends FAILED and undoes earlier steps newest first") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("FAILS", "{}");
   REQUIRE(id.ok());
@@ -327,7 +317,8 @@ TEST_CASE("WorkflowEngine: a failing step ends FAILED and undoes earlier steps n
 }
 
 TEST_CASE("WorkflowEngine: admission refuses beyond maxRunningWorkflows and records nothing") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   EngineOptions o;
   o.max_running_workflows = 2;
   o.threads = 1;
@@ -349,7 +340,8 @@ TEST_CASE("WorkflowEngine: admission refuses beyond maxRunningWorkflows and reco
 }
 
 TEST_CASE("WorkflowEngine: submit_all admits a whole batch or nothing, with the caller's rows") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   EngineOptions o;
   o.max_running_workflows = 3;
   o.threads = 1;
@@ -407,7 +399,8 @@ TEST_CASE("WorkflowEngine: submit_all admits a whole batch or nothing, with the 
 }
 
 TEST_CASE("WorkflowEngine: cancelling a PENDING workflow ends it CANCELLED at once") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   EngineOptions o;
   o.threads = 1;
   f.make_engine(o);
@@ -428,7 +421,8 @@ TEST_CASE("WorkflowEngine: cancelling a PENDING workflow ends it CANCELLED at on
 }
 
 TEST_CASE("WorkflowEngine: a workflow cancelled before it started settles its rows atomically") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   EngineOptions o;
   o.threads = 1;
   f.make_engine(o);
@@ -473,7 +467,8 @@ TEST_CASE("WorkflowEngine: a workflow cancelled before it started settles its ro
 }
 
 TEST_CASE("WorkflowEngine: cancelling a RUNNING workflow stops its step and compensates") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("BLOCKS", "{}");
   REQUIRE(id.ok());
@@ -486,7 +481,8 @@ TEST_CASE("WorkflowEngine: cancelling a RUNNING workflow stops its step and comp
 }
 
 TEST_CASE("WorkflowEngine: a cancel accepted during the last step still ends CANCELLED") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.engine = std::make_unique<WorkflowEngine>(*f.store, EngineOptions{});
   std::mutex mu;
   std::condition_variable cv;
@@ -528,7 +524,8 @@ TEST_CASE("WorkflowEngine: a cancel accepted during the last step still ends CAN
 }
 
 TEST_CASE("WorkflowEngine: cancel of a finished or unknown workflow is refused") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("TWO_STEPS", "{}");
   REQUIRE(id.ok());
@@ -539,7 +536,8 @@ TEST_CASE("WorkflowEngine: cancel of a finished or unknown workflow is refused")
 }
 
 TEST_CASE("WorkflowEngine: list pages newest first and filters by state and type") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
@@ -571,7 +569,8 @@ TEST_CASE("WorkflowEngine: list pages newest first and filters by state and type
 }
 
 TEST_CASE("WorkflowEngine: list rejects a bad page size or page token naming the field") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   ListWorkflowsRequest r;
   r.page_size = 1001;
@@ -595,7 +594,8 @@ TEST_CASE("WorkflowEngine: parse_workflow_state accepts exactly the contract's n
 }
 
 TEST_CASE("WorkflowEngine: a step interrupted by shutdown resumes from its checkpoint") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("RESUMES", "{}");
   REQUIRE(id.ok());
@@ -612,7 +612,8 @@ TEST_CASE("WorkflowEngine: a step interrupted by shutdown resumes from its check
 }
 
 TEST_CASE("WorkflowEngine: a step that cannot resume ends FAILED after a restart, compensated") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("FRAGILE", "{}");
   REQUIRE(id.ok());
@@ -627,7 +628,8 @@ TEST_CASE("WorkflowEngine: a step that cannot resume ends FAILED after a restart
 }
 
 TEST_CASE("WorkflowEngine: an interrupted compensation is finished on restart") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("BLOCKS", "{}");
   REQUIRE(id.ok());
@@ -655,7 +657,8 @@ TEST_CASE("WorkflowEngine: an interrupted compensation is finished on restart") 
 
 TEST_CASE(
     "WorkflowEngine: a cancel that finds a step interrupted by a crash undoes that step too") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("BLOCKS", "{}");
   REQUIRE(id.ok());
@@ -671,7 +674,8 @@ TEST_CASE(
 }
 
 TEST_CASE("WorkflowEngine: a stored workflow of an unknown type ends FAILED saying so") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   f.engine->stop();
   REQUIRE(f.store
@@ -691,7 +695,8 @@ TEST_CASE("WorkflowEngine: a stored workflow of an unknown type ends FAILED sayi
 }
 
 TEST_CASE("WorkflowEngine: resources are in use exactly while the workflow is not terminal") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("BLOCKS", "{}", {"cluster:c1", "volume:v1"});
   REQUIRE(id.ok());
@@ -705,7 +710,8 @@ TEST_CASE("WorkflowEngine: resources are in use exactly while the workflow is no
 }
 
 TEST_CASE("WorkflowEngine: progress is visible at once but persisted at a limited rate") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   auto env = std::make_shared<ManualEnv>();
   f.engine = std::make_unique<WorkflowEngine>(*f.store, EngineOptions{8, 2, 500ms, env});
   Gate reported;
@@ -745,7 +751,8 @@ TEST_CASE("WorkflowEngine: progress is visible at once but persisted at a limite
 }
 
 TEST_CASE("WorkflowEngine: 64 submitters never push more than 4 workflows past admission") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   EngineOptions o;
   o.max_running_workflows = 4;
   o.threads = 4;
@@ -821,7 +828,8 @@ TEST_CASE("WorkflowEngine: 64 submitters never push more than 4 workflows past a
 }
 
 TEST_CASE("WorkflowEngine: a parked step gives its thread back and runs again when woken") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   EngineOptions o;
   o.threads = 1;
   f.make_engine(o);
@@ -847,7 +855,8 @@ TEST_CASE("WorkflowEngine: a parked step gives its thread back and runs again wh
 }
 
 TEST_CASE("WorkflowEngine: a parked step runs again by itself when its time is up") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.park_for = 20ms;
   f.parks_left = 3;
   f.make_engine();
@@ -859,7 +868,8 @@ TEST_CASE("WorkflowEngine: a parked step runs again by itself when its time is u
 }
 
 TEST_CASE("WorkflowEngine: cancelling a parked workflow wakes it, and it compensates") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("PARKS", "{}");
   REQUIRE(id.ok());
@@ -871,7 +881,8 @@ TEST_CASE("WorkflowEngine: cancelling a parked workflow wakes it, and it compens
 }
 
 TEST_CASE("WorkflowEngine: a workflow parked at shutdown resumes its step at the next start") {
-  Fixture f;
+  DMS_FOR_EACH_STORE(kind);
+  Fixture f(kind);
   f.make_engine();
   auto id = f.engine->submit("PARKS", "{}");
   REQUIRE(id.ok());

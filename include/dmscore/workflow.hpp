@@ -169,6 +169,56 @@ struct EngineOptions {
   std::chrono::milliseconds store_retry_budget{30000};
   // Receives a line when the store keeps refusing a workflow's writes. Default: none.
   std::function<void(std::string_view)> log;
+
+  // Scale-out: several instances' engines on one shared store (PostgreSQL). Empty (the
+  // default): this engine runs every workflow in the store, as the only instance.
+  //
+  // With an id, the instance holds a lease in the store's `instances` table that it renews
+  // every heartbeat_interval (lease_ttl long, by the database's clock), and it claims runnable
+  // workflows (`SELECT ... FOR UPDATE SKIP LOCKED`): those not owned, or owned by an instance
+  // whose lease has run out. A claim bumps the workflow's lease epoch; every write the engine
+  // makes for a running workflow first checks, in the same transaction, that this instance
+  // still owns it at that epoch (fencing), so an instance that lost a workflow (it stalled and
+  // another took it over) commits nothing more for it and stops it without compensation. A
+  // taken-over workflow resumes from its checkpoints, as after a crash. REQUIRES: 1..64
+  // characters [A-Za-z0-9._-].
+  std::string instance_id;
+  // Shown by instances() (the instance's API address). Default: empty.
+  std::string instance_address;
+  // Default: 10 s. REQUIRES: >= 3 x heartbeat_interval.
+  std::chrono::milliseconds lease_ttl{10000};
+  // Default: 2 s. REQUIRES: >= 10 ms.
+  std::chrono::milliseconds heartbeat_interval{2000};
+  // How often it looks for workflows to claim (and for cancels asked elsewhere) besides when
+  // one is submitted here. Default: 500 ms. REQUIRES: >= 10 ms.
+  std::chrono::milliseconds claim_interval{500};
+  // Placement, asked at start and every heartbeat: `placed` receives the resources a workflow
+  // can run only where they are reached ("cluster:<id>" of a local cluster, a folder), and
+  // `reached` those of them this instance reaches. A workflow using a placed resource is
+  // claimed only by an instance that announced it reaches it. Default: none (nothing placed).
+  std::function<void(std::vector<std::string>& placed, std::vector<std::string>& reached)> reach;
+};
+
+// An instance of the service sharing the store (EngineOptions::instance_id).
+struct InstanceInfo {
+  std::string id;
+  std::string address;
+  Env::SystemTime started_at;
+  Env::SystemTime heartbeat_at;
+  Env::SystemTime lease_until;
+  // Workflows it ran or had parked at its last heartbeat.
+  int running = 0;
+  // Its lease has not run out (by the database's clock).
+  bool alive = false;
+};
+
+// What this engine's lease machinery has done since start (all 0 without an instance_id).
+struct LeaseStats {
+  std::uint64_t heartbeats = 0;          // leases renewed
+  std::uint64_t heartbeat_failures = 0;  // renewals that failed
+  std::uint64_t claimed = 0;             // workflows claimed
+  std::uint64_t taken_over = 0;          // of them, from an instance whose lease ran out
+  std::uint64_t fenced = 0;              // runs stopped because another instance owns them now
 };
 
 struct ListWorkflowsRequest {
@@ -216,8 +266,15 @@ class WorkflowEngine {
   // Idempotent.
   void stop();
 
-  // True once start() has finished recovery.
+  // True once start() has finished recovery; with an instance_id, once the lease is held and
+  // claims run, and while the last renewal is younger than lease_ttl.
   bool ready() const;
+
+  // The instances sharing the store, by id; empty without an instance_id.
+  Result<std::vector<InstanceInfo>> instances() const;
+  LeaseStats lease_stats() const;
+  // Workflows this engine runs, has queued or has parked now.
+  int running_here() const;
 
   // Durably records a new PENDING workflow of `type` and returns its id. `resources` are
   // recorded as used by it (see resource_in_use). Admission and insertion are one transaction.

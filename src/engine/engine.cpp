@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
+#include <cctype>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -53,6 +54,20 @@ Status validate(const EngineOptions& o) {
   if (o.threads < 1 || o.threads > 256) return Status::InvalidArgument("threads: must be 1..256");
   if (o.progress_persist_interval.count() < 0)
     return Status::InvalidArgument("progress_persist_interval: must not be negative");
+  if (!o.instance_id.empty()) {
+    if (o.instance_id.size() > 64)
+      return Status::InvalidArgument("instance_id: must be 1..64 characters");
+    for (char c : o.instance_id) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+        return Status::InvalidArgument("instance_id: only letters, digits, '.', '_' and '-'");
+    }
+    if (o.heartbeat_interval.count() < 10)
+      return Status::InvalidArgument("heartbeat_interval: must be at least 10 ms");
+    if (o.claim_interval.count() < 10)
+      return Status::InvalidArgument("claim_interval: must be at least 10 ms");
+    if (o.lease_ttl < 3 * o.heartbeat_interval)
+      return Status::InvalidArgument("lease_ttl: must be at least 3 heartbeat intervals");
+  }
   return Status::Ok();
 }
 
@@ -150,6 +165,16 @@ Status WorkflowEngine::start() {
     if (im.started) return Status::FailedPrecondition("start: engine already started");
     im.started = true;
   }
+  if (im.shared()) {
+    for (int i = 0; i < im.options.threads; ++i)
+      im.workers.emplace_back([&im] { im.worker_loop(); });
+    if (Status ls = im.start_leases(); !ls.ok()) {
+      stop();
+      return ls;
+    }
+    im.is_ready = true;
+    return Status::Ok();
+  }
   std::vector<std::string> pending;
   Status s = im.store.read([&](Txn& t) -> Status {
     auto rows = t.query("SELECT id FROM workflows WHERE state IN (?, ?) ORDER BY seq ASC",
@@ -176,10 +201,57 @@ void WorkflowEngine::stop() {
     if (t.joinable()) t.join();
   }
   im.workers.clear();
+  if (im.shared()) im.stop_leases();
   im.is_ready = false;
 }
 
-bool WorkflowEngine::ready() const { return impl_->is_ready; }
+bool WorkflowEngine::ready() const {
+  return impl_->is_ready && (!impl_->shared() || impl_->lease_fresh());
+}
+
+int WorkflowEngine::running_here() const {
+  std::lock_guard lock(impl_->mu);
+  return static_cast<int>(impl_->queued.size());
+}
+
+LeaseStats WorkflowEngine::lease_stats() const {
+  const Impl& im = *impl_;
+  LeaseStats st;
+  st.heartbeats = im.n_heartbeats;
+  st.heartbeat_failures = im.n_heartbeat_failures;
+  st.claimed = im.n_claimed;
+  st.taken_over = im.n_taken_over;
+  st.fenced = im.n_fenced;
+  return st;
+}
+
+Result<std::vector<InstanceInfo>> WorkflowEngine::instances() const {
+  Impl& im = *impl_;
+  std::vector<InstanceInfo> out;
+  if (!im.shared()) return out;
+  Status s = im.store.read([&](Txn& t) -> Status {
+    auto now = im.db_now(t);
+    if (!now.ok()) return now.status();
+    auto rows = t.query(
+        "SELECT id, address, started_at, heartbeat_at, lease_until, running FROM instances "
+        "ORDER BY id");
+    if (!rows.ok()) return rows.status();
+    for (const auto& r : *rows) {
+      InstanceInfo i;
+      i.id = r.text(0);
+      i.address = r.text(1);
+      i.started_at = from_millis(r.int64(2));
+      i.heartbeat_at = from_millis(r.int64(3));
+      i.lease_until = from_millis(r.int64(4));
+      i.running = static_cast<int>(r.int64(5));
+      i.alive = r.int64(4) >= *now;
+      out.push_back(std::move(i));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
 
 Result<std::string> WorkflowEngine::submit(const std::string& type, std::string request_json,
                                            std::vector<std::string> resources) {
@@ -224,7 +296,16 @@ Result<std::vector<std::string>> detail::EngineTxn::submit_all(
           (wanted > 1 ? " or would be with these " + std::to_string(wanted) : std::string()) +
           "; retry later");
     }
-    {
+    if (im.shared()) {
+      for (const auto& b : batch) {
+        for (const auto& res : b.resources) {
+          auto h = im.live_hold(t, res);
+          if (!h.ok()) return h.status();
+          if (!h->empty())
+            return Status::FailedPrecondition(describe_resource(res) + " is being " + *h);
+        }
+      }
+    } else {
       std::lock_guard lock(im.claims_mu);
       for (const auto& b : batch) {
         for (const auto& res : b.resources) {
@@ -249,7 +330,10 @@ Result<std::vector<std::string>> detail::EngineTxn::submit_all(
     return record ? record(t, ids) : Status::Ok();
   });
   if (!s.ok()) return s;
-  for (const auto& id : ids) im.enqueue(id);
+  if (im.shared())
+    im.nudge_claims();
+  else
+    for (const auto& id : ids) im.enqueue(id);
   return ids;
 }
 
@@ -422,6 +506,19 @@ WorkflowEngine::Claim::~Claim() { release(); }
 
 void WorkflowEngine::Claim::release() {
   if (!engine_) return;
+  if (engine_->shared()) {
+    Impl* e = engine_;
+    (void)e->persist([&](Txn& t) -> Status {
+      for (const auto& r : resources_) {
+        auto x = t.exec("DELETE FROM resource_holds WHERE resource = ? AND instance_id = ?",
+                        {r, e->options.instance_id});
+        if (!x.ok()) return x.status();
+      }
+      return Status::Ok();
+    });
+    engine_ = nullptr;
+    return;
+  }
   std::lock_guard lock(engine_->claims_mu);
   for (const auto& r : resources_) engine_->claims.erase(r);
   engine_ = nullptr;
@@ -432,11 +529,32 @@ Result<WorkflowEngine::Claim> WorkflowEngine::claim(std::vector<std::string> res
   Impl& im = *impl_;
   bool held = false;
   Status s = im.store.transact([&](Txn& t) -> Status {
+    if (held && !im.shared()) {  // run again after a conflict: undo the last try's holds
+      std::lock_guard lock(im.claims_mu);
+      for (const auto& r : resources) im.claims.erase(r);
+    }
+    held = false;
     for (const auto& r : resources) {
       auto row = t.query_one("SELECT 1 FROM workflow_resources WHERE resource = ? LIMIT 1", {r});
       if (!row.ok()) return row.status();
       if (*row)
         return Status::FailedPrecondition(describe_resource(r) + " is used by a running workflow");
+    }
+    if (im.shared()) {
+      // Held in the store, so that no instance's submission or claim takes the resource.
+      for (const auto& r : resources) {
+        auto h = im.live_hold(t, r);
+        if (!h.ok()) return h.status();
+        if (!h->empty())
+          return Status::FailedPrecondition(describe_resource(r) + " is being " + *h);
+        auto x = t.exec("DELETE FROM resource_holds WHERE resource = ?", {r});  // a void hold
+        if (!x.ok()) return x.status();
+        x = t.exec("INSERT INTO resource_holds (resource, instance_id, doing) VALUES (?, ?, ?)",
+                   {r, im.options.instance_id, doing});
+        if (!x.ok()) return x.status();
+      }
+      held = true;
+      return Status::Ok();
     }
     std::lock_guard lock(im.claims_mu);
     for (const auto& r : resources) {

@@ -58,6 +58,11 @@ struct WorkflowEngine::Impl {
   // Live state of workflows a worker is running.
   struct Live {
     std::atomic<bool> cancel{false};
+    // Scale-out: another instance owns the workflow now (fencing); the run stops, undoing
+    // nothing, and writes nothing more.
+    std::atomic<bool> lost{false};
+    // Scale-out: the epoch of this instance's claim, which every write checks.
+    std::int64_t epoch = 0;
     std::mutex mu;
     Progress progress;
   };
@@ -86,6 +91,98 @@ struct WorkflowEngine::Impl {
   std::map<std::string, std::string> claims;
   std::atomic<bool> stopping{false};
   std::atomic<bool> is_ready{false};
+
+  // Scale-out (options.instance_id set): the lease machinery's thread (lease.cpp), the epochs
+  // of the workflows this instance claimed, and what it did.
+  bool shared() const { return !options.instance_id.empty(); }
+  std::thread lease_thread;
+  std::mutex lease_mu;
+  std::condition_variable lease_cv;
+  bool claim_soon = false;
+  std::unordered_map<std::string, std::int64_t> epochs;  // guarded by mu
+  std::set<std::string> reclaimed;                       // guarded by mu
+  // What the last heartbeat wrote to instance_reach and placed_resources (lease thread only).
+  std::vector<std::string> announced_placed, announced_reached;
+  // Steady time (ms) until which the lease is surely held: the start of the last renewal that
+  // committed, plus lease_ttl.
+  std::atomic<std::int64_t> lease_held_until{0};
+  std::atomic<std::uint64_t> n_heartbeats{0}, n_heartbeat_failures{0}, n_claimed{0},
+      n_taken_over{0}, n_fenced{0};
+
+  // Starts the lease machinery: registers the instance, reclaims what it owned before a
+  // restart, and starts the thread. (lease.cpp)
+  Status start_leases();
+  // Stops the thread and gives the lease up, so that other instances take over at once.
+  void stop_leases();
+  void lease_loop();
+  Status heartbeat();
+  Status claim_some();
+  bool lease_fresh() const;
+  // Queues a workflow this instance claimed at `epoch`.
+  void enqueue_claimed(const std::string& id, std::int64_t epoch) {
+    {
+      std::lock_guard lock(mu);
+      epochs[id] = epoch;
+      if (!queued.insert(id).second) {
+        // Still here: parked (it runs again with the new epoch) or winding down after it was
+        // lost (it runs again when that ends).
+        if (parked.count(id))
+          unpark_locked(id);
+        else
+          reclaimed.insert(id);
+        return;
+      }
+      queue.push_back(id);
+    }
+    queue_cv.notify_one();
+  }
+  // Asks the lease thread to look for work now (a workflow was submitted here).
+  void nudge_claims() {
+    {
+      std::lock_guard lock(lease_mu);
+      claim_soon = true;
+    }
+    lease_cv.notify_all();
+  }
+  // What a live hold on `resource` (resource_holds) is doing; "" when none or its instance's
+  // lease ran out. (lease.cpp)
+  Result<std::string> live_hold(Txn& t, const std::string& resource);
+  // The database's clock in ms (PostgreSQL's; env's on SQLite).
+  Result<std::int64_t> db_now(Txn& t);
+
+  // A write of running workflow `id`: with scale-out, first checks in the same transaction
+  // that this instance still owns it at lv.epoch; when not, marks it lost and answers
+  // FAILED_PRECONDITION without running `fn`. `retry`: through persist().
+  Status write_run(Live& lv, const std::string& id, const std::function<Status(Txn&)>& fn,
+                   bool retry = true) {
+    if (!shared()) return retry ? persist(fn) : store.transact(fn);
+    if (lv.lost) return lost_status(id);
+    bool lost_now = false;
+    auto fenced = [&](Txn& t) -> Status {
+      lost_now = false;
+      auto r = t.query_one("SELECT 1 FROM workflows WHERE id = ? AND owner = ? AND lease_epoch = ?",
+                           {id, options.instance_id, lv.epoch});
+      if (!r.ok()) return r.status();
+      if (!*r) {
+        lost_now = true;
+        return lost_status(id);
+      }
+      return fn(t);
+    };
+    Status s = retry ? persist(fenced) : store.transact(fenced);
+    if (lost_now) mark_lost(lv, id);
+    return s;
+  }
+  Status lost_status(const std::string& id) const {
+    return Status::FailedPrecondition("workflow " + id + ": instance " + options.instance_id +
+                                      " no longer holds it (another instance took it over)");
+  }
+  void mark_lost(Live& lv, const std::string& id) {
+    if (lv.lost.exchange(true)) return;
+    ++n_fenced;
+    if (options.log)
+      options.log("workflow " + id + ": taken over by another instance; stopped here");
+  }
 
   Impl(Store& s, EngineOptions o) : store(s), options(std::move(o)) {
     env = options.env ? options.env : Env::Default();
@@ -175,9 +272,13 @@ struct WorkflowEngine::Impl {
           parked[id] = std::chrono::steady_clock::now() + park_for;
           if (wake_pending.erase(id)) unpark_locked(id);
           queue_cv.notify_one();  // a waiting worker recomputes its deadline
+        } else if (reclaimed.erase(id)) {
+          queue.push_back(id);  // claimed again while its lost run wound down
+          queue_cv.notify_one();
         } else {
           queued.erase(id);
           wake_pending.erase(id);
+          epochs.erase(id);
         }
       }
     }
@@ -223,7 +324,7 @@ class WorkflowEngine::Impl::Context final : public StepContext {
   Status save_checkpoint(std::string checkpoint) override {
     std::string vars = detail::vars_to_json(vars_);
     Progress p = snapshot_progress();
-    Status s = engine_.persist([&](Txn& t) -> Status {
+    Status s = engine_.write_run(*live_, id_, [&](Txn& t) -> Status {
       auto r = t.exec("UPDATE workflow_steps SET checkpoint = ? WHERE workflow_id = ? AND idx = ?",
                       {checkpoint, id_, std::int64_t{step_index_}});
       if (!r.ok()) return r.status();
@@ -245,16 +346,18 @@ class WorkflowEngine::Impl::Context final : public StepContext {
     if (now - last_persist_ < engine_.options.progress_persist_interval) return;
     last_persist_ = now;
     // Progress is advisory: a failed write is retried with the next report.
-    (void)engine_.store.transact([&](Txn& t) { return persist_progress(t, progress, nullptr); });
+    (void)engine_.write_run(
+        *live_, id_, [&](Txn& t) { return persist_progress(t, progress, nullptr); }, false);
   }
 
   bool should_stop() const override {
     return live_->cancel.load(std::memory_order_relaxed) ||
+           live_->lost.load(std::memory_order_relaxed) ||
            engine_.stopping.load(std::memory_order_relaxed);
   }
 
   Status add_resource(const std::string& resource) override {
-    return engine_.persist([&](Txn& t) -> Status {
+    return engine_.write_run(*live_, id_, [&](Txn& t) -> Status {
       return t
           .exec("INSERT OR IGNORE INTO workflow_resources (resource, workflow_id) VALUES (?, ?)",
                 {resource, id_})

@@ -34,6 +34,12 @@ class WorkflowEngine::Impl::Run {
       e_.live[id_] = lv_;
     }
     const bool woken = e_.take_woken(id_);
+    if (e_.shared()) {
+      std::lock_guard lock(e_.mu);
+      auto it = e_.epochs.find(id_);
+      if (it == e_.epochs.end()) return {};  // not claimed by this instance
+      lv_->epoch = it->second;
+    }
     if (!load()) return {};
     auto type_it = e_.types.find(type_);
     if (type_it == e_.types.end()) {
@@ -63,39 +69,42 @@ class WorkflowEngine::Impl::Run {
   // is nothing to run.
   bool load() {
     bool gone = false;
-    Status s = e_.store.transact([&](Txn& t) -> Status {
-      auto row = t.query_one(
-          "SELECT state, type, request, vars, step_index, cancel_requested, final_state, "
-          "final_msg, result, progress_percent, progress_stage, bytes_done, bytes_total, "
-          "error_code FROM workflows WHERE id = ?",
-          {id_});
-      if (!row.ok()) return row.status();
-      const std::string state = *row ? (**row).text(0) : "";
-      if (state != to_string(WorkflowState::kPending) &&
-          state != to_string(WorkflowState::kRunning)) {
-        gone = true;
-        return Status::Ok();
-      }
-      const Row& r = **row;
-      type_ = r.text(1);
-      request_ = r.text(2);
-      vars_ = detail::vars_from_json(r.text(3));
-      step_index_ = static_cast<int>(r.int64(4));
-      if (r.int64(5)) lv_->cancel = true;
-      final_state_ = r.text(6);
-      final_msg_ = r.text(7);
-      result_ = r.text(8);
-      lv_->progress.percent = static_cast<int>(r.int64(9));
-      lv_->progress.stage = r.text(10);
-      lv_->progress.bytes_done = static_cast<std::uint64_t>(r.int64(11));
-      lv_->progress.bytes_total = static_cast<std::uint64_t>(r.int64(12));
-      final_code_ = r.text(13);
-      if (state == to_string(WorkflowState::kRunning)) return Status::Ok();
-      return t
-          .exec("UPDATE workflows SET state = ?, started_at = ? WHERE id = ?",
-                {sql_state(WorkflowState::kRunning), e_.now_ms(), id_})
-          .status();
-    });
+    Status s = e_.write_run(
+        *lv_, id_,
+        [&](Txn& t) -> Status {
+          auto row = t.query_one(
+              "SELECT state, type, request, vars, step_index, cancel_requested, final_state, "
+              "final_msg, result, progress_percent, progress_stage, bytes_done, bytes_total, "
+              "error_code FROM workflows WHERE id = ?",
+              {id_});
+          if (!row.ok()) return row.status();
+          const std::string state = *row ? (**row).text(0) : "";
+          if (state != to_string(WorkflowState::kPending) &&
+              state != to_string(WorkflowState::kRunning)) {
+            gone = true;
+            return Status::Ok();
+          }
+          const Row& r = **row;
+          type_ = r.text(1);
+          request_ = r.text(2);
+          vars_ = detail::vars_from_json(r.text(3));
+          step_index_ = static_cast<int>(r.int64(4));
+          if (r.int64(5)) lv_->cancel = true;
+          final_state_ = r.text(6);
+          final_msg_ = r.text(7);
+          result_ = r.text(8);
+          lv_->progress.percent = static_cast<int>(r.int64(9));
+          lv_->progress.stage = r.text(10);
+          lv_->progress.bytes_done = static_cast<std::uint64_t>(r.int64(11));
+          lv_->progress.bytes_total = static_cast<std::uint64_t>(r.int64(12));
+          final_code_ = r.text(13);
+          if (state == to_string(WorkflowState::kRunning)) return Status::Ok();
+          return t
+              .exec("UPDATE workflows SET state = ?, started_at = ? WHERE id = ?",
+                    {sql_state(WorkflowState::kRunning), e_.now_ms(), id_})
+              .status();
+        },
+        false);
     return s.ok() && !gone;
   }
 
@@ -131,7 +140,7 @@ class WorkflowEngine::Impl::Run {
     }
     if (ctx.parked_for().count() > 0) {
       const std::string vars_json = detail::vars_to_json(vars_);
-      Status ps = e_.persist([&](Txn& t) -> Status {
+      Status ps = e_.write_run(*lv_, id_, [&](Txn& t) -> Status {
         return t.exec("UPDATE workflows SET vars = ? WHERE id = ?", {vars_json, id_}).status();
       });
       if (!ps.ok()) {
@@ -151,6 +160,7 @@ class WorkflowEngine::Impl::Run {
   // Whether step `i` began before (a step interrupted by a crash before a cancel may have done
   // part of its work: its undo runs too).
   bool began(int i) {
+    if (lv_->lost) return false;
     bool step_began = false;
     (void)e_.store.read([&](Txn& t) -> Status {
       auto r = t.query_one("SELECT 1 FROM workflow_steps WHERE workflow_id = ? AND idx = ?",
@@ -164,7 +174,7 @@ class WorkflowEngine::Impl::Run {
   // Persists the step's start before its side effects; reads its checkpoint and whether a
   // crash interrupted it.
   Status begin(int i, const Step& step, std::string& checkpoint, bool& interrupted) {
-    return e_.persist([&](Txn& t) -> Status {
+    return e_.write_run(*lv_, id_, [&](Txn& t) -> Status {
       auto row = t.query_one(
           "SELECT state, checkpoint FROM workflow_steps WHERE workflow_id = ? AND idx = ?",
           {id_, std::int64_t{i}});
@@ -201,15 +211,20 @@ class WorkflowEngine::Impl::Run {
   }
 
   void failed(int i, const Step& step, const Status& rs) {
+    if (lv_->lost) return;  // another instance runs it now
     const bool cancelled = lv_->cancel && rs.code() == Code::kCancelled;
-    (void)e_.store.transact([&](Txn& t) -> Status {
-      return t
-          .exec(
-              "UPDATE workflow_steps SET state = ?, ended_at = ?, error = ? "
-              "WHERE workflow_id = ? AND idx = ?",
-              {sql_state(StepState::kFailed), e_.now_ms(), rs.to_string(), id_, std::int64_t{i}})
-          .status();
-    });
+    (void)e_.write_run(
+        *lv_, id_,
+        [&](Txn& t) -> Status {
+          return t
+              .exec(
+                  "UPDATE workflow_steps SET state = ?, ended_at = ?, error = ? "
+                  "WHERE workflow_id = ? AND idx = ?",
+                  {sql_state(StepState::kFailed), e_.now_ms(), rs.to_string(), id_,
+                   std::int64_t{i}})
+              .status();
+        },
+        false);
     if (cancelled)
       compensate(i, WorkflowState::kCancelled, "cancelled by request", kCancelled);
     else
@@ -219,7 +234,7 @@ class WorkflowEngine::Impl::Run {
   // Persists the outcome: step done, carried values, next step.
   Status done(int i) {
     const std::string vars_json = detail::vars_to_json(vars_);
-    return e_.persist([&](Txn& t) -> Status {
+    return e_.write_run(*lv_, id_, [&](Txn& t) -> Status {
       auto r = t.exec(
           "UPDATE workflow_steps SET state = ?, ended_at = ?, checkpoint = '' "
           "WHERE workflow_id = ? AND idx = ?",
@@ -235,7 +250,7 @@ class WorkflowEngine::Impl::Run {
   // Completes unless a cancel was accepted meanwhile: an accepted cancel always ends CANCELLED.
   void complete() {
     bool completed = false;
-    Status s = e_.persist([&](Txn& t) -> Status {
+    Status s = e_.write_run(*lv_, id_, [&](Txn& t) -> Status {
       auto r = t.exec(
           "UPDATE workflows SET state = ?, msg = '', ended_at = ?, result = ?, vars = ?, "
           "progress_percent = 100, progress_stage = 'done', bytes_done = bytes_total "
@@ -260,7 +275,8 @@ class WorkflowEngine::Impl::Run {
 
   // Ends the workflow FAILED or CANCELLED.
   void finish(WorkflowState state, const std::string& msg, const std::string& code) {
-    Status fs = e_.persist([&](Txn& t) -> Status {
+    if (lv_->lost) return;
+    Status fs = e_.write_run(*lv_, id_, [&](Txn& t) -> Status {
       auto r = t.exec(
           "UPDATE workflows SET state = ?, msg = ?, error_code = ?, ended_at = ?, result = ?, "
           "vars = ? WHERE id = ? AND state = ?",
@@ -281,7 +297,9 @@ class WorkflowEngine::Impl::Run {
   // to step 0. When the outcome cannot be persisted (a full disk), the undo runs anyway: it is
   // what frees space, and every undo is idempotent should a crash make it run again.
   void compensate(int from, WorkflowState state, const std::string& msg, const std::string& code) {
-    Status ps = e_.persist([&](Txn& t) -> Status {
+    // Another instance owns the workflow now: what it made is that instance's to finish or undo.
+    if (lv_->lost) return;
+    Status ps = e_.write_run(*lv_, id_, [&](Txn& t) -> Status {
       return t
           .exec(
               "UPDATE workflows SET final_state = ?, final_msg = ?, error_code = ?, vars = ? "
@@ -289,6 +307,7 @@ class WorkflowEngine::Impl::Run {
               {sql_state(state), msg, code, detail::vars_to_json(vars_), id_})
           .status();
     });
+    if (lv_->lost) return;
     if (!ps.ok() && e_.options.log)
       e_.options.log("workflow " + id_ + ": compensating without a record of it (" + ps.message() +
                      ")");
@@ -296,16 +315,21 @@ class WorkflowEngine::Impl::Run {
     for (int i = std::min(from, last_step()); i >= 0; --i) {
       const Step& step = (*steps_)[static_cast<std::size_t>(i)];
       if (!step.undo) continue;
+      if (lv_->lost) return;
       Context ctx(e_, id_, request_, vars_, lv_, i, "", true, result_);
       Status us = call_step(step.undo, ctx);
-      (void)e_.store.transact([&](Txn& t) -> Status {
-        return t
-            .exec(
-                "UPDATE workflow_steps SET state = ?, error = ? WHERE workflow_id = ? AND idx = ?",
-                {sql_state(StepState::kUndone), us.ok() ? std::string() : us.to_string(), id_,
-                 std::int64_t{i}})
-            .status();
-      });
+      (void)e_.write_run(
+          *lv_, id_,
+          [&](Txn& t) -> Status {
+            return t
+                .exec(
+                    "UPDATE workflow_steps SET state = ?, error = ? WHERE workflow_id = ? AND idx "
+                    "= ?",
+                    {sql_state(StepState::kUndone), us.ok() ? std::string() : us.to_string(), id_,
+                     std::int64_t{i}})
+                .status();
+          },
+          false);
       if (!us.ok()) {
         cleanup_errors += cleanup_errors.empty() ? "" : "; ";
         cleanup_errors += step.name + ": " + us.message();
