@@ -322,6 +322,14 @@ std::vector<Column> columns(const std::string& kind) {
     return {{"VOLUME", false, f("volumeId")},
             {"SNAPSHOT", false, f("snapshotId")},
             {"SIZE", false, [](const json::object& o) { return size_col(o, "size"); }}};
+  if (kind == "instance")
+    return {{"ID", false, f("id")},
+            {"ADDRESS", false, f("address")},
+            {"ALIVE", false, f("alive")},
+            {"RUNNING", false, f("runningWorkflows")},
+            {"HEARTBEAT", false, f("heartbeatAt")},
+            {"LEASE-UNTIL", true, f("leaseUntil")},
+            {"STARTED", true, f("startedAt")}};
   if (kind == "user")
     return {{"USERNAME", false, f("username")},
             {"ROLE", false, f("role")},

@@ -64,6 +64,10 @@ class Process {
     }
     return code_;
   }
+  // Sends `sig` (SIGSTOP, SIGCONT, ...) and leaves the child be.
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
   // Waits for the child to exit by itself within `within`: its exit code, nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds within) {
     const auto until = std::chrono::steady_clock::now() + within;

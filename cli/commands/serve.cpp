@@ -12,6 +12,7 @@
 #include "commands/commands.hpp"
 #include "dmscore/http/server.hpp"
 #include "dmscore/service.hpp"
+#include "dmscore/store.hpp"
 #include "log_buffer.hpp"
 
 namespace dmsctl {
@@ -43,7 +44,23 @@ struct ServeArgs {
   std::string nvme_cli = "nvme", sysfs_root = "/sys", dev_root = "/dev";
   int nvme_device_timeout_ms = 30000;
   bool device_direct_io = false;
+  std::string store, store_key_file, instance_address;
+  int instance_lease_ms = 10000, instance_heartbeat_ms = 2000;
 };
+
+// True when a PostgreSQL URL carries a password (user:password@ or password=).
+bool url_has_password(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme != std::string::npos) {
+    const auto at = url.find('@', scheme + 3);
+    const auto colon = url.find(':', scheme + 3);
+    const auto slash = url.find('/', scheme + 3);
+    if (at != std::string::npos && colon != std::string::npos && colon < at &&
+        (slash == std::string::npos || at < slash))
+      return true;
+  }
+  return url.find("password=") != std::string::npos;
+}
 
 int serve(const ServeArgs& a) {
   dmscore::http::ServerOptions so;
@@ -63,6 +80,31 @@ int serve(const ServeArgs& a) {
 
   dmscore::Options o;
   o.data_dir = a.data_dir;
+  if (!a.store.empty()) {
+    if (!dmscore::is_postgres_url(a.store)) {
+      fmt::print(stderr, "error: --store: must be a postgresql:// URL\n");
+      return kExitUsage;
+    }
+    // A command line is visible to every user of the machine (ps, /proc).
+    if (url_has_password(a.store)) {
+      fmt::print(stderr,
+                 "error: --store: the URL carries a password, which every user could read in "
+                 "the process list; put it in a passfile (PGPASSFILE, mode 0600) instead\n");
+      return kExitUsage;
+    }
+    if (a.store_key_file.empty()) {
+      fmt::print(stderr, "error: --store-key-file: required with --store\n");
+      return kExitUsage;
+    }
+  } else if (!a.store_key_file.empty()) {
+    fmt::print(stderr, "error: --store-key-file: only with --store\n");
+    return kExitUsage;
+  }
+  o.store = a.store;
+  o.store_key_file = a.store_key_file;
+  o.instance_address = a.instance_address.empty() ? a.listen : a.instance_address;
+  o.instance_lease = std::chrono::milliseconds(a.instance_lease_ms);
+  o.instance_heartbeat = std::chrono::milliseconds(a.instance_heartbeat_ms);
   // The library reads no environment; the admin's first password comes from here, and the
   // variable is dropped so that nothing this process starts inherits it.
   if (const char* pw = std::getenv("DMS_ADMIN_PASSWORD")) {
@@ -115,9 +157,12 @@ int serve(const ServeArgs& a) {
     return kExitError;
   }
   log_lines.add(fmt::format(
-      "dmsctl serve: listening on {}://{}:{} (data dir {})", (*server)->tls() ? "https" : "http",
+      "dmsctl serve: listening on {}://{}:{} (data dir {}{})", (*server)->tls() ? "https" : "http",
       so.address.find(':') != std::string::npos ? "[" + so.address + "]" : so.address,
-      (*server)->port(), a.data_dir));
+      (*server)->port(), a.data_dir,
+      (*svc)->instance_id().empty()
+          ? std::string()
+          : fmt::format(", instance {} on a shared store", (*svc)->instance_id())));
   log_lines.flush();
   int sig = 0;
   sigwait(&signals, &sig);
@@ -213,6 +258,25 @@ void add_serve_commands(CLI::App& app, Context& ctx) {
       ->add_option("--cg-hook-timeout-ms", sa.cg_hook_timeout_ms,
                    "milliseconds a hook may run before it is killed")
       ->check(CLI::Range(1, 3600000))
+      ->capture_default_str();
+
+  serve_cmd->add_option("--store", sa.store,
+                        "a PostgreSQL URL shared with other instances (default: SQLite in the "
+                        "data directory); its password belongs in PGPASSFILE");
+  serve_cmd->add_option("--store-key-file", sa.store_key_file,
+                        "file (mode 0600, 32+ bytes, the same on every instance) sealing the "
+                        "service's keys in the shared store");
+  serve_cmd->add_option("--instance-address", sa.instance_address,
+                        "this instance's address as 'list instances' shows it (default: --listen)");
+  serve_cmd
+      ->add_option("--instance-lease-ms", sa.instance_lease_ms,
+                   "how long a silent instance keeps its workflows before another takes them")
+      ->check(CLI::Range(30, 3600000))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--instance-heartbeat-ms", sa.instance_heartbeat_ms,
+                   "how often an instance renews its lease")
+      ->check(CLI::Range(10, 1200000))
       ->capture_default_str();
 
   // It waits for SIGTERM and SIGINT itself.

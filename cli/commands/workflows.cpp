@@ -1,4 +1,5 @@
-// dmsctl commands on workflows: list, get (--watch follows one), cancel.
+// dmsctl commands on workflows: list, get (--watch follows one), cancel; and the instances
+// that run them on a shared store.
 #include <string>
 
 #include "commands/commands.hpp"
@@ -44,6 +45,13 @@ void add_workflow_commands(CLI::App& app, Context& ctx) {
   get->add_flag("--no-progress", ctx.flags.no_progress, "no progress lines while watching");
   get->add_option("--timeout", ctx.flags.timeout_s, "seconds to watch at most (0: no limit)");
   ctx.with_output(get);
+
+  auto* instances =
+      ctx.leaf(app.get_subcommand("list"), "instances",
+               "List the service's instances sharing its store, with their leases",
+               "  dmsctl list instances\n  dmsctl list instances -o wide",
+               ctx.printing("instance", [](auto& api) { return api.list_instances(); }));
+  ctx.with_output(instances);
 
   auto* cancel =
       ctx.leaf(app.get_subcommand("cancel"), "workflow",

@@ -17,6 +17,10 @@
 // A private key file readable by anyone but its owner is refused, with a message saying how to
 // fix it. Key material never appears in a Status message.
 //
+// Several instances sharing a PostgreSQL store share one identity: open_in_store() keeps the
+// pairs in the store instead, each private key sealed (AES-256-GCM) with a key derived from a
+// file every instance is given, so the database alone never yields them.
+//
 // Safe for concurrent use.
 
 #include <chrono>
@@ -29,6 +33,8 @@
 #include "dmscore/result.hpp"
 
 namespace dmscore {
+
+class Store;
 
 // What GET /api/v1/service-credentials answers.
 struct ServiceCredentials {
@@ -61,6 +67,18 @@ class Identity {
   // files cannot be written.
   static Result<std::unique_ptr<Identity>> open(const std::string& dir,
                                                 IdentityOptions options = {});
+
+  // Opens the identity kept in `store` (its service_keys table), making the pairs on first use
+  // (instances racing to make them agree on one). Every private key is sealed with AES-256-GCM
+  // under a key derived (SHA-256) from the file `store_key_file`: mode 0600 and 32..4096 bytes,
+  // the same file on every instance (`head -c 32 /dev/urandom > FILE`). A rotation or
+  // confirmation made through one instance is seen by the others at their next use. Returns
+  // FAILED_PRECONDITION when the file is readable by others, too short or long, or does not
+  // open the keys in the store (another instance's file differs); UNAVAILABLE when it cannot be
+  // read. The store must outlive the Identity.
+  static Result<std::unique_ptr<Identity>> open_in_store(Store& store,
+                                                         const std::string& store_key_file,
+                                                         IdentityOptions options = {});
   ~Identity();
 
   // The current cluster key, in the shape the REST contract answers.

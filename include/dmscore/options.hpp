@@ -20,6 +20,24 @@ struct Options {
   // REQUIRES: not empty.
   std::string data_dir;
 
+  // Scale-out: a PostgreSQL URL ("postgresql://..." in libpq's syntax; a password belongs in
+  // libpq's PGPASSFILE, not in the URL) whose database several instances share. Empty (the
+  // default): the embedded SQLite store <data_dir>/dms.db, this instance alone. With a URL,
+  // data_dir keeps what is this instance's own (its id, logs, the generated admin password),
+  // the workflows run where leases place them (EngineOptions::instance_id), and the service's
+  // key pairs live in the database, sealed with store_key_file.
+  std::string store;
+  // Scale-out: the file whose bytes seal the key pairs in the database (mode 0600, 32..4096
+  // bytes, the same file on every instance). REQUIRES: set when `store` is a URL.
+  std::string store_key_file;
+  // Scale-out: this instance's address as `dmsctl list instances` shows it. Default: empty.
+  std::string instance_address;
+  // Scale-out: how long an instance's lease lasts without a heartbeat (another instance takes
+  // its workflows over once it ran out), and how often it is renewed. Defaults: 10 s and 2 s.
+  // REQUIRES: lease >= 3 x heartbeat, heartbeat >= 10 ms.
+  std::chrono::milliseconds instance_lease{10000};
+  std::chrono::milliseconds instance_heartbeat{2000};
+
   // Non-terminal (PENDING or RUNNING) workflows allowed at once; a submission beyond it is
   // refused with RESOURCE_EXHAUSTED and nothing is recorded.
   // Default: 8. REQUIRES: 1..10000.

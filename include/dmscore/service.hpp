@@ -88,6 +88,11 @@ struct ServiceStats {
   std::vector<std::pair<std::string, std::uint64_t>> set_aside_files;
   // Per attached cluster.
   std::vector<ClusterCallStats> cluster_calls;
+  // This instance's id (scale-out; empty on the embedded store) and its lease machinery.
+  std::string instance_id;
+  LeaseStats lease;
+  // Workflows this instance runs or has parked now.
+  int running_here = 0;
 };
 
 class Service {
@@ -135,6 +140,11 @@ class Service {
 
   // Monitoring counters; one store read.
   Result<ServiceStats> stats() const;
+
+  // Scale-out: this instance's id ("" on the embedded SQLite store), and every instance
+  // sharing the store with its lease (empty on SQLite).
+  const std::string& instance_id() const;
+  Result<std::vector<InstanceInfo>> instances() const;
 
   // The library's own state; opaque outside it.
   using Impl = detail::ServiceImpl;

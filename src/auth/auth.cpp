@@ -474,6 +474,9 @@ struct Auth::Impl {
 Auth::Auth(Store& store, const Identity& identity, AuthOptions options)
     : impl_(new Impl{store, identity, std::move(options), nullptr}) {
   impl_->env = impl_->options.env ? impl_->options.env : Env::Default();
+  // Several instances on one store: a user changed (a logout, a new password) through one is
+  // seen by all at their next request.
+  if (store.dialect() == SqlDialect::kPostgres) impl_->users.share(&store, "users");
 }
 Auth::~Auth() = default;
 
@@ -499,6 +502,11 @@ Result<bool> Auth::bootstrap_admin(const std::string& password, const std::strin
     impl_->log("created user admin with the password given in DMS_ADMIN_PASSWORD");
   }
   auto u = create_user("admin", pw, Role::kAdmin);
+  if (u.status().code() == Code::kAlreadyExists) {
+    // Another instance sharing the store made it first: its password is that instance's.
+    if (password.empty()) ::unlink(password_file.c_str());
+    return false;
+  }
   if (!u.ok()) return u.status();
   return true;
 }

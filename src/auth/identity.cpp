@@ -3,18 +3,22 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
 
-#include "copy/file_io.hpp"
 #include "auth/jwt.hpp"
+#include "base/base64.hpp"
 #include "base/util.hpp"
+#include "copy/file_io.hpp"
+#include "dmscore/store.hpp"
 
 namespace dmscore {
 
@@ -128,6 +132,151 @@ struct Identity::Impl {
   mutable std::mutex mu;
   KeySlot current, previous, login;  // previous.id empty when no rotation is pending
 
+  // Kept in a shared store (open_in_store): the store, the sealing key, and the version of the
+  // keys held in memory (cache_versions 'identity').
+  Store* store = nullptr;
+  std::string seal_key;
+  std::int64_t version = -1;
+
+  // Seals `pem` for the row of `slot`/`id` (bound in as associated data, so a row's sealed key
+  // cannot be moved to another): "v1." + base64(nonce | ciphertext | tag).
+  Result<std::string> seal(const std::string& slot, const std::string& id,
+                           const std::string& pem) const {
+    unsigned char nonce[12];
+    env->random_bytes(nonce, sizeof nonce);
+    const std::string aad = slot + "\n" + id;
+    std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> c(EVP_CIPHER_CTX_new(),
+                                                                      EVP_CIPHER_CTX_free);
+    std::string out(reinterpret_cast<char*>(nonce), sizeof nonce);
+    out.resize(sizeof nonce + pem.size() + 16);
+    int len = 0, fin = 0;
+    auto* o = reinterpret_cast<unsigned char*>(out.data()) + sizeof nonce;
+    if (!c ||
+        EVP_EncryptInit_ex(c.get(), EVP_aes_256_gcm(), nullptr,
+                           reinterpret_cast<const unsigned char*>(seal_key.data()), nonce) != 1 ||
+        EVP_EncryptUpdate(c.get(), nullptr, &len,
+                          reinterpret_cast<const unsigned char*>(aad.data()),
+                          static_cast<int>(aad.size())) != 1 ||
+        EVP_EncryptUpdate(c.get(), o, &len, reinterpret_cast<const unsigned char*>(pem.data()),
+                          static_cast<int>(pem.size())) != 1 ||
+        EVP_EncryptFinal_ex(c.get(), o + len, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_GET_TAG, 16, o + len + fin) != 1)
+      return Status::Internal("identity: cannot seal a key");
+    return "v1." + detail::base64_encode(out);
+  }
+
+  Result<std::string> unseal(const std::string& slot, const std::string& id,
+                             const std::string& sealed) const {
+    const Status refused = Status::FailedPrecondition(
+        "identity: the store's key " + id +
+        " does not open with this store key file; every instance must be given the same file");
+    if (sealed.rfind("v1.", 0) != 0) return refused;
+    auto raw = detail::base64_decode(sealed.substr(3));
+    if (!raw || raw->size() < 12 + 16) return refused;
+    const std::string aad = slot + "\n" + id;
+    const auto* in = reinterpret_cast<const unsigned char*>(raw->data());
+    const int n = static_cast<int>(raw->size() - 12 - 16);
+    std::string pem(static_cast<std::size_t>(n), '\0');
+    std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> c(EVP_CIPHER_CTX_new(),
+                                                                      EVP_CIPHER_CTX_free);
+    int len = 0, fin = 0;
+    unsigned char tag[16];
+    std::memcpy(tag, in + 12 + n, 16);
+    if (!c ||
+        EVP_DecryptInit_ex(c.get(), EVP_aes_256_gcm(), nullptr,
+                           reinterpret_cast<const unsigned char*>(seal_key.data()), in) != 1 ||
+        EVP_DecryptUpdate(c.get(), nullptr, &len,
+                          reinterpret_cast<const unsigned char*>(aad.data()),
+                          static_cast<int>(aad.size())) != 1 ||
+        EVP_DecryptUpdate(c.get(), reinterpret_cast<unsigned char*>(pem.data()), &len, in + 12,
+                          n) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_SET_TAG, 16, tag) != 1 ||
+        EVP_DecryptFinal_ex(c.get(), reinterpret_cast<unsigned char*>(pem.data()) + len, &fin) != 1)
+      return refused;
+    return pem;
+  }
+
+  // A new slot: a key made, not written anywhere yet.
+  Result<KeySlot> fresh_key(const std::string& id) {
+    auto key = generate_rsa(options.rsa_bits);
+    if (!key.ok()) return key.status();
+    KeySlot k;
+    k.id = id;
+    k.created_ms = detail::to_millis(env->now());
+    k.pub_pem = public_pem(key->get());
+    k.key = std::move(key).value();
+    return k;
+  }
+
+  // Reads the keys from the store when their version moved (or on first use). REQUIRES: mu.
+  Status refresh_locked() {
+    if (!store) return Status::Ok();
+    std::int64_t v = 0;
+    std::vector<Row> rows;
+    Status s = store->read([&](Txn& t) -> Status {
+      auto r = t.query_one("SELECT version FROM cache_versions WHERE name = 'identity'");
+      if (!r.ok()) return r.status();
+      v = *r ? (*r)->int64(0) : 0;
+      if (v == version) return Status::Ok();
+      auto all = t.query("SELECT slot, id, created_at, sealed FROM service_keys");
+      if (!all.ok()) return all.status();
+      rows = std::move(all).value();
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    if (v == version) return Status::Ok();
+    KeySlot cur, prev, log;
+    for (const auto& r : rows) {
+      auto pem = unseal(r.text(0), r.text(1), r.text(3));
+      if (!pem.ok()) return pem.status();
+      Bio b(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+      Pkey key(b ? PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr) : nullptr);
+      OPENSSL_cleanse(pem->data(), pem->size());
+      if (!key)
+        return Status::FailedPrecondition("identity: the store's key " + r.text(1) +
+                                          " is not an RSA private key");
+      KeySlot k;
+      k.id = r.text(1);
+      k.created_ms = r.int64(2);
+      k.pub_pem = public_pem(key.get());
+      k.key = std::move(key);
+      KeySlot& dst = r.text(0) == "current" ? cur : r.text(0) == "previous" ? prev : log;
+      dst = std::move(k);
+    }
+    if (cur.id.empty() || log.id.empty())
+      return Status::FailedPrecondition("identity: the store holds no current or login key");
+    // The login key never changes: tokens signed before stay valid.
+    if (!login.id.empty() && login.id != log.id)
+      return Status::FailedPrecondition("identity: the store's login key changed");
+    current = std::move(cur);
+    previous = std::move(prev);
+    login = std::move(log);
+    version = v;
+    return Status::Ok();
+  }
+
+  // Writes slot `slot` (sealed) in `t`, replacing what was there.
+  Status put_slot(Txn& t, const std::string& slot, const KeySlot& k) {
+    auto pem = private_pem(k.key.get());
+    if (!pem.ok()) return pem.status();
+    auto sealed = seal(slot, k.id, *pem);
+    OPENSSL_cleanse(pem->data(), pem->size());
+    if (!sealed.ok()) return sealed.status();
+    auto r = t.exec("DELETE FROM service_keys WHERE slot = ?", {slot});
+    if (!r.ok()) return r.status();
+    return t
+        .exec("INSERT INTO service_keys (slot, id, created_at, sealed) VALUES (?, ?, ?, ?)",
+              {slot, k.id, k.created_ms, *sealed})
+        .status();
+  }
+
+  static Status bump(Txn& t) {
+    auto r = t.exec("INSERT OR IGNORE INTO cache_versions (name, version) VALUES ('identity', 0)");
+    if (!r.ok()) return r.status();
+    return t.exec("UPDATE cache_versions SET version = version + 1 WHERE name = 'identity'")
+        .status();
+  }
+
   std::string key_path(const std::string& id) const { return dir + "/" + id + ".pem"; }
   std::string manifest_path() const { return dir + "/keys.json"; }
 
@@ -221,13 +370,82 @@ Result<std::unique_ptr<Identity>> Identity::open(const std::string& dir, Identit
   return std::unique_ptr<Identity>(new Identity(std::move(impl)));
 }
 
+Result<std::unique_ptr<Identity>> Identity::open_in_store(Store& store,
+                                                          const std::string& store_key_file,
+                                                          IdentityOptions options) {
+  if (options.rsa_bits < 2048 || options.rsa_bits > 8192)
+    return Status::InvalidArgument("rsa_bits: must be 2048..8192");
+  if (Status s = check_private_mode(store_key_file); !s.ok()) {
+    if (s.code() == Code::kFailedPrecondition)
+      return Status::FailedPrecondition("store key file " + store_key_file +
+                                        " may be read by others; fix it with: chmod 600 " +
+                                        store_key_file);
+    return Status::Unavailable("store key file " + store_key_file + ": " + s.message());
+  }
+  auto secret = detail::read_small_file(store_key_file, 4096);
+  if (!secret.ok())
+    return Status::FailedPrecondition("store key file " + store_key_file +
+                                      " cannot be read or is over 4096 bytes");
+  if (secret->size() < 32)
+    return Status::FailedPrecondition("store key file " + store_key_file +
+                                      " holds under 32 bytes; make one with: head -c 32 "
+                                      "/dev/urandom > " +
+                                      store_key_file);
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->env = options.env ? options.env : Env::Default();
+  impl->store = &store;
+  {
+    static constexpr char kLabel[] = "libdmscore store key v1\n";
+    std::string material = std::string(kLabel) + *secret;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest);
+    impl->seal_key.assign(reinterpret_cast<char*>(digest), sizeof digest);
+    OPENSSL_cleanse(material.data(), material.size());
+    OPENSSL_cleanse(secret->data(), secret->size());
+    OPENSSL_cleanse(digest, sizeof digest);
+  }
+  bool empty = false;
+  Status s = store.read([&](Txn& t) -> Status {
+    auto r = t.query_one("SELECT COUNT(*) FROM service_keys");
+    if (!r.ok()) return r.status();
+    empty = (*r)->int64(0) == 0;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (empty) {
+    // First instance: make the pairs; an instance racing it may make its own, and one write
+    // wins (the key check below), the other instance reading the winner's.
+    auto cur = impl->fresh_key("dms-" + impl->env->new_uuid());
+    if (!cur.ok()) return cur.status();
+    auto login = impl->fresh_key("login-" + impl->env->new_uuid());
+    if (!login.ok()) return login.status();
+    Status w = store.transact([&](Txn& t) -> Status {
+      auto r = t.query_one("SELECT COUNT(*) FROM service_keys");
+      if (!r.ok()) return r.status();
+      if ((*r)->int64(0) != 0) return Status::Ok();  // made meanwhile
+      if (Status p = impl->put_slot(t, "current", *cur); !p.ok()) return p;
+      if (Status p = impl->put_slot(t, "login", *login); !p.ok()) return p;
+      return Impl::bump(t);
+    });
+    if (!w.ok() && w.code() != Code::kAlreadyExists) return w;
+  }
+  {
+    std::lock_guard lock(impl->mu);
+    if (Status r = impl->refresh_locked(); !r.ok()) return r;
+  }
+  return std::unique_ptr<Identity>(new Identity(std::move(impl)));
+}
+
 ServiceCredentials Identity::credentials() const {
   std::lock_guard lock(impl_->mu);
+  (void)impl_->refresh_locked();  // unreachable store: the keys held answer
   return {impl_->current.id, detail::base64_encode(impl_->current.pub_pem)};
 }
 
 std::vector<ServiceKey> Identity::keys() const {
   std::lock_guard lock(impl_->mu);
+  (void)impl_->refresh_locked();
   std::vector<ServiceKey> out;
   out.push_back({impl_->current.id, true, detail::from_millis(impl_->current.created_ms),
                  impl_->current.pub_pem});
@@ -239,6 +457,27 @@ std::vector<ServiceKey> Identity::keys() const {
 
 Status Identity::rotate() {
   std::lock_guard lock(impl_->mu);
+  if (impl_->store) {
+    if (Status r = impl_->refresh_locked(); !r.ok()) return r;
+    auto next = impl_->fresh_key("dms-" + impl_->env->new_uuid());
+    if (!next.ok()) return next.status();
+    Status s = impl_->store->transact([&](Txn& t) -> Status {
+      auto prev = t.query_one("SELECT id FROM service_keys WHERE slot = 'previous'");
+      if (!prev.ok()) return prev.status();
+      auto cur = t.query_one("SELECT id FROM service_keys WHERE slot = 'current'");
+      if (!cur.ok()) return cur.status();
+      if (*prev || !*cur)
+        return Status::FailedPrecondition("a key rotation to " +
+                                          (*cur ? (*cur)->text(0) : std::string("?")) +
+                                          " awaits confirmation; confirm it first");
+      // Sealed for its slot: the old current key is sealed again as previous.
+      if (Status p = impl_->put_slot(t, "previous", impl_->current); !p.ok()) return p;
+      if (Status p = impl_->put_slot(t, "current", *next); !p.ok()) return p;
+      return Impl::bump(t);
+    });
+    if (!s.ok()) return s;
+    return impl_->refresh_locked();
+  }
   if (!impl_->previous.id.empty())
     return Status::FailedPrecondition("a key rotation to " + impl_->current.id +
                                       " awaits confirmation; confirm it first");
@@ -258,6 +497,16 @@ Status Identity::rotate() {
 
 Status Identity::confirm_rotation() {
   std::lock_guard lock(impl_->mu);
+  if (impl_->store) {
+    Status s = impl_->store->transact([&](Txn& t) -> Status {
+      auto r = t.exec("DELETE FROM service_keys WHERE slot = 'previous'");
+      if (!r.ok()) return r.status();
+      if (*r == 0) return Status::FailedPrecondition("no key rotation awaits confirmation");
+      return Impl::bump(t);
+    });
+    if (!s.ok()) return s;
+    return impl_->refresh_locked();
+  }
   if (impl_->previous.id.empty())
     return Status::FailedPrecondition("no key rotation awaits confirmation");
   KeySlot old = std::move(impl_->previous);
@@ -273,6 +522,7 @@ Status Identity::confirm_rotation() {
 
 Result<std::string> Identity::sign_with_cluster_key(std::string_view data) const {
   std::lock_guard lock(impl_->mu);
+  (void)impl_->refresh_locked();
   return rs256_sign(impl_->current.key.get(), data);
 }
 

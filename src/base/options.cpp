@@ -1,11 +1,25 @@
 #include "dmscore/options.hpp"
 
 #include "backends/nvme_host.hpp"
+#include "dmscore/store.hpp"
 
 namespace dmscore {
 
 Status validate(const Options& o) {
   if (o.data_dir.empty()) return Status::InvalidArgument("data_dir: must not be empty");
+  if (!o.store.empty()) {
+    if (!is_postgres_url(o.store))
+      return Status::InvalidArgument("store: must be a postgresql:// URL (or empty for SQLite)");
+    if (o.store.size() > 4096) return Status::InvalidArgument("store: over 4096 characters");
+    if (o.store_key_file.empty())
+      return Status::InvalidArgument("store_key_file: required with a PostgreSQL store");
+    if (o.instance_heartbeat.count() < 10)
+      return Status::InvalidArgument("instance_heartbeat: must be at least 10 ms");
+    if (o.instance_lease < 3 * o.instance_heartbeat)
+      return Status::InvalidArgument("instance_lease: must be at least 3 heartbeats");
+  } else if (!o.store_key_file.empty()) {
+    return Status::InvalidArgument("store_key_file: only with a PostgreSQL store");
+  }
   if (o.max_running_workflows < 1 || o.max_running_workflows > 10000)
     return Status::InvalidArgument("max_running_workflows: must be 1..10000");
   if (o.workflow_threads < 1 || o.workflow_threads > 256)

@@ -346,6 +346,8 @@ Result<std::string> ApiClient::thick_clone_snapshot(const std::string& body_json
   return call("POST", "/api/v1/snapshots/thickclone", body_json);
 }
 
+Result<std::string> ApiClient::list_instances() { return call("GET", "/api/v1/instances"); }
+
 Result<std::string> ApiClient::list_workflows(const WorkflowFilter& f) {
   std::string q = Impl::page_query({f.page_size, f.page_token});
   auto add = [&](const char* k, const std::string& v) {

@@ -172,6 +172,33 @@ struct Router::Impl {
         out += "dms_cluster_calls_in_flight{cluster=\"" + label(c.cluster_id) + "\"} " +
                std::to_string(c.in_flight) + "\n";
     }
+    if (stats.ok() && !stats->instance_id.empty()) {
+      // Scale-out: every instance answers for itself, its id on every line.
+      const std::string inst = "{instance=\"" + label(stats->instance_id) + "\"}";
+      auto metric = [&](const char* name, const char* type, const char* help, std::uint64_t v) {
+        out += std::string("# HELP ") + name + " " + help + "\n";
+        out += std::string("# TYPE ") + name + " " + type + "\n";
+        out += name + inst + " " + std::to_string(v) + "\n";
+      };
+      metric("dms_instance_lease_held", "gauge",
+             "1 while this instance holds its lease (renewed within the lease time).",
+             svc.ready() ? 1 : 0);
+      metric("dms_instance_workflows_running", "gauge",
+             "Workflows this instance runs, has queued or has parked now.",
+             static_cast<std::uint64_t>(stats->running_here));
+      metric("dms_instance_heartbeats_total", "counter", "Lease renewals.",
+             stats->lease.heartbeats);
+      metric("dms_instance_heartbeat_failures_total", "counter", "Lease renewals that failed.",
+             stats->lease.heartbeat_failures);
+      metric("dms_instance_workflows_claimed_total", "counter", "Workflows this instance claimed.",
+             stats->lease.claimed);
+      metric("dms_instance_takeovers_total", "counter",
+             "Workflows claimed from an instance whose lease had run out.",
+             stats->lease.taken_over);
+      metric("dms_instance_fenced_total", "counter",
+             "Runs stopped here because another instance had taken their workflow over.",
+             stats->lease.fenced);
+    }
     std::lock_guard lock(metrics.mu);
     out += "# HELP dms_http_requests_total HTTP requests by route and status code.\n";
     out += "# TYPE dms_http_requests_total counter\n";

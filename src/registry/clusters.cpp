@@ -267,7 +267,7 @@ Status Service::Impl::set_status(const std::string& id, ConnectionStatus s,
       *store, [&](Txn& t) { return ClusterCatalog::set_status(t, id, s, message); });
 }
 
-Status Service::Impl::load_clusters() {
+Result<std::vector<ClusterCatalog::Entry>> Service::Impl::cluster_entries() const {
   std::vector<ClusterCatalog::Entry> entries;
   Status s = store->read([&](Txn& t) -> Status {
     auto r = ClusterCatalog::entries(t);
@@ -276,6 +276,50 @@ Status Service::Impl::load_clusters() {
     return Status::Ok();
   });
   if (!s.ok()) return s;
+  return entries;
+}
+
+void Service::Impl::sync_clusters(std::vector<std::string>& placed,
+                                  std::vector<std::string>& reached) {
+  auto read = cluster_entries();
+  if (!read.ok()) return;
+  const auto& entries = *read;
+  std::set<std::string> known;
+  std::unique_lock lock(registry_mu);
+  for (const auto& e : entries) {
+    known.insert(e.id);
+    vanished_once.erase(e.id);
+    if (!backends.count(e.id)) {
+      if (e.kind == ClusterKind::kLightbits) {
+        (void)open_lightbits(e.id, e.api_endpoint);
+      } else {
+        auto dir = local_cluster_dir(e.api_endpoint);
+        std::error_code ec;
+        // Held by another instance (its lock), or not visible here: not reached.
+        if (dir.ok() && *dir && fs::is_directory(**dir, ec)) (void)open_local(e.id, **dir);
+      }
+    }
+    if (e.kind == ClusterKind::kLocal) {
+      placed.push_back("cluster:" + e.id);
+      if (backends.count(e.id)) reached.push_back("cluster:" + e.id);
+    }
+  }
+  for (auto it = backends.begin(); it != backends.end();) {
+    if (known.count(it->first)) {
+      ++it;
+    } else if (vanished_once.insert(it->first).second) {
+      ++it;  // perhaps being attached here right now: closed only if still gone next time
+    } else {
+      vanished_once.erase(it->first);
+      it = backends.erase(it);
+    }
+  }
+}
+
+Status Service::Impl::load_clusters() {
+  auto read = cluster_entries();
+  if (!read.ok()) return read.status();
+  const auto& entries = *read;
   // A Lightbits driver opens without contacting the cluster; the health checks tell.
   for (const auto& e : entries)
     if (e.kind == ClusterKind::kLightbits) (void)open_lightbits(e.id, e.api_endpoint);
@@ -283,6 +327,9 @@ Status Service::Impl::load_clusters() {
     if (e.kind != ClusterKind::kLocal) continue;
     auto dir = local_cluster_dir(e.api_endpoint);
     Status os = dir.ok() && *dir ? open_local(e.id, **dir) : Status::Internal("bad endpoint");
+    // Shared store: another instance may hold the folder, or it is not visible here; that is
+    // no news about the cluster (sync_clusters takes it up when it is free).
+    if (shared() && !os.ok()) continue;
     auto [status, message] = condition(e.id, os);
     if (Status w = set_status(e.id, status, message); !w.ok()) return w;
   }
@@ -331,12 +378,9 @@ void Service::Impl::health_loop() {
 }
 
 void Service::Impl::check_health_once() {
-  std::vector<ClusterCatalog::Entry> targets;
-  (void)store->read([&](Txn& t) -> Status {
-    auto r = ClusterCatalog::entries(t);
-    if (r.ok()) targets = std::move(r).value();
-    return r.status();
-  });
+  auto read = cluster_entries();
+  if (!read.ok()) return;
+  std::vector<ClusterCatalog::Entry> targets = std::move(read).value();
   // Probed in parallel, 8 at a time, each recorded as soon as it answers: a cluster that does
   // not answer delays no other's status.
   constexpr std::size_t kParallel = 8;
@@ -345,6 +389,11 @@ void Service::Impl::check_health_once() {
     const std::size_t last = std::min(targets.size(), first + kParallel);
     for (std::size_t i = first; i < last; ++i) {
       probes.push_back(std::async(std::launch::async, [this, &e = targets[i]] {
+        if (shared() && e.kind == ClusterKind::kLocal) {
+          // Only the instance that holds a local cluster's folder tells its health.
+          std::shared_lock lock(registry_mu);
+          if (!backends.count(e.id)) return;
+        }
         Status st = probe(e.id, e.api_endpoint).status();
         auto [now, message] = condition(e.id, st);
         if (now == e.access_status && message == e.status_message) return;

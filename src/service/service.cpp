@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 
@@ -17,6 +18,41 @@ namespace dmscore {
 
 namespace fs = std::filesystem;
 using detail::Fd;
+
+namespace detail {
+
+// This instance's id on a shared store: made once ("<host>-<8 hex>") and kept in
+// <data_dir>/instance-id, so that a restarted instance takes back what it ran.
+Result<std::string> instance_id(const std::string& data_dir, Env& env) {
+  const std::string path = data_dir + "/instance-id";
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    auto text = read_small_file(path, 256);
+    if (!text.ok()) return text.status();
+    std::string id = *text;
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    bool good = !id.empty() && id.size() <= 64;
+    for (char c : id)
+      good =
+          good && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+    if (!good)
+      return Status::FailedPrecondition(path +
+                                        " does not hold an instance id (1..64 of "
+                                        "[A-Za-z0-9._-]); fix or remove it");
+    return id;
+  }
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string id;
+  for (const char* p = host; *p && id.size() < 40; ++p)
+    if (std::isalnum(static_cast<unsigned char>(*p)) || *p == '-') id += *p;
+  if (id.empty()) id = "dms";
+  id += "-" + random_hex(env, 4);
+  if (Status s = write_file_atomic(path, id + "\n", 0600); !s.ok()) return s;
+  return id;
+}
+
+}  // namespace detail
 
 Service::Service(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)),
@@ -81,9 +117,16 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   StoreOptions so;
   so.busy_timeout_ms = static_cast<int>(options.store_busy_timeout.count());
   so.env = impl->env;
-  auto store = Store::open(options.data_dir + "/dms.db", so);
+  const bool shared = !options.store.empty();
+  auto store = Store::open(shared ? options.store : options.data_dir + "/dms.db", so);
   if (!store.ok()) return store.status();
   impl->store = std::move(store).value();
+  if (shared) {
+    auto id = detail::instance_id(options.data_dir, *impl->env);
+    if (!id.ok()) return id.status();
+    impl->instance_id = *id;
+    impl->clusters_cache.share(impl->store.get(), "clusters");
+  }
   // The service's id: made once, kept for ever.
   if (Status s = impl->store->transact([&](Txn& t) -> Status {
         auto r =
@@ -102,7 +145,8 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   IdentityOptions io;
   io.rsa_bits = options.rsa_bits;
   io.env = impl->env;
-  auto identity = Identity::open(options.data_dir + "/identity", io);
+  auto identity = shared ? Identity::open_in_store(*impl->store, options.store_key_file, io)
+                         : Identity::open(options.data_dir + "/identity", io);
   if (!identity.ok()) return identity.status();
   impl->identity = std::move(identity).value();
   impl->cluster_tokens =
@@ -130,6 +174,17 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   eo.store_retry_budget = options.store_retry_budget;
   eo.log = options.log;
   eo.env = impl->env;
+  if (shared) {
+    eo.instance_id = impl->instance_id;
+    eo.instance_address = options.instance_address;
+    eo.lease_ttl = options.instance_lease;
+    eo.heartbeat_interval = options.instance_heartbeat;
+    eo.claim_interval = std::min(std::chrono::milliseconds(500), options.instance_heartbeat);
+    Impl* raw = impl.get();
+    eo.reach = [raw](std::vector<std::string>& placed, std::vector<std::string>& reached) {
+      raw->sync_clusters(placed, reached);
+    };
+  }
   impl->engine = std::make_unique<WorkflowEngine>(*impl->store, eo);
   for (auto reg : {detail::register_attach_cluster, detail::register_refresh_clusters,
                    detail::register_repair_cluster, detail::register_thick_clones,
@@ -214,8 +269,14 @@ Result<ServiceStats> Service::stats() const {
     out.cluster_calls.push_back(
         {id, g.refused_busy, g.refused_open, g.timeouts, g.io_thread_calls, g.in_flight, g.open});
   }
+  out.instance_id = impl_->instance_id;
+  out.lease = impl_->engine->lease_stats();
+  out.running_here = impl_->engine->running_here();
   return out;
 }
+
+const std::string& Service::instance_id() const { return impl_->instance_id; }
+Result<std::vector<InstanceInfo>> Service::instances() const { return impl_->engine->instances(); }
 
 // ---- workflows ----
 

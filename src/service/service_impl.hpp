@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 
 #include "base/call_scope.hpp"
 #include "base/util.hpp"
+#include "catalog/cluster_catalog.hpp"
 #include "catalog/copy_set_catalog.hpp"
 #include "copy/file_io.hpp"
 #include "dmscore/local_backend.hpp"
@@ -50,6 +52,11 @@ struct detail::ServiceImpl {
   std::unique_ptr<Store> store;
   // The service's id (service_facts), marked on what it manages on Lightbits clusters.
   std::string service_id;
+  // Scale-out: this instance's id, kept in data_dir/instance-id; empty on SQLite.
+  std::string instance_id;
+  // Scale-out: clusters that were not in the store at the last sync_clusters (their drivers are
+  // closed when they are still not at the next: attached here meanwhile, or detached elsewhere).
+  std::set<std::string> vanished_once;
   std::unique_ptr<Identity> identity;
   std::unique_ptr<Auth> auth;
   std::unique_ptr<ClusterTokenSigner> cluster_tokens;
@@ -128,8 +135,16 @@ struct detail::ServiceImpl {
   // REQUIRES: registry_mu held exclusively.
   Status open_lightbits(const std::string& id, const std::string& endpoint);
   Status set_status(const std::string& id, ConnectionStatus s, const std::string& message = "");
+  // Every attached cluster's row.
+  Result<std::vector<ClusterCatalog::Entry>> cluster_entries() const;
   // At open: every attached cluster's driver, local ones checked for repair.
   Status load_clusters();
+  // Scale-out, at every heartbeat: opens the drivers of clusters attached through another
+  // instance (a local cluster's folder only when no other instance holds it), closes those
+  // detached elsewhere, and says which local clusters exist (`placed`) and which this instance
+  // holds (`reached`).
+  void sync_clusters(std::vector<std::string>& placed, std::vector<std::string>& reached);
+  bool shared() const { return !instance_id.empty(); }
   Status record_cluster(const ClusterInfo& info, ClusterKind kind, const std::string& endpoint,
                         bool adopt);
   Status update_cluster_info(const std::string& id, const ClusterInfo& info);

@@ -1106,6 +1106,10 @@ async function main() {
   await check("list snapshots with pageSize=-1", { method: "GET", path: `${S(cidA)}?pageSize=-1`, token }, 400);
   await check("list snapshots with a volume's page token", { method: "GET", path: `${S(cidA)}?nextPageToken=v1.1`, token }, 400);
   await check("list snapshots of an unknown cluster", { method: "GET", path: S(randomUuid()), token }, 404);
+  await check("list instances (the embedded store has none)", { method: "GET", path: "/api/v1/instances", token }, 200, (r) =>
+    r.json.instances.length === 0 && r.json.self === "" ? null : "instances on SQLite");
+  await check("list instances with a parameter", { method: "GET", path: "/api/v1/instances?x=1", token }, 400);
+  await check("list instances without a token", { method: "GET", path: "/api/v1/instances" }, 401);
   const W = "/api/v1/workflows";
   await check("list COMPLETED workflows", { method: "GET", path: `${W}?state=COMPLETED`, token }, 200, (r) =>
     r.json.workflows.length && r.json.workflows.every((w) => w.state === "COMPLETED") ? null : "filter by state not applied");

@@ -180,6 +180,8 @@ class ApiClient {
   Result<std::string> thick_clone_consistency_group(const std::string& body_json);
 
   Result<std::string> list_workflows(const WorkflowFilter& filter);
+  // {"instances": [...], "self": id}: the instances sharing the service's store.
+  Result<std::string> list_instances();
   Result<std::string> get_workflow(const std::string& workflow_id);
   Result<std::string> cancel_workflow(const std::string& workflow_id);
 

@@ -1,4 +1,5 @@
 // Operations: health, readiness, metrics and the OpenAPI document; none needs a token.
+#include "http/api_json.hpp"
 #include "http/openapi.hpp"
 #include "http/route_table.hpp"
 
@@ -29,6 +30,22 @@ void add_operations_routes(RouteTable& add, Service& svc,
         return json::value();
       },
       false);
+  // Scale-out: the instances sharing the store and their leases (empty on the embedded store).
+  add("GET", "/api/v1/instances", [&svc](Call& c) -> R {
+    if (Status st = check_query(c.params, {}); !st.ok()) return st;
+    auto list = svc.instances();
+    if (!list.ok()) return list.status();
+    json::array a;
+    for (const auto& i : *list)
+      a.push_back(json::object{{"id", i.id},
+                               {"address", i.address},
+                               {"startedAt", http::detail::rfc3339(i.started_at)},
+                               {"heartbeatAt", http::detail::rfc3339(i.heartbeat_at)},
+                               {"leaseUntil", http::detail::rfc3339(i.lease_until)},
+                               {"runningWorkflows", i.running},
+                               {"alive", i.alive}});
+    return json::value(json::object{{"instances", std::move(a)}, {"self", svc.instance_id()}});
+  });
   add(
       "GET", "/api/v1/openapi.json",
       [&svc](Call& c) -> R {
