@@ -746,10 +746,58 @@ TEST_CASE(
   CHECK(s.call(s1, "POST", "/api/v1/logout", t2, "{}").first == 200);
   CHECK(s.call(s2, "GET", "/api/v1/workflows", t2).first == 401);
   CHECK(s.call(s1, "GET", "/api/v1/workflows", t2).first == 401);
+  // Each instance's metrics carry its id; the survivor that took the clone over counts it.
+  {
+    auto m = s.client(s1).request("GET", "/metrics");
+    REQUIRE(m.ok());
+    auto m2 = s.client(s2).request("GET", "/metrics");
+    REQUIRE(m2.ok());
+    const std::string self1(
+        s.ok_json(s1, "GET", "/api/v1/instances", s.login(s1)).at("self").as_string());
+    CHECK_THAT(m->body, Catch::Contains("dms_instance_lease_held{instance=\"" + self1 + "\"} 1"));
+    const std::string takeovers = "dms_instance_takeovers_total{instance=\"" + new_owner + "\"} ";
+    const std::string& owner_metrics = self1 == new_owner ? m->body : m2->body;
+    const auto at = owner_metrics.find(takeovers);
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stoi(owner_metrics.substr(at + takeovers.size())) >= 1);
+  }
   // The killed instance is listed, no longer alive.
   auto inst = s.ok_json(s2, "GET", "/api/v1/instances", s.login(s2)).at("instances");
   REQUIRE(inst.as_array().size() == 3);
   for (const auto& i : inst.as_array())
     CHECK(i.at("alive").as_bool() == (i.at("id").as_string() != holder_id));
+}
+TEST_CASE("Scale-out: dmsctl serve refuses bad store options, naming them, and starts nothing") {
+  TempDir dir;
+  const std::string key = make_store_key(dir);
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"--store", "mysql://db/dms", "--store-key-file", key}, "--store: must be a postgresql"},
+      {{"--store", "postgresql://dms@db/dms"}, "--store-key-file: required"},
+      {{"--store-key-file", key}, "--store-key-file: only with --store"},
+      {{"--store", "postgresql://dms:hunter2-secret@db/dms", "--store-key-file", key},
+       "PGPASSFILE"},
+      {{"--store", "postgresql://db/dms?password=hunter2-secret", "--store-key-file", key},
+       "PGPASSFILE"},
+      {{"--store", "postgresql://db/dms", "--store-key-file", key, "--instance-lease-ms", "5"},
+       "--instance-lease-ms"},
+  };
+  int n = 0;
+  for (const auto& c : cases) {
+    INFO(c.says);
+    const std::string log = dir / ("serve" + std::to_string(n++) + ".log");
+    std::vector<std::string> argv = {DMSCORE_DMSCTL, "serve",      "--listen",
+                                     "127.0.0.1:0",  "--data-dir", dir / "data"};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Process p(argv, {"PATH=/usr/bin:/bin"}, log);
+    CHECK(p.wait(30s) == std::optional<int>(2));
+    const std::string out = dmscore::testing::read_file(log);
+    CHECK_THAT(out, Catch::Contains(c.says));
+    CHECK_THAT(out, !Catch::Contains("hunter2-secret"));
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "data/instance-id"));
 }
 #endif
