@@ -471,7 +471,13 @@ TEST_CASE("Scale-out: services on one store share users, tokens, clusters and th
 
   // A cluster attached through one is listed by the other at once.
   REQUIRE(b->clusters().list().ok());  // b's cluster list is cached now
-  const std::string cid = dmscore::testing::attach_cluster(*a, {"file://" + (dir / "c1"), ""});
+  auto attach = a->clusters().attach({"file://" + (dir / "c1"), ""});
+  REQUIRE(attach.ok());
+  const std::string cid =
+      dmscore::testing::attached_cluster_id(dmscore::testing::wait_workflow(*a, *attach));
+  // The attach ran where it was asked (the folder is that instance's to check and open).
+  CHECK(db.value("SELECT owner FROM workflows WHERE id = '" + attach->str() + "'") ==
+        a->instance_id());
   auto seen = b->clusters().list();
   REQUIRE(seen.ok());
   REQUIRE(seen->size() == 1);
@@ -485,6 +491,26 @@ TEST_CASE("Scale-out: services on one store share users, tokens, clusters and th
   CHECK(b->identity().keys().size() == 2);
   REQUIRE(b->identity().confirm_rotation().ok());
   CHECK(a->identity().keys().size() == 1);
+
+  // When the folder's holder goes and an empty directory stands where the cluster was (a mount
+  // point not mounted), the other instance does not make a new cluster of it.
+  a.reset();
+  std::filesystem::rename(dir / "c1", dir / "c1-away");
+  std::filesystem::create_directories(dir / "c1");
+  std::this_thread::sleep_for(600ms);  // several heartbeats of b
+  CHECK(std::filesystem::is_empty(dir / "c1"));
+  CHECK(db.value("SELECT COUNT(*) FROM instance_reach WHERE resource = 'cluster:" + cid + "'") ==
+        "0");
+  // Put back, the folder is taken up by b at a heartbeat.
+  std::filesystem::remove(dir / "c1");
+  std::filesystem::rename(dir / "c1-away", dir / "c1");
+  std::string holder;
+  for (int i = 0; i < 100 && holder.empty(); ++i) {
+    holder = db.value("SELECT instance_id FROM instance_reach WHERE resource = 'cluster:" + cid +
+                      "' AND instance_id = '" + b->instance_id() + "'");
+    if (holder.empty()) std::this_thread::sleep_for(50ms);
+  }
+  CHECK(holder == b->instance_id());
 }
 
 TEST_CASE("Scale-out: the store key file must be private, long enough and the same everywhere") {

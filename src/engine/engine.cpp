@@ -425,6 +425,7 @@ Status WorkflowEngine::cancel(const std::string& id) {
   Impl& im = *impl_;
   bool ended = false;
   Status s = im.store.transact([&](Txn& t) -> Status {
+    ended = false;
     auto row = t.query_one("SELECT state, type, request FROM workflows WHERE id = ?", {id});
     if (!row.ok()) return row.status();
     if (!*row) return Status::NotFound("workflow " + id + " not found");

@@ -124,12 +124,15 @@ struct WorkflowEngine::Impl {
       std::lock_guard lock(mu);
       epochs[id] = epoch;
       if (!queued.insert(id).second) {
-        // Still here: parked (it runs again with the new epoch) or winding down after it was
-        // lost (it runs again when that ends).
-        if (parked.count(id))
-          unpark_locked(id);
-        else
+        // Still here: parked, or winding down after it was lost. Either way it runs again as
+        // after a restart (begin() reads where it stands), not as a woken park.
+        if (parked.erase(id)) {
+          woken.erase(id);
+          queue.push_back(id);
+          queue_cv.notify_one();
+        } else {
           reclaimed.insert(id);
+        }
         return;
       }
       queue.push_back(id);
@@ -172,6 +175,19 @@ struct WorkflowEngine::Impl {
     Status s = retry ? persist(fenced) : store.transact(fenced);
     if (lost_now) mark_lost(lv, id);
     return s;
+  }
+  // Before work outside the store that only the owner may do (an undo): true without
+  // scale-out; with it, while the lease is fresh and a fenced check commits.
+  bool still_owned(Live& lv, const std::string& id) {
+    if (!shared()) return true;
+    if (lv.lost) return false;
+    if (!lease_fresh()) {
+      mark_lost(lv, id);
+      return false;
+    }
+    return write_run(
+               lv, id, [](Txn&) { return Status::Ok(); }, false)
+        .ok();
   }
   Status lost_status(const std::string& id) const {
     return Status::FailedPrecondition("workflow " + id + ": instance " + options.instance_id +
@@ -268,7 +284,7 @@ struct WorkflowEngine::Impl {
       {
         std::lock_guard lock(mu);
         live.erase(id);
-        if (park_for.count() > 0 && !stopping) {
+        if (park_for.count() > 0 && !stopping && !reclaimed.count(id)) {
           parked[id] = std::chrono::steady_clock::now() + park_for;
           if (wake_pending.erase(id)) unpark_locked(id);
           queue_cv.notify_one();  // a waiting worker recomputes its deadline
@@ -353,7 +369,8 @@ class WorkflowEngine::Impl::Context final : public StepContext {
   bool should_stop() const override {
     return live_->cancel.load(std::memory_order_relaxed) ||
            live_->lost.load(std::memory_order_relaxed) ||
-           engine_.stopping.load(std::memory_order_relaxed);
+           engine_.stopping.load(std::memory_order_relaxed) ||
+           (engine_.shared() && !engine_.lease_fresh());  // it may be another's by now
   }
 
   Status add_resource(const std::string& resource) override {

@@ -93,6 +93,8 @@ void WorkflowEngine::Impl::stop_leases() {
   if (!shared() || !started) return;
   // The runs have stopped: give the lease up so that other instances take over at once.
   (void)store.transact([&](Txn& t) -> Status {
+    auto r = t.exec("DELETE FROM instance_reach WHERE instance_id = ?", {options.instance_id});
+    if (!r.ok()) return r.status();
     return t
         .exec("UPDATE instances SET lease_until = 0, running = 0 WHERE id = ?",
               {options.instance_id})
@@ -188,10 +190,11 @@ Status WorkflowEngine::Impl::heartbeat() {
 Status WorkflowEngine::Impl::claim_some() {
   const std::string& me = options.instance_id;
   int free = 0;
-  std::vector<std::pair<std::string, std::int64_t>> cancels_to_check;
+  std::set<std::string> here;
   {
     std::lock_guard lock(mu);
     free = options.threads - static_cast<int>(queued.size() - parked.size());
+    here = queued;
   }
   if (free <= 0 || !lease_fresh()) return Status::Ok();
   std::vector<std::pair<std::string, std::int64_t>> got;
@@ -201,6 +204,22 @@ Status WorkflowEngine::Impl::claim_some() {
     taken = 0;
     auto now = db_now(t);
     if (!now.ok()) return now.status();
+    // Its own that no run here holds (stopped after a failed write or a lapsed lease): again.
+    auto own =
+        t.query("SELECT id FROM workflows WHERE owner = ? AND state IN (?, ?) ORDER BY seq",
+                {me, sql_state(WorkflowState::kPending), sql_state(WorkflowState::kRunning)});
+    if (!own.ok()) return own.status();
+    for (const auto& row : *own) {
+      const std::string id = row.text(0);
+      if (here.count(id) || static_cast<int>(got.size()) >= free) continue;
+      auto e = t.query(
+          "UPDATE workflows SET lease_epoch = lease_epoch + 1 WHERE id = ? AND owner = ? "
+          "RETURNING lease_epoch",
+          {id, me});
+      if (!e.ok()) return e.status();
+      if (!e->empty()) got.emplace_back(id, e->front().int64(0));
+    }
+    if (static_cast<int>(got.size()) >= free) return Status::Ok();
     std::string sql =
         "SELECT w.id, w.owner FROM workflows w WHERE w.state IN (?, ?) AND w.owner <> ? AND "
         "(w.owner = '' OR NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = w.owner AND "
@@ -211,7 +230,7 @@ Status WorkflowEngine::Impl::claim_some() {
     if (t.dialect() == SqlDialect::kPostgres) sql += " FOR UPDATE OF w SKIP LOCKED";
     auto rows =
         t.query(sql, {sql_state(WorkflowState::kPending), sql_state(WorkflowState::kRunning), me,
-                      *now, me, std::int64_t{free}});
+                      *now, me, std::int64_t{free - static_cast<int>(got.size())}});
     if (!rows.ok()) return rows.status();
     for (const auto& row : *rows) {
       const std::string id = row.text(0);

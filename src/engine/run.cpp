@@ -72,6 +72,7 @@ class WorkflowEngine::Impl::Run {
     Status s = e_.write_run(
         *lv_, id_,
         [&](Txn& t) -> Status {
+          gone = false;
           auto row = t.query_one(
               "SELECT state, type, request, vars, step_index, cancel_requested, final_state, "
               "final_msg, result, progress_percent, progress_stage, bytes_done, bytes_total, "
@@ -175,6 +176,8 @@ class WorkflowEngine::Impl::Run {
   // crash interrupted it.
   Status begin(int i, const Step& step, std::string& checkpoint, bool& interrupted) {
     return e_.write_run(*lv_, id_, [&](Txn& t) -> Status {
+      interrupted = false;
+      checkpoint.clear();
       auto row = t.query_one(
           "SELECT state, checkpoint FROM workflow_steps WHERE workflow_id = ? AND idx = ?",
           {id_, std::int64_t{i}});
@@ -308,6 +311,9 @@ class WorkflowEngine::Impl::Run {
           .status();
     });
     if (lv_->lost) return;
+    // Scale-out: undo only what this instance is sure it still owns (the outcome's fenced write
+    // committed); a store it cannot reach may have given the workflow to another instance.
+    if (!ps.ok() && e_.shared()) return;
     if (!ps.ok() && e_.options.log)
       e_.options.log("workflow " + id_ + ": compensating without a record of it (" + ps.message() +
                      ")");
@@ -315,7 +321,7 @@ class WorkflowEngine::Impl::Run {
     for (int i = std::min(from, last_step()); i >= 0; --i) {
       const Step& step = (*steps_)[static_cast<std::size_t>(i)];
       if (!step.undo) continue;
-      if (lv_->lost) return;
+      if (!e_.still_owned(*lv_, id_)) return;
       Context ctx(e_, id_, request_, vars_, lv_, i, "", true, result_);
       Status us = call_step(step.undo, ctx);
       (void)e_.write_run(

@@ -284,21 +284,34 @@ void Service::Impl::sync_clusters(std::vector<std::string>& placed,
   auto read = cluster_entries();
   if (!read.ok()) return;
   const auto& entries = *read;
+  // What to open, decided under a shared lock; opened without the lock (a local cluster's
+  // recovery may take a while and requests read the registry meanwhile); kept under a short
+  // exclusive one.
+  std::vector<const ClusterCatalog::Entry*> missing;
+  {
+    std::shared_lock lock(registry_mu);
+    for (const auto& e : entries)
+      if (!backends.count(e.id)) missing.push_back(&e);
+  }
+  std::vector<std::pair<std::string, std::unique_ptr<LocalBackend>>> opened;
+  for (const auto* e : missing) {
+    if (e->kind != ClusterKind::kLocal) continue;
+    auto dir = local_cluster_dir(e->api_endpoint);
+    // Only a folder that holds a cluster already (never one to make: an empty mount point is
+    // not this cluster), and not locked by another instance.
+    if (!dir.ok() || !*dir || !LocalBackend::is_cluster_dir(**dir)) continue;
+    auto b = LocalBackend::open(**dir, "", local_options());
+    if (b.ok() && (*b)->cluster_id() == e->id) opened.emplace_back(e->id, std::move(b).value());
+  }
   std::set<std::string> known;
   std::unique_lock lock(registry_mu);
+  for (auto& [id, b] : opened)
+    if (!backends.count(id)) backends[id] = gated(id, std::shared_ptr<Backend>(std::move(b)));
   for (const auto& e : entries) {
     known.insert(e.id);
     vanished_once.erase(e.id);
-    if (!backends.count(e.id)) {
-      if (e.kind == ClusterKind::kLightbits) {
-        (void)open_lightbits(e.id, e.api_endpoint);
-      } else {
-        auto dir = local_cluster_dir(e.api_endpoint);
-        std::error_code ec;
-        // Held by another instance (its lock), or not visible here: not reached.
-        if (dir.ok() && *dir && fs::is_directory(**dir, ec)) (void)open_local(e.id, **dir);
-      }
-    }
+    if (!backends.count(e.id) && e.kind == ClusterKind::kLightbits)
+      (void)open_lightbits(e.id, e.api_endpoint);  // opens without contacting the cluster
     if (e.kind == ClusterKind::kLocal) {
       placed.push_back("cluster:" + e.id);
       if (backends.count(e.id)) reached.push_back("cluster:" + e.id);
@@ -314,6 +327,9 @@ void Service::Impl::sync_clusters(std::vector<std::string>& placed,
       it = backends.erase(it);
     }
   }
+  // Workflows that must run on this instance (an attach of a local cluster it was asked for).
+  placed.push_back("instance:" + instance_id);
+  reached.push_back("instance:" + instance_id);
 }
 
 Status Service::Impl::load_clusters() {
@@ -326,9 +342,11 @@ Status Service::Impl::load_clusters() {
   for (const auto& e : entries) {
     if (e.kind != ClusterKind::kLocal) continue;
     auto dir = local_cluster_dir(e.api_endpoint);
+    // Shared store: another instance may hold the folder, or it is not visible here (an empty
+    // mount point is not made a cluster); that is no news about the cluster (sync_clusters
+    // takes it up when it is free).
+    if (shared() && (!dir.ok() || !*dir || !LocalBackend::is_cluster_dir(**dir))) continue;
     Status os = dir.ok() && *dir ? open_local(e.id, **dir) : Status::Internal("bad endpoint");
-    // Shared store: another instance may hold the folder, or it is not visible here; that is
-    // no news about the cluster (sync_clusters takes it up when it is free).
     if (shared() && !os.ok()) continue;
     auto [status, message] = condition(e.id, os);
     if (Status w = set_status(e.id, status, message); !w.ok()) return w;
@@ -437,8 +455,12 @@ Result<WorkflowId> Clusters::attach(const AttachClusterRequest& request) {
   }
   if (Status s = impl_->check_no_overlap(**dir); !s.ok()) return s;
   AttachClusterRequest normal{"file://" + **dir, request.name};
-  return detail::workflow_id(
-      impl_->engine->submit(kAttachCluster, json::serialize(detail::to_json(normal))));
+  // Shared store: the folder is this instance's to check (roots, overlap) and to open, so
+  // the attach runs here.
+  std::vector<std::string> here;
+  if (impl_->shared()) here.push_back("instance:" + impl_->instance_id);
+  return detail::workflow_id(impl_->engine->submit(
+      kAttachCluster, json::serialize(detail::to_json(normal)), std::move(here)));
 }
 
 Result<std::vector<Cluster>> Clusters::list() const {

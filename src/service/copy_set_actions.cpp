@@ -89,6 +89,7 @@ Status detach(FullCopies::Impl& im, const std::string& set_id, const std::vector
               const CopySetActionRequest& req) {
   std::vector<std::string> released;
   Status s = im.deps.store->transact([&](Txn& t) -> Status {
+    released.clear();  // a transaction that lost a conflict runs again (PostgreSQL)
     if (Status e = check_in(t, set_id, which, req); !e.ok()) return e;
     for (int k : which) {
       auto st = CopySetCatalog::copy_state(t, set_id, k);

@@ -224,9 +224,32 @@ Result<std::unique_ptr<Service>> Service::open(Options options) {
   fd.verify_bytes = &impl->verify_bytes;
   impl->full_copies = std::make_unique<detail::FullCopies>(std::move(fd));
   if (Status s = impl->full_copies->register_workflows(); !s.ok()) return s;
-  if (Status s = impl->groups->recover(); !s.ok()) return s;
+  // The groups' and copy sets' recovery settles rows left in flight by a crash, assuming no one
+  // else has any in flight: on a shared store only an instance that starts alone runs it.
+  bool alone = true;
+  if (shared) {
+    Status a = impl->store->read([&](Txn& t) -> Status {
+      auto r = t.query_one(
+          "SELECT COUNT(*) FROM instances WHERE id <> ? AND lease_until >= "
+          "CAST(floor(extract(epoch from clock_timestamp()) * 1000) AS BIGINT)",
+          {impl->instance_id});
+      if (!r.ok()) return r.status();
+      alone = (*r)->int64(0) == 0;
+      return Status::Ok();
+    });
+    if (!a.ok()) return a;
+    if (!alone)
+      options.log(
+          "other instances are alive: this one leaves the recovery of groups and copy "
+          "sets to the next instance that starts alone");
+  }
+  if (alone) {
+    if (Status s = impl->groups->recover(); !s.ok()) return s;
+  }
   if (Status s = impl->engine->start(); !s.ok()) return s;
-  if (Status s = impl->full_copies->recover(); !s.ok()) return s;
+  if (alone) {
+    if (Status s = impl->full_copies->recover(); !s.ok()) return s;
+  }
   if (impl->options.health_check_interval.count() > 0) {
     Impl* raw = impl.get();
     impl->health = std::thread([raw] { raw->health_loop(); });

@@ -141,6 +141,7 @@ Status Groups::Impl::take(StepContext& ctx, const std::string& id) {
   if (!taken.ok()) return fail(taken.status());
   bool gone = false;
   Status s = deps.store->transact([&](Txn& t) -> Status {
+    gone = false;  // a transaction that lost a conflict runs again (PostgreSQL)
     auto now = CgSnapshotCatalog::status_of(t, id);
     if (!now.ok()) return now.status();
     if (*now != GroupStatus::kCreating) {
