@@ -239,7 +239,9 @@ TEST_CASE("Store: an unopenable path is UNAVAILABLE") {
   CHECK(s.status().code() == Code::kUnavailable);
 }
 
-TEST_CASE("Store: concurrent transactions are grouped into fewer commits and none is lost (both stores)") {
+TEST_CASE(
+    "Store: concurrent transactions are grouped into fewer commits and none is lost (both "
+    "stores)") {
   DMS_FOR_EACH_STORE(kind);
   StoreSite site(kind == "postgres");
   auto store = open_kv(site.location("a.db"));
@@ -309,9 +311,8 @@ TEST_CASE("Store: read-modify-write transactions racing never lose an update (bo
   StoreSite site(kind == "postgres");
   auto store = open_kv(site.location("a.db"));
   REQUIRE(store
-              ->transact([](Txn& t) {
-                return t.exec("INSERT INTO kv (k, v) VALUES ('n', 0)").status();
-              })
+              ->transact(
+                  [](Txn& t) { return t.exec("INSERT INTO kv (k, v) VALUES ('n', 0)").status(); })
               .ok());
   constexpr int kThreads = 8, kEach = 40;
   std::atomic<int> failures{0};
@@ -349,19 +350,19 @@ TEST_CASE("Store: typed values round-trip (both stores)") {
   StoreSite site(kind == "postgres");
   auto store = open_kv(site.location("a.db"));
   const std::string odd = "quote ' and \"double\" and ? and $1 and unicode \xc3\xa9";
-  REQUIRE(store
-              ->transact([&](Txn& t) -> Status {
-                auto r = t.exec("INSERT INTO kv (k, v, note) VALUES (?, ?, ?)",
-                                {std::string("big"), std::int64_t{INT64_MAX}, odd});
-                if (!r.ok()) return r.status();
-                r = t.exec("INSERT OR IGNORE INTO kv (k, v) VALUES (?, ?)",
-                           {std::string("big"), std::int64_t{1}});
-                if (!r.ok()) return r.status();
-                CHECK(*r == 0);  // ignored: nothing changed
-                return t.exec("INSERT INTO kv (k, v) VALUES ('neg', ?)", {std::int64_t{-7}})
-                    .status();
-              })
-              .ok());
+  REQUIRE(
+      store
+          ->transact([&](Txn& t) -> Status {
+            auto r = t.exec("INSERT INTO kv (k, v, note) VALUES (?, ?, ?)",
+                            {std::string("big"), std::int64_t{INT64_MAX}, odd});
+            if (!r.ok()) return r.status();
+            r = t.exec("INSERT OR IGNORE INTO kv (k, v) VALUES (?, ?)",
+                       {std::string("big"), std::int64_t{1}});
+            if (!r.ok()) return r.status();
+            CHECK(*r == 0);  // ignored: nothing changed
+            return t.exec("INSERT INTO kv (k, v) VALUES ('neg', ?)", {std::int64_t{-7}}).status();
+          })
+          .ok());
   REQUIRE(store
               ->read([&](Txn& t) -> Status {
                 auto r = t.query_one(
@@ -397,9 +398,8 @@ TEST_CASE("Store (PostgreSQL): a newer schema is refused and nothing is changed"
   CHECK(s.status().code() == Code::kFailedPrecondition);
   CHECK_THAT(s.status().message(), Catch::Contains("newer"));
   CHECK(site.pg()->value("SELECT version FROM dms_schema") == "2");
-  CHECK(site.pg()->value(
-            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = '" +
-            site.pg()->schema() + "' AND table_name = 'kv'") == "3");
+  CHECK(site.pg()->value("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = '" +
+                         site.pg()->schema() + "' AND table_name = 'kv'") == "3");
 }
 
 TEST_CASE("Store (PostgreSQL): instances opening a new database together migrate it once") {
@@ -429,16 +429,18 @@ TEST_CASE("Store (PostgreSQL): instances opening a new database together migrate
   REQUIRE((*store)
               ->transact([](Txn& t) {
                 return t
-                    .exec("INSERT INTO workflows (id, type, state, created_at, request) VALUES "
-                          "('w1', 'T', 'PENDING', 1, '{}')")
+                    .exec(
+                        "INSERT INTO workflows (id, type, state, created_at, request) VALUES "
+                        "('w1', 'T', 'PENDING', 1, '{}')")
                     .status();
               })
               .ok());
   CHECK(site.pg()->value("SELECT value FROM workflow_counters WHERE name = 'active'") == "1");
 }
 
-TEST_CASE("Store (PostgreSQL): an unreachable server is UNAVAILABLE and no message shows the "
-          "password") {
+TEST_CASE(
+    "Store (PostgreSQL): an unreachable server is UNAVAILABLE and no message shows the "
+    "password") {
   DMS_FOR_EACH_STORE(kind);
   if (kind != "postgres") return;
   const int port = dmscore::testing::free_loopback_port();
@@ -461,9 +463,10 @@ TEST_CASE("Store (PostgreSQL): a connection the server dropped is made again") {
   auto opened = Store::open(site.location(), o);
   REQUIRE(opened.ok());
   auto& store = **opened;
-  REQUIRE(store.transact([](Txn& t) {
-                 return t.exec("INSERT INTO kv (k, v) VALUES ('a', 1)").status();
-               }).ok());
+  REQUIRE(
+      store
+          .transact([](Txn& t) { return t.exec("INSERT INTO kv (k, v) VALUES ('a', 1)").status(); })
+          .ok());
   // Every connection of this schema's store ends, as a server restart ends them.
   dmscore::testing::pg_admin(site.pg()->url(),
                              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
@@ -475,9 +478,10 @@ TEST_CASE("Store (PostgreSQL): a connection the server dropped is made again") {
       [](Txn& t) { return t.exec("INSERT INTO kv (k, v) VALUES ('b', 2)").status(); });
   if (!first.ok()) {
     CHECK(first.code() == Code::kUnavailable);
-    REQUIRE(store.transact([](Txn& t) {
-                   return t.exec("INSERT INTO kv (k, v) VALUES ('b', 2)").status();
-                 }).ok());
+    REQUIRE(store
+                .transact(
+                    [](Txn& t) { return t.exec("INSERT INTO kv (k, v) VALUES ('b', 2)").status(); })
+                .ok());
   }
   CHECK(count_rows(store) == 2);
 }

@@ -503,8 +503,12 @@ Result<bool> Auth::bootstrap_admin(const std::string& password, const std::strin
   }
   auto u = create_user("admin", pw, Role::kAdmin);
   if (u.status().code() == Code::kAlreadyExists) {
-    // Another instance sharing the store made it first: its password is that instance's.
-    if (password.empty()) ::unlink(password_file.c_str());
+    // Another instance sharing the store made it first: its password is that instance's. The
+    // file this call wrote is taken back, only when it still holds what this call wrote.
+    if (password.empty()) {
+      auto now = detail::read_small_file(password_file, 4096);
+      if (now.ok() && *now == pw + "\n") ::unlink(password_file.c_str());
+    }
     return false;
   }
   if (!u.ok()) return u.status();
